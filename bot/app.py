@@ -1,0 +1,120 @@
+"""The composition root: builds config, database, platforms, router, outbox; starts and stops.
+
+The only module of `bot/` that imports `handlers/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from bot.clock import Clock, utc_now
+from bot.config import Settings
+from bot.events import Event, PersonId, platform_of
+from bot.outbox import OutboxWorker
+from bot.people import Directory
+from bot.platform import PersonInfo, Platform
+from bot.router import Router
+from handlers import admin, claims, help, queue, routing
+from storage.database import Database
+from storage.migrate import upgrade
+
+log = logging.getLogger("inloop")
+
+
+def report_error(exc: BaseException, where: str) -> None:
+    """The one error hook: every handler, job and delivery failure ends up here."""
+    log.error("%s: %s", where, exc, exc_info=exc)
+
+
+class App:
+    """Inloop, assembled. Also the EventSink every adapter hands its events to."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        platforms: Mapping[str, Platform],
+        *,
+        clock: Clock = utc_now,
+        outbox_pacing: Mapping[str, float] | None = None,
+    ):
+        self.settings = settings
+        self.platforms = dict(platforms)
+        self.clock = clock
+        self.db = Database(settings.database_url)
+        self.directory = Directory(
+            lookup=self._lookup,
+            admins=frozenset(settings.admins),
+            default_language=settings.language,
+        )
+        self.outbox = OutboxWorker(
+            self.db,
+            self.platforms,
+            clock,
+            report_error,
+            max_attempts=settings.outbox_max_attempts,
+            pacing=outbox_pacing,
+        )
+        self.router = Router(
+            self.db,
+            self.directory,
+            clock,
+            report_error,
+            channel_language=settings.language,
+            prefixes={
+                name: getattr(p, "command_prefix", "!inloop") for name, p in self.platforms.items()
+            },
+            after_commit=self.outbox.kick,
+        )
+        for module in (help, claims, queue, admin, routing):
+            module.register(self.router)
+
+    async def start(self) -> None:
+        await upgrade(self.db)
+        async with self.db.transaction() as session:
+            await self.directory.promote_admins(session, self.clock())
+        self.outbox.start()
+        for platform in self.platforms.values():
+            await platform.start(self)
+        log.info("Inloop started: %s", ", ".join(self.platforms))
+
+    async def stop(self) -> None:
+        for platform in self.platforms.values():
+            await platform.stop()
+        await self.outbox.stop()
+        await self.db.dispose()
+
+    # -- EventSink -----------------------------------------------------------------------
+
+    async def handle(self, event: Event) -> None:
+        await self.router.handle(event)
+
+    async def settle(self) -> None:
+        await self.outbox.settle()
+
+    async def _lookup(self, person: PersonId) -> PersonInfo:
+        platform = self.platforms.get(platform_of(person))
+        if platform is None:
+            # Someone on a platform that is not running (e.g. named in INLOOP_ADMINS).
+            return PersonInfo(display_name=person.partition(":")[2], is_staff=False)
+        return await platform.user_info(person)
+
+
+async def run(settings: Settings) -> None:
+    """`inloop run`: start what the settings ask for and run until stopped."""
+    from bot.platforms.console.adapter import ConsolePlatform
+
+    console_admin = next((a for a in settings.admins if platform_of(a) == "console"), None)
+    console = ConsolePlatform(
+        utc_now, persona=console_admin.partition(":")[2] if console_admin else "you"
+    )
+    # The console shares the terminal with the log: keep the log to what matters.
+    logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
+    app = App(settings, {"console": console})
+    await app.start()
+    try:
+        await console.finished.wait()
+    finally:
+        await app.stop()
+        await asyncio.sleep(0)

@@ -1,0 +1,110 @@
+"""`inloop` command line: run, db upgrade, check-config, version."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot import __version__
+from bot.config import ConfigError, Settings, load_settings, read_environment
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_CONFIG
+    if args.command == "version":
+        print(f"inloop {__version__}")
+        return 0
+    try:
+        settings = load_settings(read_environment(Path(args.env_file)))
+    except ConfigError as exc:
+        print(f"inloop: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Migrations say a lot at INFO; only their problems are worth a line.
+    logging.getLogger("alembic").setLevel(
+        max(logging.WARNING, logging.getLevelName(settings.log_level))
+    )
+    if args.command == "check-config":
+        return _check_config(settings)
+    if args.command == "db":
+        if args.db_command != "upgrade":
+            parser.parse_args(["db", "--help"])
+        return asyncio.run(_db_upgrade(settings))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run(settings))
+    return 0
+
+
+async def _run(settings: Settings) -> None:
+    from bot.app import run
+
+    await run(settings)
+
+
+async def _db_upgrade(settings: Settings) -> int:
+    from storage.database import Database
+    from storage.migrate import current_revision, upgrade
+
+    db = Database(settings.database_url)
+    try:
+        await upgrade(db)
+        print(f"database is at revision {await current_revision(db)}")
+    finally:
+        await db.dispose()
+    return 0
+
+
+def _check_config(settings: Settings) -> int:
+    print("configuration is valid")
+    print(f"  database: {'SQLite' if settings.is_sqlite else 'PostgreSQL'}")
+    print(f"  admins: {', '.join(settings.admins) or '(none)'}")
+    print(f"  language: {settings.language}, default time zone: {settings.default_tz}")
+    print("  platforms: console (no Slack or Matrix settings)")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inloop",
+        description="Inloop keeps your company's customer dialogue in-house.",
+    )
+    parser.add_argument(
+        "--env-file", default=".env", help="file of settings to read (default: .env)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser(
+        "run",
+        help="start the bot (the console chat when no Slack or Matrix settings are given)",
+        description="Start Inloop: migrate the database, then run the configured platforms.",
+    )
+    db = sub.add_parser("db", help="database maintenance", description="Database maintenance.")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_sub.add_parser(
+        "upgrade", help="apply the migrations", description="Apply every pending migration."
+    )
+    sub.add_parser(
+        "check-config",
+        help="validate the settings and say what would start",
+        description="Read the environment and .env, validate them, and print a summary.",
+    )
+    sub.add_parser("version", help="print the version", description="Print Inloop's version.")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

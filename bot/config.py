@@ -1,0 +1,132 @@
+"""One frozen settings object, read once from the environment and `.env`, validated, passed down.
+
+This is the only module that reads the environment. A wrong value raises
+`ConfigError` naming the variable; the CLI prints that one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+from bot.events import PersonId, platform_of
+
+LANGUAGES = ("en", "it")
+PLATFORMS = ("console", "slack", "matrix")
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///inloop.db"
+
+
+class ConfigError(Exception):
+    def __init__(self, variable: str, problem: str):
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    admins: tuple[PersonId, ...]
+    language: str
+    default_tz: str
+    log_level: str
+    outbox_max_attempts: int
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def read_environment(env_file: Path | None = Path(".env")) -> dict[str, str]:
+    """The process environment over the values of `.env` (the environment wins)."""
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ)
+    return values
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    def get(name: str, default: str) -> str:
+        return env.get(name, "").strip() or default
+
+    return Settings(
+        database_url=_database_url(get("DATABASE_URL", DEFAULT_DATABASE_URL)),
+        admins=_people("INLOOP_ADMINS", get("INLOOP_ADMINS", "console:admin")),
+        language=_choice("INLOOP_LANGUAGE", get("INLOOP_LANGUAGE", "en"), LANGUAGES),
+        default_tz=_timezone("INLOOP_DEFAULT_TZ", get("INLOOP_DEFAULT_TZ", "UTC")),
+        log_level=_choice(
+            "INLOOP_LOG_LEVEL",
+            get("INLOOP_LOG_LEVEL", "INFO").upper(),
+            ("DEBUG", "INFO", "WARNING", "ERROR"),
+        ),
+        outbox_max_attempts=_int("OUTBOX_MAX_ATTEMPTS", get("OUTBOX_MAX_ATTEMPTS", "12"), 1, 100),
+    )
+
+
+def _database_url(value: str) -> str:
+    if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError(
+            "DATABASE_URL",
+            "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+            f"(got {_redact(value)!r})",
+        )
+    return value
+
+
+def _redact(url: str) -> str:
+    """Never echo a database password into a log or a terminal."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def _people(variable: str, value: str) -> tuple[PersonId, ...]:
+    people = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            platform = platform_of(item)
+        except ValueError:
+            raise ConfigError(
+                variable, f"{item!r} is not platform-qualified, write e.g. slack:U0123"
+            ) from None
+        if platform not in PLATFORMS:
+            raise ConfigError(variable, f"{item!r}: unknown platform {platform!r}")
+        people.append(PersonId(item))
+    return tuple(people)
+
+
+def _choice(variable: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(variable, f"{value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _timezone(variable: str, value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            variable, f"{value!r} is not an IANA time zone (e.g. Europe/Rome)"
+        ) from None
+    return value
+
+
+def _int(variable: str, value: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(variable, f"{value!r} is not a whole number") from None
+    if not low <= number <= high:
+        raise ConfigError(variable, f"{number} is not between {low} and {high}")
+    return number

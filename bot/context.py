@@ -1,0 +1,57 @@
+"""What a handler gets: the transaction, the person, their language, and the outbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.events import ChannelId, PersonId
+from bot.messages import Texts, texts_for
+from bot.outbox import OutboxWriter
+from bot.people import Directory
+from bot.views import Notice, View
+from storage.models import Person
+
+
+@dataclass(frozen=True)
+class Context:
+    session: AsyncSession
+    out: OutboxWriter
+    directory: Directory
+    now: datetime
+    #: the language of shared views (cards in team channels)
+    channel_language: str
+    #: who acted, and where; None for events with no chat sender (intake)
+    person: Person | None = None
+    channel: ChannelId | None = None
+    #: how commands are written on the sender's platform, e.g. "!inloop"
+    prefix: str = "!inloop"
+
+    @property
+    def sender(self) -> Person:
+        assert self.person is not None, "this event has no sender"
+        return self.person
+
+    @property
+    def texts(self) -> Texts:
+        """The sender's language (or the channel language when nobody sent the event)."""
+        if self.person is None:
+            return texts_for(self.channel_language)
+        return texts_for(self.directory.language(self.person))
+
+    @property
+    def channel_texts(self) -> Texts:
+        return texts_for(self.channel_language)
+
+    def texts_of(self, person: Person) -> Texts:
+        return texts_for(self.directory.language(person))
+
+    def reply(self, text: str) -> None:
+        """Answer the sender privately (ephemeral in Slack, a DM in Matrix)."""
+        self.out.tell(PersonId(self.sender.ref), Notice(text), self.channel)
+
+    def tell(self, person: Person, view: View) -> None:
+        """Tell someone else privately; the view reaches their own platform."""
+        self.out.tell(PersonId(person.ref), view)

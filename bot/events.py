@@ -1,0 +1,112 @@
+"""Neutral inbound events: what the platform adapters and intake sources hand to the router.
+
+Identities are platform-qualified strings, so the core never needs to know which
+platform a person or channel lives on beyond the prefix:
+
+    PersonId("slack:U0123")      PersonId("matrix:@ann:example.org")   PersonId("console:ann")
+    ChannelId("slack:C0456")     ChannelId("matrix:!room:example.org") ChannelId("console:#support")
+
+Every event keeps the raw payload it was made from, for debugging and for the
+handlers of later features that need a detail the neutral shape does not carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NewType
+
+PersonId = NewType("PersonId", str)
+ChannelId = NewType("ChannelId", str)
+EventId = NewType("EventId", str)
+
+Raw = Mapping[str, Any]
+
+
+def platform_of(ref: str) -> str:
+    """The platform prefix of a qualified id: `slack:U1` → `slack`."""
+    platform, sep, rest = ref.partition(":")
+    if not sep or not platform or not rest:
+        raise ValueError(f"not a platform-qualified id: {ref!r}")
+    return platform
+
+
+def local_part(ref: str) -> str:
+    """The platform's own id: `matrix:@ann:example.org` → `@ann:example.org`."""
+    platform_of(ref)
+    return ref.partition(":")[2]
+
+
+@dataclass(frozen=True)
+class Command:
+    """`/inloop claim 3` (Slack) or `!inloop claim 3` (Matrix, console), prefix removed."""
+
+    event_id: EventId
+    sender: PersonId
+    channel: ChannelId
+    text: str
+    raw: Raw = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Action:
+    """A button press on a card: the same verbs as the commands, e.g. ("claim", "42")."""
+
+    event_id: EventId
+    sender: PersonId
+    channel: ChannelId
+    action: str
+    value: str
+    raw: Raw = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A plain chat message the bot saw (watched channels use these)."""
+
+    event_id: EventId
+    sender: PersonId
+    channel: ChannelId
+    text: str
+    thread: str | None = None
+    raw: Raw = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """An emoji reaction to one of the bot's messages."""
+
+    event_id: EventId
+    sender: PersonId
+    channel: ChannelId
+    message_ref: str
+    emoji: str
+    raw: Raw = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    handle: str = ""
+
+
+@dataclass(frozen=True)
+class MentionReceived:
+    """One customer mention from an intake source, already validated and normalised."""
+
+    event_id: EventId
+    source: str
+    external_id: str
+    conversation_key: str
+    author: Author
+    text: str
+    url: str
+    created_at: datetime
+    lang: str = ""
+    tags: tuple[str, ...] = ()
+    raw: Raw = field(default_factory=dict, compare=False)
+
+
+ChatEvent = Command | Action | Message | Reaction
+Event = ChatEvent | MentionReceived

@@ -1,0 +1,275 @@
+"""The outbox: every message the bot sends is a durable row first, delivered by a worker.
+
+Handlers add rows through `OutboxWriter` in the same transaction as the state
+change they announce, so a crash can never leave a change unannounced or announce
+a change that was rolled back. `OutboxWorker` delivers the rows:
+
+- in order within a lane (one channel, or one person's private messages): a row
+  waits while an earlier row of its lane is pending, so a card is always posted
+  before its updates and a burst reaches a channel in the order it was written;
+- with retries and exponential backoff, honouring the platform's Retry-After;
+- with the row's idempotency key, so a resend after a crash between "sent" and
+  "marked sent" is deduplicated by platforms that support it;
+- pacing each lane to the platform's documented rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from bot.clock import Clock
+from bot.events import ChannelId, PersonId, platform_of
+from bot.platform import DeliveryError, Platform
+from bot.views import View, view_from_dict, view_to_dict
+from storage.database import Database
+from storage.models import Conversation, OutboxKind, OutboxRow, OutboxState
+
+log = logging.getLogger(__name__)
+
+ErrorHook = Callable[[BaseException, str], None]
+
+
+class OutboxWriter:
+    """Adds outbox rows to the caller's transaction."""
+
+    def __init__(self, session: AsyncSession, now: datetime):
+        self._session = session
+        self._now = now
+
+    def post(self, channel: ChannelId, view: View, *, card_of: int | None = None) -> None:
+        self._add(OutboxKind.SEND, channel, view, card_of=card_of)
+
+    def update_card(self, channel: ChannelId, view: View, conversation_id: int) -> None:
+        self._add(OutboxKind.UPDATE, channel, view, card_of=conversation_id)
+
+    def tell(self, person: PersonId, view: View, context: ChannelId | None = None) -> None:
+        self._add(OutboxKind.PRIVATE, person, view, context=context)
+
+    def _add(
+        self,
+        kind: OutboxKind,
+        target: str,
+        view: View,
+        *,
+        card_of: int | None = None,
+        context: str | None = None,
+    ) -> None:
+        self._session.add(
+            OutboxRow(
+                key=uuid.uuid4().hex,
+                platform=platform_of(target),
+                kind=kind,
+                target=target,
+                context=context,
+                conversation_id=card_of,
+                payload=json.dumps(view_to_dict(view), ensure_ascii=False),
+                next_attempt_at=self._now,
+                created_at=self._now,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Backoff:
+    first: float = 1.0
+    factor: float = 2.0
+    cap: float = 300.0
+
+    def delay(self, attempts: int) -> float:
+        return min(self.cap, self.first * self.factor ** max(0, attempts - 1))
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        db: Database,
+        platforms: Mapping[str, Platform],
+        clock: Clock,
+        on_error: ErrorHook,
+        *,
+        max_attempts: int = 12,
+        backoff: Backoff = Backoff(),
+        pacing: Mapping[str, float] | None = None,
+        batch: int = 200,
+    ):
+        self._db = db
+        self._platforms = platforms
+        self._clock = clock
+        self._on_error = on_error
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        #: minimum seconds between two messages of one lane, per platform
+        self._pacing = dict(pacing or {})
+        self._batch = batch
+        self._last_sent: dict[str, float] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        #: counts kicks, so the worker only reports idle after seeing the latest one
+        self._kicks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def kick(self) -> None:
+        """New rows were committed: deliver them now rather than at the next poll."""
+        self._kicks += 1
+        self._idle.clear()
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def settle(self) -> None:
+        """Wait until nothing is due right now (rows waiting on a backoff don't count)."""
+        if self._task is None:
+            await self.deliver_due()
+            return
+        self.kick()
+        await self._idle.wait()
+
+    async def _run(self) -> None:
+        while True:
+            seen = self._kicks
+            self._wake.clear()
+            try:
+                wait = await self.deliver_due()
+            except Exception as exc:  # the worker must outlive a database hiccup
+                self._on_error(exc, "outbox worker")
+                wait = self._backoff.first
+            if (wait is None or wait > 0) and seen == self._kicks:
+                self._idle.set()
+            if wait == 0:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait if wait is not None else 5.0)
+
+    async def deliver_due(self) -> float | None:
+        """Deliver every row that is due, lane by lane, lanes concurrently.
+
+        Returns 0 if more may be due at once, else the seconds until the next
+        row becomes due (None when nothing is pending).
+        """
+        now = self._clock()
+        async with self._db.transaction() as session:
+            rows = (
+                await session.scalars(
+                    select(OutboxRow)
+                    .where(col(OutboxRow.state) == OutboxState.PENDING)
+                    .order_by(col(OutboxRow.id))
+                    .limit(self._batch)
+                )
+            ).all()
+        heads: dict[str, OutboxRow] = {}
+        for row in rows:
+            heads.setdefault(_lane(row), row)
+        due = [row for row in heads.values() if row.next_attempt_at <= now]
+        if due:
+            await asyncio.gather(*(self._deliver(row) for row in due))
+            return 0
+        if not heads:
+            return None
+        soonest = min(row.next_attempt_at for row in heads.values())
+        return max(0.05, (soonest - now).total_seconds())
+
+    async def _deliver(self, row: OutboxRow) -> None:
+        lane = _lane(row)
+        await self._pace(row.platform, lane)
+        try:
+            message_ref = await self._send(row)
+        except DeliveryError as exc:
+            await self._failed(row, exc)
+            return
+        except Exception as exc:  # an adapter bug: keep the row, retry later, report it
+            self._on_error(exc, f"outbox row {row.id} ({row.platform})")
+            await self._failed(row, DeliveryError(f"{type(exc).__name__}: {exc}"))
+            return
+        finally:
+            self._last_sent[lane] = asyncio.get_running_loop().time()
+        await self._sent(row, message_ref)
+
+    async def _pace(self, platform: str, lane: str) -> None:
+        interval = self._pacing.get(platform, 0.0)
+        last = self._last_sent.get(lane)
+        if interval and last is not None:
+            wait = last + interval - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    async def _send(self, row: OutboxRow) -> str | None:
+        platform = self._platforms.get(row.platform)
+        if platform is None:
+            raise DeliveryError(f"platform {row.platform!r} is not running", permanent=True)
+        view = view_from_dict(json.loads(row.payload))
+        if row.kind == OutboxKind.SEND:
+            return await platform.send(ChannelId(row.target), view, row.key)
+        if row.kind == OutboxKind.PRIVATE:
+            context = ChannelId(row.context) if row.context else None
+            await platform.send_private(PersonId(row.target), view, row.key, context)
+            return None
+        # An update edits the card that an earlier row of the same lane posted.
+        async with self._db.transaction() as session:
+            conversation = await session.get(Conversation, row.conversation_id)
+        if conversation is None or conversation.card_ref is None:
+            raise DeliveryError("the card to update was never posted", permanent=True)
+        await platform.update(ChannelId(row.target), conversation.card_ref, view, row.key)
+        return None
+
+    async def _sent(self, row: OutboxRow, message_ref: str | None) -> None:
+        now = self._clock()
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(OutboxRow)
+                .where(col(OutboxRow.id) == row.id)
+                .values(state=OutboxState.SENT, sent_at=now, attempts=row.attempts + 1)
+            )
+            if row.kind == OutboxKind.SEND and row.conversation_id and message_ref:
+                await session.execute(
+                    update(Conversation)
+                    .where(col(Conversation.id) == row.conversation_id)
+                    .values(card_channel=row.target, card_ref=message_ref)
+                )
+
+    async def _failed(self, row: OutboxRow, error: DeliveryError) -> None:
+        attempts = row.attempts + 1
+        give_up = error.permanent or attempts >= self._max_attempts
+        delay = max(error.retry_after or 0.0, self._backoff.delay(attempts))
+        values: dict[str, object] = {
+            "attempts": attempts,
+            "last_error": error.reason[:1000],
+            "next_attempt_at": self._clock() + timedelta(seconds=delay),
+        }
+        if give_up:
+            values["state"] = OutboxState.FAILED
+            self._on_error(error, f"outbox row {row.id} to {row.target} failed for good")
+        else:
+            log.warning(
+                "delivery to %s failed (%s); attempt %d, retrying in %.1fs",
+                row.target,
+                error.reason,
+                attempts,
+                delay,
+            )
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(OutboxRow).where(col(OutboxRow.id) == row.id).values(**values)
+            )
+
+
+def _lane(row: OutboxRow) -> str:
+    return f"{row.kind == OutboxKind.PRIVATE}:{row.target}"

@@ -1,0 +1,72 @@
+"""People as Inloop knows them: platform identities with a role and a language."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.events import PersonId, local_part
+from bot.messages import language_of
+from bot.platform import PersonInfo
+from storage.models import Person, Role
+from storage.people import find
+
+#: asks the person's platform who they are (Slack users.info, Matrix profile, console)
+Lookup = Callable[[PersonId], Awaitable[PersonInfo]]
+
+#: who may own conversations
+STAFF = frozenset({Role.EMPLOYEE, Role.MANAGER, Role.ADMIN})
+MANAGERS = frozenset({Role.MANAGER, Role.ADMIN})
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Finds or creates the Person row for a platform identity."""
+
+    lookup: Lookup
+    admins: frozenset[PersonId]
+    default_language: str
+
+    async def ensure(self, session: AsyncSession, ref: PersonId, now: datetime) -> Person:
+        person = await find(session, ref)
+        if person is not None:
+            return person
+        info = await self.lookup(ref)
+        person = Person(
+            ref=ref,
+            display_name=info.display_name or local_part(ref),
+            role=self._default_role(ref, info),
+            locale=info.locale,
+            timezone=info.timezone,
+            created_at=now,
+        )
+        session.add(person)
+        await session.flush()
+        return person
+
+    async def promote_admins(self, session: AsyncSession, now: datetime) -> None:
+        """`INLOOP_ADMINS` are admins at every start, whatever the database says."""
+        for ref in sorted(self.admins):
+            person = await self.ensure(session, ref, now)
+            person.role = Role.ADMIN
+
+    def language(self, person: Person) -> str:
+        return language_of(person.language, person.locale, self.default_language)
+
+    def _default_role(self, ref: PersonId, info: PersonInfo) -> str | None:
+        # Full members of the company's own workspace or server are employees;
+        # guests and people of other servers are customers until an admin decides.
+        if ref in self.admins:
+            return Role.ADMIN
+        return Role.EMPLOYEE if info.is_staff else None
+
+
+def is_staff(person: Person) -> bool:
+    return person.role in STAFF
+
+
+def is_manager(person: Person) -> bool:
+    return person.role in MANAGERS

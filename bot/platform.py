@@ -1,0 +1,72 @@
+"""The Platform protocol every chat adapter (console, Slack, Matrix) implements.
+
+Errors raised by adapters while delivering (the outbox decides what to do with them):
+
+    DeliveryError            the message did not get through
+     ├── retry_after set     the platform said when to try again (HTTP 429 Retry-After)
+     └── permanent=True      trying again cannot help (channel gone, bot removed)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.events import ChannelId, Event, PersonId
+from bot.views import View
+
+
+class DeliveryError(Exception):
+    def __init__(self, reason: str, *, retry_after: float | None = None, permanent: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class PersonInfo:
+    """What the platform knows about a person, used when Inloop first meets them."""
+
+    display_name: str
+    #: a full member of the company's own workspace / homeserver (not a guest, not federated)
+    is_staff: bool
+    locale: str = ""
+    timezone: str = ""
+
+
+class EventSink(Protocol):
+    """What an adapter hands its inbound events to."""
+
+    async def handle(self, event: Event) -> None: ...
+
+    async def settle(self) -> None:
+        """Return once every message that is due has been delivered (console, tests)."""
+        ...
+
+
+class Platform(Protocol):
+    name: str
+
+    async def start(self, sink: EventSink) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, channel: ChannelId, view: View, key: str) -> str:
+        """Post a view; return the platform's reference of the new message.
+
+        `key` is the outbox row's idempotency key: a resend after a crash carries
+        the same key so that platforms that can (Matrix txn ids) deduplicate it.
+        """
+        ...
+
+    async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None: ...
+
+    async def send_private(
+        self, person: PersonId, view: View, key: str, context: ChannelId | None
+    ) -> None:
+        """Tell one person privately; `context` is the channel they spoke in, if any
+        (Slack uses it for ephemeral replies)."""
+        ...
+
+    async def user_info(self, person: PersonId) -> PersonInfo: ...

@@ -1,0 +1,169 @@
+"""The console adapter: reads typed lines, prints what the bot says.
+
+Interactive in a terminal, or driven from a pipe (`inloop run < script.txt`):
+then each input line is echoed after its prompt so the transcript reads like a
+chat, and at the end of input everything pending is delivered before exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TextIO
+
+from bot.clock import Clock
+from bot.events import ChannelId, Event, Message, PersonId, local_part
+from bot.platform import EventSink, PersonInfo
+from bot.platforms.console.translate import (
+    DIRECTIVES_HELP,
+    PREFIX,
+    Problem,
+    Quit,
+    SwitchChannel,
+    SwitchPersona,
+    literal,
+    parse_line,
+    render,
+)
+from bot.views import View
+
+WELCOME = """\
+Inloop console — try Inloop here, no Slack or Matrix account needed.
+You are {persona} in #{channel}. Type lines as in a chat; bot commands start with {prefix}.
+{directives}
+A first walk-through:
+  {prefix} team add support        (this channel becomes team support's channel)
+  /mention Giulia: My order arrived broken
+  {prefix} claim 1
+  /as marta
+  {prefix} claim 1                 (marta is told it is taken)
+"""
+
+
+class ConsolePlatform:
+    name = "console"
+    command_prefix = PREFIX
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        persona: str = "admin",
+        channel: str = "general",
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+    ):
+        self._clock = clock
+        self._persona = persona
+        self._channel = channel
+        self._stdin = stdin or sys.stdin
+        self._stdout = stdout or sys.stdout
+        self._interactive = self._stdin.isatty()
+        self._messages = 0
+        self._delivered: dict[str, str] = {}
+        self._hinted = False
+        self._task: asyncio.Task[None] | None = None
+        self.finished = asyncio.Event()
+
+    async def start(self, sink: EventSink) -> None:
+        self._print(
+            WELCOME.format(
+                persona=self._persona,
+                channel=self._channel,
+                prefix=PREFIX,
+                directives=DIRECTIVES_HELP,
+            )
+        )
+        self._task = asyncio.create_task(self._read(sink), name="console")
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self.finished.set()
+
+    async def _read(self, sink: EventSink) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                prompt = f"{self._persona}@#{self._channel}> "
+                if self._interactive:
+                    self._stdout.write(prompt)
+                    self._stdout.flush()
+                line = await loop.run_in_executor(None, self._stdin.readline)
+                if not line:
+                    break
+                if not self._interactive and line.strip():
+                    self._print(prompt + line.rstrip("\n"))
+                if not await self._take(line, sink):
+                    break
+            await sink.settle()
+        finally:
+            self.finished.set()
+
+    async def _take(self, line: str, sink: EventSink) -> bool:
+        parsed = parse_line(line, self._persona, self._channel, self._clock())
+        match parsed:
+            case None:
+                return True
+            case Quit():
+                return False
+            case Problem(text=text):
+                self._print(text)
+            case SwitchPersona(name=name):
+                self._persona = name
+                self._print(f"(you are now {name})")
+            case SwitchChannel(channel=channel):
+                self._channel = channel
+                self._print(f"(you are now in #{channel})")
+            case _:
+                await self._dispatch(parsed, sink)
+        return True
+
+    async def _dispatch(self, event: Event, sink: EventSink) -> None:
+        if isinstance(event, Message) and not self._hinted:
+            self._hinted = True
+            self._print(
+                f"(said in #{self._channel}; bot commands start with {PREFIX}, e.g. {PREFIX} help)"
+            )
+        await sink.handle(event)
+        # Settle after each line so that a piped script reads in order.
+        await sink.settle()
+
+    # -- Platform ----------------------------------------------------------------------
+
+    async def send(self, channel: ChannelId, view: View, key: str) -> str:
+        if key in self._delivered:
+            return self._delivered[key]
+        self._messages += 1
+        ref = f"console-{self._messages}"
+        self._delivered[key] = ref
+        self._print(_indent(f"[{local_part(channel)}] ", render(view)))
+        return ref
+
+    async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
+        if key in self._delivered:
+            return
+        self._delivered[key] = message_ref
+        self._print(_indent(f"[{local_part(channel)}] (card updated) ", render(view)))
+
+    async def send_private(
+        self, person: PersonId, view: View, key: str, context: ChannelId | None
+    ) -> None:
+        if key in self._delivered:
+            return
+        self._delivered[key] = ""
+        self._print(_indent(f"[dm:{local_part(person)}] ", render(view)))
+
+    async def user_info(self, person: PersonId) -> PersonInfo:
+        # Every console persona is somebody in the company trying Inloop out.
+        return PersonInfo(display_name=literal(local_part(person)), is_staff=True)
+
+    def _print(self, text: str) -> None:
+        self._stdout.write(text + "\n")
+        self._stdout.flush()
+
+
+def _indent(head: str, body: str) -> str:
+    pad = " " * len(head)
+    first, *rest = body.splitlines() or [""]
+    return "\n".join([head + first, *(pad + line for line in rest)])

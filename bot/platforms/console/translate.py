@@ -1,0 +1,148 @@
+"""Pure translation for the console: typed lines → events, views → terminal text."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.events import (
+    Author,
+    ChannelId,
+    Command,
+    EventId,
+    MentionReceived,
+    Message,
+    PersonId,
+)
+from bot.views import Card, View
+
+PREFIX = "!inloop"
+_MENTION = re.compile(r"(?<![\w:])@([\w.-]+)")
+
+
+@dataclass(frozen=True)
+class SwitchPersona:
+    name: str
+
+
+@dataclass(frozen=True)
+class SwitchChannel:
+    channel: str
+
+
+@dataclass(frozen=True)
+class Quit:
+    pass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A directive typed wrong: the console prints this and carries on."""
+
+    text: str
+
+
+Directive = SwitchPersona | SwitchChannel | Quit | Problem
+Line = Directive | Command | Message | MentionReceived | None
+
+DIRECTIVES_HELP = (
+    "  /as NAME            speak as NAME (new names become people)\n"
+    "  /in #CHANNEL        move to #CHANNEL\n"
+    "  /mention NAME: TEXT a customer called NAME writes TEXT\n"
+    "  /quit               leave (end of input works too)\n"
+    f"  {PREFIX} help        the bot's commands"
+)
+
+
+def person(name: str) -> PersonId:
+    return PersonId(f"console:{name.lower()}")
+
+
+def channel(name: str) -> ChannelId:
+    return ChannelId(f"console:#{name.lstrip('#').lower()}")
+
+
+def parse_line(line: str, persona: str, where: str, now: datetime) -> Line:
+    text = line.strip()
+    if not text:
+        return None
+    event_id = EventId(f"console:{uuid.uuid4().hex}")
+    if text.startswith("/"):
+        return _directive(text, event_id, now)
+    sender, room = person(persona), channel(where)
+    head, _, rest = text.partition(" ")
+    if head.lower() == PREFIX:
+        # `@ann` names the console person `console:ann`, the id form the core understands.
+        command = _MENTION.sub(lambda m: str(person(m.group(1))), rest.strip())
+        return Command(event_id, sender, room, command, raw={"line": line})
+    return Message(event_id, sender, room, text, raw={"line": line})
+
+
+def _directive(text: str, event_id: EventId, now: datetime) -> Line:
+    name, _, rest = text.partition(" ")
+    rest = rest.strip()
+    match name.lower():
+        case "/quit" | "/exit":
+            return Quit()
+        case "/as":
+            if not re.fullmatch(r"[\w.-]{1,40}", rest):
+                return Problem("Usage: /as NAME (letters, digits, . _ -)")
+            return SwitchPersona(rest.lower())
+        case "/in":
+            if not re.fullmatch(r"#?[\w.-]{1,80}", rest):
+                return Problem("Usage: /in #CHANNEL")
+            return SwitchChannel(rest.lstrip("#").lower())
+        case "/mention":
+            customer, colon, said = rest.partition(":")
+            if not colon or not customer.strip() or not said.strip():
+                return Problem("Usage: /mention NAME: TEXT")
+            return MentionReceived(
+                event_id=event_id,
+                source="console",
+                external_id=event_id.removeprefix("console:"),
+                # one conversation per customer while it is open: the next /mention is a follow-up
+                conversation_key=f"customer:{customer.strip().casefold()}",
+                author=Author(customer.strip()),
+                text=said.strip(),
+                url="",
+                created_at=now,
+                raw={"line": text},
+            )
+        case "/help":
+            return Problem("Directives:\n" + DIRECTIVES_HELP)
+    return Problem(f"Unknown directive {name}. Directives:\n" + DIRECTIVES_HELP)
+
+
+def literal(text: str) -> str:
+    """Terminal-safe: control characters (an ANSI escape in customer text could rewrite the
+    screen) are shown as visible code points instead of being interpreted."""
+    out = []
+    for char in text:
+        if char in "\n\t":
+            out.append(char)
+        elif unicodedata.category(char) == "Cc":
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def render(view: View) -> str:
+    if not isinstance(view, Card):
+        return literal(view.text)
+    lines = [f"┌ {literal(view.title)}"]
+    lines.append("│ " + " · ".join(f"{literal(f.label)}: {literal(f.value)}" for f in view.fields))
+    for text_line in literal(view.text).splitlines() or [""]:
+        lines.append(f"│ {text_line}")
+    if view.more:
+        lines.append(f"│ ({literal(view.more)})")
+    if view.link:
+        lines.append(f"│ {literal(view.link)}")
+    if view.buttons:
+        lines.append("└ " + "   ".join(f"[{b.label}] {b.command}" for b in view.buttons))
+    else:
+        lines.append("└")
+    return "\n".join(lines)

@@ -1,0 +1,219 @@
+"""Command grammar and dispatch: one pipeline for every inbound event.
+
+    event ─► dedupe by event id ─► who is it (Person) ─► which handler ─► may they? ─► handler
+                      └──────────────── one transaction ─────────────────────────┘
+                                                              │ commit
+                                                              ▼
+                                                     outbox worker is kicked
+
+Any exception in a handler rolls its transaction back (state and outbox rows
+alike), goes to the one error hook, and the sender is told privately that
+nothing changed. Listeners of non-command events each run in a savepoint, so one
+failing listener does not undo the others.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.context import Context
+from bot.events import Action, ChannelId, Command, Event, PersonId, platform_of
+from bot.messages import Texts, texts_for
+from bot.outbox import OutboxWriter
+from bot.people import Directory
+from bot.views import Notice
+from storage.database import Database
+from storage.models import ProcessedEvent, Role
+
+CommandHandler = Callable[[Context, Sequence[str]], Awaitable[None]]
+E = TypeVar("E")
+ErrorHook = Callable[[BaseException, str], None]
+
+#: everybody, including people with no role (help, lang)
+ANYONE: frozenset[str] = frozenset()
+
+
+class UsageError(Exception):
+    """Raised by a handler when its arguments are wrong: the sender gets the usage line."""
+
+    def __init__(self, problem: str = ""):
+        super().__init__(problem)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    run: CommandHandler
+    roles: frozenset[str]
+
+
+class Router:
+    def __init__(
+        self,
+        db: Database,
+        directory: Directory,
+        clock: Clock,
+        on_error: ErrorHook,
+        *,
+        channel_language: str,
+        prefixes: Mapping[str, str] | None = None,
+        after_commit: Callable[[], None] = lambda: None,
+    ):
+        self._db = db
+        self._directory = directory
+        self._clock = clock
+        self._on_error = on_error
+        self._channel_language = channel_language
+        self._prefixes = dict(prefixes or {})
+        self._after_commit = after_commit
+        self._commands: dict[str, CommandSpec] = {}
+        self._listeners: dict[type[Any], list[Callable[[Context, Any], Awaitable[None]]]] = (
+            defaultdict(list)
+        )
+
+    # -- registration ---------------------------------------------------------------
+
+    def command(self, name: str, run: CommandHandler, roles: frozenset[str] = ANYONE) -> None:
+        self._commands[name] = CommandSpec(name, run, roles)
+
+    def on(self, event_type: type[E], listener: Callable[[Context, E], Awaitable[None]]) -> None:
+        self._listeners[event_type].append(listener)
+
+    def commands_for(self, role: str | None) -> list[CommandSpec]:
+        return [s for s in self._commands.values() if not s.roles or role in s.roles]
+
+    def prefix(self, platform: str) -> str:
+        return self._prefixes.get(platform, "!inloop")
+
+    # -- dispatch -------------------------------------------------------------------
+
+    async def handle(self, event: Event) -> None:
+        try:
+            async with self._db.transaction() as session:
+                if await self._seen_before(session, event):
+                    return
+                await self._dispatch(session, event)
+        except Exception as exc:
+            self._on_error(exc, _describe(event))
+            await self._apologise(event)
+        finally:
+            self._after_commit()
+
+    async def _seen_before(self, session: AsyncSession, event: Event) -> bool:
+        try:
+            async with session.begin_nested():
+                session.add(ProcessedEvent(event_id=event.event_id, at=self._clock()))
+        except IntegrityError:
+            return True
+        return False
+
+    async def _dispatch(self, session: AsyncSession, event: Event) -> None:
+        now = self._clock()
+        ctx = Context(
+            session=session,
+            out=OutboxWriter(session, now),
+            directory=self._directory,
+            now=now,
+            channel_language=self._channel_language,
+        )
+        if isinstance(event, Command | Action):
+            person = await self._directory.ensure(session, event.sender, now)
+            ctx = Context(
+                session=session,
+                out=ctx.out,
+                directory=self._directory,
+                now=now,
+                channel_language=self._channel_language,
+                person=person,
+                channel=event.channel,
+                prefix=self.prefix(platform_of(event.sender)),
+            )
+            words = _words(event) if isinstance(event, Command) else [event.action, event.value]
+            await self._run_command(ctx, words)
+            return
+        for listener in self._listeners[type(event)]:
+            try:
+                async with session.begin_nested():
+                    await listener(ctx, event)
+            except Exception as exc:
+                self._on_error(exc, f"{_describe(event)} in {listener.__qualname__}")
+
+    async def _run_command(self, ctx: Context, words: list[str]) -> None:
+        texts = ctx.texts
+        if not words:
+            words = ["help"]
+        spec, args = self._match(words)
+        if spec is None:
+            ctx.reply(self._unknown(ctx, words))
+            return
+        role = ctx.sender.role
+        if spec.roles and role not in spec.roles:
+            ctx.reply(
+                texts.not_allowed.format(
+                    command=spec.name, roles=_roles(spec.roles), role=role or "none"
+                )
+            )
+            return
+        try:
+            await spec.run(ctx, args)
+        except UsageError as exc:
+            lines = [exc.problem] if exc.problem else []
+            lines += [texts.usage_intro, f"{ctx.prefix} {texts.usage[spec.name]}"]
+            ctx.reply("\n".join(lines))
+
+    def _match(self, words: list[str]) -> tuple[CommandSpec | None, list[str]]:
+        head = words[0].lower()
+        if len(words) > 1:
+            pair = f"{head} {words[1].lower()}"
+            if pair in self._commands:
+                return self._commands[pair], words[2:]
+        return self._commands.get(head), words[1:]
+
+    def _unknown(self, ctx: Context, words: list[str]) -> str:
+        texts = ctx.texts
+        head = words[0].lower()
+        related = [name for name in self._commands if name.split()[0] == head]
+        allowed = [s.name for s in self.commands_for(ctx.sender.role)]
+        names = related or allowed
+        usage = "\n".join(f"{ctx.prefix} {texts.usage[name]}" for name in names)
+        return f"{texts.unknown_command.format(command=' '.join(words[:2]))}\n{usage}"
+
+    async def _apologise(self, event: Event) -> None:
+        if not isinstance(event, Command | Action):
+            return
+        try:
+            async with self._db.transaction() as session:
+                session.add(ProcessedEvent(event_id=event.event_id, at=self._clock()))
+                writer = OutboxWriter(session, self._clock())
+                texts: Texts = texts_for(self._channel_language)
+                writer.tell(PersonId(event.sender), Notice(texts.internal_error), event.channel)
+        except Exception as exc:
+            self._on_error(exc, f"apologising for {_describe(event)}")
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def _words(command: Command) -> list[str]:
+    return [w for w in _SPACE.split(command.text.strip()) if w]
+
+
+def _roles(roles: frozenset[str]) -> str:
+    order = [Role.EMPLOYEE, Role.CONSULTANT, Role.MANAGER, Role.ADMIN]
+    return " / ".join(r.value for r in order if r in roles)
+
+
+def _describe(event: Event) -> str:
+    return f"{type(event).__name__} {event.event_id}"
+
+
+__all__ = ["ANYONE", "ChannelId", "CommandSpec", "Router", "UsageError"]

@@ -1,0 +1,70 @@
+"""Neutral outbound views. Adapters turn them into Block Kit, Matrix HTML or console text.
+
+All text here is plain text: adapters escape it for their platform, so customer
+text can never become markup or a mass ping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+ButtonStyle = Literal["default", "primary", "danger"]
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    action: str
+    value: str
+    style: ButtonStyle = "default"
+    #: what to type where there are no buttons (console, Matrix)
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class Field:
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Card:
+    title: str
+    fields: tuple[Field, ...] = ()
+    text: str = ""
+    #: shown under the text when it was trimmed, e.g. "Full text: !inloop show 3"
+    more: str = ""
+    link: str = ""
+    buttons: tuple[Button, ...] = ()
+    #: a short plain line for notifications and clients that cannot render the card
+    fallback: str = ""
+
+
+@dataclass(frozen=True)
+class Notice:
+    text: str
+
+
+View = Card | Notice
+
+
+def view_to_dict(view: View) -> dict[str, Any]:
+    """Serialise a view for the outbox row."""
+    kind = "card" if isinstance(view, Card) else "notice"
+    return {"kind": kind, **asdict(view)}
+
+
+def view_from_dict(data: dict[str, Any]) -> View:
+    body = {k: v for k, v in data.items() if k != "kind"}
+    if data["kind"] == "notice":
+        return Notice(**body)
+    return Card(
+        title=body["title"],
+        fields=tuple(Field(**f) for f in body.get("fields", ())),
+        text=body.get("text", ""),
+        more=body.get("more", ""),
+        link=body.get("link", ""),
+        buttons=tuple(Button(**b) for b in body.get("buttons", ())),
+        fallback=body.get("fallback", ""),
+    )

@@ -1,0 +1,1 @@
+"""One module per capability. Handlers speak neutral events, views and storage only."""

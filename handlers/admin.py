@@ -1,0 +1,143 @@
+"""Admin commands: teams and their routing tags, roles; and `lang` for everyone."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from bot.context import Context
+from bot.messages import CATALOG
+from bot.people import STAFF
+from bot.router import ANYONE, Router, UsageError
+from bot.views import Notice
+from handlers import card
+from handlers.people import named_person
+from handlers.routing import normalise_tags
+from storage import conversations, people, teams
+from storage.models import Role, Team
+
+ADMINS = frozenset({Role.ADMIN})
+_TEAM_NAME = re.compile(r"^[\w][\w.-]{0,79}$")
+
+
+def register(router: Router) -> None:
+    router.command("teams", list_teams, STAFF)
+    router.command("team add", team_add, ADMINS)
+    router.command("team tags", team_tags, ADMINS)
+    router.command("role", role, ADMINS)
+    router.command("lang", lang, ANYONE)
+
+
+async def list_teams(ctx: Context, args: Sequence[str]) -> None:
+    if args:
+        raise UsageError()
+    texts = ctx.texts
+    every = await teams.every(ctx.session)
+    if not every:
+        ctx.reply(texts.teams_none)
+        return
+    ctx.reply(
+        "\n".join(
+            texts.teams_line.format(
+                team=t.name,
+                default=texts.team_default_mark if t.is_default else "",
+                channel=t.channel,
+                tags=t.tags or "—",
+            )
+            for t in every
+        )
+    )
+
+
+async def team_add(ctx: Context, args: Sequence[str]) -> None:
+    if not args or not _TEAM_NAME.match(args[0]) or ctx.channel is None:
+        raise UsageError()
+    texts, name = ctx.texts, args[0]
+    if (existing := await teams.by_name(ctx.session, name)) is not None:
+        ctx.reply(texts.team_exists.format(team=existing.name))
+        return
+    if (owner := await teams.by_channel(ctx.session, ctx.channel)) is not None:
+        ctx.reply(texts.team_channel_taken.format(team=owner.name))
+        return
+    first = await teams.default(ctx.session) is None
+    team = Team(
+        name=name,
+        channel=ctx.channel,
+        tags=" ".join(normalise_tags(args[1:])),
+        is_default=first,
+        created_at=ctx.now,
+    )
+    ctx.session.add(team)
+    await ctx.session.flush()
+    lines = [texts.team_added.format(team=name, tags=team.tags or "—")]
+    if first:
+        lines.append(texts.team_added_default)
+        # Conversations that arrived before any team existed were kept: post them now.
+        waiting = await conversations.without_team(ctx.session)
+        for conversation in waiting:
+            conversation.team_id = team.id
+            conversations.audit(
+                ctx.session, conversation.id, ctx.sender.id, "routed", ctx.now, team.name
+            )
+            await card.post(ctx, conversation, team)
+        if waiting:
+            lines.append(texts.team_adopted.format(count=len(waiting), team=name))
+    ctx.reply("\n".join(lines))
+
+
+async def team_tags(ctx: Context, args: Sequence[str]) -> None:
+    if len(args) < 2:
+        raise UsageError()
+    texts = ctx.texts
+    team = await teams.by_name(ctx.session, args[0])
+    if team is None:
+        names = ", ".join(t.name for t in await teams.every(ctx.session)) or "—"
+        ctx.reply(texts.team_unknown.format(team=args[0], teams=names))
+        return
+    team.tags = " ".join(normalise_tags(args[1:]))
+    ctx.session.add(team)
+    ctx.reply(texts.team_tags_set.format(team=team.name, tags=team.tags))
+
+
+async def role(ctx: Context, args: Sequence[str]) -> None:
+    if len(args) != 2:
+        raise UsageError()
+    texts = ctx.texts
+    wanted = args[1].lower()
+    if wanted != "none" and wanted not in {r.value for r in Role}:
+        ctx.reply(texts.role_unknown.format(role=args[1]))
+        return
+    target = await named_person(ctx, args[0])
+    if target is None:
+        return
+    new_role = None if wanted == "none" else Role(wanted)
+    demotes_last_admin = (
+        target.role == Role.ADMIN
+        and new_role != Role.ADMIN
+        and await people.count_admins(ctx.session) <= 1
+    )
+    if demotes_last_admin:
+        ctx.reply(texts.role_last_admin)
+        return
+    target.role = new_role
+    ctx.session.add(target)
+    ctx.reply(texts.role_set.format(person=target.display_name, role=wanted))
+    if target.id != ctx.sender.id:
+        ctx.tell(
+            target,
+            Notice(
+                ctx.texts_of(target).role_told.format(actor=ctx.sender.display_name, role=wanted)
+            ),
+        )
+
+
+async def lang(ctx: Context, args: Sequence[str]) -> None:
+    if len(args) != 1:
+        raise UsageError()
+    choice = args[0].lower()
+    if choice not in CATALOG:
+        ctx.reply(ctx.texts.lang_unknown.format(lang=args[0]))
+        return
+    ctx.sender.language = choice
+    ctx.session.add(ctx.sender)
+    ctx.reply(ctx.texts.lang_set)

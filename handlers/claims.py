@@ -1,0 +1,242 @@
+"""The claim lifecycle: open → claimed → replied → resolved, with release, reopen and reassign.
+
+Every change locks the conversation row first (see storage.conversations.lock),
+so when fifty people press Claim at once exactly one wins and the others are
+told who did. Each change is written to the audit log and updates the card.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.context import Context
+from bot.people import MANAGERS, STAFF, is_manager, is_staff
+from bot.router import Router, UsageError
+from bot.views import Notice
+from handlers import card
+from handlers.people import named_person
+from handlers.text import number
+from storage import conversations
+from storage.models import Conversation, Person, Status
+
+
+def register(router: Router) -> None:
+    router.command("claim", claim, STAFF)
+    router.command("release", release, STAFF)
+    router.command("replied", replied, STAFF)
+    router.command("resolve", resolve, STAFF)
+    router.command("reopen", reopen, STAFF)
+    router.command("reassign", reassign, MANAGERS)
+
+
+async def claim(ctx: Context, args: Sequence[str]) -> None:
+    conversation = await _conversation(ctx, args)
+    if conversation is None:
+        return
+    texts, me, n = ctx.texts, ctx.sender, conversation.id
+    if conversation.status == Status.RESOLVED:
+        ctx.reply(texts.is_resolved.format(number=n))
+    elif conversation.owner_id == me.id:
+        ctx.reply(texts.already_yours.format(number=n))
+    elif conversation.owner_id is not None:
+        ctx.reply(texts.claimed_by_other.format(number=n, owner=await _name(ctx, conversation)))
+    else:
+        _take(ctx, conversation, me)
+        await _changed(ctx, conversation, "claimed")
+        ctx.reply(
+            texts.claimed_you.format(
+                number=n, customer=conversation.customer_name, source=conversation.source
+            )
+        )
+
+
+async def release(ctx: Context, args: Sequence[str]) -> None:
+    conversation = await _conversation(ctx, args)
+    if conversation is None:
+        return
+    texts, n = ctx.texts, conversation.id
+    if conversation.owner_id is None or conversation.status == Status.RESOLVED:
+        ctx.reply(texts.not_claimed.format(number=n))
+        return
+    previous = await _may_change(ctx, conversation)
+    if previous is None:
+        return
+    conversation.owner_id = None
+    conversation.status = Status.OPEN
+    await _changed(ctx, conversation, "released")
+    ctx.reply(texts.released.format(number=n))
+    if previous.id != ctx.sender.id:
+        ctx.tell(
+            previous,
+            Notice(
+                ctx.texts_of(previous).released_by_manager.format(
+                    actor=ctx.sender.display_name, number=n
+                )
+            ),
+        )
+
+
+async def replied(ctx: Context, args: Sequence[str]) -> None:
+    conversation = await _conversation(ctx, args)
+    if conversation is None:
+        return
+    texts, n = ctx.texts, conversation.id
+    if conversation.status == Status.RESOLVED:
+        ctx.reply(texts.is_resolved.format(number=n))
+        return
+    if conversation.owner_id is None:
+        # Replying to an unclaimed conversation claims it: the reply is what matters.
+        _take(ctx, conversation, ctx.sender)
+    elif await _may_change(ctx, conversation) is None:
+        return
+    conversation.status = Status.REPLIED
+    conversation.first_reply_at = conversation.first_reply_at or ctx.now
+    await _changed(ctx, conversation, "replied")
+    ctx.reply(texts.marked_replied.format(number=n))
+
+
+async def resolve(ctx: Context, args: Sequence[str]) -> None:
+    conversation = await _conversation(ctx, args)
+    if conversation is None:
+        return
+    texts, n = ctx.texts, conversation.id
+    if conversation.status == Status.RESOLVED:
+        ctx.reply(texts.resolved_already.format(number=n))
+        return
+    if conversation.owner_id is None and not is_manager(ctx.sender):
+        ctx.reply(texts.only_manager_unclaimed.format(number=n))
+        return
+    if conversation.owner_id is not None and await _may_change(ctx, conversation) is None:
+        return
+    conversation.status = Status.RESOLVED
+    conversation.resolved_at = ctx.now
+    await _changed(ctx, conversation, "resolved")
+    ctx.reply(texts.resolved.format(number=n))
+
+
+async def reopen(ctx: Context, args: Sequence[str]) -> None:
+    conversation = await _conversation(ctx, args)
+    if conversation is None:
+        return
+    texts, n = ctx.texts, conversation.id
+    if conversation.status != Status.RESOLVED:
+        ctx.reply(texts.not_resolved.format(number=n))
+        return
+    reopen_conversation(conversation)
+    await _changed(ctx, conversation, "reopened")
+    ctx.reply(texts.reopened.format(number=n))
+    owner = await _owner(ctx, conversation)
+    if owner is not None and owner.id != ctx.sender.id:
+        ctx.tell(
+            owner,
+            Notice(
+                ctx.texts_of(owner).reopened_for_owner.format(
+                    actor=ctx.sender.display_name, number=n
+                )
+            ),
+        )
+
+
+def reopen_conversation(conversation: Conversation) -> None:
+    """Back to work: the owner keeps it if there was one (the relationship stays with them)."""
+    conversation.status = Status.CLAIMED if conversation.owner_id else Status.OPEN
+    conversation.resolved_at = None
+
+
+async def reassign(ctx: Context, args: Sequence[str]) -> None:
+    if len(args) != 2:
+        raise UsageError()
+    conversation = await _conversation(ctx, args[:1])
+    if conversation is None:
+        return
+    texts, n = ctx.texts, conversation.id
+    target = await named_person(ctx, args[1])
+    if target is None:
+        return
+    if not is_staff(target):
+        ctx.reply(
+            texts.reassign_not_staff.format(person=target.display_name, role=target.role or "none")
+        )
+        return
+    if conversation.status == Status.RESOLVED:
+        ctx.reply(texts.is_resolved.format(number=n))
+        return
+    previous = await _owner(ctx, conversation)
+    if previous is not None and previous.id == target.id:
+        ctx.reply(texts.reassigned.format(number=n, owner=target.display_name))
+        return
+    _take(ctx, conversation, target)
+    await _changed(ctx, conversation, "reassigned", detail=target.ref)
+    ctx.reply(texts.reassigned.format(number=n, owner=target.display_name))
+    actor = ctx.sender.display_name
+    if target.id != ctx.sender.id:
+        ctx.tell(
+            target,
+            Notice(
+                ctx.texts_of(target).reassigned_to_you.format(
+                    actor=actor,
+                    number=n,
+                    customer=conversation.customer_name,
+                    source=conversation.source,
+                )
+            ),
+        )
+    if previous is not None and previous.id != ctx.sender.id:
+        ctx.tell(
+            previous,
+            Notice(
+                ctx.texts_of(previous).reassigned_away.format(
+                    actor=actor, number=n, owner=target.display_name
+                )
+            ),
+        )
+
+
+# -- shared steps --------------------------------------------------------------------
+
+
+async def _conversation(ctx: Context, args: Sequence[str]) -> Conversation | None:
+    if len(args) != 1:
+        raise UsageError()
+    n = number(args[0], ctx.texts.bad_number)
+    conversation = await conversations.lock(ctx.session, n)
+    if conversation is None:
+        ctx.reply(ctx.texts.no_such_conversation.format(number=n))
+    return conversation
+
+
+def _take(ctx: Context, conversation: Conversation, person: Person) -> None:
+    conversation.owner_id = person.id
+    if conversation.status == Status.OPEN:
+        conversation.status = Status.CLAIMED
+    # the first claim counts for time-to-claim; a release and re-claim does not reset it
+    conversation.claimed_at = conversation.claimed_at or ctx.now
+
+
+async def _may_change(ctx: Context, conversation: Conversation) -> Person | None:
+    """The owner, if the sender may change the conversation (owner or manager); else refuse."""
+    owner = await _owner(ctx, conversation)
+    assert owner is not None
+    if owner.id == ctx.sender.id or is_manager(ctx.sender):
+        return owner
+    ctx.reply(ctx.texts.not_owner.format(owner=owner.display_name, number=conversation.id))
+    return None
+
+
+async def _owner(ctx: Context, conversation: Conversation) -> Person | None:
+    if conversation.owner_id is None:
+        return None
+    return await ctx.session.get(Person, conversation.owner_id)
+
+
+async def _name(ctx: Context, conversation: Conversation) -> str:
+    owner = await _owner(ctx, conversation)
+    return owner.display_name if owner else ""
+
+
+async def _changed(ctx: Context, conversation: Conversation, action: str, detail: str = "") -> None:
+    conversation.updated_at = ctx.now
+    ctx.session.add(conversation)
+    await ctx.session.flush()
+    conversations.audit(ctx.session, conversation.id, ctx.sender.id, action, ctx.now, detail)
+    await card.refresh(ctx, conversation)

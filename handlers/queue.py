@@ -1,0 +1,112 @@
+"""`queue` and `show`: what is waiting, and one conversation in full."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.context import Context
+from bot.messages import Texts
+from bot.people import STAFF
+from bot.router import Router, UsageError
+from handlers.text import age, number, one_line, stamp
+from storage import conversations, people, teams
+from storage.models import Conversation, Team
+
+QUEUE_LIMIT = 10
+
+
+def register(router: Router) -> None:
+    router.command("queue", queue, STAFF)
+    router.command("show", show, STAFF)
+
+
+async def queue(ctx: Context, args: Sequence[str]) -> None:
+    if args:
+        raise UsageError()
+    texts = ctx.texts
+    assert ctx.sender.id is not None
+    mine = await conversations.owned_by(ctx.session, ctx.sender.id)
+    # In a team's owner channel, the team's queue; anywhere else, every team's.
+    team = await teams.by_channel(ctx.session, ctx.channel) if ctx.channel else None
+    waiting, total = await conversations.unclaimed(
+        ctx.session, team.id if team else None, QUEUE_LIMIT
+    )
+    if not mine and not waiting:
+        ctx.reply(texts.queue_empty)
+        return
+    lines: list[str] = []
+    if mine:
+        lines.append(texts.queue_mine.format(count=len(mine)))
+        lines += [await _line(ctx, texts, c) for c in mine[:QUEUE_LIMIT]]
+        if len(mine) > QUEUE_LIMIT:
+            lines.append(texts.queue_more.format(count=len(mine) - QUEUE_LIMIT))
+    if waiting:
+        heading = (
+            texts.queue_unclaimed_team.format(team=team.name, count=total)
+            if team
+            else texts.queue_unclaimed.format(count=total)
+        )
+        lines.append(heading)
+        lines += [await _line(ctx, texts, c) for c in waiting]
+        if total > len(waiting):
+            lines.append(texts.queue_more.format(count=total - len(waiting)))
+    ctx.reply("\n".join(lines))
+
+
+async def _line(ctx: Context, texts: Texts, conversation: Conversation) -> str:
+    assert conversation.id is not None
+    latest = await conversations.latest_mention(ctx.session, conversation.id)
+    return texts.queue_line.format(
+        number=conversation.id,
+        source=conversation.source,
+        customer=conversation.customer_name,
+        status=texts.status_names[conversation.status].split(" —")[0],
+        age=age(conversation.created_at, ctx.now),
+        excerpt=one_line(latest.text if latest else ""),
+    )
+
+
+async def show(ctx: Context, args: Sequence[str]) -> None:
+    if len(args) != 1:
+        raise UsageError()
+    texts = ctx.texts
+    n = number(args[0], texts.bad_number)
+    conversation = await conversations.get(ctx.session, n)
+    if conversation is None:
+        ctx.reply(texts.no_such_conversation.format(number=n))
+        return
+    entries = await conversations.history(ctx.session, n)
+    names = await people.names(
+        ctx.session,
+        {e.actor_id for e in entries if e.actor_id} | {conversation.owner_id or 0} - {0},
+    )
+    team = await ctx.session.get(Team, conversation.team_id) if conversation.team_id else None
+    lines = [
+        texts.show_header.format(
+            number=n,
+            source=conversation.source,
+            customer=conversation.customer_name,
+            handle=conversation.customer_handle,
+            status=texts.status_names[conversation.status],
+            owner=names.get(conversation.owner_id or 0, texts.card_nobody),
+            team=team.name if team else texts.card_no_team,
+            url=conversation.url or "—",
+        ),
+        "",
+    ]
+    for mention in await conversations.mentions(ctx.session, n):
+        lines.append(
+            texts.show_mention.format(
+                at=stamp(mention.created_at), author=mention.author_name, text=mention.text
+            )
+        )
+    lines += ["", texts.show_history]
+    for entry in entries:
+        lines.append(
+            texts.show_history_line.format(
+                at=stamp(entry.at),
+                actor=names.get(entry.actor_id or 0, "Inloop"),
+                action=texts.audit_actions.get(entry.action, entry.action),
+            )
+        )
+    ctx.reply("\n".join(lines))

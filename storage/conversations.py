@@ -1,0 +1,147 @@
+"""Queries about conversations, their mentions and their history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from storage.models import AuditEntry, Conversation, Mention, Status
+
+OPEN_STATUSES = (Status.CLAIMED, Status.REPLIED)
+
+
+async def lock(session: AsyncSession, number: int) -> Conversation | None:
+    """The conversation, locked for this transaction (PostgreSQL `FOR UPDATE`).
+
+    Every state change goes through here, so two people acting on the same
+    conversation at once are serialised: the second sees what the first did.
+    SQLite needs no row lock, as its writers are already serialised.
+    """
+    return (
+        await session.scalars(
+            select(Conversation)
+            .where(col(Conversation.id) == number)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+
+
+async def get(session: AsyncSession, number: int) -> Conversation | None:
+    return await session.get(Conversation, number)
+
+
+async def by_key(session: AsyncSession, source: str, key: str) -> Conversation | None:
+    return (
+        await session.scalars(
+            select(Conversation)
+            .where(col(Conversation.source) == source, col(Conversation.conversation_key) == key)
+            .with_for_update()
+        )
+    ).first()
+
+
+async def mention(session: AsyncSession, source: str, external_id: str) -> Mention | None:
+    return (
+        await session.scalars(
+            select(Mention).where(
+                col(Mention.source) == source, col(Mention.external_id) == external_id
+            )
+        )
+    ).first()
+
+
+async def mentions(session: AsyncSession, conversation_id: int) -> Sequence[Mention]:
+    return (
+        await session.scalars(
+            select(Mention)
+            .where(col(Mention.conversation_id) == conversation_id)
+            .order_by(col(Mention.created_at), col(Mention.id))
+        )
+    ).all()
+
+
+async def latest_mention(session: AsyncSession, conversation_id: int) -> Mention | None:
+    return (
+        await session.scalars(
+            select(Mention)
+            .where(col(Mention.conversation_id) == conversation_id)
+            .order_by(col(Mention.id).desc())
+            .limit(1)
+        )
+    ).first()
+
+
+async def owned_by(session: AsyncSession, person_id: int) -> Sequence[Conversation]:
+    """A person's conversations that still need them, oldest first."""
+    return (
+        await session.scalars(
+            select(Conversation)
+            .where(
+                col(Conversation.owner_id) == person_id,
+                col(Conversation.status).in_(OPEN_STATUSES),
+            )
+            .order_by(col(Conversation.created_at), col(Conversation.id))
+        )
+    ).all()
+
+
+async def unclaimed(
+    session: AsyncSession, team_id: int | None, limit: int
+) -> tuple[Sequence[Conversation], int]:
+    """Open conversations nobody has claimed, oldest first, and how many there are in all."""
+    where = [col(Conversation.status) == Status.OPEN]
+    if team_id is not None:
+        where.append(col(Conversation.team_id) == team_id)
+    total = await session.scalar(select(func.count()).select_from(Conversation).where(*where))
+    rows = (
+        await session.scalars(
+            select(Conversation)
+            .where(*where)
+            .order_by(col(Conversation.created_at), col(Conversation.id))
+            .limit(limit)
+        )
+    ).all()
+    return rows, int(total or 0)
+
+
+async def without_team(session: AsyncSession) -> Sequence[Conversation]:
+    return (
+        await session.scalars(
+            select(Conversation)
+            .where(
+                col(Conversation.team_id).is_(None),
+                col(Conversation.status) != Status.RESOLVED,
+            )
+            .order_by(col(Conversation.id))
+        )
+    ).all()
+
+
+def audit(
+    session: AsyncSession,
+    conversation_id: int | None,
+    actor_id: int | None,
+    action: str,
+    now: datetime,
+    detail: str = "",
+) -> None:
+    session.add(
+        AuditEntry(
+            conversation_id=conversation_id, actor_id=actor_id, action=action, detail=detail, at=now
+        )
+    )
+
+
+async def history(session: AsyncSession, conversation_id: int) -> Sequence[AuditEntry]:
+    return (
+        await session.scalars(
+            select(AuditEntry)
+            .where(col(AuditEntry.conversation_id) == conversation_id)
+            .order_by(col(AuditEntry.id))
+        )
+    ).all()

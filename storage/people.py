@@ -1,0 +1,33 @@
+"""Queries about people."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from storage.models import Person, Role
+
+
+async def find(session: AsyncSession, ref: str) -> Person | None:
+    return (await session.scalars(select(Person).where(col(Person.ref) == ref))).first()
+
+
+async def names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(col(Person.id), col(Person.display_name)).where(col(Person.id).in_(ids))
+    )
+    return {row[0]: row[1] for row in rows if row[0] is not None}
+
+
+async def count_admins(session: AsyncSession) -> int:
+    result = await session.scalar(
+        select(func.count()).select_from(Person).where(col(Person.role) == Role.ADMIN)
+    )
+    return int(result or 0)
+
+
+async def with_role(session: AsyncSession, role: Role) -> list[Person]:
+    return list((await session.scalars(select(Person).where(col(Person.role) == role))).all())
