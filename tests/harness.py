@@ -1,0 +1,103 @@
+"""A running Inloop on a recording platform, driven the way people use it."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from bot.app import App
+from bot.config import load_settings
+from bot.events import (
+    Action,
+    Author,
+    ChannelId,
+    Command,
+    EventId,
+    MentionReceived,
+    PersonId,
+)
+from recording import RecordingPlatform
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class FakeClock:
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 16, 9, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def person(name: str) -> PersonId:
+    return PersonId(f"console:{name}")
+
+
+def channel(name: str) -> ChannelId:
+    return ChannelId(f"console:#{name}")
+
+
+class Chat:
+    """Inloop with one recording platform. People are `console:NAME`, channels `console:#NAME`."""
+
+    def __init__(self, database_url: str, *, admins: str = "console:boss", **env: str):
+        self.clock = FakeClock()
+        self.platform = RecordingPlatform()
+        settings = load_settings({"DATABASE_URL": database_url, "INLOOP_ADMINS": admins, **env})
+        self.app = App(settings, {"console": self.platform}, clock=self.clock)
+
+    async def start(self) -> Chat:
+        await self.app.start()
+        return self
+
+    async def stop(self) -> None:
+        await self.app.stop()
+
+    async def say(self, who: str, text: str, where: str = "support") -> str:
+        """`who` types `!inloop TEXT` in #where; returns what they were told privately."""
+        before = len(self.platform.private(person(who)))
+        await self.app.handle(
+            Command(EventId(f"cmd-{next(_ids)}"), person(who), channel(where), text)
+        )
+        await self.app.settle()
+        told = self.platform.private(person(who))[before:]
+        return "\n".join(told)
+
+    async def press(self, who: str, action: str, value: str, where: str = "support") -> str:
+        before = len(self.platform.private(person(who)))
+        await self.app.handle(
+            Action(EventId(f"act-{next(_ids)}"), person(who), channel(where), action, value)
+        )
+        await self.app.settle()
+        return "\n".join(self.platform.private(person(who))[before:])
+
+    async def mention(
+        self,
+        customer: str,
+        text: str,
+        *,
+        source: str = "twitter",
+        external_id: str | None = None,
+        key: str | None = None,
+        tags: tuple[str, ...] = (),
+        url: str = "",
+    ) -> None:
+        external_id = external_id or f"ext-{next(_ids)}"
+        await self.app.handle(
+            MentionReceived(
+                event_id=EventId(f"mention:{source}:{external_id}"),
+                source=source,
+                external_id=external_id,
+                conversation_key=key or external_id,
+                author=Author(customer, f"@{customer.lower()}"),
+                text=text,
+                url=url,
+                created_at=self.clock(),
+                tags=tags,
+            )
+        )
+        await self.app.settle()

@@ -1,0 +1,136 @@
+"""An in-memory chat platform for handler tests, in the spirit of errbot's test backend.
+
+It records every message the bot delivers, deduplicates by idempotency key the
+way Matrix deduplicates transaction ids, and can be told to fail the way real
+platforms fail (429 with Retry-After, a crash right after the send).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.events import ChannelId, PersonId, local_part
+from bot.platform import DeliveryError, EventSink, PersonInfo
+from bot.views import Card, Notice, View
+
+
+@dataclass(frozen=True)
+class Delivered:
+    kind: str  # send | update | private
+    target: str
+    view: View
+    key: str
+    ref: str
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.view, Notice):
+            return self.view.text
+        assert isinstance(self.view, Card)
+        return "\n".join(
+            [self.view.title, *(f"{f.label}: {f.value}" for f in self.view.fields), self.view.text]
+        )
+
+
+class Crash(BaseException):
+    """Stands for the process dying: not an Exception, so nothing in the bot catches it."""
+
+
+@dataclass
+class RecordingPlatform:
+    name: str = "console"
+    command_prefix: str = "!inloop"
+    guests: set[str] = field(default_factory=set)
+    unknown: set[str] = field(default_factory=set)
+    delivered: list[Delivered] = field(default_factory=list)
+    #: every call the bot made, duplicates included (what a platform without dedup would show)
+    calls: list[str] = field(default_factory=list)
+    #: how many of the next sends fail with 429, and the Retry-After they carry
+    rate_limited: int = 0
+    retry_after: float = 0.01
+    #: the next send is recorded, then the "process" dies before the outbox can mark it sent
+    crash_after_next_send: bool = False
+    _seen: dict[str, str] = field(default_factory=dict)
+
+    async def start(self, sink: EventSink) -> None:
+        self.sink = sink
+
+    async def stop(self) -> None:
+        pass
+
+    async def send(self, channel: ChannelId, view: View, key: str) -> str:
+        return self._deliver("send", channel, view, key)
+
+    async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
+        self._deliver("update", channel, view, key, ref=message_ref)
+
+    async def send_private(
+        self, person: PersonId, view: View, key: str, context: ChannelId | None
+    ) -> None:
+        self._deliver("private", person, view, key)
+
+    async def user_info(self, person: PersonId) -> PersonInfo:
+        name = local_part(person)
+        if name in self.unknown:
+            raise LookupError(person)
+        return PersonInfo(display_name=name.capitalize(), is_staff=name not in self.guests)
+
+    def _deliver(self, kind: str, target: str, view: View, key: str, ref: str = "") -> str:
+        self.calls.append(key)
+        if self.rate_limited:
+            self.rate_limited -= 1
+            raise DeliveryError("ratelimited", retry_after=self.retry_after)
+        if key in self._seen:  # a resend after a crash: the platform drops it
+            return self._seen[key]
+        ref = ref or f"msg-{len(self.delivered) + 1}"
+        self._seen[key] = ref
+        self.delivered.append(Delivered(kind, target, view, key, ref))
+        if self.crash_after_next_send:
+            self.crash_after_next_send = False
+            raise Crash()
+        return ref
+
+    # -- what a user would see ----------------------------------------------------------
+
+    def private(self, person: str) -> list[str]:
+        """The private messages one person received, oldest first."""
+        return [d.text for d in self.delivered if d.kind == "private" and d.target == person]
+
+    def last_private(self, person: str) -> str:
+        messages = self.private(person)
+        assert messages, f"{person} received nothing privately"
+        return messages[-1]
+
+    def in_channel(self, channel: str) -> list[Delivered]:
+        return [d for d in self.delivered if d.kind != "private" and d.target == channel]
+
+    def card(self, number: int) -> Card:
+        """The card of conversation #number as it stands now (posted, then every update)."""
+        prefix = f"#{number} "
+        cards = [
+            d.view
+            for d in self.delivered
+            if isinstance(d.view, Card) and d.view.title.startswith(prefix)
+        ]
+        assert cards, f"no card for #{number}"
+        return cards[-1]
+
+    def card_messages(self, number: int) -> set[str]:
+        """The distinct chat messages that carry #number's card (must be exactly one)."""
+        prefix = f"#{number} "
+        return {
+            d.ref
+            for d in self.delivered
+            if isinstance(d.view, Card) and d.view.title.startswith(prefix)
+        }
+
+
+def field_value(card: Card, label: str) -> str:
+    for f in card.fields:
+        if f.label == label:
+            return f.value
+    raise AssertionError(f"card has no field {label!r}: {card.fields}")
+
+
+def button_actions(card: Card) -> list[str]:
+    return [b.action for b in card.buttons]
