@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pg_server import PostgresServer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from pg_server import PostgresServer
 
 
 @pytest.fixture(scope="module")

@@ -106,8 +106,8 @@ async def test_claiming_a_resolved_or_missing_conversation_says_why_not(chat: Ch
     await chat.say("ann", "claim 1")
     await chat.say("ann", "resolve 1")
 
-    assert "#1 is resolved. `reopen 1` first." == await chat.say("bob", "claim 1")
-    assert "There is no conversation #7." == await chat.say("bob", "claim 7")
+    assert await chat.say("bob", "claim 1") == "#1 is resolved. `reopen 1` first."
+    assert await chat.say("bob", "claim 7") == "There is no conversation #7."
     assert "`abc` is not a conversation number." in await chat.say("bob", "claim abc")
 
 
