@@ -48,10 +48,11 @@ class App:
             admins=frozenset(settings.admins),
             default_language=settings.language,
         )
+        # Delivery retries run on real time even when tests freeze the domain clock.
         self.outbox = OutboxWorker(
             self.db,
             self.platforms,
-            clock,
+            utc_now,
             report_error,
             max_attempts=settings.outbox_max_attempts,
             pacing=outbox_pacing,

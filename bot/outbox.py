@@ -138,7 +138,8 @@ class OutboxWorker:
     async def settle(self) -> None:
         """Wait until nothing is due right now (rows waiting on a backoff don't count)."""
         if self._task is None:
-            await self.deliver_due()
+            while await self.deliver_due() == 0:
+                pass
             return
         self.kick()
         await self._idle.wait()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +33,15 @@ class FakeClock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until `check()` holds (deliveries retried after a backoff), or fail."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.01)
 
 
 def person(name: str) -> PersonId:
@@ -85,6 +96,7 @@ class Chat:
         key: str | None = None,
         tags: tuple[str, ...] = (),
         url: str = "",
+        settle: bool = True,
     ) -> None:
         external_id = external_id or f"ext-{next(_ids)}"
         await self.app.handle(
@@ -100,4 +112,5 @@ class Chat:
                 tags=tags,
             )
         )
-        await self.app.settle()
+        if settle:
+            await self.app.settle()

@@ -1,0 +1,125 @@
+"""The outbox: nothing lost, nothing twice, in order, through crashes and rate limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from bot.events import Command, EventId
+from harness import Chat, channel, eventually, person
+from recording import Crash, field_value
+from storage.models import OutboxRow, OutboxState
+
+
+async def _states(chat: Chat) -> list[str]:
+    async with chat.app.db.transaction() as session:
+        return list((await session.scalars(select(OutboxRow.state))).all())
+
+
+async def test_a_crash_between_send_and_bookkeeping_sends_nothing_twice(
+    database_url: str,
+) -> None:
+    chat = await Chat(database_url).start()
+    await chat.say("boss", "team add support")
+    # Stop the worker so the card waits in the outbox, as if the process died before it.
+    await chat.app.outbox.stop()
+    await chat.mention("Giulia", "La scatola era rotta", settle=False)
+    assert chat.platform.in_channel(channel("support")) == []
+    platform = chat.platform
+
+    # The card reaches the platform, then the process "dies" before marking the row sent.
+    platform.crash_after_next_send = True
+    try:
+        await chat.app.outbox.deliver_due()
+    except Crash:
+        pass
+    await chat.app.db.dispose()
+    assert len(platform.in_channel(channel("support"))) == 1
+
+    # Restart on the same database and the same chat platform.
+    restarted = Chat(database_url)
+    restarted.platform = platform
+    restarted.app.platforms["console"] = platform
+    await restarted.start()
+    await restarted.app.settle()
+
+    cards = platform.in_channel(channel("support"))
+    assert len(cards) == 1, "the card was posted twice"
+    assert platform.calls.count(cards[0].key) == 2, "the pending row was not retried"
+    assert await _states(restarted) == [OutboxState.SENT] * len(await _states(restarted))
+    # and the restarted bot knows the card, so a claim updates it in place
+    await restarted.say("ann", "claim 1")
+    assert field_value(platform.card(1), "Owner") == "Ann"
+    assert len(platform.card_messages(1)) == 1
+    await restarted.stop()
+
+
+async def test_rows_written_before_a_crash_are_delivered_after_restart(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'inloop.db'}"
+    chat = await Chat(url).start()
+    await chat.say("boss", "team add support")
+    await chat.app.outbox.stop()  # the worker is gone: rows pile up, committed
+    for n in range(5):
+        await chat.mention(f"Customer{n}", f"message {n}", settle=False)
+    await chat.app.db.dispose()
+    assert len(chat.platform.in_channel(channel("support"))) == 0
+
+    restarted = Chat(url)
+    await restarted.start()
+    await restarted.app.settle()
+
+    titles = [d.view.title for d in restarted.platform.in_channel(channel("support"))]  # type: ignore[union-attr]
+    assert titles == [f"#{n} · twitter · Customer{n - 1} (@customer{n - 1})" for n in range(1, 6)]
+    await restarted.stop()
+
+
+async def test_rate_limits_are_waited_out_and_order_is_kept(chat: Chat) -> None:
+    await chat.say("boss", "team add support")
+    chat.platform.rate_limited = 3
+    chat.platform.retry_after = 0.05
+    # the worker backs off for at least a second on its own; keep the test quick
+    chat.app.outbox._backoff = type(chat.app.outbox._backoff)(first=0.01)
+
+    for n in range(10):
+        await chat.mention(f"Customer{n}", f"message {n}")
+    await eventually(lambda: len(chat.platform.in_channel(channel("support"))) == 10)
+
+    cards = chat.platform.in_channel(channel("support"))
+    assert [c.view.title.split(" · ")[0] for c in cards] == [f"#{n}" for n in range(1, 11)]  # type: ignore[union-attr]
+    assert len({c.key for c in cards}) == 10
+
+
+async def test_a_message_that_cannot_be_delivered_does_not_block_the_others(chat: Chat) -> None:
+    await chat.say("boss", "team add support")
+    chat.app.outbox._max_attempts = 2
+    chat.app.outbox._backoff = type(chat.app.outbox._backoff)(first=0.01)
+    chat.platform.rate_limited = 2  # the first row fails twice: given up
+
+    await chat.mention("Giulia", "first")
+    await chat.mention("Marco", "second")
+    await eventually(lambda: len(chat.platform.in_channel(channel("support"))) == 1)
+
+    titles = [c.view.title for c in chat.platform.in_channel(channel("support"))]  # type: ignore[union-attr]
+    assert titles == ["#2 · twitter · Marco (@marco)"]
+    assert sorted(await _states(chat)).count(OutboxState.FAILED) == 1
+    assert (
+        await chat.say("ann", "claim 2")
+        == "#2 is yours. Reply to Marco on twitter, then `replied 2`."
+    )
+
+
+async def test_a_retried_event_is_handled_once(chat: Chat) -> None:
+    await chat.say("boss", "team add support")
+    await chat.mention("Giulia", "Ordine rotto")
+    claim = Command(EventId("slack-retry-1"), person("ann"), channel("support"), "claim 1")
+
+    await chat.app.handle(claim)
+    await chat.app.handle(claim)  # the platform delivers the same event again
+    await chat.app.settle()
+
+    assert chat.platform.private(person("ann")) == [
+        "#1 is yours. Reply to Giulia on twitter, then `replied 1`."
+    ]
