@@ -35,10 +35,10 @@ class FakeClock:
         self.now += timedelta(**delta)
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
     """Wait until `check()` holds (deliveries retried after a backoff), or fail."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not check():
         assert loop.time() < deadline, "timed out waiting"
         await asyncio.sleep(0.01)
