@@ -7,20 +7,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from bot.clock import Clock, utc_now
 from bot.config import Settings
 from bot.events import Event, PersonId, platform_of
+from bot.intake.webhook import Webhook
 from bot.outbox import OutboxWorker
 from bot.people import Directory
-from bot.platform import PersonInfo, Platform
+from bot.platform import EventSink, PersonInfo, Platform
 from bot.router import Router
 from handlers import admin, claims, help, queue, routing
 from storage.database import Database
 from storage.migrate import upgrade
 
 log = logging.getLogger("inloop")
+
+
+class IntakeSource(Protocol):
+    """A door for customer mentions from outside the chat (webhook, feed poller)."""
+
+    async def start(self, sink: EventSink) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 def report_error(exc: BaseException, where: str) -> None:
@@ -70,6 +80,18 @@ class App:
         )
         for module in (help, claims, queue, admin, routing):
             module.register(self.router)
+        self.intake: list[IntakeSource] = []
+        if settings.intake_secret:
+            self.intake.append(
+                Webhook(
+                    self.db,
+                    settings.intake_secret,
+                    utc_now,  # signatures are checked against real time, always
+                    report_error,
+                    host=settings.intake_host,
+                    port=settings.intake_port,
+                )
+            )
 
     async def start(self) -> None:
         await upgrade(self.db)
@@ -78,9 +100,13 @@ class App:
         self.outbox.start()
         for platform in self.platforms.values():
             await platform.start(self)
+        for source in self.intake:
+            await source.start(self)
         log.info("Inloop started: %s", ", ".join(self.platforms))
 
     async def stop(self) -> None:
+        for source in self.intake:
+            await source.stop()
         for platform in self.platforms.values():
             await platform.stop()
         await self.outbox.stop()
@@ -88,8 +114,11 @@ class App:
 
     # -- EventSink -----------------------------------------------------------------------
 
-    async def handle(self, event: Event) -> None:
-        await self.router.handle(event)
+    async def handle(self, event: Event) -> bool:
+        return await self.router.handle(event)
+
+    async def handle_many(self, events: Sequence[Event]) -> list[bool]:
+        return await self.router.handle_many(events)
 
     async def settle(self) -> None:
         await self.outbox.settle()

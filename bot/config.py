@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,6 +36,11 @@ class Settings:
     default_tz: str
     log_level: str
     outbox_max_attempts: int
+    #: the webhook runs only when a secret is set; repr=False keeps it out of any log line
+    intake_secret: str = field(default="", repr=False)
+    intake_host: str = "127.0.0.1"
+    intake_port: int = 8080
+    feed_poll_minutes: int = 10
 
     @property
     def is_sqlite(self) -> bool:
@@ -66,6 +71,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             ("DEBUG", "INFO", "WARNING", "ERROR"),
         ),
         outbox_max_attempts=_int("OUTBOX_MAX_ATTEMPTS", get("OUTBOX_MAX_ATTEMPTS", "12"), 1, 100),
+        intake_secret=_secret("INTAKE_SECRET", env.get("INTAKE_SECRET", "").strip()),
+        intake_host=get("INTAKE_HOST", "127.0.0.1"),
+        intake_port=_int("INTAKE_PORT", get("INTAKE_PORT", "8080"), 0, 65535),
+        feed_poll_minutes=_int("FEED_POLL_MINUTES", get("FEED_POLL_MINUTES", "10"), 1, 1440),
     )
 
 
@@ -104,6 +113,12 @@ def _people(variable: str, value: str) -> tuple[PersonId, ...]:
             raise ConfigError(variable, f"{item!r}: unknown platform {platform!r}")
         people.append(PersonId(item))
     return tuple(people)
+
+
+def _secret(variable: str, value: str) -> str:
+    if value and len(value) < 16:
+        raise ConfigError(variable, "is too short to be a secret: use at least 16 characters")
+    return value
 
 
 def _choice(variable: str, value: str, allowed: tuple[str, ...]) -> str:

@@ -9,6 +9,7 @@ Errors raised by adapters while delivering (the outbox decides what to do with t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,7 +39,13 @@ class PersonInfo:
 class EventSink(Protocol):
     """What an adapter hands its inbound events to."""
 
-    async def handle(self, event: Event) -> None: ...
+    async def handle(self, event: Event) -> bool:
+        """Handle one event; False if it had been handled before (a re-delivery)."""
+        ...
+
+    async def handle_many(self, events: Sequence[Event]) -> list[bool]:
+        """Handle a batch atomically (intake): stored all together, or not at all."""
+        ...
 
     async def settle(self) -> None:
         """Return once every message that is due has been delivered (console, tests)."""

@@ -145,3 +145,22 @@ async def history(session: AsyncSession, conversation_id: int) -> Sequence[Audit
             .order_by(col(AuditEntry.id))
         )
     ).all()
+
+
+async def numbers_of(
+    session: AsyncSession, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """The conversation number of each stored (source, external_id)."""
+    found: dict[tuple[str, str], int] = {}
+    by_source: dict[str, list[str]] = {}
+    for source, external_id in keys:
+        by_source.setdefault(source, []).append(external_id)
+    for source, ids in by_source.items():
+        rows = await session.execute(
+            select(col(Mention.external_id), col(Mention.conversation_id)).where(
+                col(Mention.source) == source, col(Mention.external_id).in_(ids)
+            )
+        )
+        for external_id, number in rows:
+            found[(source, external_id)] = number
+    return found

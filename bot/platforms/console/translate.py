@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.events import (
-    Author,
     ChannelId,
     Command,
     EventId,
@@ -17,6 +16,7 @@ from bot.events import (
     Message,
     PersonId,
 )
+from bot.intake.mentions import Invalid, parse_mention
 from bot.views import Card, View
 
 PREFIX = "!inloop"
@@ -99,18 +99,18 @@ def _directive(text: str, event_id: EventId, now: datetime) -> Line:
             customer, colon, said = rest.partition(":")
             if not colon or not customer.strip() or not said.strip():
                 return Problem("Usage: /mention NAME: TEXT")
-            return MentionReceived(
-                event_id=event_id,
-                source="console",
-                external_id=event_id.removeprefix("console:"),
-                # one conversation per customer while it is open: the next /mention is a follow-up
-                conversation_key=f"customer:{customer.strip().casefold()}",
-                author=Author(customer.strip()),
-                text=said.strip(),
-                url="",
-                created_at=now,
-                raw={"line": text},
-            )
+            body = {
+                "source": "console",
+                "external_id": event_id.removeprefix("console:"),
+                # one conversation per customer: the next /mention from them is a follow-up
+                "conversation_key": f"customer:{customer.strip().casefold()}",
+                "author": {"name": customer.strip()},
+                "text": said.strip(),
+            }
+            try:
+                return parse_mention(body, now)  # the webhook's own rules
+            except Invalid as exc:
+                return Problem(f"Not a mention: {exc}")
         case "/help":
             return Problem("Directives:\n" + DIRECTIVES_HELP)
     return Problem(f"Unknown directive {name}. Directives:\n" + DIRECTIVES_HELP)

@@ -1,0 +1,1 @@
+"""Intake: where customer mentions come in from outside the chat (webhook, feeds)."""

@@ -1,0 +1,130 @@
+"""The intake body: validate one mention object and turn it into a `MentionReceived`.
+
+Pure: no I/O. The webhook, the feed poller and the console's `/mention` all end
+up here, so a mention is held to the same rules whichever door it came through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from bot.events import Author, EventId, MentionReceived
+
+MAX_TEXT = 40_000
+MAX_BATCH = 1_000
+MAX_TAGS = 50
+
+
+@dataclass(frozen=True)
+class Invalid(Exception):
+    """The first thing wrong with a mention: what, and in which field."""
+
+    error: str
+    field: str | None = None
+    index: int | None = None
+
+    def __str__(self) -> str:
+        return self.error
+
+
+def mention_event_id(source: str, external_id: str) -> EventId:
+    """One id per (source, external_id): a re-delivery is the same event to the router."""
+    return EventId(f"mention:{len(source)}:{source}:{external_id}")
+
+
+def parse_mention(data: Any, received_at: datetime) -> MentionReceived:
+    if not isinstance(data, Mapping):
+        raise Invalid("a mention must be a JSON object")
+    source = _string(data, "source", required=True, limit=64)
+    external_id = _string(data, "external_id", required=True, limit=512)
+    key = _string(data, "conversation_key", limit=512) or external_id
+    author = data.get("author")
+    if not isinstance(author, Mapping):
+        raise Invalid("author must be an object with a name", "author")
+    name = _string(author, "name", required=True, limit=255, path="author.name")
+    handle = _string(author, "handle", limit=255, path="author.handle")
+    text = data.get("text")
+    if not isinstance(text, str):
+        raise Invalid("text is required and must be a string", "text")
+    if not text.strip():
+        raise Invalid("text must not be empty", "text")
+    if len(text) > MAX_TEXT:
+        raise Invalid(f"text is longer than {MAX_TEXT:,} characters ({len(text):,})", "text")
+    url = _string(data, "url", limit=2048)
+    if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
+        raise Invalid("url must be an http(s) address", "url")
+    return MentionReceived(
+        event_id=mention_event_id(source, external_id),
+        source=source,
+        external_id=external_id,
+        conversation_key=key,
+        author=Author(name, handle),
+        text=text,
+        url=url,
+        created_at=_created_at(data, received_at),
+        lang=_string(data, "lang", limit=16),
+        tags=_tags(data),
+        raw=dict(data),
+    )
+
+
+def _string(
+    data: Mapping[str, Any], name: str, *, required: bool = False, limit: int, path: str = ""
+) -> str:
+    path = path or name
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise Invalid(f"{path} is required", path)
+        return ""
+    if not isinstance(value, str):
+        raise Invalid(f"{path} must be a string, not {_json_type(value)}", path)
+    if required and not value.strip():
+        raise Invalid(f"{path} must not be empty", path)
+    if len(value) > limit:
+        raise Invalid(f"{path} is longer than {limit} characters", path)
+    return value
+
+
+def _created_at(data: Mapping[str, Any], received_at: datetime) -> datetime:
+    value = data.get("created_at")
+    if value is None:
+        return received_at
+    if not isinstance(value, str):
+        raise Invalid("created_at must be an ISO 8601 string", "created_at")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid(
+            f"created_at {value[:40]!r} is not ISO 8601 (e.g. 2026-11-16T08:02:11Z)", "created_at"
+        ) from None
+    # A time without a zone is taken as UTC, the way listening tools mostly mean it.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _tags(data: Mapping[str, Any]) -> tuple[str, ...]:
+    value = data.get("tags")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise Invalid("tags must be a list of strings", "tags")
+    if len(value) > MAX_TAGS:
+        raise Invalid(f"at most {MAX_TAGS} tags", "tags")
+    if any(len(t) > 64 for t in value):
+        raise Invalid("a tag is longer than 64 characters", "tags")
+    return tuple(value)
+
+
+def _json_type(value: Any) -> str:
+    names = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+    }
+    return names.get(type(value), type(value).__name__)

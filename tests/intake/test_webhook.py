@@ -1,0 +1,270 @@
+"""The intake webhook over real HTTP: the contract, case by case."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.intake.webhook import sign
+from harness import Chat, channel, person
+from pg_server import PostgresServer
+from recording import field_value
+
+SECRET = "test-secret-0123456789"
+
+
+def mention(n: int = 1, **over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "source": "twitter",
+        "external_id": f"tw-{n}",
+        "conversation_key": f"tw-conv-{n}",
+        "author": {"name": "Giulia Neri", "handle": "@giulianeri"},
+        "text": "Ordine #A1234 arrivato con la scatola rotta. Qualcuno mi risponde?",
+        "url": f"https://x.example/giulianeri/status/{n}",
+        "created_at": "2026-11-16T08:02:11Z",
+        "lang": "it",
+        "tags": ["delivery"],
+    }
+    body.update(over)
+    return body
+
+
+class Intake:
+    def __init__(self, chat: Chat, http: aiohttp.ClientSession):
+        self.chat = chat
+        self.http = http
+        self.base = f"http://127.0.0.1:{chat.app.intake[0].port}"  # type: ignore[attr-defined]
+
+    async def post(
+        self,
+        payload: Any = None,
+        *,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+        timestamp: int | None = None,
+        signature: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        body = raw if raw is not None else json.dumps(payload).encode()
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        sent = {
+            "Content-Type": content_type,
+            "X-Inloop-Timestamp": ts,
+            "X-Inloop-Signature": signature or sign(SECRET, ts, body),
+        }
+        if headers is not None:
+            sent = headers
+        async with self.http.post(f"{self.base}/v1/mentions", data=body, headers=sent) as resp:
+            answer = await resp.json()
+        await self.chat.app.settle()
+        return resp.status, answer
+
+    async def conversations(self) -> int:
+        return len(self.chat.platform.in_channel(channel("support")))
+
+
+@pytest.fixture
+async def intake(database_url: str) -> AsyncIterator[Intake]:
+    chat = await Chat(database_url, INTAKE_SECRET=SECRET, INTAKE_PORT="0").start()
+    await chat.say("boss", "team add support")
+    async with aiohttp.ClientSession() as http:
+        yield Intake(chat, http)
+    await chat.stop()
+
+
+async def test_a_signed_mention_is_stored_and_its_card_posted(intake: Intake) -> None:
+    status, answer = await intake.post(mention())
+
+    assert status == 202
+    assert answer == {
+        "source": "twitter",
+        "external_id": "tw-1",
+        "conversation": 1,
+        "duplicate": False,
+    }
+    card = intake.chat.platform.card(1)
+    assert card.title == "#1 · twitter · Giulia Neri (@giulianeri)"
+    assert card.link == "https://x.example/giulianeri/status/1"
+
+
+async def test_a_redelivery_answers_200_with_the_same_number_and_posts_nothing(
+    intake: Intake,
+) -> None:
+    await intake.post(mention())
+    status, answer = await intake.post(mention())
+
+    assert status == 200
+    assert answer["conversation"] == 1 and answer["duplicate"] is True
+    assert await intake.conversations() == 1
+
+
+async def test_twenty_concurrent_redeliveries_make_one_conversation(intake: Intake) -> None:
+    results = await asyncio.gather(*(intake.post(mention()) for _ in range(20)))
+
+    assert sorted(status for status, _ in results) == [200] * 19 + [202]
+    assert {answer["conversation"] for _, answer in results} == {1}
+    assert await intake.conversations() == 1
+    assert field_value(intake.chat.platform.card(1), "Messages") == "1"
+
+
+async def test_a_batch_is_stored_whole_with_a_number_for_each(intake: Intake) -> None:
+    batch = [mention(n) for n in range(1, 101)]
+    batch.append(mention(101, conversation_key="tw-conv-1", text="Aggiungo: ancora niente"))
+
+    status, answer = await intake.post(batch)
+
+    assert status == 202
+    numbers = [item["conversation"] for item in answer["mentions"]]
+    assert numbers[:100] == list(range(1, 101))
+    assert numbers[100] == 1  # the follow-up joined conversation #1
+    assert await intake.conversations() == 100 + 1  # 100 cards, then #1's card updated
+
+
+async def test_a_bad_item_rejects_the_whole_batch_and_names_it(intake: Intake) -> None:
+    batch = [mention(1), mention(2), mention(3, author={"handle": "@x"})]
+
+    status, answer = await intake.post(batch)
+
+    assert status == 400
+    assert answer == {"error": "author.name is required", "field": "author.name", "index": 2}
+    assert await intake.conversations() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "error"),
+    [
+        (mention(source=None), "source", "source is required"),
+        (mention(source=""), "source", "source must not be empty"),
+        (mention(external_id=1001), "external_id", "external_id must be a string, not a number"),
+        (mention(author="Giulia"), "author", "author must be an object with a name"),
+        (mention(text=None), "text", "text is required and must be a string"),
+        (mention(text="   "), "text", "text must not be empty"),
+        (mention(text="x" * 40_001), "text", "text is longer than 40,000 characters (40,001)"),
+        (mention(url="javascript:alert(1)"), "url", "url must be an http(s) address"),
+        (mention(created_at="yesterday"), "created_at", None),
+        (mention(tags="refund"), "tags", "tags must be a list of strings"),
+        (mention(lang=["it"]), "lang", "lang must be a string, not a list"),
+    ],
+)
+async def test_each_bad_field_gets_a_400_naming_it(
+    intake: Intake, body: dict[str, Any], field: str, error: str | None
+) -> None:
+    status, answer = await intake.post(body)
+
+    assert status == 400
+    assert answer["field"] == field
+    if error is not None:
+        assert answer["error"] == error
+    assert await intake.conversations() == 0
+
+
+async def test_a_text_of_exactly_40000_characters_is_accepted(intake: Intake) -> None:
+    status, _ = await intake.post(mention(text="y" * 40_000))
+    assert status == 202
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b'{"source": "tw", "text": "\xff\xfe"}', "the body is not valid UTF-8 (byte 26)"),
+        (b'{"source": ', "the body is not JSON: Expecting value at line 1"),
+        (b'"just a string"', "the body must be a mention object or a list of them"),
+        (b"[]", "the list of mentions is empty"),
+    ],
+)
+async def test_a_body_that_is_not_mentions_gets_a_400(
+    intake: Intake, raw: bytes, error: str
+) -> None:
+    status, answer = await intake.post(raw=raw)
+    assert (status, answer) == (400, {"error": error})
+
+
+async def test_more_than_1000_items_is_refused(intake: Intake) -> None:
+    status, answer = await intake.post([mention(n) for n in range(1001)])
+    assert status == 400
+    assert answer["error"] == "at most 1,000 mentions per request (got 1,001)"
+    assert await intake.conversations() == 0
+
+
+async def test_a_body_over_one_mebibyte_gets_413(intake: Intake) -> None:
+    status, answer = await intake.post(mention(text="z" * (2 * 1024 * 1024)))
+    assert status == 413
+    assert "larger than 1,048,576 bytes" in answer["error"]
+
+
+async def test_another_content_type_gets_415(intake: Intake) -> None:
+    status, answer = await intake.post(mention(), content_type="text/plain")
+    assert (status, answer) == (415, {"error": "Content-Type must be application/json"})
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("missing", "X-Inloop-Timestamp and X-Inloop-Signature headers are required"),
+        ("wrong", "the signature does not match the body"),
+        ("old", "X-Inloop-Timestamp is more than 5 minutes off: sign each request anew"),
+        ("future", "X-Inloop-Timestamp is more than 5 minutes off: sign each request anew"),
+        ("other-secret", "the signature does not match the body"),
+    ],
+)
+async def test_unsigned_or_stale_requests_get_401_and_store_nothing(
+    intake: Intake, case: str, expected: str
+) -> None:
+    body = json.dumps(mention()).encode()
+    now = int(time.time())
+    if case == "missing":
+        result = await intake.post(raw=body, headers={"Content-Type": "application/json"})
+    elif case == "wrong":
+        result = await intake.post(raw=body, signature="sha256=" + "0" * 64)
+    elif case == "old":  # a captured request replayed six minutes later
+        old = now - 360
+        result = await intake.post(raw=body, timestamp=old, signature=sign(SECRET, str(old), body))
+    elif case == "future":
+        late = now + 360
+        result = await intake.post(
+            raw=body, timestamp=late, signature=sign(SECRET, str(late), body)
+        )
+    else:
+        result = await intake.post(
+            raw=body, signature=sign("not-the-secret-at-all", str(now), body)
+        )
+
+    assert result == (401, {"error": expected})
+    assert await intake.conversations() == 0
+
+
+async def test_hard_texts_are_stored_exactly_as_received(intake: Intake) -> None:
+    text = "<!channel> @room <b>x</b> \u200b e\u0301 مرحبا \x1b[2J"
+    await intake.post(mention(text=text))
+
+    assert intake.chat.platform.card(1).text == text
+    assert text in await intake.chat.say("ann", "show 1")
+
+
+async def test_healthz_says_whether_the_database_answers() -> None:
+    # A server of its own, so that stopping it harms no other test.
+    with PostgresServer() as server:
+        chat = await Chat(server.create_database(), INTAKE_SECRET=SECRET, INTAKE_PORT="0").start()
+        url = f"http://127.0.0.1:{chat.app.intake[0].port}/healthz"  # type: ignore[attr-defined]
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as resp:
+                assert (resp.status, await resp.json()) == (200, {"status": "ok"})
+            server.stop()
+            async with http.get(url) as resp:
+                assert (resp.status, await resp.json()) == (503, {"status": "database unreachable"})
+        await chat.stop()
+
+
+async def test_a_claimed_conversation_s_owner_hears_of_a_follow_up(intake: Intake) -> None:
+    await intake.post(mention(1))
+    await intake.chat.say("ann", "claim 1")
+    await intake.post(mention(2, conversation_key="tw-conv-1", text="Sono ancora qui"))
+    assert intake.chat.platform.last_private(person("ann")) == (
+        "New message on #1 from Giulia Neri: Sono ancora qui"
+    )
