@@ -13,12 +13,13 @@ from typing import Protocol
 from bot.clock import Clock, utc_now
 from bot.config import Settings
 from bot.events import Event, PersonId, platform_of
+from bot.intake.feeds import FeedPoller
 from bot.intake.webhook import Webhook
 from bot.outbox import OutboxWorker
 from bot.people import Directory
 from bot.platform import EventSink, PersonInfo, Platform
 from bot.router import Router
-from handlers import admin, claims, help, queue, routing
+from handlers import admin, claims, feeds, help, queue, routing
 from storage.database import Database
 from storage.migrate import upgrade
 
@@ -80,7 +81,11 @@ class App:
         )
         for module in (help, claims, queue, admin, routing):
             module.register(self.router)
-        self.intake: list[IntakeSource] = []
+        feeds.register(self.router, settings.feed_poll_minutes)
+        self.feeds = FeedPoller(
+            self.db, clock, report_error, interval_minutes=settings.feed_poll_minutes
+        )
+        self.intake: list[IntakeSource] = [self.feeds]
         if settings.intake_secret:
             self.intake.append(
                 Webhook(

@@ -105,8 +105,20 @@ class MentionReceived:
     created_at: datetime
     lang: str = ""
     tags: tuple[str, ...] = ()
+    #: a source that knows its team (a feed added for one team) names it here
+    team: str = ""
+    raw: Raw = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class FeedProblem:
+    """A feed started failing (or works again, `error` empty): admins are told once."""
+
+    event_id: EventId
+    feed_url: str
+    error: str
     raw: Raw = field(default_factory=dict, compare=False)
 
 
 ChatEvent = Command | Action | Message | Reaction
-Event = ChatEvent | MentionReceived
+Event = ChatEvent | MentionReceived | FeedProblem

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
 from bot.context import Context
 from bot.events import MentionReceived
-from bot.router import Router
+from bot.people import STAFF
+from bot.router import Router, UsageError
 from bot.views import Notice
 from handlers import card
 from handlers.claims import reopen_conversation
@@ -28,6 +30,7 @@ from storage.models import Conversation, Mention, Person, Role, Status, Team
 
 def register(router: Router) -> None:
     router.on(MentionReceived, on_mention)
+    router.command("route test", route_test, STAFF)
 
 
 def fold(text: str) -> str:
@@ -49,12 +52,46 @@ def _words(text: str) -> set[str]:
     return set("".join(c if c.isalnum() else " " for c in fold(text)).split())
 
 
-def choose_team(candidates: Sequence[Team], tags: Iterable[str], text: str) -> Team | None:
-    wanted = set(normalise_tags(tags)) | _words(text)
+@dataclass(frozen=True)
+class Route:
+    team: Team | None
+    #: "tag", "word", "named", "default" or "none"
+    reason: str
+    matched: str = ""
+
+
+def choose_team(
+    candidates: Sequence[Team], tags: Iterable[str], text: str, named: str = ""
+) -> Route:
+    if named:
+        for team in candidates:
+            if team.name.casefold() == named.casefold():
+                return Route(team, "named", team.name)
+    given, words = normalise_tags(tags), _words(text)
     for team in candidates:
-        if wanted & set(team.tags.split()):
-            return team
-    return next((t for t in candidates if t.is_default), None)
+        rules = team.tags.split()
+        if tag := next((t for t in given if t in rules), None):
+            return Route(team, "tag", tag)
+        if word := next((t for t in rules if t in words), None):
+            return Route(team, "word", word)
+    default = next((t for t in candidates if t.is_default), None)
+    return Route(default, "default" if default else "none")
+
+
+async def route_test(ctx: Context, args: Sequence[str]) -> None:
+    if not args:
+        raise UsageError()
+    route = choose_team(await teams.every(ctx.session), (), " ".join(args))
+    texts = ctx.texts
+    if route.team is None:
+        ctx.reply(texts.route_nowhere)
+        return
+    template = {
+        "tag": texts.route_by_tag,
+        "word": texts.route_by_word,
+        "default": texts.route_default,
+    }[route.reason]
+    ctx.reply(template.format(team=route.team.name, tag=route.matched))
 
 
 async def on_mention(ctx: Context, event: MentionReceived) -> None:
@@ -111,7 +148,7 @@ async def on_mention(ctx: Context, event: MentionReceived) -> None:
 
 async def _open(ctx: Context, event: MentionReceived) -> tuple[Conversation, bool]:
     """A new conversation, or the one a concurrent delivery just opened (then False)."""
-    team = choose_team(await teams.every(ctx.session), event.tags, event.text)
+    team = choose_team(await teams.every(ctx.session), event.tags, event.text, event.team).team
     conversation = Conversation(
         source=event.source,
         conversation_key=event.conversation_key,

@@ -145,6 +145,27 @@ class OutboxRow(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
 
 
+class Feed(SQLModel, table=True):
+    """An RSS or Atom feed polled for mentions (e.g. a blog's comments)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    #: the team its mentions go to; None: routed by tags like any mention
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    title: str = Field(default="", max_length=255)
+    etag: str = Field(default="", max_length=255)
+    last_modified: str = Field(default="", max_length=64)
+    #: entries dated before this are history, not mentions
+    since: datetime = Field(sa_column=_utc())
+    next_poll_at: datetime = Field(sa_column=_utc(index=True))
+    failures: int = Field(default=0)
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    #: admins were told about the current run of failures (told once, not every poll)
+    reported: bool = Field(default=False)
+    added_by: int | None = Field(default=None, foreign_key="person.id")
+    created_at: datetime = Field(sa_column=_utc())
+
+
 class ProcessedEvent(SQLModel, table=True):
     """Inbound event ids already handled: Slack retries, Matrix re-syncs, webhook re-deliveries."""
 

@@ -87,3 +87,18 @@ class Texts:
     role_last_admin: str
     lang_set: str
     lang_unknown: str
+    # -- routing and feeds -----------------------------------------------------------
+    route_by_tag: str
+    route_by_word: str
+    route_default: str
+    route_nowhere: str
+    feed_added: str
+    feed_any_team: str
+    feed_exists: str
+    feed_bad_url: str
+    feed_removed: str
+    feed_unknown: str
+    feeds_none: str
+    feeds_line: str
+    feed_failing: str
+    feed_recovered: str

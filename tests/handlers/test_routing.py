@@ -132,3 +132,34 @@ async def test_queue_lists_mine_first_then_unclaimed_oldest_first(chat: Chat) ->
     assert lines[2] == "Unclaimed in support (2):"
     assert lines[3].startswith("#1 · twitter · Giulia · Open · 1h")
     assert lines[4].startswith("#2 · twitter · Marco · Open · 1h")
+
+
+async def test_route_test_says_where_a_text_would_go_and_why(chat: Chat) -> None:
+    assert await chat.say("ann", "route test rimborso") == (
+        "→ nowhere yet: there is no team. Run `team add NAME` in a channel."
+    )
+    await chat.say("boss", "team add support", where="support")
+    await chat.say("boss", "team add billing rimborso", where="billing")
+
+    assert await chat.say("ann", "route test Voglio il RIMBÓRSO!") == (
+        "→ team billing: the word `rimborso` in the text matches its routing tags."
+    )
+    assert await chat.say("ann", "route test dove è il mio pacco") == (
+        "→ team support: no routing tag matches, so the default team."
+    )
+    assert "Usage:" in await chat.say("ann", "route test")
+
+
+async def test_team_tags_changes_where_new_mentions_go(chat: Chat) -> None:
+    await chat.say("boss", "team add support", where="support")
+    await chat.say("boss", "team add billing", where="billing")
+    assert await chat.say("boss", "team tags billing Fattura #Invoice") == (
+        "Team billing now routes on: fattura invoice."
+    )
+    await chat.mention("Anna", "La mia fattura è sbagliata")
+    assert field_value(chat.platform.card(1), "Team") == "billing"
+    teams = await chat.say("ann", "teams")
+    assert teams.splitlines() == [
+        "support (default) — channel console:#support — tags: —",
+        "billing — channel console:#billing — tags: fattura invoice",
+    ]

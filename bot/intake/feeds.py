@@ -1,0 +1,220 @@
+"""The feed poller: RSS and Atom feeds (blog comments, forums, review sites) as mentions.
+
+Each feed is polled every FEED_POLL_MINUTES with a conditional GET (ETag and
+Last-Modified), so an unchanged feed costs one 304. Each new entry becomes a
+mention through the same validation as the webhook; entries dated before the
+feed was added are history and are skipped. A failing feed is retried with
+exponential backoff (capped at a day) and reported to admins once per run of
+failures, not on every poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import feedparser
+
+from bot.clock import Clock
+from bot.events import EventId, FeedProblem, MentionReceived
+from bot.intake.html_text import html_to_text
+from bot.intake.mentions import MAX_TEXT, Invalid, parse_mention
+from bot.platform import EventSink
+from storage import feeds
+from storage.database import Database
+from storage.models import Feed, Team
+
+log = logging.getLogger(__name__)
+
+ErrorHook = Callable[[BaseException, str], None]
+MAX_FEED_BYTES = 5 * 1024 * 1024
+MAX_BACKOFF = timedelta(days=1)
+
+
+class FeedError(Exception):
+    """A feed could not be fetched or read; the message is what admins are told."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    status: int
+    body: bytes
+    etag: str
+    last_modified: str
+
+
+class FeedPoller:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        on_error: ErrorHook,
+        *,
+        interval_minutes: int,
+        check_every: float = 30.0,
+    ):
+        self._db = db
+        self._clock = clock
+        self._on_error = on_error
+        self._interval = timedelta(minutes=interval_minutes)
+        self._check_every = check_every
+        self._sink: EventSink | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, sink: EventSink) -> None:
+        self._sink = sink
+        self._http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=30),
+            headers={"User-Agent": "Inloop feed poller (+https://github.com/inloop)"},
+        )
+        self._task = asyncio.create_task(self._run(), name="feeds")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.poll_due()
+            except Exception as exc:
+                self._on_error(exc, "feed poller")
+            await asyncio.sleep(self._check_every)
+
+    async def poll_due(self) -> int:
+        """Poll every feed whose time has come; returns how many were polled."""
+        async with self._db.transaction() as session:
+            due = list(await feeds.due(session, self._clock()))
+        for feed in due:
+            await self._poll(feed)
+        return len(due)
+
+    async def _poll(self, feed: Feed) -> None:
+        assert self._sink is not None
+        try:
+            fetched = await self._fetch(feed)
+            events = [] if fetched.status == 304 else await self._mentions(feed, fetched.body)
+            if events:
+                await self._sink.handle_many(events)
+        except FeedError as exc:
+            await self._failed(feed, str(exc))
+            return
+        await self._succeeded(feed, fetched)
+
+    async def _fetch(self, feed: Feed) -> Fetched:
+        assert self._http is not None
+        headers = {}
+        if feed.etag:
+            headers["If-None-Match"] = feed.etag
+        if feed.last_modified:
+            headers["If-Modified-Since"] = feed.last_modified
+        try:
+            async with self._http.get(feed.url, headers=headers) as resp:
+                if resp.status == 304:
+                    return Fetched(304, b"", feed.etag, feed.last_modified)
+                if resp.status >= 400:
+                    raise FeedError(f"the server answered HTTP {resp.status}")
+                body = await resp.content.read(MAX_FEED_BYTES + 1)
+                if len(body) > MAX_FEED_BYTES:
+                    raise FeedError("the feed is larger than 5 MiB")
+                return Fetched(
+                    resp.status,
+                    body,
+                    resp.headers.get("ETag", ""),
+                    resp.headers.get("Last-Modified", ""),
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise FeedError(f"could not fetch it ({type(exc).__name__}: {exc})") from None
+
+    async def _mentions(self, feed: Feed, body: bytes) -> list[MentionReceived]:
+        parsed: Any = feedparser.parse(body)
+        if not parsed.get("version") and not parsed.entries:
+            raise FeedError("it is not an RSS or Atom feed")
+        title = str(parsed.feed.get("title", "")).strip()
+        source = (title or urlsplit(feed.url).hostname or "feed")[:64]
+        team = ""
+        if feed.team_id is not None:
+            async with self._db.transaction() as session:
+                found = await session.get(Team, feed.team_id)
+                team = found.name if found else ""
+        feed.title = title[:255]
+        now = self._clock()
+        events = []
+        for entry in parsed.entries:
+            item, created = _entry_body(entry, source, now)
+            if created < feed.since:
+                continue  # history from before the feed was added
+            try:
+                event = parse_mention(item, now)
+            except Invalid as exc:
+                log.warning("skipping an entry of %s: %s", feed.url, exc)
+                continue
+            events.append(replace(event, team=team))
+        return events
+
+    async def _succeeded(self, feed: Feed, fetched: Fetched) -> None:
+        recovered = feed.reported
+        async with self._db.transaction() as session:
+            row = await session.get(Feed, feed.id)
+            if row is None:
+                return  # removed while we polled
+            row.title = feed.title or row.title
+            row.etag = fetched.etag
+            row.last_modified = fetched.last_modified
+            row.failures = 0
+            row.last_error = ""
+            row.reported = False
+            row.next_poll_at = self._clock() + self._interval
+        if recovered:
+            await self._report(feed, "")
+
+    async def _failed(self, feed: Feed, error: str) -> None:
+        failures = feed.failures + 1
+        delay = min(self._interval * 2 ** min(failures, 16), MAX_BACKOFF)
+        log.warning("feed %s failed (%s); next try in %s", feed.url, error, delay)
+        async with self._db.transaction() as session:
+            row = await session.get(Feed, feed.id)
+            if row is None:
+                return
+            row.failures = failures
+            row.last_error = error
+            row.reported = True
+            row.next_poll_at = self._clock() + delay
+        if not feed.reported:
+            await self._report(feed, error)
+
+    async def _report(self, feed: Feed, error: str) -> None:
+        assert self._sink is not None
+        episode = self._clock().isoformat()
+        await self._sink.handle(FeedProblem(EventId(f"feed:{feed.id}:{episode}"), feed.url, error))
+
+
+def _entry_body(entry: Any, source: str, now: datetime) -> tuple[dict[str, Any], datetime]:
+    link = str(entry.get("link", ""))
+    title = html_to_text(str(entry.get("title", "")))
+    summary = html_to_text(str(entry.get("summary", "")))
+    text = summary if not title or title in summary else f"{title}\n\n{summary}".strip()
+    external_id = str(entry.get("id") or link) or hashlib.sha256(text.encode()).hexdigest()
+    struct = entry.get("published_parsed") or entry.get("updated_parsed")
+    created = datetime.fromtimestamp(calendar.timegm(struct), UTC) if struct else now
+    body = {
+        "source": source,
+        "external_id": external_id[:512],
+        "author": {"name": str(entry.get("author") or source)[:255]},
+        "text": text[:MAX_TEXT] or link or "(empty entry)",
+        "url": link if link.startswith(("http://", "https://")) else "",
+        "created_at": created.isoformat(),
+    }
+    return body, created

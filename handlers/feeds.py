@@ -1,0 +1,109 @@
+"""Feeds: `feed add|list|remove` for admins, and telling admins when a feed fails."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from bot.context import Context
+from bot.events import FeedProblem
+from bot.router import Router, UsageError
+from bot.views import Notice
+from storage import feeds, people, teams
+from storage.models import Feed, Role, Team
+
+ADMINS = frozenset({Role.ADMIN})
+
+
+def register(router: Router, poll_minutes: int) -> None:
+    async def add(ctx: Context, args: Sequence[str]) -> None:
+        await feed_add(ctx, args, poll_minutes)
+
+    router.command("feed add", add, ADMINS)
+    router.command("feed list", feed_list, ADMINS)
+    router.command("feed remove", feed_remove, ADMINS)
+    router.on(FeedProblem, on_problem)
+
+
+async def feed_add(ctx: Context, args: Sequence[str], poll_minutes: int) -> None:
+    if len(args) not in (1, 2):
+        raise UsageError()
+    texts, url = ctx.texts, args[0].strip("<>")  # Slack wraps links in <>
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        ctx.reply(texts.feed_bad_url.format(url=url))
+        return
+    team: Team | None = None
+    if len(args) == 2:
+        team = await teams.by_name(ctx.session, args[1])
+        if team is None:
+            names = ", ".join(t.name for t in await teams.every(ctx.session)) or "—"
+            ctx.reply(texts.team_unknown.format(team=args[1], teams=names))
+            return
+    if (existing := await feeds.by_url(ctx.session, url)) is not None:
+        ctx.reply(texts.feed_exists.format(id=existing.id))
+        return
+    feed = Feed(
+        url=url,
+        team_id=team.id if team else None,
+        since=ctx.now,
+        next_poll_at=ctx.now,
+        added_by=ctx.sender.id,
+        created_at=ctx.now,
+    )
+    ctx.session.add(feed)
+    await ctx.session.flush()
+    ctx.reply(
+        texts.feed_added.format(
+            id=feed.id,
+            url=url,
+            team=team.name if team else texts.feed_any_team,
+            minutes=poll_minutes,
+        )
+    )
+
+
+async def feed_list(ctx: Context, args: Sequence[str]) -> None:
+    if args:
+        raise UsageError()
+    texts = ctx.texts
+    every = await feeds.every(ctx.session)
+    if not every:
+        ctx.reply(texts.feeds_none)
+        return
+    names = {t.id: t.name for t in await teams.every(ctx.session)}
+    lines = []
+    for feed in every:
+        state = f"failing ×{feed.failures}: {feed.last_error}" if feed.failures else "ok"
+        lines.append(
+            texts.feeds_line.format(
+                id=feed.id,
+                title=feed.title or "—",
+                url=feed.url,
+                team=names.get(feed.team_id or 0, "—"),
+                state=state,
+            )
+        )
+    ctx.reply("\n".join(lines))
+
+
+async def feed_remove(ctx: Context, args: Sequence[str]) -> None:
+    if len(args) != 1 or not args[0].isdigit():
+        raise UsageError()
+    feed = await ctx.session.get(Feed, int(args[0]))
+    if feed is None:
+        ctx.reply(ctx.texts.feed_unknown.format(id=args[0]))
+        return
+    await ctx.session.delete(feed)
+    ctx.reply(ctx.texts.feed_removed.format(id=feed.id, url=feed.url))
+
+
+async def on_problem(ctx: Context, event: FeedProblem) -> None:
+    for admin in await people.with_role(ctx.session, Role.ADMIN):
+        texts = ctx.texts_of(admin)
+        text = (
+            texts.feed_failing.format(url=event.feed_url, error=event.error)
+            if event.error
+            else texts.feed_recovered.format(url=event.feed_url)
+        )
+        ctx.tell(admin, Notice(text))

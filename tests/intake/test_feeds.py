@@ -1,0 +1,219 @@
+"""Feeds over real HTTP: a local server serves RSS and Atom, with ETags, and breaks on demand."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+from aiohttp import web
+
+from harness import Chat, channel, person
+from recording import field_value
+
+
+@dataclass
+class Entry:
+    id: str
+    title: str
+    body: str
+    author: str
+    published: datetime
+
+
+@dataclass
+class FeedServer:
+    entries: list[Entry] = field(default_factory=list)
+    broken: bool = False
+    requests: list[dict[str, str]] = field(default_factory=list)
+    version: int = 1
+    port: int = 0
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def add(self, entry: Entry) -> None:
+        self.entries.append(entry)
+        self.version += 1
+
+    async def rss(self, request: web.Request) -> web.Response:
+        return self._answer(request, "application/rss+xml", self._rss())
+
+    async def atom(self, request: web.Request) -> web.Response:
+        return self._answer(request, "application/atom+xml", self._atom())
+
+    async def page(self, request: web.Request) -> web.Response:
+        return web.Response(text="<html><body>not a feed</body></html>", content_type="text/html")
+
+    def _answer(self, request: web.Request, kind: str, body: str) -> web.Response:
+        self.requests.append(dict(request.headers))
+        if self.broken:
+            return web.Response(status=500, text="boom")
+        etag = f'"v{self.version}"'
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
+        return web.Response(text=body, content_type=kind, headers={"ETag": etag})
+
+    def _rss(self) -> str:
+        items = "".join(
+            f"<item><guid>{e.id}</guid><title>{e.title}</title>"
+            f"<link>https://blog.example/{e.id}</link><author>{e.author}</author>"
+            f"<description><![CDATA[{e.body}]]></description>"
+            f"<pubDate>{format_datetime(e.published)}</pubDate></item>"
+            for e in self.entries
+        )
+        return (
+            '<?xml version="1.0"?><rss version="2.0"><channel><title>Blog comments</title>'
+            f"<link>https://blog.example/</link>{items}</channel></rss>"
+        )
+
+    def _atom(self) -> str:
+        entries = "".join(
+            f"<entry><id>urn:{e.id}</id><title>{e.title}</title>"
+            f'<link href="https://forum.example/{e.id}"/><author><name>{e.author}</name></author>'
+            f'<content type="html"><![CDATA[{e.body}]]></content>'
+            f"<updated>{e.published.isoformat()}</updated></entry>"
+            for e in self.entries
+        )
+        return (
+            '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+            "<title>Community forum</title><id>urn:forum</id>"
+            f"<updated>2026-11-16T09:00:00Z</updated>{entries}</feed>"
+        )
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FeedServer]:
+    feed = FeedServer()
+    app = web.Application()
+    app.router.add_get("/rss", feed.rss)
+    app.router.add_get("/atom", feed.atom)
+    app.router.add_get("/page", feed.page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    feed.port = runner.addresses[0][1]
+    yield feed
+    await runner.cleanup()
+
+
+async def _poll(chat: Chat) -> None:
+    await chat.app.feeds.poll_due()
+    await chat.app.settle()
+
+
+async def test_new_rss_entries_become_conversations_and_history_is_skipped(
+    chat: Chat, server: FeedServer
+) -> None:
+    now = chat.clock()
+    server.add(Entry("old-1", "Old", "from last year", "Ada", now - timedelta(days=300)))
+    await chat.say("boss", "team add support")
+    told = await chat.say("boss", f"feed add {server.url('/rss')}")
+    assert told.startswith("Feed 1 added:")
+
+    chat.clock.advance(minutes=1)
+    server.add(
+        Entry("c-42", "Re: post", "<p>Ma chi risponde <b>davvero</b>?</p>", "lettore", chat.clock())
+    )
+    await _poll(chat)
+
+    cards = chat.platform.in_channel(channel("support"))
+    assert [c.view.title for c in cards] == ["#1 · Blog comments · lettore"]  # type: ignore[union-attr]
+    card = chat.platform.card(1)
+    assert card.text == "Re: post\n\nMa chi risponde davvero?"
+    assert card.link == "https://blog.example/c-42"
+
+
+async def test_an_unchanged_feed_is_asked_with_its_etag_and_costs_nothing(
+    chat: Chat, server: FeedServer
+) -> None:
+    await chat.say("boss", "team add support")
+    await chat.say("boss", f"feed add {server.url('/rss')}")
+    server.add(Entry("c-1", "Hi", "first", "Ada", chat.clock() + timedelta(seconds=1)))
+    await _poll(chat)
+
+    chat.clock.advance(minutes=10)
+    await _poll(chat)
+
+    assert server.requests[-1]["If-None-Match"] == f'"v{server.version}"'
+    assert len(chat.platform.in_channel(channel("support"))) == 1
+
+    chat.clock.advance(minutes=10)
+    server.add(Entry("c-2", "Again", "second", "Bea", chat.clock()))
+    await _poll(chat)
+    assert len(chat.platform.in_channel(channel("support"))) == 2
+
+
+async def test_a_feed_is_not_polled_before_its_interval(chat: Chat, server: FeedServer) -> None:
+    await chat.say("boss", f"feed add {server.url('/rss')}")
+    await _poll(chat)
+    chat.clock.advance(minutes=9)
+    await _poll(chat)
+    assert len(server.requests) == 1
+
+
+async def test_an_atom_feed_for_a_named_team_goes_to_that_team(
+    chat: Chat, server: FeedServer
+) -> None:
+    await chat.say("boss", "team add support", where="support")
+    await chat.say("boss", "team add community", where="community")
+    await chat.say("boss", f"feed add {server.url('/atom')} community")
+    server.add(Entry("t-7", "Export?", "Does the app export CSV?", "Lena", chat.clock()))
+
+    await _poll(chat)
+
+    card = chat.platform.card(1)
+    assert card.title == "#1 · Community forum · Lena"
+    assert field_value(card, "Team") == "community"
+    assert card.link == "https://forum.example/t-7"
+
+
+async def test_a_failing_feed_is_reported_once_then_its_recovery(
+    chat: Chat, server: FeedServer
+) -> None:
+    await chat.say("boss", f"feed add {server.url('/rss')}")
+    server.broken = True
+
+    for _ in range(3):
+        await _poll(chat)
+        chat.clock.advance(days=1)
+
+    reports = [m for m in chat.platform.private(person("boss")) if "fails" in m]
+    assert reports == [
+        f"The feed {server.url('/rss')} fails: the server answered HTTP 500. "
+        "I will keep trying, less often, and tell you when it works again."
+    ]
+    assert len(server.requests) == 3
+    assert "failing ×3: the server answered HTTP 500" in await chat.say("boss", "feed list")
+
+    server.broken = False
+    await _poll(chat)
+    assert chat.platform.last_private(person("boss")) == (
+        f"The feed {server.url('/rss')} works again."
+    )
+
+
+async def test_a_page_that_is_not_a_feed_is_reported(chat: Chat, server: FeedServer) -> None:
+    await chat.say("boss", f"feed add {server.url('/page')}")
+    await _poll(chat)
+    assert "it is not an RSS or Atom feed" in chat.platform.last_private(person("boss"))
+
+
+async def test_feed_commands_check_their_input(chat: Chat, server: FeedServer) -> None:
+    assert await chat.say("boss", "feed add ftp://x.example/f") == (
+        "`ftp://x.example/f` is not an http(s) address."
+    )
+    assert "There is no team called nope" in await chat.say(
+        "boss", f"feed add {server.url('/rss')} nope"
+    )
+    await chat.say("boss", f"feed add {server.url('/rss')}")
+    assert await chat.say("boss", f"feed add {server.url('/rss')}") == (
+        "That feed is already watched (feed 1)."
+    )
+    assert await chat.say("boss", "feed remove 1") == f"Feed 1 removed: {server.url('/rss')}."
+    assert await chat.say("boss", "feed remove 1") == "There is no feed 1. `feed list` shows them."
+    assert await chat.say("boss", "feed list") == "No feeds yet. `feed add URL [team]` adds one."
+    assert (await chat.say("ann", "feed list")).startswith("Not allowed")
