@@ -86,17 +86,17 @@ class App:
             self.db, clock, report_error, interval_minutes=settings.feed_poll_minutes
         )
         self.intake: list[IntakeSource] = [self.feeds]
+        self.webhook: Webhook | None = None
         if settings.intake_secret:
-            self.intake.append(
-                Webhook(
-                    self.db,
-                    settings.intake_secret,
-                    utc_now,  # signatures are checked against real time, always
-                    report_error,
-                    host=settings.intake_host,
-                    port=settings.intake_port,
-                )
+            self.webhook = Webhook(
+                self.db,
+                settings.intake_secret,
+                utc_now,  # signatures are checked against real time, always
+                report_error,
+                host=settings.intake_host,
+                port=settings.intake_port,
             )
+            self.intake.append(self.webhook)
 
     async def start(self) -> None:
         await upgrade(self.db)

@@ -10,10 +10,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
+
 from bot import __version__
-from bot.config import ConfigError, Settings, load_settings, read_environment
+from bot.config import ConfigError, Settings, load_settings, read_environment, redact
 
 EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,7 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"inloop {__version__}")
         return 0
     try:
-        settings = load_settings(read_environment(Path(args.env_file)))
+        env = read_environment(Path(args.env_file), required=args.env_file != ".env")
+        settings = load_settings(env)
     except ConfigError as exc:
         print(f"inloop: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -41,12 +45,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "check-config":
         return _check_config(settings)
-    if args.command == "db":
-        if args.db_command != "upgrade":
-            parser.parse_args(["db", "--help"])
-        return asyncio.run(_db_upgrade(settings))
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(settings))
+    try:
+        if args.command == "db":
+            return asyncio.run(_db_upgrade(settings))
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run(settings))
+    except (OSError, DBAPIError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(
+            f"inloop: cannot use the database {redact(settings.database_url)}: {reason}",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
     return 0
 
 

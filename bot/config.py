@@ -47,9 +47,16 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
-def read_environment(env_file: Path | None = Path(".env")) -> dict[str, str]:
-    """The process environment over the values of `.env` (the environment wins)."""
+def read_environment(
+    env_file: Path | None = Path(".env"), *, required: bool = False
+) -> dict[str, str]:
+    """The process environment over the values of `.env` (the environment wins).
+
+    A missing `.env` is fine (defaults); a file named on purpose must exist.
+    """
     values: dict[str, str] = {}
+    if required and env_file is not None and not env_file.is_file():
+        raise ConfigError("--env-file", f"{str(env_file)!r} does not exist")
     if env_file is not None and env_file.is_file():
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     values.update(os.environ)
@@ -63,7 +70,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     return Settings(
         database_url=_database_url(get("DATABASE_URL", DEFAULT_DATABASE_URL)),
         admins=_people("INLOOP_ADMINS", get("INLOOP_ADMINS", "console:admin")),
-        language=_choice("INLOOP_LANGUAGE", get("INLOOP_LANGUAGE", "en"), LANGUAGES),
+        language=_choice("INLOOP_LANGUAGE", get("INLOOP_LANGUAGE", "en").lower(), LANGUAGES),
         default_tz=_timezone("INLOOP_DEFAULT_TZ", get("INLOOP_DEFAULT_TZ", "UTC")),
         log_level=_choice(
             "INLOOP_LOG_LEVEL",
@@ -82,14 +89,14 @@ def _database_url(value: str) -> str:
     if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         raise ConfigError(
             "DATABASE_URL",
-            "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
-            f"(got {_redact(value)!r})",
+            f"must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (got {redact(value)!r})",
         )
     return value
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """Never echo a database password into a log or a terminal."""
+    url = url.split("?", 1)[0]  # `?password=` is a way to pass it too
     scheme, sep, rest = url.partition("://")
     if sep and "@" in rest:
         creds, _, host = rest.rpartition("@")
@@ -111,6 +118,8 @@ def _people(variable: str, value: str) -> tuple[PersonId, ...]:
             ) from None
         if platform not in PLATFORMS:
             raise ConfigError(variable, f"{item!r}: unknown platform {platform!r}")
+        if platform == "console":
+            item = item.lower()  # console names are case-insensitive, as `/as` treats them
         people.append(PersonId(item))
     return tuple(people)
 

@@ -86,7 +86,7 @@ async def show(ctx: Context, args: Sequence[str]) -> None:
             number=n,
             source=conversation.source,
             customer=conversation.customer_name,
-            handle=conversation.customer_handle,
+            handle=f" ({conversation.customer_handle})" if conversation.customer_handle else "",
             status=texts.status_names[conversation.status],
             owner=names.get(conversation.owner_id or 0, texts.card_nobody),
             team=team.name if team else texts.card_no_team,

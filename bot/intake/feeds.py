@@ -72,10 +72,6 @@ class FeedPoller:
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
-        self._http = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=30),
-            headers={"User-Agent": "Inloop feed poller (+https://github.com/inloop)"},
-        )
         self._task = asyncio.create_task(self._run(), name="feeds")
 
     async def stop(self) -> None:
@@ -84,6 +80,7 @@ class FeedPoller:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._http is not None:
             await self._http.close()
+            self._http = None
 
     async def _run(self) -> None:
         while True:
@@ -114,7 +111,11 @@ class FeedPoller:
         await self._succeeded(feed, fetched)
 
     async def _fetch(self, feed: Feed) -> Fetched:
-        assert self._http is not None
+        if self._http is None:  # opened on first use: most installations have no feeds
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=30),
+                headers={"User-Agent": "Inloop feed poller"},
+            )
         headers = {}
         if feed.etag:
             headers["If-None-Match"] = feed.etag

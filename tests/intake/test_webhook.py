@@ -39,7 +39,7 @@ class Intake:
     def __init__(self, chat: Chat, http: aiohttp.ClientSession):
         self.chat = chat
         self.http = http
-        self.base = f"http://127.0.0.1:{chat.app.intake[0].port}"  # type: ignore[attr-defined]
+        self.base = f"http://127.0.0.1:{chat.app.webhook.port}"  # type: ignore[union-attr]
 
     async def post(
         self,
@@ -251,7 +251,7 @@ async def test_healthz_says_whether_the_database_answers() -> None:
     # A server of its own, so that stopping it harms no other test.
     with PostgresServer() as server:
         chat = await Chat(server.create_database(), INTAKE_SECRET=SECRET, INTAKE_PORT="0").start()
-        url = f"http://127.0.0.1:{chat.app.intake[0].port}/healthz"  # type: ignore[attr-defined]
+        url = f"http://127.0.0.1:{chat.app.webhook.port}/healthz"  # type: ignore[union-attr]
         async with aiohttp.ClientSession() as http:
             async with http.get(url) as resp:
                 assert (resp.status, await resp.json()) == (200, {"status": "ok"})

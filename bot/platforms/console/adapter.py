@@ -8,6 +8,7 @@ chat, and at the end of input everything pending is delivered before exit.
 from __future__ import annotations
 
 import asyncio
+import io
 import sys
 from typing import TextIO
 
@@ -57,6 +58,9 @@ class ConsolePlatform:
         self._persona = persona
         self._channel = channel
         self._stdin = stdin or sys.stdin
+        if isinstance(self._stdin, io.TextIOWrapper):
+            # A script saved in another encoding must not end the session: show U+FFFD instead.
+            self._stdin.reconfigure(errors="replace")
         self._stdout = stdout or sys.stdout
         self._interactive = self._stdin.isatty()
         self._messages = 0
@@ -93,7 +97,7 @@ class ConsolePlatform:
                 if not line:
                     break
                 if not self._interactive and line.strip():
-                    self._print(prompt + line.rstrip("\n"))
+                    self._print(prompt + literal(line.rstrip("\n")))
                 if not await self._take(line, sink):
                     break
             await sink.settle()

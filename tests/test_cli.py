@@ -1,0 +1,279 @@
+"""The `inloop` command as an operator uses it: a real process, its exit code, what it prints."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+TIMEOUT = 60
+_SETTINGS = ("DATABASE_URL", "INLOOP_", "OUTBOX_", "INTAKE_", "FEED_", "SLACK_", "MATRIX_")
+EXIT_CONFIG = 2
+SCHEMA = {
+    "alembic_version",
+    "audit_log",
+    "conversation",
+    "mention",
+    "outbox",
+    "person",
+    "processed_event",
+    "team",
+}
+
+
+def inloop(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`inloop ARGS` in `cwd`, with none of the caller's settings, plus `env`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(_SETTINGS)}
+    clean["PYTHONIOENCODING"] = "utf-8"
+    clean.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=cwd,
+        env=clean,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {name for (name,) in rows}
+
+
+# -- version and help --------------------------------------------------------------------
+
+
+def test_version_prints_the_installed_version(tmp_path: Path) -> None:
+    done = inloop(tmp_path, "version")
+
+    assert done.returncode == 0
+    assert done.stdout == f"inloop {version('inloop')}\n"
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["run"], ["db"], ["db", "upgrade"], ["check-config"], ["version"]],
+    ids=lambda c: " ".join(c) or "inloop",
+)
+def test_every_command_has_help(tmp_path: Path, command: list[str]) -> None:
+    done = inloop(tmp_path, *command, "--help")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"usage: inloop {' '.join(command)}".rstrip())
+    assert done.stderr == ""
+    # asking for help touches no database
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_top_level_help_lists_every_command(tmp_path: Path) -> None:
+    done = inloop(tmp_path, "--help")
+
+    for command in ("run", "db", "check-config", "version", "--env-file"):
+        assert command in done.stdout
+
+
+def test_no_command_shows_the_usage_and_fails(tmp_path: Path) -> None:
+    done = inloop(tmp_path)
+
+    assert done.returncode == EXIT_CONFIG
+    assert "usage: inloop" in done.stdout + done.stderr
+
+
+def test_db_without_an_action_shows_its_usage_and_fails(tmp_path: Path) -> None:
+    done = inloop(tmp_path, "db")
+
+    assert done.returncode == EXIT_CONFIG
+    assert "usage: inloop db" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- check-config ------------------------------------------------------------------------
+
+
+def test_check_config_with_nothing_set(tmp_path: Path) -> None:
+    done = inloop(tmp_path, "check-config")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "configuration is valid"
+    assert "database: SQLite" in done.stdout
+    assert "admins: console:admin" in done.stdout
+    assert "language: en, default time zone: UTC" in done.stdout
+    assert "console" in done.stdout
+    # checking creates no database file
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_config_never_shows_the_database_password(tmp_path: Path) -> None:
+    done = inloop(
+        tmp_path,
+        "check-config",
+        env={
+            "DATABASE_URL": "postgresql+asyncpg://inloop:secret@db.example:5432/inloop",
+            "INLOOP_ADMINS": "slack:U0123,matrix:@ann:example.org",
+            "INLOOP_LANGUAGE": "it",
+            "INLOOP_DEFAULT_TZ": "Europe/Rome",
+        },
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "database: PostgreSQL" in done.stdout
+    assert "admins: slack:U0123, matrix:@ann:example.org" in done.stdout
+    assert "language: it, default time zone: Europe/Rome" in done.stdout
+    assert "secret" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("INLOOP_DEFAULT_TZ", "Mars/Base"),
+        ("INLOOP_LANGUAGE", "fr"),
+        ("DATABASE_URL", "mysql://u:secret@h/db"),
+        ("DATABASE_URL", "postgresql://u:secret@h/db"),
+        ("INLOOP_ADMINS", "ann"),
+        ("INLOOP_LOG_LEVEL", "loud"),
+        ("OUTBOX_MAX_ATTEMPTS", "0"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    done = inloop(tmp_path, "check-config", env={variable: value})
+
+    assert done.returncode == EXIT_CONFIG
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"inloop: configuration error: {variable}: ")
+    assert "secret" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [["run"], ["db", "upgrade"]])
+def test_every_command_refuses_to_start_on_a_bad_setting(
+    tmp_path: Path, command: list[str]
+) -> None:
+    env = {"INLOOP_LANGUAGE": "fr", "DATABASE_URL": sqlite_url(tmp_path / "inloop.db")}
+
+    done = inloop(tmp_path, *command, env=env)
+
+    assert done.returncode == EXIT_CONFIG
+    assert done.stderr.splitlines() == [
+        "inloop: configuration error: INLOOP_LANGUAGE: 'fr' is not one of en, it"
+    ]
+    assert not (tmp_path / "inloop.db").exists()
+
+
+# -- .env --------------------------------------------------------------------------------
+
+
+def test_dot_env_in_the_working_directory_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "# Inloop settings\n"
+        "INLOOP_LANGUAGE=it\n"
+        'INLOOP_DEFAULT_TZ="Europe/Rome"\n'
+        "export INLOOP_ADMINS=slack:U0123\n"
+    )
+
+    done = inloop(tmp_path, "check-config")
+
+    assert done.returncode == 0, done.stderr
+    assert "language: it, default time zone: Europe/Rome" in done.stdout
+    assert "admins: slack:U0123" in done.stdout
+
+
+def test_the_environment_wins_over_dot_env(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("INLOOP_LANGUAGE=it\nINLOOP_DEFAULT_TZ=Europe/Rome\n")
+
+    done = inloop(tmp_path, "check-config", env={"INLOOP_LANGUAGE": "en"})
+
+    assert done.returncode == 0, done.stderr
+    # the environment's language, .env's time zone
+    assert "language: en, default time zone: Europe/Rome" in done.stdout
+
+
+def test_a_bad_value_in_dot_env_is_reported_like_one_in_the_environment(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("DATABASE_URL=mysql://inloop:secret@db.example/inloop\n")
+
+    done = inloop(tmp_path, "check-config")
+
+    assert done.returncode == EXIT_CONFIG
+    assert len(done.stderr.splitlines()) == 1
+    assert "DATABASE_URL" in done.stderr
+    assert "secret" not in done.stdout + done.stderr
+
+
+def test_env_file_option_reads_another_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("INLOOP_LANGUAGE=en\n")
+    (tmp_path / "prod.env").write_text("INLOOP_LANGUAGE=it\n")
+
+    done = inloop(tmp_path, "--env-file", "prod.env", "check-config")
+
+    assert done.returncode == 0, done.stderr
+    assert "language: it" in done.stdout
+
+
+# -- db upgrade --------------------------------------------------------------------------
+
+
+def test_db_upgrade_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None:
+    database = tmp_path / "inloop.db"
+    database.touch()  # an empty SQLite file
+    env = {"DATABASE_URL": sqlite_url(database)}
+
+    first = inloop(tmp_path, "db", "upgrade", env=env)
+
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("database is at revision ")
+    assert tables(database) >= SCHEMA
+
+    second = inloop(tmp_path, "db", "upgrade", env=env)
+
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    assert tables(database) >= SCHEMA
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
+    # migrations are quiet at the default log level
+    assert second.stderr == ""
+
+
+def test_db_upgrade_keeps_what_the_bot_stored(tmp_path: Path) -> None:
+    database = tmp_path / "inloop.db"
+    env = {"DATABASE_URL": sqlite_url(database)}
+    chat = inloop(tmp_path, "run", env=env, stdin="!inloop team add support\n/mention Ann: hello\n")
+    assert chat.returncode == 0, chat.stderr
+
+    done = inloop(tmp_path, "db", "upgrade", env=env)
+
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT name FROM team").fetchall() == [("support",)]
+        assert db.execute("SELECT count(*) FROM conversation").fetchone() == (1,)
+    again = inloop(tmp_path, "run", env=env, stdin="!inloop show 1\n")
+    assert "Ann: hello" in again.stdout
+
+
+def test_db_upgrade_on_an_unreachable_server_never_shows_the_password(tmp_path: Path) -> None:
+    # port 1 on the loopback: nothing listens there, the connection is refused at once
+    env = {"DATABASE_URL": "postgresql+asyncpg://inloop:secret@127.0.0.1:1/inloop"}
+
+    done = inloop(tmp_path, "db", "upgrade", env=env)
+
+    assert done.returncode != 0
+    assert "secret" not in done.stdout + done.stderr

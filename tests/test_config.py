@@ -1,0 +1,237 @@
+"""Settings: what Inloop runs with when nothing is set, and the one-line error for a bad value."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from bot.config import DEFAULT_DATABASE_URL, ConfigError, load_settings
+
+
+def test_nothing_set_gives_a_console_on_a_local_sqlite_file() -> None:
+    settings = load_settings({})
+
+    assert settings.database_url == "sqlite+aiosqlite:///inloop.db" == DEFAULT_DATABASE_URL
+    assert settings.is_sqlite
+    assert settings.admins == ("console:admin",)
+    assert settings.language == "en"
+    assert settings.default_tz == "UTC"
+    assert settings.log_level == "INFO"
+    assert settings.outbox_max_attempts == 12
+
+
+def test_nothing_set_runs_no_webhook() -> None:
+    settings = load_settings({})
+
+    assert settings.intake_secret == ""
+    assert settings.intake_host == "127.0.0.1"  # only this machine, when it does run
+    assert settings.intake_port == 8080
+    assert settings.feed_poll_minutes == 10
+
+
+def test_blank_values_count_as_not_set() -> None:
+    blank = dict.fromkeys(
+        (
+            "DATABASE_URL",
+            "INLOOP_ADMINS",
+            "INLOOP_LANGUAGE",
+            "INLOOP_DEFAULT_TZ",
+            "INLOOP_LOG_LEVEL",
+            "OUTBOX_MAX_ATTEMPTS",
+            "INTAKE_SECRET",
+            "INTAKE_HOST",
+            "INTAKE_PORT",
+            "FEED_POLL_MINUTES",
+        ),
+        "  ",
+    )
+    assert load_settings(blank) == load_settings({})
+
+
+def test_every_setting_is_read() -> None:
+    settings = load_settings(
+        {
+            "DATABASE_URL": "postgresql+asyncpg://inloop:pw@db.example:5432/inloop",
+            "INLOOP_ADMINS": " slack:U0123 , matrix:@ann:example.org,console:boss, ",
+            "INLOOP_LANGUAGE": "it",
+            "INLOOP_DEFAULT_TZ": "Europe/Rome",
+            "INLOOP_LOG_LEVEL": "debug",
+            "OUTBOX_MAX_ATTEMPTS": " 30 ",
+            "INTAKE_SECRET": "a-long-enough-webhook-secret",
+            "INTAKE_HOST": "0.0.0.0",
+            "INTAKE_PORT": "9000",
+            "FEED_POLL_MINUTES": "60",
+        }
+    )
+
+    assert settings.database_url == "postgresql+asyncpg://inloop:pw@db.example:5432/inloop"
+    assert not settings.is_sqlite
+    # a Matrix id keeps its own colons; spaces and empty items are ignored
+    assert settings.admins == ("slack:U0123", "matrix:@ann:example.org", "console:boss")
+    assert settings.language == "it"
+    assert settings.default_tz == "Europe/Rome"
+    assert settings.log_level == "DEBUG"
+    assert settings.outbox_max_attempts == 30
+    assert settings.intake_secret == "a-long-enough-webhook-secret"
+    assert settings.intake_host == "0.0.0.0"
+    assert settings.intake_port == 9000
+    assert settings.feed_poll_minutes == 60
+    # the webhook secret never shows in a log line that prints the settings
+    assert "a-long-enough-webhook-secret" not in repr(settings)
+
+
+def test_unrelated_variables_are_ignored() -> None:
+    assert load_settings({"PATH": "/bin", "INLOOP_UNKNOWN": "x"}) == load_settings({})
+
+
+@pytest.mark.parametrize("attempts", ["1", "100"])
+def test_outbox_attempts_accepts_its_bounds(attempts: str) -> None:
+    assert load_settings({"OUTBOX_MAX_ATTEMPTS": attempts}).outbox_max_attempts == int(attempts)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("DATABASE_URL", "mysql://u@h/db", "must start with sqlite+aiosqlite:// or postgresql"),
+        ("DATABASE_URL", "postgresql://u@h/db", "postgresql+asyncpg://"),
+        ("DATABASE_URL", "sqlite:///inloop.db", "sqlite+aiosqlite://"),
+        ("DATABASE_URL", "inloop.db", "must start with"),
+        ("INLOOP_ADMINS", "ann", "'ann' is not platform-qualified, write e.g. slack:U0123"),
+        ("INLOOP_ADMINS", "slack:U1, bob", "'bob' is not platform-qualified"),
+        ("INLOOP_ADMINS", "slack:", "'slack:' is not platform-qualified"),
+        ("INLOOP_ADMINS", "teams:U1", "'teams:U1': unknown platform 'teams'"),
+        ("INLOOP_LANGUAGE", "fr", "'fr' is not one of en, it"),
+        ("INLOOP_DEFAULT_TZ", "Mars/Base", "'Mars/Base' is not an IANA time zone"),
+        ("INLOOP_DEFAULT_TZ", "Europe", "'Europe' is not an IANA time zone"),
+        ("INLOOP_DEFAULT_TZ", "../../etc/passwd", "is not an IANA time zone"),
+        ("INLOOP_DEFAULT_TZ", "+02:00", "is not an IANA time zone"),
+        ("INLOOP_LOG_LEVEL", "loud", "'LOUD' is not one of DEBUG, INFO, WARNING, ERROR"),
+        ("OUTBOX_MAX_ATTEMPTS", "many", "'many' is not a whole number"),
+        ("OUTBOX_MAX_ATTEMPTS", "2.5", "'2.5' is not a whole number"),
+        ("OUTBOX_MAX_ATTEMPTS", "0", "0 is not between 1 and 100"),
+        ("OUTBOX_MAX_ATTEMPTS", "101", "101 is not between 1 and 100"),
+        ("OUTBOX_MAX_ATTEMPTS", "-3", "-3 is not between 1 and 100"),
+        ("INTAKE_SECRET", "hunter2", "too short to be a secret: use at least 16 characters"),
+        ("INTAKE_PORT", "http", "'http' is not a whole number"),
+        ("INTAKE_PORT", "65536", "65536 is not between 0 and 65535"),
+        ("FEED_POLL_MINUTES", "0", "0 is not between 1 and 1440"),
+        ("FEED_POLL_MINUTES", "1441", "1441 is not between 1 and 1440"),
+    ],
+)
+def test_a_bad_value_names_its_variable_and_the_problem(
+    variable: str, value: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({variable: value})
+
+    assert raised.value.variable == variable
+    assert says in raised.value.problem
+    assert str(raised.value) == f"{variable}: {raised.value.problem}"
+    assert "\n" not in str(raised.value)
+
+
+def test_a_too_short_webhook_secret_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"INTAKE_SECRET": "hunter2"})
+
+    assert "hunter2" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://inloop:secret@db.example/inloop",
+        "postgresql://inloop:secret@db.example:5432/inloop",
+        "postgres://inloop:s@cret-secret@db.example/inloop",
+        "postgresql://db.example/inloop?user=inloop&password=secret",
+    ],
+)
+def test_a_rejected_database_url_never_shows_its_password(url: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"DATABASE_URL": url})
+
+    assert raised.value.variable == "DATABASE_URL"
+    assert "secret" not in str(raised.value)
+    assert "db.example" in str(raised.value)  # still enough to see which URL is wrong
+
+
+# -- config.example.env is true to the code ----------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.env"
+_SETTING_LINE = re.compile(r"^#?([A-Z][A-Z0-9_]*)=(.*)$")
+_EXAMPLE_LINE = re.compile(r"^# Example: ([A-Z][A-Z0-9_]*)=(.*)$")
+
+
+class _Asked(Mapping[str, str]):
+    """An empty environment that notes every variable `load_settings` looks up."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        self.names.add(key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _example_blocks() -> dict[str, tuple[str, str, str]]:
+    """name → (the comment above it, its line's value, whether the line is commented out)."""
+    blocks: dict[str, tuple[str, str, str]] = {}
+    comment: list[str] = []
+    for line in EXAMPLE.read_text().splitlines():
+        setting = _SETTING_LINE.match(line)
+        if setting:
+            name, value = setting.groups()
+            assert name not in blocks, f"{name} appears twice"
+            blocks[name] = ("\n".join(comment), value, line[:1])
+            comment = []
+        elif line.startswith("#"):
+            comment.append(line)
+        else:
+            comment = []
+    return blocks
+
+
+def test_the_example_file_has_every_variable_the_code_reads() -> None:
+    asked = _Asked()
+    load_settings(asked)
+
+    assert set(_example_blocks()) == asked.names
+
+
+def test_each_example_variable_says_what_it_does_its_default_and_an_example() -> None:
+    for name, (comment, _, _) in _example_blocks().items():
+        assert "# Default:" in comment, name
+        assert f"# Example: {name}=" in comment, name
+        # a sentence about what it does, before the default and the example
+        assert len(comment.split("# Default:")[0]) > 20, name
+
+
+def test_the_commented_out_values_are_the_defaults() -> None:
+    defaults = load_settings({})
+    for name, (_, value, commented) in _example_blocks().items():
+        assert commented == "#", f"{name} is set in the example: its default is fine"
+        assert load_settings({name: value}) == defaults, name
+
+
+def test_the_examples_together_are_a_valid_configuration() -> None:
+    examples = {}
+    for line in EXAMPLE.read_text().splitlines():
+        example = _EXAMPLE_LINE.match(line)
+        if example:
+            examples[example.group(1)] = example.group(2)
+
+    settings = load_settings(examples)
+
+    assert set(examples) == set(_example_blocks())
+    assert settings != load_settings({})
+    assert settings.language == "it"
+    assert not settings.is_sqlite
