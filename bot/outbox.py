@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -161,13 +161,13 @@ class OutboxWorker:
                 await asyncio.wait_for(self._wake.wait(), wait if wait is not None else 5.0)
 
     async def deliver_due(self) -> float | None:
-        """Deliver every row that is due, lane by lane, lanes concurrently.
+        """Deliver the head row of every lane that is due, lanes concurrently.
 
         Returns 0 if more may be due at once, else the seconds until the next
         row becomes due (None when nothing is pending).
         """
         now = self._clock()
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             rows = (
                 await session.scalars(
                     select(OutboxRow)
@@ -176,43 +176,54 @@ class OutboxWorker:
                     .limit(self._batch)
                 )
             ).all()
-        heads: dict[str, OutboxRow] = {}
-        for row in rows:
-            heads.setdefault(_lane(row), row)
-        due = [row for row in heads.values() if row.next_attempt_at <= now]
+            heads: dict[str, OutboxRow] = {}
+            for row in rows:
+                heads.setdefault(_lane(row), row)
+            # An update edits the card an earlier row of its lane posted: that row is
+            # sent by now (it was ahead in the lane), so its reference is stored.
+            cards = await _card_refs(session, heads.values())
+        loop_now = asyncio.get_running_loop().time()
+        due, waits = [], []
+        for lane, row in heads.items():
+            wait = max(
+                (row.next_attempt_at - now).total_seconds(),
+                self._pace_wait(row.platform, lane, loop_now),
+            )
+            if wait <= 0:
+                due.append(row)
+            else:
+                waits.append(wait)
         if due:
-            await asyncio.gather(*(self._deliver(row) for row in due))
+            outcomes = await asyncio.gather(*(self._deliver(row, cards) for row in due))
+            await self._sent(
+                [(row, ref) for row, (ok, ref) in zip(due, outcomes, strict=True) if ok]
+            )
             return 0
-        if not heads:
+        if not waits:
             return None
-        soonest = min(row.next_attempt_at for row in heads.values())
-        return max(0.05, (soonest - now).total_seconds())
+        return max(0.01, min(waits))
 
-    async def _deliver(self, row: OutboxRow) -> None:
+    def _pace_wait(self, platform: str, lane: str, loop_now: float) -> float:
+        """Seconds before this lane may send again (the platform's per-channel rate)."""
+        interval = self._pacing.get(platform, 0.0)
+        last = self._last_sent.get(lane)
+        return 0.0 if not interval or last is None else last + interval - loop_now
+
+    async def _deliver(self, row: OutboxRow, cards: dict[int, str]) -> tuple[bool, str | None]:
+        """Send one row; (True, message ref) when it got through. Failures are booked here."""
         lane = _lane(row)
-        await self._pace(row.platform, lane)
         try:
-            message_ref = await self._send(row)
+            return True, await self._send(row, cards)
         except DeliveryError as exc:
             await self._failed(row, exc)
-            return
         except Exception as exc:  # an adapter bug: keep the row, retry later, report it
             self._on_error(exc, f"outbox row {row.id} ({row.platform})")
             await self._failed(row, DeliveryError(f"{type(exc).__name__}: {exc}"))
-            return
         finally:
             self._last_sent[lane] = asyncio.get_running_loop().time()
-        await self._sent(row, message_ref)
+        return False, None
 
-    async def _pace(self, platform: str, lane: str) -> None:
-        interval = self._pacing.get(platform, 0.0)
-        last = self._last_sent.get(lane)
-        if interval and last is not None:
-            wait = last + interval - asyncio.get_running_loop().time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-
-    async def _send(self, row: OutboxRow) -> str | None:
+    async def _send(self, row: OutboxRow, cards: dict[int, str]) -> str | None:
         platform = self._platforms.get(row.platform)
         if platform is None:
             raise DeliveryError(f"platform {row.platform!r} is not running", permanent=True)
@@ -223,28 +234,30 @@ class OutboxWorker:
             context = ChannelId(row.context) if row.context else None
             await platform.send_private(PersonId(row.target), view, row.key, context)
             return None
-        # An update edits the card that an earlier row of the same lane posted.
-        async with self._db.transaction() as session:
-            conversation = await session.get(Conversation, row.conversation_id)
-        if conversation is None or conversation.card_ref is None:
+        card_ref = cards.get(row.conversation_id or 0)
+        if card_ref is None:
             raise DeliveryError("the card to update was never posted", permanent=True)
-        await platform.update(ChannelId(row.target), conversation.card_ref, view, row.key)
+        await platform.update(ChannelId(row.target), card_ref, view, row.key)
         return None
 
-    async def _sent(self, row: OutboxRow, message_ref: str | None) -> None:
+    async def _sent(self, delivered: list[tuple[OutboxRow, str | None]]) -> None:
+        """Book a whole pass as sent in one transaction, and remember where cards went."""
+        if not delivered:
+            return
         now = self._clock()
         async with self._db.transaction() as session:
             await session.execute(
                 update(OutboxRow)
-                .where(col(OutboxRow.id) == row.id)
-                .values(state=OutboxState.SENT, sent_at=now, attempts=row.attempts + 1)
+                .where(col(OutboxRow.id).in_([row.id for row, _ in delivered]))
+                .values(state=OutboxState.SENT, sent_at=now, attempts=OutboxRow.attempts + 1)
             )
-            if row.kind == OutboxKind.SEND and row.conversation_id and message_ref:
-                await session.execute(
-                    update(Conversation)
-                    .where(col(Conversation.id) == row.conversation_id)
-                    .values(card_channel=row.target, card_ref=message_ref)
-                )
+            for row, message_ref in delivered:
+                if row.kind == OutboxKind.SEND and row.conversation_id and message_ref:
+                    await session.execute(
+                        update(Conversation)
+                        .where(col(Conversation.id) == row.conversation_id)
+                        .values(card_channel=row.target, card_ref=message_ref)
+                    )
 
     async def _failed(self, row: OutboxRow, error: DeliveryError) -> None:
         attempts = row.attempts + 1
@@ -270,6 +283,18 @@ class OutboxWorker:
             await session.execute(
                 update(OutboxRow).where(col(OutboxRow.id) == row.id).values(**values)
             )
+
+
+async def _card_refs(session: AsyncSession, rows: Iterable[OutboxRow]) -> dict[int, str]:
+    wanted = {r.conversation_id for r in rows if r.kind == OutboxKind.UPDATE and r.conversation_id}
+    if not wanted:
+        return {}
+    found = await session.execute(
+        select(col(Conversation.id), col(Conversation.card_ref)).where(
+            col(Conversation.id).in_(wanted)
+        )
+    )
+    return {number: ref for number, ref in found if number is not None and ref is not None}
 
 
 def _lane(row: OutboxRow) -> str:

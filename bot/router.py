@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
@@ -30,6 +29,7 @@ from bot.messages import Texts, texts_for
 from bot.outbox import OutboxWriter
 from bot.people import Directory
 from bot.views import Notice
+from storage import events as processed
 from storage.database import Database
 from storage.models import ProcessedEvent, Role
 
@@ -129,12 +129,7 @@ class Router:
         return fresh
 
     async def _seen_before(self, session: AsyncSession, event: Event) -> bool:
-        try:
-            async with session.begin_nested():
-                session.add(ProcessedEvent(event_id=event.event_id, at=self._clock()))
-        except IntegrityError:
-            return True
-        return False
+        return not await processed.first_time(session, event.event_id, self._clock())
 
     async def _dispatch(self, session: AsyncSession, event: Event) -> None:
         now = self._clock()

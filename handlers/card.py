@@ -7,8 +7,8 @@ from bot.events import ChannelId
 from bot.messages import Texts
 from bot.views import Button, ButtonStyle, Card, Field
 from handlers.text import trim
-from storage import conversations, outbox, people
-from storage.models import Conversation, Status, Team
+from storage import conversations, outbox
+from storage.models import Conversation, Person, Status, Team
 
 #: a card shows this much of the latest message; `show N` has the rest
 CARD_TEXT_LIMIT = 600
@@ -69,7 +69,8 @@ def _buttons(texts: Texts, conversation: Conversation, prefix: str) -> tuple[But
 async def _owner_name(ctx: Context, conversation: Conversation) -> str:
     if conversation.owner_id is None:
         return ""
-    return (await people.names(ctx.session, {conversation.owner_id})).get(conversation.owner_id, "")
+    owner = await ctx.session.get(Person, conversation.owner_id)  # usually the sender: no query
+    return owner.display_name if owner else ""
 
 
 async def refresh(ctx: Context, conversation: Conversation) -> None:

@@ -42,12 +42,12 @@ async def claim(ctx: Context, args: Sequence[str]) -> None:
         ctx.reply(texts.claimed_by_other.format(number=n, owner=await _name(ctx, conversation)))
     else:
         _take(ctx, conversation, me)
-        await _changed(ctx, conversation, "claimed")
         ctx.reply(
             texts.claimed_you.format(
                 number=n, customer=conversation.customer_name, source=conversation.source
             )
         )
+        await _changed(ctx, conversation, "claimed")
 
 
 async def release(ctx: Context, args: Sequence[str]) -> None:
@@ -63,8 +63,8 @@ async def release(ctx: Context, args: Sequence[str]) -> None:
         return
     conversation.owner_id = None
     conversation.status = Status.OPEN
-    await _changed(ctx, conversation, "released")
     ctx.reply(texts.released.format(number=n))
+    await _changed(ctx, conversation, "released")
     if previous.id != ctx.sender.id:
         ctx.tell(
             previous,
@@ -91,8 +91,8 @@ async def replied(ctx: Context, args: Sequence[str]) -> None:
         return
     conversation.status = Status.REPLIED
     conversation.first_reply_at = conversation.first_reply_at or ctx.now
-    await _changed(ctx, conversation, "replied")
     ctx.reply(texts.marked_replied.format(number=n))
+    await _changed(ctx, conversation, "replied")
 
 
 async def resolve(ctx: Context, args: Sequence[str]) -> None:
@@ -110,8 +110,8 @@ async def resolve(ctx: Context, args: Sequence[str]) -> None:
         return
     conversation.status = Status.RESOLVED
     conversation.resolved_at = ctx.now
-    await _changed(ctx, conversation, "resolved")
     ctx.reply(texts.resolved.format(number=n))
+    await _changed(ctx, conversation, "resolved")
 
 
 async def reopen(ctx: Context, args: Sequence[str]) -> None:
@@ -123,8 +123,8 @@ async def reopen(ctx: Context, args: Sequence[str]) -> None:
         ctx.reply(texts.not_resolved.format(number=n))
         return
     reopen_conversation(conversation)
-    await _changed(ctx, conversation, "reopened")
     ctx.reply(texts.reopened.format(number=n))
+    await _changed(ctx, conversation, "reopened")
     owner = await _owner(ctx, conversation)
     if owner is not None and owner.id != ctx.sender.id:
         ctx.tell(
@@ -166,8 +166,8 @@ async def reassign(ctx: Context, args: Sequence[str]) -> None:
         ctx.reply(texts.reassigned.format(number=n, owner=target.display_name))
         return
     _take(ctx, conversation, target)
-    await _changed(ctx, conversation, "reassigned", detail=target.ref)
     ctx.reply(texts.reassigned.format(number=n, owner=target.display_name))
+    await _changed(ctx, conversation, "reassigned", detail=target.ref)
     actor = ctx.sender.display_name
     if target.id != ctx.sender.id:
         ctx.tell(
@@ -235,6 +235,7 @@ async def _name(ctx: Context, conversation: Conversation) -> str:
 
 
 async def _changed(ctx: Context, conversation: Conversation, action: str, detail: str = "") -> None:
+    """Audit the change and update the card (after the sender's own answer, which reads first)."""
     conversation.updated_at = ctx.now
     ctx.session.add(conversation)
     await ctx.session.flush()

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from functools import partial
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -23,17 +24,31 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage import sqlite_inline
+
 
 class Database:
     def __init__(self, url: str, *, pool_size: int = 20):
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            self.engine: AsyncEngine = create_async_engine(url)
-            _sqlite_pragmas(self.engine)
+            path = make_url(url).database or ":memory:"
+            # Every transaction here commits or rolls back, so the pool's extra
+            # ROLLBACK on check-in is only a wasted round trip.
+            options: dict[str, Any] = {
+                "pool_reset_on_return": None,
+                "async_creator": partial(sqlite_inline.connect, path),
+            }
+            self.engine: AsyncEngine = create_async_engine(url, **options)
+            _sqlite_pragmas(self.engine, immediate=True)
+            # Readers need no write lock in WAL mode: a second engine that begins deferred.
+            self._read_engine = create_async_engine(url, **options)
+            _sqlite_pragmas(self._read_engine, immediate=False)
         else:
             self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+            self._read_engine = self.engine
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = async_sessionmaker(self._read_engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
@@ -43,9 +58,15 @@ class Database:
         async with lock, self._sessions() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work: never waits for, nor blocks, the writers."""
+        async with self._readers() as session, session.begin():
+            yield session
+
     async def ping(self) -> bool:
         try:
-            async with self.engine.connect() as conn:
+            async with self._read_engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception:
             return False
@@ -53,9 +74,10 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        await self._read_engine.dispose()
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> None:
+def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
     # The documented SQLAlchemy recipe: take over BEGIN from the driver so that we
     # can say IMMEDIATE, and set the pragmas on every new connection.
     @event.listens_for(engine.sync_engine, "connect")
@@ -70,4 +92,4 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
