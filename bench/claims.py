@@ -95,6 +95,7 @@ class BenchPlatform:
 
     name: str = "console"
     command_prefix: str = "!inloop"
+    pace_seconds: float = 0.0
 
     def __init__(self) -> None:
         self.deliveries: list[Delivery] = []

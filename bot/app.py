@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -18,8 +19,9 @@ from bot.intake.webhook import Webhook
 from bot.outbox import OutboxWorker
 from bot.people import Directory
 from bot.platform import EventSink, PersonInfo, Platform
+from bot.platforms.console.adapter import ConsolePlatform
 from bot.router import Router
-from handlers import admin, claims, feeds, help, queue, routing
+from handlers import admin, claims, feeds, help, queue, routing, watch
 from storage.database import Database
 from storage.migrate import upgrade
 
@@ -48,7 +50,6 @@ class App:
         platforms: Mapping[str, Platform],
         *,
         clock: Clock = utc_now,
-        outbox_pacing: Mapping[str, float] | None = None,
     ):
         self.settings = settings
         self.platforms = dict(platforms)
@@ -66,7 +67,8 @@ class App:
             utc_now,
             report_error,
             max_attempts=settings.outbox_max_attempts,
-            pacing=outbox_pacing,
+            # each platform's documented rate per channel (Slack: about one a second)
+            pacing={name: p.pace_seconds for name, p in self.platforms.items()},
         )
         self.router = Router(
             self.db,
@@ -74,12 +76,10 @@ class App:
             clock,
             report_error,
             channel_language=settings.language,
-            prefixes={
-                name: getattr(p, "command_prefix", "!inloop") for name, p in self.platforms.items()
-            },
+            prefixes={name: p.command_prefix for name, p in self.platforms.items()},
             after_commit=self.outbox.kick,
         )
-        for module in (help, claims, queue, admin, routing):
+        for module in (help, claims, queue, admin, routing, watch):
             module.register(self.router)
         feeds.register(self.router, settings.feed_poll_minutes)
         self.feeds = FeedPoller(
@@ -136,20 +136,32 @@ class App:
         return await platform.user_info(person)
 
 
+def build_platforms(settings: Settings) -> dict[str, Platform]:
+    """The chat platforms the settings ask for; the console when they ask for none."""
+    platforms: dict[str, Platform] = {}
+    # Slack and Matrix adapters are added here when their settings are present.
+    if not platforms:
+        console_admin = next((a for a in settings.admins if platform_of(a) == "console"), None)
+        persona = console_admin.partition(":")[2] if console_admin else "you"
+        platforms["console"] = ConsolePlatform(utc_now, persona=persona)
+    return platforms
+
+
 async def run(settings: Settings) -> None:
     """`inloop run`: start what the settings ask for and run until stopped."""
-    from bot.platforms.console.adapter import ConsolePlatform
-
-    console_admin = next((a for a in settings.admins if platform_of(a) == "console"), None)
-    console = ConsolePlatform(
-        utc_now, persona=console_admin.partition(":")[2] if console_admin else "you"
-    )
-    # The console shares the terminal with the log: keep the log to what matters.
-    logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
-    app = App(settings, {"console": console})
+    platforms = build_platforms(settings)
+    stopped = asyncio.Event()
+    console = platforms.get("console")
+    if isinstance(console, ConsolePlatform):
+        # The console shares the terminal with the log: keep the log to what matters.
+        logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
+        console.finished = stopped
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopped.set)
+    app = App(settings, platforms)
     await app.start()
     try:
-        await console.finished.wait()
+        await stopped.wait()
     finally:
         await app.stop()
-        await asyncio.sleep(0)

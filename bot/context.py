@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +44,10 @@ class Context:
     @property
     def channel_texts(self) -> Texts:
         return texts_for(self.channel_language)
+
+    def as_sender(self, person: Person) -> Context:
+        """The same unit of work, acting for `person` (listeners resolve senders lazily)."""
+        return replace(self, person=person)
 
     def texts_of(self, person: Person) -> Texts:
         return texts_for(self.directory.language(person))

@@ -69,7 +69,12 @@ class Message:
     sender: PersonId
     channel: ChannelId
     text: str
+    #: the platform's id of this message (Slack ts, Matrix event id)
+    message_ref: str = ""
+    #: the id of the thread's first message, when this is a reply in a thread
     thread: str | None = None
+    #: a link to the message, where the platform has one
+    url: str = ""
     raw: Raw = field(default_factory=dict, compare=False)
 
 

@@ -54,6 +54,10 @@ class EventSink(Protocol):
 
 class Platform(Protocol):
     name: str
+    #: how people write commands there: "/inloop" (Slack) or "!inloop"
+    command_prefix: str
+    #: the least time between two messages to one channel (the platform's rate limit)
+    pace_seconds: float
 
     async def start(self, sink: EventSink) -> None: ...
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.context import Context
-from bot.events import Action, ChannelId, Command, Event, PersonId, platform_of
+from bot.events import Action, ChannelId, Command, Event, Message, PersonId, Reaction, platform_of
 from bot.messages import Texts, texts_for
 from bot.outbox import OutboxWriter
 from bot.people import Directory
@@ -155,6 +155,10 @@ class Router:
             words = _words(event) if isinstance(event, Command) else [event.action, event.value]
             await self._run_command(ctx, words)
             return
+        if isinstance(event, Message | Reaction):
+            # The sender is resolved by the listener that cares: most messages are
+            # in channels Inloop does not watch, and their authors need no row.
+            ctx = replace(ctx, channel=event.channel, prefix=self.prefix(platform_of(event.sender)))
         for listener in self._listeners[type(event)]:
             try:
                 async with session.begin_nested():

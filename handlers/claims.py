@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.context import Context
+from bot.events import Reaction
 from bot.people import MANAGERS, STAFF, is_manager, is_staff
 from bot.router import Router, UsageError
 from bot.views import Notice
@@ -27,6 +28,22 @@ def register(router: Router) -> None:
     router.command("resolve", resolve, STAFF)
     router.command("reopen", reopen, STAFF)
     router.command("reassign", reassign, MANAGERS)
+    router.on(Reaction, on_reaction)
+
+
+#: reacting with a raised hand to a card claims it (Matrix has no buttons)
+CLAIM_EMOJI = frozenset({"✋", "✋️", "raised_hand", "hand"})
+
+
+async def on_reaction(ctx: Context, event: Reaction) -> None:
+    if event.emoji not in CLAIM_EMOJI:
+        return
+    conversation = await conversations.by_card(ctx.session, event.message_ref)
+    if conversation is None:
+        return
+    person = await ctx.directory.ensure(ctx.session, event.sender, ctx.now)
+    if is_staff(person):
+        await claim(ctx.as_sender(person), [str(conversation.id)])
 
 
 async def claim(ctx: Context, args: Sequence[str]) -> None:

@@ -31,6 +31,15 @@ async def lock(session: AsyncSession, number: int) -> Conversation | None:
     ).first()
 
 
+async def by_card(session: AsyncSession, message_ref: str) -> Conversation | None:
+    """The conversation whose card is this chat message."""
+    return (
+        await session.scalars(
+            select(Conversation).where(col(Conversation.card_ref) == message_ref).limit(1)
+        )
+    ).first()
+
+
 async def get(session: AsyncSession, number: int) -> Conversation | None:
     return await session.get(Conversation, number)
 

@@ -88,7 +88,7 @@ class Conversation(SQLModel, table=True):
     resolved_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     #: where the card was posted, and the platform's reference of that message
     card_channel: str | None = Field(default=None, max_length=255)
-    card_ref: str | None = Field(default=None, max_length=255)
+    card_ref: str | None = Field(default=None, max_length=255, index=True)
 
 
 class Mention(SQLModel, table=True):
@@ -143,6 +143,17 @@ class OutboxRow(SQLModel, table=True):
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(sa_column=_utc())
     sent_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+
+
+class WatchedChannel(SQLModel, table=True):
+    """A chat channel shared with customers: their messages there become mentions."""
+
+    __tablename__ = "watched_channel"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(unique=True, max_length=255)
+    team_id: int = Field(foreign_key="team.id")
+    created_at: datetime = Field(sa_column=_utc())
 
 
 class Feed(SQLModel, table=True):

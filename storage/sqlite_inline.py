@@ -37,4 +37,7 @@ def connect(path: str) -> InlineConnection:
         # Opened by aiosqlite's thread, used from the loop's: hence check_same_thread.
         return sqlite3.connect(path, check_same_thread=False)
 
-    return InlineConnection(connector, iter_chunk_size=64)
+    connection = InlineConnection(connector, iter_chunk_size=64)
+    # As SQLAlchemy does for aiosqlite: an engine never disposed must not hang the exit.
+    connection._thread.daemon = True
+    return connection

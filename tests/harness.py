@@ -17,7 +17,9 @@ from bot.events import (
     Command,
     EventId,
     MentionReceived,
+    Message,
     PersonId,
+    Reaction,
 )
 from recording import RecordingPlatform
 
@@ -82,6 +84,25 @@ class Chat:
         before = len(self.platform.private(person(who)))
         await self.app.handle(
             Action(EventId(f"act-{next(_ids)}"), person(who), channel(where), action, value)
+        )
+        await self.app.settle()
+        return "\n".join(self.platform.private(person(who))[before:])
+
+    async def post(
+        self, who: str, text: str, where: str, *, ref: str, thread: str | None = None
+    ) -> None:
+        """`who` writes a plain message (not a command) in #where."""
+        await self.app.handle(
+            Message(EventId(f"msg-{next(_ids)}"), person(who), channel(where), text, ref, thread)
+        )
+        await self.app.settle()
+
+    async def react(self, who: str, message_ref: str, emoji: str, where: str = "support") -> str:
+        before = len(self.platform.private(person(who)))
+        await self.app.handle(
+            Reaction(
+                EventId(f"react-{next(_ids)}"), person(who), channel(where), message_ref, emoji
+            )
         )
         await self.app.settle()
         return "\n".join(self.platform.private(person(who))[before:])

@@ -40,6 +40,7 @@ class Crash(BaseException):
 class RecordingPlatform:
     name: str = "console"
     command_prefix: str = "!inloop"
+    pace_seconds: float = 0.0
     guests: set[str] = field(default_factory=set)
     unknown: set[str] = field(default_factory=set)
     delivered: list[Delivered] = field(default_factory=list)

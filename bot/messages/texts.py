@@ -92,6 +92,10 @@ class Texts:
     route_by_word: str
     route_default: str
     route_nowhere: str
+    watching: str
+    watch_owner_channel: str
+    unwatched: str
+    not_watched: str
     feed_added: str
     feed_any_team: str
     feed_exists: str

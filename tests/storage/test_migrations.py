@@ -19,6 +19,7 @@ TABLES = {
     "person",
     "processed_event",
     "team",
+    "watched_channel",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import sys
+import threading
 from typing import TextIO
 
 from bot.clock import Clock
@@ -44,6 +45,7 @@ A first walk-through:
 class ConsolePlatform:
     name = "console"
     command_prefix = PREFIX
+    pace_seconds = 0.0
 
     def __init__(
         self,
@@ -86,14 +88,14 @@ class ConsolePlatform:
         self.finished.set()
 
     async def _read(self, sink: EventSink) -> None:
-        loop = asyncio.get_running_loop()
+        lines = self._reader()
         try:
             while True:
                 prompt = f"{self._persona}@#{self._channel}> "
                 if self._interactive:
                     self._stdout.write(prompt)
                     self._stdout.flush()
-                line = await loop.run_in_executor(None, self._stdin.readline)
+                line = await lines.get()
                 if not line:
                     break
                 if not self._interactive and line.strip():
@@ -103,6 +105,28 @@ class ConsolePlatform:
             await sink.settle()
         finally:
             self.finished.set()
+
+    def _reader(self) -> asyncio.Queue[str]:
+        """Lines from stdin, read by a daemon thread: a blocked read never holds up exit
+        (the default executor would wait for the Enter key after Ctrl-C)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str] = asyncio.Queue()
+
+        def read() -> None:
+            while True:
+                try:
+                    line = self._stdin.readline()
+                except (OSError, ValueError):  # stdin closed under us
+                    line = ""
+                try:
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+                except RuntimeError:  # the loop has closed: Inloop is exiting
+                    return
+                if not line:
+                    return
+
+        threading.Thread(target=read, name="console-stdin", daemon=True).start()
+        return queue
 
     async def _take(self, line: str, sink: EventSink) -> bool:
         parsed = parse_line(line, self._persona, self._channel, self._clock())

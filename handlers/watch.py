@@ -1,0 +1,111 @@
+"""Watched channels: a channel shared with customers (Slack Connect, a public Matrix room).
+
+A customer's message there becomes a mention (the thread is the conversation);
+the owner's reply in that thread marks the conversation replied on its own, so
+nobody has to type `replied N` for what Inloop saw happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.context import Context
+from bot.events import Author, EventId, MentionReceived, Message, local_part, platform_of
+from bot.people import is_staff
+from bot.router import Router, UsageError
+from handlers import card, routing
+from storage import conversations, teams, watched
+from storage.models import Role, Status, Team, WatchedChannel
+
+ADMINS = frozenset({Role.ADMIN})
+
+
+def register(router: Router) -> None:
+    router.command("team watch", team_watch, ADMINS)
+    router.command("team unwatch", team_unwatch, ADMINS)
+    router.on(Message, on_message)
+
+
+async def team_watch(ctx: Context, args: Sequence[str]) -> None:
+    if len(args) > 1 or ctx.channel is None:
+        raise UsageError()
+    texts = ctx.texts
+    team: Team | None
+    if args:
+        team = await teams.by_name(ctx.session, args[0])
+        if team is None:
+            names = ", ".join(t.name for t in await teams.every(ctx.session)) or "—"
+            ctx.reply(texts.team_unknown.format(team=args[0], teams=names))
+            return
+    else:
+        team = await teams.default(ctx.session)
+        if team is None:
+            ctx.reply(texts.teams_none)
+            return
+    if (owner := await teams.by_channel(ctx.session, ctx.channel)) is not None:
+        # Staff talk to each other there; watching it would turn them into "customers".
+        ctx.reply(texts.watch_owner_channel.format(team=owner.name))
+        return
+    existing = await watched.by_channel(ctx.session, ctx.channel)
+    if existing is None:
+        assert team.id is not None
+        ctx.session.add(WatchedChannel(channel=ctx.channel, team_id=team.id, created_at=ctx.now))
+    else:
+        existing.team_id = team.id or existing.team_id
+    ctx.reply(texts.watching.format(team=team.name))
+
+
+async def team_unwatch(ctx: Context, args: Sequence[str]) -> None:
+    if args or ctx.channel is None:
+        raise UsageError()
+    existing = await watched.by_channel(ctx.session, ctx.channel)
+    if existing is None:
+        ctx.reply(ctx.texts.not_watched)
+        return
+    await ctx.session.delete(existing)
+    ctx.reply(ctx.texts.unwatched)
+
+
+async def on_message(ctx: Context, event: Message) -> None:
+    channel = await watched.by_channel(ctx.session, event.channel)
+    if channel is None or not event.text.strip():
+        return
+    person = await ctx.directory.ensure(ctx.session, event.sender, ctx.now)
+    source = platform_of(event.channel)
+    if person.role is None:  # not staff, not a consultant: a customer
+        team = await ctx.session.get(Team, channel.team_id)
+        mention = MentionReceived(
+            event_id=EventId(f"watch:{event.event_id}"),
+            source=source,
+            external_id=event.message_ref or event.event_id,
+            conversation_key=event.thread or event.message_ref or event.event_id,
+            author=Author(person.display_name, local_part(event.sender)),
+            text=event.text,
+            url=event.url,
+            created_at=ctx.now,
+            team=team.name if team else "",
+            raw=event.raw,
+        )
+        await routing.on_mention(ctx, mention)
+    elif is_staff(person) and event.thread:
+        await _staff_replied(ctx.as_sender(person), source, event.thread)
+
+
+async def _staff_replied(ctx: Context, source: str, thread: str) -> None:
+    conversation = await conversations.by_key(ctx.session, source, thread)
+    if conversation is None or conversation.status == Status.RESOLVED:
+        return
+    me = ctx.sender
+    if conversation.owner_id not in (None, me.id):
+        return  # a colleague chiming in is not the owner's reply
+    if conversation.owner_id is None:
+        conversation.owner_id = me.id
+        conversation.claimed_at = conversation.claimed_at or ctx.now
+    if conversation.status == Status.REPLIED and conversation.first_reply_at:
+        return
+    conversation.status = Status.REPLIED
+    conversation.first_reply_at = conversation.first_reply_at or ctx.now
+    conversation.updated_at = ctx.now
+    ctx.session.add(conversation)
+    conversations.audit(ctx.session, conversation.id, me.id, "replied", ctx.now, "in thread")
+    await card.refresh(ctx, conversation)
