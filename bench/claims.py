@@ -117,6 +117,9 @@ class BenchPlatform:
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
         self._record("update", channel, view)
 
+    async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
+        return await self.send(channel, view, key)
+
     async def send_private(
         self, person: PersonId, view: View, key: str, context: ChannelId | None
     ) -> None:

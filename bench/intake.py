@@ -105,6 +105,9 @@ class BenchPlatform:
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
         self.log.append(("update", channel, view.title if isinstance(view, Card) else view.text))
 
+    async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
+        return await self.send(channel, view, key)
+
     async def send_private(
         self, person: PersonId, view: View, key: str, context: ChannelId | None
     ) -> None:
@@ -183,7 +186,7 @@ async def post(http: aiohttp.ClientSession, url: str, body: bytes, due: float) -
     answered = time.monotonic()
     if status not in (200, 202):
         return Answer(due, started, answered, status, [], 0, str(payload.get("error", payload)))
-    items = payload["mentions"] if "mentions" in payload else [payload]
+    items = payload.get("mentions", [payload])
     numbers = [int(item["conversation"]) for item in items]
     duplicates = sum(1 for item in items if item["duplicate"])
     return Answer(due, started, answered, status, numbers, duplicates)
@@ -482,17 +485,17 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
         f"{args.clients} concurrent for throughput\n"
     )
     targets = {f"batches of {BATCH_SIZE}": TARGET_BATCH_RATE, "one per request": TARGET_SINGLE_RATE}
-    print(
-        f"  {'throughput':<24}{'mentions':>9}{'seconds':>9}{'per s':>8}  {'target':<10}"
-        f"{'':<8}{'request ms p50 / p99':>22}{'cards drained s':>17}"
-    )
     for phase in results.phases:
         target = targets[phase.label]
         ms = phase.request_ms()
+        end_to_end = phase.accepted / (phase.seconds + phase.drain)
         print(
-            f"  {phase.label:<24}{phase.accepted:>9,}{phase.seconds:>9.2f}{phase.rate:>8,.0f}  "
-            f">= {target:<7,.0f}{verdict(phase.rate >= target):<8}"
-            f"{percentile(ms, 50):>13.1f} / {percentile(ms, 99):<6.1f}{phase.drain:>17.2f}"
+            f"  {phase.label}, {args.clients} clients: {phase.accepted:,} mentions accepted in "
+            f"{phase.seconds:.2f} s = {phase.rate:,.0f}/s; "
+            f"target >= {target:,.0f}/s: {verdict(phase.rate >= target)}\n"
+            f"    request p50 {percentile(ms, 50):.1f} ms, p99 {percentile(ms, 99):.1f} ms; "
+            f"cards all delivered {phase.drain:.2f} s after the last answer "
+            f"({end_to_end:,.0f} cards/s end to end)"
         )
     if results.card_ms:
         print(

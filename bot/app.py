@@ -21,7 +21,7 @@ from bot.people import Directory
 from bot.platform import EventSink, PersonInfo, Platform
 from bot.platforms.console.adapter import ConsolePlatform
 from bot.router import Router
-from handlers import admin, claims, feeds, help, queue, routing, watch
+from handlers import admin, advice, claims, feeds, help, queue, routing, watch
 from storage.database import Database
 from storage.migrate import upgrade
 
@@ -79,7 +79,7 @@ class App:
             prefixes={name: p.command_prefix for name, p in self.platforms.items()},
             after_commit=self.outbox.kick,
         )
-        for module in (help, claims, queue, admin, routing, watch):
+        for module in (help, claims, queue, admin, routing, watch, advice):
             module.register(self.router)
         feeds.register(self.router, settings.feed_poll_minutes)
         self.feeds = FeedPoller(

@@ -28,6 +28,8 @@ class Context:
     channel: ChannelId | None = None
     #: how commands are written on the sender's platform, e.g. "!inloop"
     prefix: str = "!inloop"
+    #: the command as typed, after the prefix (free text keeps its line breaks)
+    command_text: str = ""
 
     @property
     def sender(self) -> Person:

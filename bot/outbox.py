@@ -53,6 +53,10 @@ class OutboxWriter:
     def update_card(self, channel: ChannelId, view: View, conversation_id: int) -> None:
         self._add(OutboxKind.UPDATE, channel, view, card_of=conversation_id)
 
+    def reply_to_card(self, channel: ChannelId, view: View, conversation_id: int) -> None:
+        """A message in the thread under the conversation's card (notes about it)."""
+        self._add(OutboxKind.REPLY, channel, view, card_of=conversation_id)
+
     def tell(self, person: PersonId, view: View, context: ChannelId | None = None) -> None:
         self._add(OutboxKind.PRIVATE, person, view, context=context)
 
@@ -236,7 +240,9 @@ class OutboxWorker:
             return None
         card_ref = cards.get(row.conversation_id or 0)
         if card_ref is None:
-            raise DeliveryError("the card to update was never posted", permanent=True)
+            raise DeliveryError("the card was never posted", permanent=True)
+        if row.kind == OutboxKind.REPLY:
+            return await platform.reply(ChannelId(row.target), card_ref, view, row.key)
         await platform.update(ChannelId(row.target), card_ref, view, row.key)
         return None
 
@@ -286,7 +292,11 @@ class OutboxWorker:
 
 
 async def _card_refs(session: AsyncSession, rows: Iterable[OutboxRow]) -> dict[int, str]:
-    wanted = {r.conversation_id for r in rows if r.kind == OutboxKind.UPDATE and r.conversation_id}
+    wanted = {
+        r.conversation_id
+        for r in rows
+        if r.kind in (OutboxKind.UPDATE, OutboxKind.REPLY) and r.conversation_id
+    }
     if not wanted:
         return {}
     found = await session.execute(

@@ -73,6 +73,10 @@ class Platform(Protocol):
 
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None: ...
 
+    async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
+        """Post in the thread under `message_ref` (Slack thread_ts, Matrix m.thread)."""
+        ...
+
     async def send_private(
         self, person: PersonId, view: View, key: str, context: ChannelId | None
     ) -> None:

@@ -151,6 +151,7 @@ class Router:
                 person=person,
                 channel=event.channel,
                 prefix=self.prefix(platform_of(event.sender)),
+                command_text=event.text if isinstance(event, Command) else "",
             )
             words = _words(event) if isinstance(event, Command) else [event.action, event.value]
             await self._run_command(ctx, words)

@@ -7,7 +7,7 @@ from bot.events import ChannelId
 from bot.messages import Texts
 from bot.views import Button, ButtonStyle, Card, Field
 from handlers.text import trim
-from storage import conversations, outbox
+from storage import advice, conversations, outbox
 from storage.models import Conversation, Person, Status, Team
 
 #: a card shows this much of the latest message; `show N` has the rest
@@ -33,6 +33,7 @@ async def render(ctx: Context, conversation: Conversation) -> Card:
             Field(texts.card_owner, owner or texts.card_nobody),
             Field(texts.card_team, team.name if team else texts.card_no_team),
             Field(texts.card_mentions, str(conversation.mention_count)),
+            *await _advice_field(ctx, texts, number),
         ),
         text=text,
         more=texts.card_more.format(command=f"{ctx.prefix} show {number}") if trimmed else "",
@@ -41,6 +42,15 @@ async def render(ctx: Context, conversation: Conversation) -> Card:
         fallback=texts.card_fallback.format(
             number=number, customer=customer, source=conversation.source, status=status
         ),
+    )
+
+
+async def _advice_field(ctx: Context, texts: Texts, number: int) -> tuple[Field, ...]:
+    open_, answered = await advice.counts(ctx.session, number)
+    if not open_ and not answered:
+        return ()
+    return (
+        Field(texts.card_advice, texts.card_advice_value.format(open=open_, answered=answered)),
     )
 
 

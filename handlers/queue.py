@@ -8,16 +8,17 @@ from bot.context import Context
 from bot.messages import Texts
 from bot.people import STAFF
 from bot.router import Router, UsageError
+from handlers import advice
 from handlers.text import age, number, one_line, stamp
 from storage import conversations, people, teams
-from storage.models import Conversation, Team
+from storage.models import Conversation, Role, Team
 
 QUEUE_LIMIT = 10
 
 
 def register(router: Router) -> None:
     router.command("queue", queue, STAFF)
-    router.command("show", show, STAFF)
+    router.command("show", show, STAFF | {Role.CONSULTANT})
 
 
 async def queue(ctx: Context, args: Sequence[str]) -> None:
@@ -71,6 +72,9 @@ async def show(ctx: Context, args: Sequence[str]) -> None:
         raise UsageError()
     texts = ctx.texts
     n = number(args[0], texts.bad_number)
+    if not await advice.may_read(ctx, n):
+        ctx.reply(texts.consultant_scope)
+        return
     conversation = await conversations.get(ctx.session, n)
     if conversation is None:
         ctx.reply(texts.no_such_conversation.format(number=n))

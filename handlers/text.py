@@ -44,5 +44,14 @@ def number(value: str, problem: str) -> int:
     return int(digits)
 
 
+def words_after(text: str, count: int) -> str:
+    """`text` without its first `count` words, the rest exactly as typed (line breaks too)."""
+    rest = text.strip()
+    for _ in range(count):
+        parts = rest.split(maxsplit=1)
+        rest = parts[1] if len(parts) == 2 else ""
+    return rest.strip()
+
+
 def stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M UTC")

@@ -33,6 +33,15 @@ class OutboxKind(StrEnum):
     SEND = "send"
     UPDATE = "update"
     PRIVATE = "private"
+    #: a message in the thread under a conversation's card
+    REPLY = "reply"
+
+
+class AdviceStatus(StrEnum):
+    OPEN = "open"
+    TAKEN = "taken"
+    ANSWERED = "answered"
+    CLOSED = "closed"
 
 
 class OutboxState(StrEnum):
@@ -154,6 +163,52 @@ class WatchedChannel(SQLModel, table=True):
     channel: str = Field(unique=True, max_length=255)
     team_id: int = Field(foreign_key="team.id")
     created_at: datetime = Field(sa_column=_utc())
+
+
+class AdviceRequest(SQLModel, table=True):
+    """A private question from an owner about one conversation, for a consultant: `N-A1`."""
+
+    __tablename__ = "advice_request"
+    __table_args__ = (UniqueConstraint("conversation_id", "seq", name="uq_advice_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    #: 1, 2, … within the conversation: the A1 of `3-A1`
+    seq: int
+    asked_by: int = Field(foreign_key="person.id")
+    #: the consultant it is for; None while it waits in the pool
+    consultant_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    status: str = Field(default=AdviceStatus.OPEN, max_length=16)
+    #: None, "useful" or "not useful", set by the owner
+    rating: str | None = Field(default=None, max_length=16)
+    created_at: datetime = Field(sa_column=_utc())
+    taken_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    answered_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    closed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    reminded_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+
+
+class AdviceMessage(SQLModel, table=True):
+    """The request's own thread: the question, answers and follow-ups, in order."""
+
+    __tablename__ = "advice_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="advice_request.id", index=True)
+    author_id: int = Field(foreign_key="person.id")
+    #: question | answer | followup
+    kind: str = Field(max_length=16)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime = Field(sa_column=_utc())
+
+
+class ConsultantPool(SQLModel, table=True):
+    """The channel where unassigned advice requests wait, one per platform."""
+
+    __tablename__ = "consultant_pool"
+
+    platform: str = Field(primary_key=True, max_length=16)
+    channel: str = Field(max_length=255)
 
 
 class Feed(SQLModel, table=True):

@@ -21,6 +21,8 @@ class Delivered:
     view: View
     key: str
     ref: str
+    #: for kind "reply": the message whose thread it is in
+    thread: str = ""
 
     @property
     def text(self) -> str:
@@ -65,6 +67,9 @@ class RecordingPlatform:
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
         self._deliver("update", channel, view, key, ref=message_ref)
 
+    async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
+        return self._deliver("reply", channel, view, key, thread=message_ref)
+
     async def send_private(
         self, person: PersonId, view: View, key: str, context: ChannelId | None
     ) -> None:
@@ -76,7 +81,9 @@ class RecordingPlatform:
             raise LookupError(person)
         return PersonInfo(display_name=name.capitalize(), is_staff=name not in self.guests)
 
-    def _deliver(self, kind: str, target: str, view: View, key: str, ref: str = "") -> str:
+    def _deliver(
+        self, kind: str, target: str, view: View, key: str, ref: str = "", thread: str = ""
+    ) -> str:
         self.calls.append(key)
         if self.rate_limited:
             self.rate_limited -= 1
@@ -85,7 +92,7 @@ class RecordingPlatform:
             return self._seen[key]
         ref = ref or f"msg-{len(self.delivered) + 1}"
         self._seen[key] = ref
-        self.delivered.append(Delivered(kind, target, view, key, ref))
+        self.delivered.append(Delivered(kind, target, view, key, ref, thread))
         if self.crash_after_next_send:
             self.crash_after_next_send = False
             raise Crash()
@@ -103,7 +110,17 @@ class RecordingPlatform:
         return messages[-1]
 
     def in_channel(self, channel: str) -> list[Delivered]:
+        """What was posted in the channel itself (not private, not in threads)."""
+        return [d for d in self.delivered if d.kind in ("send", "update") and d.target == channel]
+
+    def everything_in(self, channel: str) -> list[Delivered]:
+        """Whatever anyone in the channel can read, threads included."""
         return [d for d in self.delivered if d.kind != "private" and d.target == channel]
+
+    def thread_of(self, number: int) -> list[str]:
+        """The texts in the thread under #number's card."""
+        refs = self.card_messages(number)
+        return [d.text for d in self.delivered if d.kind == "reply" and d.thread in refs]
 
     def card(self, number: int) -> Card:
         """The card of conversation #number as it stands now (posted, then every update)."""

@@ -106,3 +106,39 @@ class Texts:
     feeds_line: str
     feed_failing: str
     feed_recovered: str
+    # -- advice (issue 7) ----------------------------------------------------------
+    card_advice: str
+    button_take: str
+    card_advice_value: str
+    thread_label: str
+    advice_bad_id: str
+    advice_unknown: str
+    advice_no_pool: str
+    advice_not_consultant: str
+    advice_asked: str
+    advice_pool_name: str
+    advice_card_title: str
+    advice_card_asked_by: str
+    advice_card_question: str
+    advice_card_how: str
+    advice_for_you: str
+    advice_taken_you: str
+    advice_taken_pool: str
+    advice_already_taken: str
+    advice_not_yours: str
+    advice_is_closed: str
+    advice_for_owner: str
+    advice_thread_note: str
+    advice_sent: str
+    advice_followup: str
+    advice_followup_sent: str
+    advice_rated: str
+    advice_closed: str
+    advice_closed_for_consultant: str
+    advice_none: str
+    advice_to_answer: str
+    advice_waiting: str
+    advice_line: str
+    advice_states: dict[str, str]
+    pool_set: str
+    consultant_scope: str

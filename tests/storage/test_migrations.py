@@ -10,8 +10,11 @@ from storage.database import Database
 from storage.migrate import alembic_config, current_revision, upgrade
 
 TABLES = {
+    "advice_message",
+    "advice_request",
     "alembic_version",
     "audit_log",
+    "consultant_pool",
     "conversation",
     "feed",
     "mention",

@@ -27,7 +27,7 @@ from bot.platforms.console.translate import (
     parse_line,
     render,
 )
-from bot.views import View
+from bot.views import Card, View
 
 WELCOME = """\
 Inloop console — try Inloop here, no Slack or Matrix account needed.
@@ -67,6 +67,7 @@ class ConsolePlatform:
         self._interactive = self._stdin.isatty()
         self._messages = 0
         self._delivered: dict[str, str] = {}
+        self._threads: dict[str, str] = {}
         self._hinted = False
         self._task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
@@ -165,6 +166,9 @@ class ConsolePlatform:
         self._messages += 1
         ref = f"console-{self._messages}"
         self._delivered[key] = ref
+        if isinstance(view, Card):
+            # so that a thread can say which card it hangs from: "#3", not "console-7"
+            self._threads[ref] = view.title.split(" ", 1)[0]
         self._print(_indent(f"[{local_part(channel)}] ", render(view)))
         return ref
 
@@ -173,6 +177,15 @@ class ConsolePlatform:
             return
         self._delivered[key] = message_ref
         self._print(_indent(f"[{local_part(channel)}] (card updated) ", render(view)))
+
+    async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
+        if key in self._delivered:
+            return self._delivered[key]
+        self._messages += 1
+        ref = self._delivered[key] = f"console-{self._messages}"
+        thread = self._threads.get(message_ref, message_ref)
+        self._print(_indent(f"[{local_part(channel)}] (thread of {thread}) ", render(view)))
+        return ref
 
     async def send_private(
         self, person: PersonId, view: View, key: str, context: ChannelId | None

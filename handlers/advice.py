@@ -1,0 +1,438 @@
+"""Advice: an owner asks an outside expert about one conversation, privately.
+
+The company keeps the relationship; the consultant brings know-how. A consultant
+sees only what they were asked about, answers only to the owner (privately, and
+in the thread under the card in the staff-only owner channel), and can never
+claim, reply to a customer, list queues or post where a customer reads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.context import Context
+from bot.events import ChannelId, platform_of
+from bot.people import STAFF, is_manager
+from bot.router import Router, UsageError
+from bot.views import Button, Card, Field, Notice
+from handlers import card
+from handlers.people import named_person
+from handlers.text import age, number, one_line, trim, words_after
+from storage import advice, conversations, watched
+from storage.models import (
+    AdviceMessage,
+    AdviceRequest,
+    AdviceStatus,
+    ConsultantPool,
+    Conversation,
+    Person,
+    Role,
+    Status,
+    Team,
+)
+
+CONSULTANTS = frozenset({Role.CONSULTANT})
+ADMINS = frozenset({Role.ADMIN})
+PEOPLE = STAFF | CONSULTANTS
+_ID = re.compile(r"^#?(\d{1,9})-A(\d{1,6})$", re.IGNORECASE)
+CONTEXT_LIMIT = 2500
+
+
+@dataclass(frozen=True)
+class AdviceId:
+    conversation: int
+    seq: int
+
+    def __str__(self) -> str:
+        return f"{self.conversation}-A{self.seq}"
+
+
+def register(router: Router) -> None:
+    router.command("ask", ask, STAFF)
+    router.command("take", take, CONSULTANTS)
+    router.command("answer", answer, CONSULTANTS)
+    router.command("followup", followup, STAFF)
+    router.command("advice", list_advice, PEOPLE)
+    router.command("rate", rate, STAFF)
+    router.command("close", close, STAFF)
+    router.command("consultants here", consultants_here, ADMINS)
+
+
+# -- the owner's side ---------------------------------------------------------------------
+
+
+async def ask(ctx: Context, args: Sequence[str]) -> None:
+    if len(args) < 2:
+        raise UsageError()
+    texts = ctx.texts
+    n = number(args[0], texts.bad_number)
+    conversation = await conversations.lock(ctx.session, n)
+    if conversation is None:
+        ctx.reply(texts.no_such_conversation.format(number=n))
+        return
+    if not await _may_ask(ctx, conversation):
+        return
+    consultant: Person | None = None
+    question = words_after(ctx.command_text, 2) or " ".join(args[1:])
+    last = args[-1]
+    if len(args) > 2 and ":" in last:
+        consultant = await named_person(ctx, last)
+        if consultant is None:
+            return
+        if consultant.role != Role.CONSULTANT:
+            ctx.reply(
+                texts.advice_not_consultant.format(
+                    person=consultant.display_name, role=consultant.role or "none"
+                )
+            )
+            return
+        question = question[: question.rstrip().rfind(last)].rstrip()
+    pools = await advice.pools(ctx.session)
+    if consultant is None and not pools:
+        ctx.reply(texts.advice_no_pool)
+        return
+    assert conversation.id is not None and ctx.sender.id is not None
+    request = AdviceRequest(
+        conversation_id=conversation.id,
+        seq=await advice.next_seq(ctx.session, conversation.id),
+        asked_by=ctx.sender.id,
+        consultant_id=consultant.id if consultant else None,
+        status=AdviceStatus.TAKEN if consultant else AdviceStatus.OPEN,
+        taken_at=ctx.now if consultant else None,
+        created_at=ctx.now,
+    )
+    ctx.session.add(request)
+    await ctx.session.flush()
+    assert request.id is not None
+    ctx.session.add(
+        AdviceMessage(
+            request_id=request.id,
+            author_id=ctx.sender.id,
+            kind="question",
+            text=question,
+            at=ctx.now,
+        )
+    )
+    ident = AdviceId(conversation.id, request.seq)
+    ctx.reply(
+        texts.advice_asked.format(
+            id=ident, consultant=consultant.display_name if consultant else texts.advice_pool_name
+        )
+    )
+    if consultant is not None:
+        view = await _request_card(ctx, consultant, conversation, ident, question, pool=False)
+        ctx.tell(consultant, view)
+    else:
+        for pool in pools:
+            view = await _request_card(ctx, None, conversation, ident, question, pool=True)
+            ctx.out.post(ChannelId(pool.channel), view)
+    conversations.audit(ctx.session, conversation.id, ctx.sender.id, "advice", ctx.now, str(ident))
+    await card.refresh(ctx, conversation)
+
+
+async def followup(ctx: Context, args: Sequence[str]) -> None:
+    if len(args) < 2:
+        raise UsageError()
+    found = await _request(ctx, args[0])
+    if found is None:
+        return
+    request, ident, _ = found
+    texts = ctx.texts
+    if request.asked_by != ctx.sender.id:
+        ctx.reply(texts.advice_not_yours.format(id=ident))
+        return
+    if request.status == AdviceStatus.CLOSED:
+        ctx.reply(texts.advice_is_closed.format(id=ident))
+        return
+    text = words_after(ctx.command_text, 2) or " ".join(args[1:])
+    _remember(ctx, request, "followup", text)
+    consultant = await _person(ctx, request.consultant_id)
+    if consultant is not None:
+        ctx.tell(
+            consultant,
+            Notice(
+                ctx.texts_of(consultant).advice_followup.format(
+                    owner=ctx.sender.display_name, id=ident, text=text
+                )
+            ),
+        )
+        ctx.reply(texts.advice_followup_sent.format(consultant=consultant.display_name))
+        return
+    for pool in await advice.pools(ctx.session):
+        ctx.out.post(
+            ChannelId(pool.channel),
+            Notice(
+                ctx.channel_texts.advice_followup.format(
+                    owner=ctx.sender.display_name, id=ident, text=text
+                )
+            ),
+        )
+    ctx.reply(texts.advice_followup_sent.format(consultant=texts.advice_pool_name))
+
+
+async def rate(ctx: Context, args: Sequence[str]) -> None:
+    if len(args) != 2 or args[1].lower() not in ("useful", "not-useful"):
+        raise UsageError()
+    found = await _request(ctx, args[0])
+    if found is None:
+        return
+    request, ident, _ = found
+    if request.asked_by != ctx.sender.id:
+        ctx.reply(ctx.texts.advice_not_yours.format(id=ident))
+        return
+    request.rating = args[1].lower().replace("-", " ")
+    ctx.session.add(request)
+    ctx.reply(ctx.texts.advice_rated.format(id=ident, rating=request.rating))
+
+
+async def close(ctx: Context, args: Sequence[str]) -> None:
+    if len(args) != 1:
+        raise UsageError()
+    found = await _request(ctx, args[0])
+    if found is None:
+        return
+    request, ident, conversation = found
+    if request.asked_by != ctx.sender.id and not is_manager(ctx.sender):
+        ctx.reply(ctx.texts.advice_not_yours.format(id=ident))
+        return
+    if request.status == AdviceStatus.CLOSED:
+        ctx.reply(ctx.texts.advice_is_closed.format(id=ident))
+        return
+    request.status = AdviceStatus.CLOSED
+    request.closed_at = ctx.now
+    ctx.session.add(request)
+    ctx.reply(ctx.texts.advice_closed.format(id=ident))
+    consultant = await _person(ctx, request.consultant_id)
+    if consultant is not None:
+        ctx.tell(
+            consultant,
+            Notice(
+                ctx.texts_of(consultant).advice_closed_for_consultant.format(
+                    owner=ctx.sender.display_name, id=ident
+                )
+            ),
+        )
+    await card.refresh(ctx, conversation)
+
+
+# -- the consultant's side ------------------------------------------------------------------
+
+
+async def take(ctx: Context, args: Sequence[str]) -> None:
+    if len(args) != 1:
+        raise UsageError()
+    found = await _request(ctx, args[0])
+    if found is None:
+        return
+    request, ident, _ = found
+    texts = ctx.texts
+    if request.status == AdviceStatus.CLOSED:
+        ctx.reply(texts.advice_is_closed.format(id=ident))
+    elif request.consultant_id == ctx.sender.id:
+        ctx.reply(texts.advice_taken_you.format(id=ident))
+    elif request.consultant_id is not None:
+        holder = await _person(ctx, request.consultant_id)
+        ctx.reply(texts.advice_already_taken.format(id=ident, consultant=_name(holder)))
+    else:
+        _take(ctx, request, ident)
+        ctx.reply(texts.advice_taken_you.format(id=ident))
+
+
+async def answer(ctx: Context, args: Sequence[str]) -> None:
+    if len(args) < 2:
+        raise UsageError()
+    found = await _request(ctx, args[0])
+    if found is None:
+        return
+    request, ident, conversation = found
+    texts = ctx.texts
+    if request.status == AdviceStatus.CLOSED:
+        ctx.reply(texts.advice_is_closed.format(id=ident))
+        return
+    if request.consultant_id is None:
+        _take(ctx, request, ident)  # answering from the pool takes it
+    elif request.consultant_id != ctx.sender.id:
+        ctx.reply(texts.advice_not_yours.format(id=ident))
+        return
+    text = words_after(ctx.command_text, 2) or " ".join(args[1:])
+    _remember(ctx, request, "answer", text)
+    request.status = AdviceStatus.ANSWERED
+    request.answered_at = request.answered_at or ctx.now
+    ctx.session.add(request)
+    owner = await _person(ctx, request.asked_by)
+    assert owner is not None
+    me = ctx.sender.display_name
+    ctx.tell(
+        owner,
+        Notice(
+            ctx.texts_of(owner).advice_for_owner.format(
+                consultant=me, number=conversation.id, id=ident, text=text
+            )
+        ),
+    )
+    await _note_under_card(
+        ctx,
+        conversation,
+        ctx.channel_texts.advice_thread_note.format(id=ident, consultant=me, text=text),
+    )
+    ctx.reply(texts.advice_sent.format(id=ident, owner=owner.display_name))
+    await card.refresh(ctx, conversation)
+
+
+async def list_advice(ctx: Context, args: Sequence[str]) -> None:
+    if args:
+        raise UsageError()
+    texts = ctx.texts
+    me = ctx.sender
+    assert me.id is not None
+    going = await advice.open_for(ctx.session, me.id)
+    if not going:
+        ctx.reply(texts.advice_none)
+        return
+    to_answer = [r for r in going if r.consultant_id == me.id]
+    waiting = [r for r in going if r.asked_by == me.id]
+    lines: list[str] = []
+    for heading, requests in ((texts.advice_to_answer, to_answer), (texts.advice_waiting, waiting)):
+        if requests:
+            lines.append(heading.format(count=len(requests)))
+            for request in requests:
+                assert request.id is not None
+                question = await advice.first_question(ctx.session, request.id)
+                lines.append(
+                    texts.advice_line.format(
+                        id=AdviceId(request.conversation_id, request.seq),
+                        number=request.conversation_id,
+                        state=texts.advice_states[request.status],
+                        age=age(request.created_at, ctx.now),
+                        question=one_line(question),
+                    )
+                )
+    ctx.reply("\n".join(lines))
+
+
+async def consultants_here(ctx: Context, args: Sequence[str]) -> None:
+    if args or ctx.channel is None:
+        raise UsageError()
+    platform = platform_of(ctx.channel)
+    pool = await ctx.session.get(ConsultantPool, platform)
+    if pool is None:
+        ctx.session.add(ConsultantPool(platform=platform, channel=ctx.channel))
+    else:
+        pool.channel = ctx.channel
+        ctx.session.add(pool)
+    ctx.reply(ctx.texts.pool_set)
+
+
+async def may_read(ctx: Context, conversation_id: int) -> bool:
+    """A consultant reads only the conversations they were asked about."""
+    me = ctx.sender
+    if me.role != Role.CONSULTANT:
+        return True
+    assert me.id is not None
+    return await advice.asked_of(ctx.session, me.id, conversation_id)
+
+
+# -- shared steps ---------------------------------------------------------------------------
+
+
+async def _request(ctx: Context, value: str) -> tuple[AdviceRequest, AdviceId, Conversation] | None:
+    match = _ID.match(value)
+    if match is None:
+        ctx.reply(ctx.texts.advice_bad_id.format(value=value))
+        return None
+    ident = AdviceId(int(match.group(1)), int(match.group(2)))
+    request = await advice.lock(ctx.session, ident.conversation, ident.seq)
+    conversation = await conversations.get(ctx.session, ident.conversation)
+    if request is None or conversation is None:
+        ctx.reply(ctx.texts.advice_unknown.format(id=ident))
+        return None
+    return request, ident, conversation
+
+
+async def _may_ask(ctx: Context, conversation: Conversation) -> bool:
+    texts, n = ctx.texts, conversation.id
+    if conversation.status == Status.RESOLVED:
+        ctx.reply(texts.is_resolved.format(number=n))
+        return False
+    if conversation.owner_id is None and not is_manager(ctx.sender):
+        ctx.reply(texts.only_manager_unclaimed.format(number=n))
+        return False
+    if conversation.owner_id not in (None, ctx.sender.id) and not is_manager(ctx.sender):
+        owner = await _person(ctx, conversation.owner_id)
+        ctx.reply(texts.not_owner.format(owner=_name(owner), number=n))
+        return False
+    return True
+
+
+def _take(ctx: Context, request: AdviceRequest, ident: AdviceId) -> None:
+    request.consultant_id = ctx.sender.id
+    request.status = AdviceStatus.TAKEN
+    request.taken_at = ctx.now
+    ctx.session.add(request)
+
+
+def _remember(ctx: Context, request: AdviceRequest, kind: str, text: str) -> None:
+    assert request.id is not None and ctx.sender.id is not None
+    ctx.session.add(
+        AdviceMessage(
+            request_id=request.id, author_id=ctx.sender.id, kind=kind, text=text, at=ctx.now
+        )
+    )
+
+
+async def _note_under_card(ctx: Context, conversation: Conversation, text: str) -> None:
+    """Into the thread under the card, in the team's staff-only owner channel."""
+    if conversation.team_id is None or conversation.id is None:
+        return
+    team = await ctx.session.get(Team, conversation.team_id)
+    assert team is not None
+    channel = conversation.card_channel or team.channel
+    # Defence in depth: a consultant's words never land where a customer reads.
+    if await watched.by_channel(ctx.session, channel) is not None:
+        return
+    ctx.out.reply_to_card(ChannelId(channel), Notice(text), conversation.id)
+
+
+async def _request_card(
+    ctx: Context,
+    consultant: Person | None,
+    conversation: Conversation,
+    ident: AdviceId,
+    question: str,
+    *,
+    pool: bool,
+) -> Card:
+    """What a consultant needs to answer, and nothing more: this conversation only."""
+    texts = ctx.texts_of(consultant) if consultant else ctx.channel_texts
+    assert conversation.id is not None
+    mentions = await conversations.mentions(ctx.session, conversation.id)
+    said = "\n".join(f"{m.author_name}: {m.text}" for m in mentions)
+    text, _ = trim(said, CONTEXT_LIMIT)
+    owner = ctx.sender.display_name
+    take = Button(texts.button_take, "take", str(ident), "primary", f"{ctx.prefix} take {ident}")
+    buttons = (take,) if pool else ()
+    customer = conversation.customer_name
+    return Card(
+        title=texts.advice_card_title.format(
+            id=ident, source=conversation.source, customer=customer
+        ),
+        fields=(
+            Field(texts.advice_card_asked_by, owner),
+            Field(texts.advice_card_question, question),
+        ),
+        text=text,
+        more=texts.advice_card_how.format(id=ident, owner=owner),
+        link=conversation.url,
+        buttons=buttons,
+        fallback=texts.advice_for_you.format(owner=owner, id=ident),
+    )
+
+
+async def _person(ctx: Context, person_id: int | None) -> Person | None:
+    return await ctx.session.get(Person, person_id) if person_id is not None else None
+
+
+def _name(person: Person | None) -> str:
+    return person.display_name if person else "?"

@@ -1,0 +1,91 @@
+"""Queries about advice requests and the consultants' pools."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from storage.models import AdviceMessage, AdviceRequest, AdviceStatus, ConsultantPool
+
+ACTIVE = (AdviceStatus.OPEN, AdviceStatus.TAKEN, AdviceStatus.ANSWERED)
+
+
+async def lock(session: AsyncSession, conversation_id: int, seq: int) -> AdviceRequest | None:
+    """The request `N-A<seq>`, locked like a conversation is for a claim."""
+    return (
+        await session.scalars(
+            select(AdviceRequest)
+            .where(
+                col(AdviceRequest.conversation_id) == conversation_id,
+                col(AdviceRequest.seq) == seq,
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+
+
+async def next_seq(session: AsyncSession, conversation_id: int) -> int:
+    highest = await session.scalar(
+        select(func.max(AdviceRequest.seq)).where(
+            col(AdviceRequest.conversation_id) == conversation_id
+        )
+    )
+    return int(highest or 0) + 1
+
+
+async def counts(session: AsyncSession, conversation_id: int) -> tuple[int, int]:
+    """(still open, answered) requests of a conversation, for its card."""
+    rows = await session.execute(
+        select(col(AdviceRequest.status), func.count())
+        .where(col(AdviceRequest.conversation_id) == conversation_id)
+        .group_by(col(AdviceRequest.status))
+    )
+    by_status = {status: int(n) for status, n in rows}
+    open_ = by_status.get(AdviceStatus.OPEN, 0) + by_status.get(AdviceStatus.TAKEN, 0)
+    return open_, by_status.get(AdviceStatus.ANSWERED, 0)
+
+
+async def asked_of(session: AsyncSession, consultant_id: int, conversation_id: int) -> bool:
+    """Whether this consultant was asked about this conversation (their whole scope)."""
+    found = await session.scalar(
+        select(col(AdviceRequest.id)).where(
+            col(AdviceRequest.consultant_id) == consultant_id,
+            col(AdviceRequest.conversation_id) == conversation_id,
+        )
+    )
+    return found is not None
+
+
+async def open_for(session: AsyncSession, person_id: int) -> Sequence[AdviceRequest]:
+    """Requests still going that this person asked or must answer, oldest first."""
+    return (
+        await session.scalars(
+            select(AdviceRequest)
+            .where(
+                col(AdviceRequest.status).in_(ACTIVE),
+                or_(
+                    col(AdviceRequest.consultant_id) == person_id,
+                    col(AdviceRequest.asked_by) == person_id,
+                ),
+            )
+            .order_by(col(AdviceRequest.created_at), col(AdviceRequest.id))
+        )
+    ).all()
+
+
+async def first_question(session: AsyncSession, request_id: int) -> str:
+    text = await session.scalar(
+        select(col(AdviceMessage.text))
+        .where(col(AdviceMessage.request_id) == request_id)
+        .order_by(col(AdviceMessage.id))
+        .limit(1)
+    )
+    return text or ""
+
+
+async def pools(session: AsyncSession) -> Sequence[ConsultantPool]:
+    return (await session.scalars(select(ConsultantPool))).all()
