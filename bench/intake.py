@@ -442,8 +442,8 @@ async def run(args: argparse.Namespace, url: str) -> Results:
     bench = Bench(url, args)
     results = Results()
     results.load.append(os.getloadavg()[0])
-    await bench.app.start()
     try:
+        await bench.app.start()
         await bench.app.handle(
             Command(EventId(f"bench-{bench.run}-team"), ADMIN, CHANNEL, "team add support")
         )

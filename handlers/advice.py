@@ -20,12 +20,11 @@ from bot.views import Button, Card, Field, Notice
 from handlers import card
 from handlers.people import named_person
 from handlers.text import age, number, one_line, trim, words_after
-from storage import advice, conversations, watched
+from storage import advice, conversations, role_channels, watched
 from storage.models import (
     AdviceMessage,
     AdviceRequest,
     AdviceStatus,
-    ConsultantPool,
     Conversation,
     Person,
     Role,
@@ -89,7 +88,7 @@ async def ask(ctx: Context, args: Sequence[str]) -> None:
             )
             return
         question = question[: question.rstrip().rfind(last)].rstrip()
-    pools = await advice.pools(ctx.session)
+    pools = await role_channels.channels(ctx.session, role_channels.CONSULTANTS)
     if consultant is None and not pools:
         ctx.reply(texts.advice_no_pool)
         return
@@ -160,7 +159,7 @@ async def followup(ctx: Context, args: Sequence[str]) -> None:
         )
         ctx.reply(texts.advice_followup_sent.format(consultant=consultant.display_name))
         return
-    for pool in await advice.pools(ctx.session):
+    for pool in await role_channels.channels(ctx.session, role_channels.CONSULTANTS):
         ctx.out.post(
             ChannelId(pool.channel),
             Notice(
@@ -315,13 +314,9 @@ async def list_advice(ctx: Context, args: Sequence[str]) -> None:
 async def consultants_here(ctx: Context, args: Sequence[str]) -> None:
     if args or ctx.channel is None:
         raise UsageError()
-    platform = platform_of(ctx.channel)
-    pool = await ctx.session.get(ConsultantPool, platform)
-    if pool is None:
-        ctx.session.add(ConsultantPool(platform=platform, channel=ctx.channel))
-    else:
-        pool.channel = ctx.channel
-        ctx.session.add(pool)
+    await role_channels.set_channel(
+        ctx.session, role_channels.CONSULTANTS, platform_of(ctx.channel), ctx.channel
+    )
     ctx.reply(ctx.texts.pool_set)
 
 

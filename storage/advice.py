@@ -8,7 +8,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from storage.models import AdviceMessage, AdviceRequest, AdviceStatus, ConsultantPool
+from storage.models import AdviceMessage, AdviceRequest, AdviceStatus
 
 ACTIVE = (AdviceStatus.OPEN, AdviceStatus.TAKEN, AdviceStatus.ANSWERED)
 
@@ -85,7 +85,3 @@ async def first_question(session: AsyncSession, request_id: int) -> str:
         .limit(1)
     )
     return text or ""
-
-
-async def pools(session: AsyncSession) -> Sequence[ConsultantPool]:
-    return (await session.scalars(select(ConsultantPool))).all()

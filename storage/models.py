@@ -202,11 +202,14 @@ class AdviceMessage(SQLModel, table=True):
     at: datetime = Field(sa_column=_utc())
 
 
-class ConsultantPool(SQLModel, table=True):
-    """The channel where unassigned advice requests wait, one per platform."""
+class RoleChannel(SQLModel, table=True):
+    """A channel with a purpose, one per platform: the consultants' pool where unassigned
+    advice requests wait, the managers' channel where the weekly digest is posted."""
 
-    __tablename__ = "consultant_pool"
+    __tablename__ = "role_channel"
 
+    #: "consultants" or "managers"
+    purpose: str = Field(primary_key=True, max_length=16)
     platform: str = Field(primary_key=True, max_length=16)
     channel: str = Field(max_length=255)
 

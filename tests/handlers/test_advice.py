@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.views import Card
 from harness import Chat, channel, person
 from recording import field_value
 
@@ -28,9 +29,10 @@ async def test_ask_take_answer_reaches_the_owner_privately_and_the_card_thread(
     pool = chat.platform.everything_in(channel("experts"))
     assert len(pool) == 1
     request = pool[0].view
-    assert request.title == "Advice wanted: 1-A1 · console · Giulia"  # type: ignore[union-attr]
-    assert field_value(request, "Question") == "Possiamo rimborsare\nsenza ricevuta?"  # type: ignore[arg-type]
-    assert "Il rimborso R-5521 non arriva" in request.text  # type: ignore[union-attr]
+    assert isinstance(request, Card)
+    assert request.title == "Advice wanted: 1-A1 · console · Giulia"
+    assert field_value(request, "Question") == "Possiamo rimborsare\nsenza ricevuta?"
+    assert "Il rimborso R-5521 non arriva" in request.text
     assert field_value(chat.platform.card(1), "Advice") == "1 open, 0 answered"
 
     assert await chat.say("expert", "take 1-A1") == "1-A1 is yours to answer: `answer 1-A1 ADVICE`."

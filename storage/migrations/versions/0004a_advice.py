@@ -19,10 +19,11 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
-        "consultant_pool",
+        "role_channel",
+        sa.Column("purpose", sa.String(length=16), nullable=False),
         sa.Column("platform", sa.String(length=16), nullable=False),
         sa.Column("channel", sa.String(length=255), nullable=False),
-        sa.PrimaryKeyConstraint("platform"),
+        sa.PrimaryKeyConstraint("purpose", "platform"),
     )
     op.create_table(
         "advice_request",
@@ -95,4 +96,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_advice_request_consultant_id"))
 
     op.drop_table("advice_request")
-    op.drop_table("consultant_pool")
+    op.drop_table("role_channel")
