@@ -53,7 +53,7 @@ from bot.config import ConfigError, load_settings
 from bot.events import ChannelId, Command, EventId, PersonId
 from bot.intake.webhook import sign
 from bot.platform import EventSink, PersonInfo
-from bot.views import Card, View
+from bot.views import Card, Notice, View
 from storage.models import Mention
 
 CHANNEL = ChannelId("console:#support")
@@ -99,11 +99,11 @@ class BenchPlatform:
         at = time.monotonic()
         if isinstance(view, Card) and (found := TITLE_NUMBER.match(view.title)):
             self.cards.setdefault(int(found[1]), []).append(at)
-        self.log.append(("send", channel, view.title if isinstance(view, Card) else view.text))
+        self.log.append(("send", channel, summary(view)))
         return f"msg-{next(self._refs)}"
 
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
-        self.log.append(("update", channel, view.title if isinstance(view, Card) else view.text))
+        self.log.append(("update", channel, summary(view)))
 
     async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
         return await self.send(channel, view, key)
@@ -111,10 +111,18 @@ class BenchPlatform:
     async def send_private(
         self, person: PersonId, view: View, key: str, context: ChannelId | None
     ) -> None:
-        self.log.append(("private", person, view.title if isinstance(view, Card) else view.text))
+        self.log.append(("private", person, summary(view)))
 
     async def user_info(self, person: PersonId) -> PersonInfo:
         return PersonInfo(display_name=person.partition(":")[2].capitalize(), is_staff=True)
+
+
+def summary(view: View) -> str:
+    if isinstance(view, Card):
+        return view.title
+    if isinstance(view, Notice):
+        return view.text
+    return type(view).__name__
 
 
 # -- the client (its own process by default) ---------------------------------------------
@@ -262,6 +270,9 @@ class Load:
     answers: list[Answer]
     #: seconds from the last answer until every card was delivered
     drain: float = 0.0
+    #: CPU seconds the bot's process used while the client ran, and while draining
+    cpu: float = 0.0
+    drain_cpu: float = 0.0
 
     @property
     def accepted(self) -> int:
@@ -290,6 +301,8 @@ class Results:
     answer_ms: list[float] = field(default_factory=list)
     #: paced: how late the client started a POST against its schedule, worst (ms)
     client_late_ms: float = 0.0
+    #: CPU seconds the bot's process used in the paced run
+    paced_cpu: float = 0.0
     failures: list[str] = field(default_factory=list)
 
 
@@ -359,18 +372,23 @@ class Bench:
                 self.accepted.setdefault(number, []).append(f"{self.run}-{start + n}")
 
     async def load(self, label: str, job: Job, results: Results) -> Load:
+        cpu = time.process_time()
         answers = await run_client(job, self.args.same_process)
-        phase = Load(label, answers)
+        phase = Load(label, answers, cpu=time.process_time() - cpu)
         self.book(label, job, answers, results)
+        cpu = time.process_time()
         phase.drain = await self.settle(label, results)
+        phase.drain_cpu = time.process_time() - cpu
         return phase
 
     async def paced(self, seconds: float, rate: float, results: Results) -> None:
         count = max(1, round(seconds * rate))
         job = self.job(count, 1, 1 / rate)
+        cpu = time.process_time()
         answers = await run_client(job, self.args.same_process)
         self.book("paced", job, answers, results)
         await self.settle("paced", results)
+        results.paced_cpu = time.process_time() - cpu
         results.client_late_ms = max(((a.started - a.due) * 1000 for a in answers), default=0)
         for answer in answers:
             if answer.status != 202:
@@ -489,18 +507,24 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
         target = targets[phase.label]
         ms = phase.request_ms()
         end_to_end = phase.accepted / (phase.seconds + phase.drain)
+        cpu_ms = phase.cpu * 1000 / max(1, phase.accepted)
+        all_cpu_ms = (phase.cpu + phase.drain_cpu) * 1000 / max(1, phase.accepted)
         print(
             f"  {phase.label}, {args.clients} clients: {phase.accepted:,} mentions accepted in "
             f"{phase.seconds:.2f} s = {phase.rate:,.0f}/s; "
             f"target >= {target:,.0f}/s: {verdict(phase.rate >= target)}\n"
             f"    request p50 {percentile(ms, 50):.1f} ms, p99 {percentile(ms, 99):.1f} ms; "
             f"cards all delivered {phase.drain:.2f} s after the last answer "
-            f"({end_to_end:,.0f} cards/s end to end)"
+            f"({end_to_end:,.0f} cards/s end to end)\n"
+            f"    bot CPU per mention: {cpu_ms:.2f} ms until the last answer, "
+            f"{all_cpu_ms:.2f} ms with every card delivered"
         )
     if results.card_ms:
         print(
             f"\n  paced: {len(results.card_ms):,} mentions at {args.rate:g}/s, one per POST "
-            f"(client at most {results.client_late_ms:.1f} ms behind its schedule)"
+            f"(client at most {results.client_late_ms:.1f} ms behind its schedule; bot CPU "
+            f"{results.paced_cpu * 1000 / len(results.card_ms):.2f} ms per mention, "
+            f"busy {results.paced_cpu / args.paced_seconds:.0%})"
         )
         print(f"  {'(ms)':<28}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}")
         for label, values in (

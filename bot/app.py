@@ -21,7 +21,7 @@ from bot.people import Directory
 from bot.platform import EventSink, PersonInfo, Platform
 from bot.platforms.console.adapter import ConsolePlatform
 from bot.router import Router
-from handlers import admin, advice, claims, feeds, help, queue, routing, watch
+from handlers import admin, advice, claims, digest, feeds, help, queue, routing, watch, weeks
 from storage.database import Database
 from storage.migrate import upgrade
 
@@ -82,6 +82,7 @@ class App:
         for module in (help, claims, queue, admin, routing, watch, advice):
             module.register(self.router)
         feeds.register(self.router, settings.feed_poll_minutes)
+        digest.register(self.router, settings.digest_tz, settings.claim_target_minutes)
         self.feeds = FeedPoller(
             self.db, clock, report_error, interval_minutes=settings.feed_poll_minutes
         )
@@ -165,3 +166,34 @@ async def run(settings: Settings) -> None:
         await stopped.wait()
     finally:
         await app.stop()
+
+
+async def export_digest(settings: Settings, week: str, team: str, form: str) -> tuple[str, bytes]:
+    """`inloop digest`: the week's figures as text, CSV or JSON, and the chart's PNG.
+
+    Raises ValueError with the sentence to show when the week or the team is wrong.
+    """
+    from bot.messages import texts_for
+
+    texts = texts_for(settings.language)
+    db = Database(settings.database_url)
+    try:
+        await upgrade(db)
+        now = utc_now()
+        parsed = weeks.parse_week(week, now, settings.digest_tz)
+        if parsed is None:
+            raise ValueError(texts.digest_bad_week.format(value=week))
+        async with db.read() as session:
+            figures = await digest.build(
+                session, parsed, settings.digest_tz, team, settings.claim_target_minutes, now
+            )
+        if figures is None:
+            raise ValueError(texts.digest_unknown_team.format(team=team))
+        body = {
+            "text": lambda: digest.as_text(figures, texts),
+            "csv": lambda: digest.as_csv(figures),
+            "json": lambda: digest.as_json(figures),
+        }[form]()
+        return body, digest.chart(figures, texts).png
+    finally:
+        await db.dispose()

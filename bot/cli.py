@@ -46,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         return _check_config(settings)
     try:
+        if args.command == "digest":
+            return _digest(settings, args)
         if args.command == "db":
             return asyncio.run(_db_upgrade(settings))
         with contextlib.suppress(KeyboardInterrupt):
@@ -64,6 +66,23 @@ async def _run(settings: Settings) -> None:
     from bot.app import run
 
     await run(settings)
+
+
+def _digest(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import export_digest
+
+    try:
+        body, png = asyncio.run(export_digest(settings, args.week, args.team, args.format))
+    except ValueError as exc:
+        print(f"inloop: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.out:
+        Path(args.out).write_text(body, encoding="utf-8")
+    else:
+        sys.stdout.write(body if body.endswith("\n") else body + "\n")
+    if args.chart:
+        Path(args.chart).write_bytes(png)
+    return 0
 
 
 async def _db_upgrade(settings: Settings) -> int:
@@ -112,6 +131,16 @@ def _parser() -> argparse.ArgumentParser:
         help="validate the settings and say what would start",
         description="Read the environment and .env, validate them, and print a summary.",
     )
+    report = sub.add_parser(
+        "digest",
+        help="export a week's digest (text, CSV or JSON) and its chart",
+        description="Export the weekly digest, for managers who want a spreadsheet.",
+    )
+    report.add_argument("--week", default="last", help="this, last or YYYY-Www (default: last)")
+    report.add_argument("--team", default="", help="only this team's conversations")
+    report.add_argument("--format", choices=("text", "csv", "json"), default="text")
+    report.add_argument("--out", help="write the figures to this file (default: standard output)")
+    report.add_argument("--chart", help="write the chart (PNG) to this file")
     sub.add_parser("version", help="print the version", description="Print Inloop's version.")
     return parser
 

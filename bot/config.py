@@ -41,6 +41,9 @@ class Settings:
     intake_host: str = "127.0.0.1"
     intake_port: int = 8080
     feed_poll_minutes: int = 10
+    #: the weekly digest: its weeks are ISO weeks in this zone; the claim target it counts
+    digest_tz: str = "UTC"
+    claim_target_minutes: int = 60
 
     @property
     def is_sqlite(self) -> bool:
@@ -82,6 +85,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         intake_host=get("INTAKE_HOST", "127.0.0.1"),
         intake_port=_int("INTAKE_PORT", get("INTAKE_PORT", "8080"), 0, 65535),
         feed_poll_minutes=_int("FEED_POLL_MINUTES", get("FEED_POLL_MINUTES", "10"), 1, 1440),
+        digest_tz=_timezone("DIGEST_TZ", get("DIGEST_TZ", get("INLOOP_DEFAULT_TZ", "UTC"))),
+        claim_target_minutes=_int(
+            "CLAIM_TARGET_MINUTES", get("CLAIM_TARGET_MINUTES", "60"), 1, 7 * 24 * 60
+        ),
     )
 
 
@@ -139,7 +146,7 @@ def _choice(variable: str, value: str, allowed: tuple[str, ...]) -> str:
 def _timezone(variable: str, value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory of zones
         raise ConfigError(
             variable, f"{value!r} is not an IANA time zone (e.g. Europe/Rome)"
         ) from None

@@ -6,7 +6,8 @@ text can never become markup or a mass ping.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import base64
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 ButtonStyle = Literal["default", "primary", "danger"]
@@ -46,11 +47,23 @@ class Notice:
     text: str
 
 
-View = Card | Notice
+@dataclass(frozen=True)
+class Chart:
+    """An image to attach (Slack file upload, Matrix m.image, a file path on the console)."""
+
+    title: str
+    filename: str
+    png: bytes = field(repr=False)
+
+
+View = Card | Notice | Chart
 
 
 def view_to_dict(view: View) -> dict[str, Any]:
     """Serialise a view for the outbox row."""
+    if isinstance(view, Chart):
+        png = base64.b64encode(view.png).decode("ascii")
+        return {"kind": "chart", "title": view.title, "filename": view.filename, "png": png}
     kind = "card" if isinstance(view, Card) else "notice"
     return {"kind": kind, **asdict(view)}
 
@@ -59,6 +72,8 @@ def view_from_dict(data: dict[str, Any]) -> View:
     body = {k: v for k, v in data.items() if k != "kind"}
     if data["kind"] == "notice":
         return Notice(**body)
+    if data["kind"] == "chart":
+        return Chart(body["title"], body["filename"], base64.b64decode(body["png"]))
     return Card(
         title=body["title"],
         fields=tuple(Field(**f) for f in body.get("fields", ())),

@@ -90,10 +90,13 @@ class Conversation(SQLModel, table=True):
     status: str = Field(default=Status.OPEN, max_length=16)
     owner_id: int | None = Field(default=None, foreign_key="person.id", index=True)
     mention_count: int = Field(default=0)
-    created_at: datetime = Field(sa_column=_utc())
+    #: indexed: the weekly digest reads a week of these out of a year
+    created_at: datetime = Field(sa_column=_utc(index=True))
     updated_at: datetime = Field(sa_column=_utc())
-    claimed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
-    first_reply_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    claimed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
+    first_reply_at: datetime | None = Field(
+        default=None, sa_column=_utc(nullable=True, index=True)
+    )
     resolved_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     #: where the card was posted, and the platform's reference of that message
     card_channel: str | None = Field(default=None, max_length=255)
@@ -127,7 +130,7 @@ class AuditEntry(SQLModel, table=True):
     actor_id: int | None = Field(default=None, foreign_key="person.id")
     action: str = Field(max_length=32)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    at: datetime = Field(sa_column=_utc())
+    at: datetime = Field(sa_column=_utc(index=True))
 
 
 class OutboxRow(SQLModel, table=True):
@@ -181,9 +184,9 @@ class AdviceRequest(SQLModel, table=True):
     status: str = Field(default=AdviceStatus.OPEN, max_length=16)
     #: None, "useful" or "not useful", set by the owner
     rating: str | None = Field(default=None, max_length=16)
-    created_at: datetime = Field(sa_column=_utc())
+    created_at: datetime = Field(sa_column=_utc(index=True))
     taken_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
-    answered_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    answered_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
     closed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     reminded_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
 

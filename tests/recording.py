@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from bot.events import ChannelId, PersonId, local_part
 from bot.platform import DeliveryError, EventSink, PersonInfo
-from bot.views import Card, Notice, View
+from bot.views import Card, Chart, Notice, View
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class Delivered:
     def text(self) -> str:
         if isinstance(self.view, Notice):
             return self.view.text
+        if isinstance(self.view, Chart):
+            return f"(chart) {self.view.title}"
         assert isinstance(self.view, Card)
         return "\n".join(
             [self.view.title, *(f"{f.label}: {f.value}" for f in self.view.fields), self.view.text]

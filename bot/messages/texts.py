@@ -142,3 +142,23 @@ class Texts:
     advice_states: dict[str, str]
     pool_set: str
     consultant_scope: str
+    # -- digest (issue 8) ----------------------------------------------------------------
+    digest_title: str
+    digest_people: str
+    digest_person: str
+    digest_commitment: str
+    digest_sessions: str
+    digest_session_names: dict[str, str]
+    digest_consultants: str
+    digest_consultant: str
+    digest_teams: str
+    digest_team: str
+    digest_unclaimed: str
+    digest_nothing_unclaimed: str
+    digest_nobody: str
+    digest_none: str
+    digest_bad_week: str
+    digest_unknown_team: str
+    digest_chart_title: str
+    digest_chart_labels: tuple[str, str, str, str]
+    managers_set: str

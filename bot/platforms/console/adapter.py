@@ -11,6 +11,7 @@ import asyncio
 import io
 import sys
 import threading
+from pathlib import Path
 from typing import TextIO
 
 from bot.clock import Clock
@@ -27,7 +28,7 @@ from bot.platforms.console.translate import (
     parse_line,
     render,
 )
-from bot.views import Card, View
+from bot.views import Card, Chart, View
 
 WELCOME = """\
 Inloop console — try Inloop here, no Slack or Matrix account needed.
@@ -55,8 +56,11 @@ class ConsolePlatform:
         channel: str = "general",
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
+        files: Path = Path("inloop-files"),
     ):
         self._clock = clock
+        #: where charts are written, for the user to open
+        self._files = files
         self._persona = persona
         self._channel = channel
         self._stdin = stdin or sys.stdin
@@ -169,14 +173,14 @@ class ConsolePlatform:
         if isinstance(view, Card):
             # so that a thread can say which card it hangs from: "#3", not "console-7"
             self._threads[ref] = view.title.split(" ", 1)[0]
-        self._print(_indent(f"[{local_part(channel)}] ", render(view)))
+        self._print(_indent(f"[{local_part(channel)}] ", self._show(view)))
         return ref
 
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
         if key in self._delivered:
             return
         self._delivered[key] = message_ref
-        self._print(_indent(f"[{local_part(channel)}] (card updated) ", render(view)))
+        self._print(_indent(f"[{local_part(channel)}] (card updated) ", self._show(view)))
 
     async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
         if key in self._delivered:
@@ -184,7 +188,7 @@ class ConsolePlatform:
         self._messages += 1
         ref = self._delivered[key] = f"console-{self._messages}"
         thread = self._threads.get(message_ref, message_ref)
-        self._print(_indent(f"[{local_part(channel)}] (thread of {thread}) ", render(view)))
+        self._print(_indent(f"[{local_part(channel)}] (thread of {thread}) ", self._show(view)))
         return ref
 
     async def send_private(
@@ -193,11 +197,20 @@ class ConsolePlatform:
         if key in self._delivered:
             return
         self._delivered[key] = ""
-        self._print(_indent(f"[dm:{local_part(person)}] ", render(view)))
+        self._print(_indent(f"[dm:{local_part(person)}] ", self._show(view)))
 
     async def user_info(self, person: PersonId) -> PersonInfo:
         # Every console persona is somebody in the company trying Inloop out.
         return PersonInfo(display_name=literal(local_part(person)), is_staff=True)
+
+    def _show(self, view: View) -> str:
+        """Terminal text for a view; a chart is written to a file the user can open."""
+        if not isinstance(view, Chart):
+            return render(view)
+        self._files.mkdir(parents=True, exist_ok=True)
+        path = (self._files / Path(view.filename).name).resolve()
+        path.write_bytes(view.png)
+        return render(view, str(path))
 
     def _print(self, text: str) -> None:
         self._stdout.write(text + "\n")

@@ -17,7 +17,7 @@ from bot.events import (
     PersonId,
 )
 from bot.intake.mentions import Invalid, parse_mention
-from bot.views import Card, View
+from bot.views import Card, Chart, View
 
 PREFIX = "!inloop"
 _MENTION = re.compile(r"(?<![\w:])@([\w.-]+)")
@@ -130,7 +130,9 @@ def literal(text: str) -> str:
     return "".join(out)
 
 
-def render(view: View) -> str:
+def render(view: View, chart_path: str = "") -> str:
+    if isinstance(view, Chart):
+        return f"(chart) {literal(view.title)}: {chart_path}"
     if not isinstance(view, Card):
         return literal(view.text)
     lines = [f"┌ {literal(view.title)}"]

@@ -1,0 +1,464 @@
+"""The weekly digest: commitment kept, time to claim and to reply, advice, what waits.
+
+`digest [this|last|YYYY-Www] [TEAM]` answers a manager privately, with its chart;
+the same figures are posted every Monday to the managers' channel, and exported
+by `inloop digest` as text, CSV or JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.charts import digest_chart
+from bot.context import Context
+from bot.events import ChannelId, PersonId, platform_of
+from bot.messages import Texts
+from bot.people import MANAGERS
+from bot.router import Router, UsageError
+from bot.views import Chart, Notice
+from handlers.weeks import IsoWeek, parse_week
+from storage import digest as raw_digest
+from storage import role_channels, teams
+from storage.models import Role
+
+UNCLAIMED_LISTED = 10
+ADMINS = frozenset({Role.ADMIN})
+
+
+@dataclass(frozen=True)
+class PersonFigures:
+    name: str
+    claimed: int
+    replied: int
+    resolved: int
+    to_claim: float | None
+    to_reply: float | None
+    #: from commitments: minutes committed and given, sessions by outcome
+    committed: int | None = None
+    given: int | None = None
+    sessions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def kept(self) -> float | None:
+        if not self.committed:
+            return None
+        return 100.0 * (self.given or 0) / self.committed
+
+
+@dataclass(frozen=True)
+class ConsultantFigures:
+    name: str
+    received: int
+    answered: int
+    to_answer: float | None
+    useful: int
+
+
+@dataclass(frozen=True)
+class TeamFigures:
+    name: str
+    mentions: int
+    by_source: dict[str, int]
+    opened: int
+    to_claim: float | None
+    over_target: int
+    unclaimed: tuple[tuple[int, str], ...]
+    unclaimed_total: int
+
+
+@dataclass(frozen=True)
+class Digest:
+    week: IsoWeek
+    tz: str
+    team: str
+    start: datetime
+    end: datetime
+    people: tuple[PersonFigures, ...]
+    consultants: tuple[ConsultantFigures, ...]
+    teams: tuple[TeamFigures, ...]
+    per_day: tuple[tuple[str, int], ...]
+    claim_target: int
+    previous: Digest | None = None
+
+
+def register(router: Router, tz: str, claim_target: int) -> None:
+    async def digest_command(ctx: Context, args: Sequence[str]) -> None:
+        await digest(ctx, args, tz, claim_target)
+
+    async def managers_here(ctx: Context, args: Sequence[str]) -> None:
+        if args or ctx.channel is None:
+            raise UsageError()
+        await role_channels.set_channel(
+            ctx.session, role_channels.MANAGERS, platform_of(ctx.channel), ctx.channel
+        )
+        ctx.reply(ctx.texts.managers_set.format(tz=tz))
+
+    router.command("digest", digest_command, MANAGERS)
+    router.command("managers here", managers_here, ADMINS)
+
+
+async def digest(ctx: Context, args: Sequence[str], tz: str, claim_target: int) -> None:
+    if len(args) > 2:
+        raise UsageError()
+    texts = ctx.texts
+    week = parse_week(args[0] if args else "last", ctx.now, tz)
+    if week is None:
+        ctx.reply(texts.digest_bad_week.format(value=args[0]))
+        return
+    team_name = args[1] if len(args) == 2 else ""
+    figures = await build(ctx.session, week, tz, team_name, claim_target, ctx.now)
+    if figures is None:
+        ctx.reply(texts.digest_unknown_team.format(team=team_name))
+        return
+    ctx.reply(as_text(figures, texts))
+    ctx.out.tell(PersonId(ctx.sender.ref), chart(figures, texts), ctx.channel)
+
+
+async def post_weekly(ctx: Context, tz: str, claim_target: int) -> None:
+    """Monday 09:00: last week's digest, to every managers' channel."""
+    week = IsoWeek.containing(ctx.now.astimezone(ZoneInfo(tz)).date() - timedelta(days=7))
+    figures = await build(ctx.session, week, tz, "", claim_target, ctx.now)
+    assert figures is not None
+    texts = ctx.channel_texts
+    for channel in await role_channels.channels(ctx.session, role_channels.MANAGERS):
+        ctx.out.post(ChannelId(channel.channel), Notice(as_text(figures, texts)))
+        ctx.out.post(ChannelId(channel.channel), chart(figures, texts))
+
+
+# -- the figures ---------------------------------------------------------------------------
+
+
+async def build(
+    session: AsyncSession,
+    week: IsoWeek,
+    tz: str,
+    team_name: str,
+    claim_target: int,
+    now: datetime,
+    *,
+    with_previous: bool = True,
+) -> Digest | None:
+    team_id: int | None = None
+    if team_name:
+        team = await teams.by_name(session, team_name)
+        if team is None:
+            return None
+        team_id, team_name = team.id, team.name
+    start, end = week.bounds(tz)
+    raw = await raw_digest.week(
+        session, start, end, team_id=team_id, claim_target_minutes=claim_target, now=now
+    )
+    ids = (
+        set(raw.actions)
+        | set(raw.to_claim)
+        | set(raw.to_reply)
+        | set(raw.advice_received)
+        | set(raw.advice_answered)
+    )
+    people: list[PersonFigures] = []
+    consultants: list[ConsultantFigures] = []
+    for person in sorted(await raw_digest.people(session, ids), key=lambda p: p.display_name):
+        pid = person.id
+        assert pid is not None
+        if person.role == Role.CONSULTANT:
+            consultants.append(
+                ConsultantFigures(
+                    name=person.display_name,
+                    received=raw.advice_received.get(pid, 0),
+                    answered=raw.advice_answered.get(pid, 0),
+                    to_answer=_median(raw.advice_minutes.get(pid, [])),
+                    useful=raw.advice_useful.get(pid, 0),
+                )
+            )
+            continue
+        acted = raw.actions.get(pid, {})
+        people.append(
+            PersonFigures(
+                name=person.display_name,
+                claimed=acted.get("claimed", 0),
+                replied=acted.get("replied", 0),
+                resolved=acted.get("resolved", 0),
+                to_claim=_median(raw.to_claim.get(pid, [])),
+                to_reply=_median(raw.to_reply.get(pid, [])),
+            )
+        )
+    team_figures = []
+    zone = ZoneInfo(tz)
+    for team in await raw_digest.teams(session, team_id):
+        assert team.id is not None
+        waiting, total = await raw_digest.unclaimed_now(session, team.id, UNCLAIMED_LISTED)
+        by_source = dict(sorted(raw.team_mentions.get(team.id, {}).items()))
+        team_figures.append(
+            TeamFigures(
+                name=team.name,
+                mentions=sum(by_source.values()),
+                by_source=by_source,
+                opened=raw.team_opened.get(team.id, 0),
+                to_claim=_median(raw.team_to_claim.get(team.id, [])),
+                over_target=raw.team_over_target.get(team.id, 0),
+                unclaimed=tuple((n, _age(since, now)) for n, since in waiting),
+                unclaimed_total=total,
+            )
+        )
+    days = [(week.monday + timedelta(days=i)) for i in range(7)]
+    counts = dict.fromkeys(days, 0)
+    for received in raw.mention_times:
+        local = received.astimezone(zone).date()
+        if local in counts:
+            counts[local] += 1
+    previous = None
+    if with_previous:
+        previous = await build(
+            session, week.previous(), tz, team_name, claim_target, now, with_previous=False
+        )
+    return Digest(
+        week=week,
+        tz=tz,
+        team=team_name,
+        start=start,
+        end=end,
+        people=tuple(people),
+        consultants=tuple(consultants),
+        teams=tuple(team_figures),
+        per_day=tuple((day.strftime("%a %d"), counts[day]) for day in days),
+        claim_target=claim_target,
+        previous=previous,
+    )
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _age(since: datetime, now: datetime) -> str:
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    return f"{minutes // 1440}d" if minutes >= 1440 else f"{minutes // 60}h{minutes % 60:02d}"
+
+
+# -- as text ----------------------------------------------------------------------------
+
+
+def _trend(now: float | None, before: float | None) -> str:
+    """▲ / ▼ with the change from the week before; nothing when there is nothing to compare."""
+    if now is None or before is None or round(now, 1) == round(before, 1):
+        return ""
+    change = now - before
+    amount = f"{abs(change):.0f}" if float(change).is_integer() else f"{abs(change):.1f}"
+    return f" {'▲' if change > 0 else '▼'}{amount}"
+
+
+def _num(value: int, before: int | None) -> str:
+    return f"{value}{_trend(value, before)}"
+
+
+def _minutes(value: float | None, before: float | None, texts: Texts) -> str:
+    if value is None:
+        return texts.digest_none
+    return f"{value:.0f} min{_trend(value, before)}"
+
+
+def as_text(d: Digest, texts: Texts) -> str:
+    prev_people = {p.name: p for p in d.previous.people} if d.previous else {}
+    prev_consultants = {c.name: c for c in d.previous.consultants} if d.previous else {}
+    prev_teams = {t.name: t for t in d.previous.teams} if d.previous else {}
+    # Someone absent the week before did nothing then: their counts rise from zero.
+    quiet_person = PersonFigures("", 0, 0, 0, None, None) if d.previous else None
+    quiet_consultant = ConsultantFigures("", 0, 0, None, 0) if d.previous else None
+    zone = ZoneInfo(d.tz)
+    lines = [
+        texts.digest_title.format(
+            week=d.week,
+            start=d.start.astimezone(zone).strftime("%d %b"),
+            end=(d.end.astimezone(zone) - timedelta(days=1)).strftime("%d %b %Y"),
+            tz=d.tz,
+            team=f" · {d.team}" if d.team else "",
+        ),
+        "",
+        texts.digest_people,
+    ]
+    for p in d.people:
+        b = prev_people.get(p.name, quiet_person)
+        commitment = ""
+        if p.committed is not None:
+            sessions = ", ".join(
+                f"{texts.digest_session_names.get(k, k)} {v}" for k, v in p.sessions.items() if v
+            )
+            kept = p.kept
+            commitment = texts.digest_commitment.format(
+                committed=p.committed,
+                given=_num(p.given or 0, b.given if b else None),
+                kept=(f"{kept:.0f}%" + _trend(kept, b.kept if b else None))
+                if kept is not None
+                else texts.digest_none,
+                sessions=texts.digest_sessions.format(list=sessions) if sessions else "",
+            )
+        lines.append(
+            texts.digest_person.format(
+                name=p.name,
+                commitment=commitment,
+                claimed=_num(p.claimed, b.claimed if b else None),
+                replied=_num(p.replied, b.replied if b else None),
+                resolved=_num(p.resolved, b.resolved if b else None),
+                to_claim=_minutes(p.to_claim, b.to_claim if b else None, texts),
+                to_reply=_minutes(p.to_reply, b.to_reply if b else None, texts),
+            )
+        )
+    if not d.people:
+        lines.append(texts.digest_nobody)
+    lines += ["", texts.digest_consultants]
+    for c in d.consultants:
+        cb = prev_consultants.get(c.name, quiet_consultant)
+        lines.append(
+            texts.digest_consultant.format(
+                name=c.name,
+                received=_num(c.received, cb.received if cb else None),
+                answered=_num(c.answered, cb.answered if cb else None),
+                to_answer=_minutes(c.to_answer, cb.to_answer if cb else None, texts),
+                useful=_num(c.useful, cb.useful if cb else None),
+            )
+        )
+    if not d.consultants:
+        lines.append(texts.digest_nobody)
+    lines += ["", texts.digest_teams]
+    for t in d.teams:
+        tb = prev_teams.get(t.name)
+        sources = ", ".join(f"{s} {n}" for s, n in t.by_source.items())
+        lines.append(
+            texts.digest_team.format(
+                name=t.name,
+                mentions=_num(t.mentions, tb.mentions if tb else None),
+                sources=f" ({sources})" if sources else "",
+                opened=_num(t.opened, tb.opened if tb else None),
+                to_claim=_minutes(t.to_claim, tb.to_claim if tb else None, texts),
+                target=d.claim_target,
+                over=_num(t.over_target, tb.over_target if tb else None),
+            )
+        )
+        if t.unclaimed:
+            listed = ", ".join(f"#{n} ({age})" for n, age in t.unclaimed)
+            more = (
+                f", … +{t.unclaimed_total - len(t.unclaimed)}"
+                if t.unclaimed_total > len(t.unclaimed)
+                else ""
+            )
+            lines.append(texts.digest_unclaimed.format(count=t.unclaimed_total, list=listed + more))
+        else:
+            lines.append(texts.digest_nothing_unclaimed)
+    return "\n".join(lines)
+
+
+def chart(d: Digest, texts: Texts) -> Chart:
+    people = [(p.name, p.committed or 0, p.given or 0) for p in d.people]
+    png = digest_chart(
+        texts.digest_chart_title.format(week=d.week),
+        people,
+        list(d.per_day),
+        texts.digest_chart_labels,
+    )
+    return Chart(texts.digest_chart_title.format(week=d.week), f"inloop-digest-{d.week}.png", png)
+
+
+# -- exports ------------------------------------------------------------------------------
+
+
+def as_rows(d: Digest) -> list[dict[str, Any]]:
+    """One row per figure: section, name, figure, value, previous week's value."""
+    rows: list[dict[str, Any]] = []
+
+    def add(section: str, name: str, figures: Any, before: Any) -> None:
+        for key, value in asdict(figures).items():
+            if key in ("name", "unclaimed") or isinstance(value, dict):
+                continue
+            old = getattr(before, key, None) if before is not None else None
+            if isinstance(value, float):  # medians, in minutes: a tenth is plenty
+                value, old = round(value, 1), round(old, 1) if isinstance(old, float) else old
+            rows.append(
+                {
+                    "week": str(d.week),
+                    "section": section,
+                    "name": name,
+                    "figure": key,
+                    "value": value,
+                    "previous": old,
+                }
+            )
+
+    prev = d.previous
+    for p in d.people:
+        add(
+            "person",
+            p.name,
+            p,
+            next((x for x in prev.people if x.name == p.name), None) if prev else None,
+        )
+    for c in d.consultants:
+        add(
+            "consultant",
+            c.name,
+            c,
+            next((x for x in prev.consultants if x.name == c.name), None) if prev else None,
+        )
+    for t in d.teams:
+        add(
+            "team",
+            t.name,
+            t,
+            next((x for x in prev.teams if x.name == t.name), None) if prev else None,
+        )
+        for source, count in t.by_source.items():
+            rows.append(
+                {
+                    "week": str(d.week),
+                    "section": "team",
+                    "name": t.name,
+                    "figure": f"mentions from {source}",
+                    "value": count,
+                    "previous": None,
+                }
+            )
+    for day, count in d.per_day:
+        rows.append(
+            {
+                "week": str(d.week),
+                "section": "day",
+                "name": day,
+                "figure": "mentions",
+                "value": count,
+                "previous": None,
+            }
+        )
+    return rows
+
+
+def as_csv(d: Digest) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=["week", "section", "name", "figure", "value", "previous"]
+    )
+    writer.writeheader()
+    writer.writerows(as_rows(d))
+    return buffer.getvalue()
+
+
+def as_json(d: Digest) -> str:
+    def plain(digest: Digest) -> dict[str, Any]:
+        data = asdict(digest)
+        data["week"] = str(digest.week)
+        data["start"] = digest.start.isoformat()
+        data["end"] = digest.end.isoformat()
+        data.pop("previous", None)
+        return data
+
+    body = plain(d)
+    body["previous"] = plain(d.previous) if d.previous else None
+    return json.dumps(body, ensure_ascii=False, indent=2)

@@ -1,0 +1,199 @@
+"""The weekly digest, on a seeded week whose figures are worked out by hand below."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import struct
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from handlers.weeks import IsoWeek
+from harness import Chat, channel, person
+
+ROME = "Europe/Rome"
+
+
+async def _seed(chat: Chat) -> None:
+    """Week 46 (for the trends), then week 47 (16–22 Nov 2026, Rome = UTC+1)."""
+    clock = chat.clock
+    await chat.say("boss", "team add support")
+    await chat.say("boss", "role console:expert consultant")
+    await chat.say("boss", "consultants here", where="experts")
+    # W46: #1 claimed after 30 min, replied after 60, resolved.
+    clock.now = datetime(2026, 11, 10, 10, 0, tzinfo=UTC)
+    await chat.mention("Giulia", "ordine rotto", source="twitter")
+    clock.advance(minutes=30)
+    await chat.say("ann", "claim 1")
+    clock.advance(minutes=30)
+    await chat.say("ann", "replied 1")
+    await chat.say("ann", "resolve 1")
+    # W47, Monday 16 Nov: #2 claimed after 20 min and replied after 60.
+    clock.now = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
+    await chat.mention("Marco", "dov'è il pacco?", source="twitter")
+    clock.advance(minutes=20)
+    await chat.say("ann", "claim 2")
+    clock.advance(minutes=40)
+    await chat.say("ann", "replied 2")
+    # advice on #2: asked at 10:30, answered at 12:30 (120 min), rated useful
+    clock.advance(minutes=30)
+    await chat.say("ann", "ask 2 Cosa gli dico? console:expert")
+    await chat.mention("Anna", "taglia M?", source="instagram")  # #3 at 10:30
+    clock.advance(minutes=120)
+    await chat.say("expert", "answer 2-A1 Scusati e dai il tracking.")
+    await chat.say("ann", "rate 2-A1 useful")
+    # #3 claimed by Bob at 14:30 (240 min after it came: over the 60 min target), resolved
+    clock.advance(minutes=120)
+    await chat.say("bob", "claim 3")
+    await chat.say("bob", "resolve 3")
+    # Tuesday: #4 nobody claims
+    clock.now = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)
+    await chat.mention("Sam", "checkout 502", source="twitter")
+    clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # the Monday after
+
+
+async def _digest_chat(database_url: str) -> Chat:
+    return await Chat(database_url, DIGEST_TZ=ROME).start()
+
+
+async def test_every_figure_of_a_seeded_week(database_url: str) -> None:
+    chat = await _digest_chat(database_url)
+    await _seed(chat)
+
+    text = await chat.say("boss", "digest 2026-W47")
+
+    *lines, chart = text.splitlines()
+    assert chart == "(chart) Inloop 2026-W47"
+    assert lines == [
+        "Inloop digest 2026-W47 (16 Nov – 22 Nov 2026, Europe/Rome)",
+        "",
+        "People",
+        "• Ann: claimed 1, replied 1, resolved 0 ▼1 · median time to claim 20 min ▼10,"
+        " to first reply 60 min",
+        "• Bob: claimed 1 ▲1, replied 0, resolved 1 ▲1 · median time to claim 240 min,"
+        " to first reply —",
+        "",
+        "Consultants",
+        "• Expert: received 1 ▲1, answered 1 ▲1, median time to answer 120 min, useful 1 ▲1",
+        "",
+        "Teams",
+        "• support: mentions in 3 ▲2 (instagram 1, twitter 2) · opened 3 ▲2 · median time"
+        " to claim 130 min ▲100 · over the 60 min target 2 ▲2",
+        "  unclaimed now (1, oldest first): #4 (6d)",
+    ]
+    await chat.stop()
+
+
+async def test_the_chart_is_a_png_of_the_expected_size(database_url: str) -> None:
+    chat = await _digest_chat(database_url)
+    await _seed(chat)
+
+    await chat.say("boss", "digest 2026-W47")
+
+    chart = chat.platform.delivered[-1]
+    assert chart.kind == "private" and chart.target == person("boss")
+    png: bytes = chart.view.png  # type: ignore[union-attr]
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    assert (width, height) == (1200, 800)
+    await chat.stop()
+
+
+async def test_an_empty_week_still_lists_the_teams(chat: Chat) -> None:
+    await chat.say("boss", "team add support")
+
+    text = await chat.say("boss", "digest 2026-W40")
+
+    assert "People\n  nobody" in text
+    assert "Consultants\n  nobody" in text
+    assert "• support: mentions in 0 · opened 0 · median time to claim — · over the 60" in text
+
+
+async def test_the_digest_is_for_managers_only(chat: Chat) -> None:
+    assert (await chat.say("ann", "digest")).startswith("Not allowed")
+    await chat.say("boss", "role console:ann manager")
+    assert (await chat.say("ann", "digest last")).startswith("Inloop digest")
+    assert "is not a week" in await chat.say("ann", "digest 2026-W60")
+    assert await chat.say("ann", "digest this nope") == "There is no team called nope."
+
+
+def test_a_week_with_a_dst_change_is_cut_at_local_midnight() -> None:
+    # Rome goes back from UTC+2 to UTC+1 on Sunday 25 October 2026.
+    start, end = IsoWeek(2026, 43).bounds(ROME)
+    assert start == datetime(2026, 10, 18, 22, 0, tzinfo=UTC)  # Mon 19 Oct 00:00 +02:00
+    assert end == datetime(2026, 10, 25, 23, 0, tzinfo=UTC)  # Mon 26 Oct 00:00 +01:00
+    assert (end - start).total_seconds() == 169 * 3600
+
+
+async def test_mentions_are_counted_in_the_local_week_across_dst(chat: Chat) -> None:
+    await chat.say("boss", "team add support")
+    chat.clock.now = datetime(2026, 10, 25, 22, 30, tzinfo=UTC)  # Sun 23:30 in Rome: W43
+    await chat.mention("Giulia", "tardi")
+    chat.clock.now = datetime(2026, 10, 25, 23, 30, tzinfo=UTC)  # Mon 00:30 in Rome: W44
+    await chat.mention("Marco", "presto")
+
+    w43 = await _digest_for(chat, "2026-W43")
+    w44 = await _digest_for(chat, "2026-W44")
+    assert "mentions in 1 ▲1 (twitter 1)" in w43  # the week before had none
+    assert "mentions in 1 (twitter 1)" in w44  # as many as the week before: no arrow
+
+
+async def _digest_for(chat: Chat, week: str) -> str:
+    from handlers import digest
+
+    async with chat.app.db.read() as session:
+        figures = await digest.build(
+            session, IsoWeek(int(week[:4]), int(week[-2:])), ROME, "", 60, chat.clock()
+        )
+    assert figures is not None
+    from bot.messages import texts_for
+
+    return digest.as_text(figures, texts_for("en"))
+
+
+async def test_the_cli_exports_the_same_figures_as_csv(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'inloop.db'}"
+    chat = await _digest_chat(url)
+    await _seed(chat)
+    await chat.stop()
+
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "digest",
+            "--week",
+            "2026-W47",
+            "--format",
+            "csv",
+            "--chart",
+            str(tmp_path / "w47.png"),
+        ],
+        cwd=tmp_path,
+        env={"DATABASE_URL": url, "DIGEST_TZ": ROME, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    figures = {(r["section"], r["name"], r["figure"]): (r["value"], r["previous"]) for r in rows}
+    assert figures[("person", "Ann", "to_claim")] == ("20.0", "30.0")
+    assert figures[("person", "Bob", "resolved")] == ("1", "")
+    assert figures[("consultant", "Expert", "to_answer")] == ("120.0", "")
+    assert figures[("team", "support", "over_target")] == ("2", "0")
+    assert figures[("team", "support", "mentions from twitter")] == ("2", "")
+    assert figures[("day", "Mon 16", "mentions")] == ("2", "")
+    assert (tmp_path / "w47.png").read_bytes()[:4] == b"\x89PNG"
+
+
+async def test_managers_here_sets_the_channel_for_the_weekly_post(chat: Chat) -> None:
+    told = await chat.say("boss", "managers here", where="managers")
+    assert told == "This channel gets the weekly digest, every Monday at 09:00 (UTC)."
+    assert chat.platform.in_channel(channel("managers")) == []
