@@ -132,18 +132,13 @@ async def ask(ctx: Context, args: Sequence[str]) -> None:
 
 
 async def followup(ctx: Context, args: Sequence[str]) -> None:
-    if len(args) < 2:
-        raise UsageError()
-    found = await _request(ctx, args[0])
+    found = await _live_request(ctx, args, words=2)
     if found is None:
         return
     request, ident, _ = found
     texts = ctx.texts
     if request.asked_by != ctx.sender.id:
         ctx.reply(texts.advice_not_yours.format(id=ident))
-        return
-    if request.status == AdviceStatus.CLOSED:
-        ctx.reply(texts.advice_is_closed.format(id=ident))
         return
     text = words_after(ctx.command_text, 2) or " ".join(args[1:])
     _remember(ctx, request, "followup", text)
@@ -222,14 +217,12 @@ async def close(ctx: Context, args: Sequence[str]) -> None:
 async def take(ctx: Context, args: Sequence[str]) -> None:
     if len(args) != 1:
         raise UsageError()
-    found = await _request(ctx, args[0])
+    found = await _live_request(ctx, args, words=1)
     if found is None:
         return
     request, ident, _ = found
     texts = ctx.texts
-    if request.status == AdviceStatus.CLOSED:
-        ctx.reply(texts.advice_is_closed.format(id=ident))
-    elif request.consultant_id == ctx.sender.id:
+    if request.consultant_id == ctx.sender.id:
         ctx.reply(texts.advice_taken_you.format(id=ident))
     elif request.consultant_id is not None:
         holder = await _person(ctx, request.consultant_id)
@@ -240,16 +233,11 @@ async def take(ctx: Context, args: Sequence[str]) -> None:
 
 
 async def answer(ctx: Context, args: Sequence[str]) -> None:
-    if len(args) < 2:
-        raise UsageError()
-    found = await _request(ctx, args[0])
+    found = await _live_request(ctx, args, words=2)
     if found is None:
         return
     request, ident, conversation = found
     texts = ctx.texts
-    if request.status == AdviceStatus.CLOSED:
-        ctx.reply(texts.advice_is_closed.format(id=ident))
-        return
     if request.consultant_id is None:
         _take(ctx, request, ident)  # answering from the pool takes it
     elif request.consultant_id != ctx.sender.id:
@@ -344,6 +332,19 @@ async def _request(ctx: Context, value: str) -> tuple[AdviceRequest, AdviceId, C
         ctx.reply(ctx.texts.advice_unknown.format(id=ident))
         return None
     return request, ident, conversation
+
+
+async def _live_request(
+    ctx: Context, args: Sequence[str], *, words: int
+) -> tuple[AdviceRequest, AdviceId, Conversation] | None:
+    """The request args[0] names, not closed; None after telling the sender why not."""
+    if len(args) < words:
+        raise UsageError()
+    found = await _request(ctx, args[0])
+    if found is not None and found[0].status == AdviceStatus.CLOSED:
+        ctx.reply(ctx.texts.advice_is_closed.format(id=found[1]))
+        return None
+    return found
 
 
 async def _may_ask(ctx: Context, conversation: Conversation) -> bool:
