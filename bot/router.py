@@ -140,26 +140,17 @@ class Router:
             now=now,
             channel_language=self._channel_language,
         )
+        if isinstance(event, Command | Action | Message | Reaction):
+            ctx = replace(ctx, channel=event.channel, prefix=self.prefix(platform_of(event.sender)))
         if isinstance(event, Command | Action):
             person = await self._directory.ensure(session, event.sender, now)
-            ctx = Context(
-                session=session,
-                out=ctx.out,
-                directory=self._directory,
-                now=now,
-                channel_language=self._channel_language,
-                person=person,
-                channel=event.channel,
-                prefix=self.prefix(platform_of(event.sender)),
-                command_text=event.text if isinstance(event, Command) else "",
-            )
+            command = event.text if isinstance(event, Command) else ""
+            ctx = replace(ctx, person=person, command_text=command)
             words = _words(event) if isinstance(event, Command) else [event.action, event.value]
             await self._run_command(ctx, words)
             return
-        if isinstance(event, Message | Reaction):
-            # The sender is resolved by the listener that cares: most messages are
-            # in channels Inloop does not watch, and their authors need no row.
-            ctx = replace(ctx, channel=event.channel, prefix=self.prefix(platform_of(event.sender)))
+        # Other senders are resolved by the listener that cares: most messages are in
+        # channels Inloop does not watch, and their authors need no row.
         for listener in self._listeners[type(event)]:
             try:
                 async with session.begin_nested():
