@@ -176,6 +176,8 @@ async def _announce(ctx: Context, conversation: Conversation) -> None:
     if team is not None:
         await card.post(ctx, conversation, team)
         return
+    if len(await conversations.without_team(ctx.session)) > 1:
+        return  # admins were told when the first one began to wait
     for admin in await people.with_role(ctx.session, Role.ADMIN):
         ctx.tell(
             admin,

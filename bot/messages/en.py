@@ -106,8 +106,8 @@ EN = Texts(
     },
     followup_for_owner="New message on #{number} from {customer}: {excerpt}",
     no_team_for_mention=(
-        "Conversation #{number} from {customer} has no team to go to. "
-        "Run `team add NAME` in the channel that should own customer conversations."
+        "Conversation #{number} from {customer} has no team to go to. It waits, with any "
+        "that follow, until you run `team add NAME` in the channel that should own them."
     ),
     team_added="Team {team} created; this channel is its owner channel. Routing tags: {tags}.",
     team_added_default="It is the default team: mentions that match no tags come here.",

@@ -106,8 +106,8 @@ IT = Texts(
     },
     followup_for_owner="Nuovo messaggio su #{number} da {customer}: {excerpt}",
     no_team_for_mention=(
-        "La conversazione #{number} di {customer} non ha un team a cui andare. "
-        "Esegui `team add NOME` nel canale che deve gestire le conversazioni con i clienti."
+        "La conversazione #{number} di {customer} non ha un team a cui andare. Aspetta, con "
+        "quelle che seguiranno, finché esegui `team add NOME` nel canale che deve gestirle."
     ),
     team_added="Team {team} creato; questo canale è il suo canale. Tag di smistamento: {tags}.",
     team_added_default="È il team predefinito: qui arrivano le menzioni che non corrispondono a nessun tag.",

@@ -84,16 +84,20 @@ async def test_mentions_before_any_team_wait_and_are_posted_when_the_first_team_
     chat: Chat,
 ) -> None:
     await chat.mention("Giulia", "Qualcuno mi risponde?")
+    await chat.mention("Marco", "Anch'io aspetto")
 
-    told = chat.platform.last_private(person("boss"))
-    assert "Conversation #1 from Giulia has no team" in told
+    # told once, not once per mention
+    assert chat.platform.private(person("boss")) == [
+        "Conversation #1 from Giulia has no team to go to. It waits, with any that follow, "
+        "until you run `team add NAME` in the channel that should own them."
+    ]
     assert chat.platform.in_channel(channel("support")) == []
 
     answer = await chat.say("boss", "team add support")
 
-    assert "1 waiting conversation(s) were given to support" in answer
+    assert "2 waiting conversation(s) were given to support" in answer
     assert field_value(chat.platform.card(1), "Team") == "support"
-    assert len(chat.platform.in_channel(channel("support"))) == 1
+    assert len(chat.platform.in_channel(channel("support"))) == 2
 
 
 @pytest.mark.parametrize("text", HARD_TEXTS)
