@@ -125,5 +125,31 @@ class FeedProblem:
     raw: Raw = field(default_factory=dict, compare=False)
 
 
+@dataclass(frozen=True)
+class OccurrenceDue:
+    """The scheduler says: a commitment's block starts (started) at `start`.
+
+    Fired once per occurrence by each running instance; the handler's unique
+    row decides which one acts. Fired late after a downtime: the handler sends
+    it late or records it missed, by how late it is.
+    """
+
+    event_id: EventId
+    commitment_id: int
+    start: datetime
+    raw: Raw = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class SessionDue:
+    """The scheduler says: a dialogue session's `next_at` has come (snooze over,
+    check-in time, check-in unanswered)."""
+
+    event_id: EventId
+    session_id: int
+    at: datetime
+    raw: Raw = field(default_factory=dict, compare=False)
+
+
 ChatEvent = Command | Action | Message | Reaction
-Event = ChatEvent | MentionReceived | FeedProblem
+Event = ChatEvent | MentionReceived | FeedProblem | OccurrenceDue | SessionDue

@@ -12,7 +12,10 @@ from storage.migrate import alembic_config, current_revision, upgrade
 TABLES = {
     "alembic_version",
     "audit_log",
+    "away",
+    "commitment",
     "conversation",
+    "dialogue_session",
     "feed",
     "mention",
     "outbox",
