@@ -633,7 +633,7 @@ async def _excerpts(ctx: Context, ids: list[int]) -> dict[int, str]:
     rows = await ctx.session.execute(
         select(col(Mention.conversation_id), col(Mention.text)).where(col(Mention.id).in_(latest))
     )
-    return dict(rows.tuples().all())
+    return {cid: text for cid, text in rows.all()}  # noqa: C416
 
 
 def _line(ctx: Context, texts: Texts, conversation: Conversation, excerpts: dict[int, str]) -> str:
