@@ -289,7 +289,7 @@ async def test_two_instances_remind_each_occurrence_once(database_url: str) -> N
         async with first.app.db.read() as session:
             queued = (
                 await session.scalars(
-                    select(OutboxRow.payload).where(col(OutboxRow.target) == person("ann"))
+                    select(col(OutboxRow.payload)).where(col(OutboxRow.target) == person("ann"))
                 )
             ).all()
         assert [p for p in queued if "Dialogue time" in p] != []
