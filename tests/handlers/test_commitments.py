@@ -115,8 +115,9 @@ async def week(database_url: str) -> AsyncIterator[Week]:
         await running.stop()
 
 
-def local(zone: str, *args: int, fold: int = 0) -> datetime:
-    return datetime(*args, tzinfo=ZoneInfo(zone), fold=fold).astimezone(UTC)  # type: ignore[misc]
+def local(zone: str, y: int, m: int, d: int, hh: int, mm: int, *, fold: int = 0) -> datetime:
+    """A wall-clock time in `zone`, as a UTC instant."""
+    return datetime(y, m, d, hh, mm, tzinfo=ZoneInfo(zone), fold=fold).astimezone(UTC)
 
 
 # -- reminders at the right instants ----------------------------------------------------
