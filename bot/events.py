@@ -127,16 +127,18 @@ class FeedProblem:
 
 @dataclass(frozen=True)
 class OccurrenceDue:
-    """The scheduler says: a commitment's block starts (started) at `start`.
+    """The scheduler says: these commitments' blocks start (started) at `start`.
 
-    Fired once per occurrence by each running instance; the handler's unique
-    row decides which one acts. Fired late after a downtime: the handler sends
-    it late or records it missed, by how late it is.
+    One event carries every block of that instant (up to a batch), so that the
+    thousand blocks of a busy minute are a few transactions, not a thousand.
+    Each running instance fires it; the handler's unique row per occurrence
+    decides which one acts. Fired late after a downtime: the handler sends each
+    block late or records it missed, by how late it is.
     """
 
     event_id: EventId
-    commitment_id: int
     start: datetime
+    commitment_ids: tuple[int, ...]
     raw: Raw = field(default_factory=dict, compare=False)
 
 

@@ -23,6 +23,7 @@ commitments made on another instance). Tests drive a fake clock and call
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -150,16 +151,17 @@ class Scheduler:
         async with self._lock:
             events: list[Event] = self._retry
             self._retry = []
+            due: list[tuple[datetime, int]] = []
             while self._heap and self._heap[0][0] <= now:
                 start, cid, generation = heapq.heappop(self._heap)
                 entry = self._entries.get(cid)
                 if entry is None or entry.generation != generation:
                     continue  # uncommitted, or planned again
-                events.append(_occurrence(cid, start))
+                due.append((start, cid))
                 following = entry.rule.next_after(start)
                 if following is not None:
                     heapq.heappush(self._heap, (following, cid, generation))
-            fired = await self._fire(events)
+            fired = await self._fire(events + self._occurrences(due))
             fired += await self._due_sessions(now)
             # Commitments made on another instance since the last pass.
             async with self._db.read() as session:
@@ -170,19 +172,30 @@ class Scheduler:
 
     def _adopt(self, plans: Sequence[commitments.Plan], now: datetime) -> list[Event]:
         """Take commitments into the heap; the occurrences they have left unrecorded."""
-        missed: list[Event] = []
+        missed: list[tuple[datetime, int]] = []
         for p in plans:
             rule = weekly(p.days, p.start, p.timezone)
             self._generation += 1
             self._entries[p.id] = _Entry(rule, self._generation)
             self._max_id = max(self._max_id, p.id)
             since = max(p.last_start or p.created_at, p.created_at, now - LOOKBACK)
-            missed += [_occurrence(p.id, s) for s in rule.between(since, now)]
+            missed += [(s, p.id) for s in rule.between(since, now)]
             start = rule.next_after(now)
             if start is not None:
                 self._heap.append((start, p.id, self._generation))
         heapq.heapify(self._heap)
-        return missed
+        return self._occurrences(missed)
+
+    def _occurrences(self, due: list[tuple[datetime, int]]) -> list[Event]:
+        """One event per start instant and batch of commitments."""
+        by_start: dict[datetime, list[int]] = {}
+        for start, cid in sorted(due):
+            by_start.setdefault(start, []).append(cid)
+        events: list[Event] = []
+        for start, ids in by_start.items():
+            for i in range(0, len(ids), self._batch):
+                events.append(occurrence(start, ids[i : i + self._batch]))
+        return events
 
     async def _due_sessions(self, now: datetime) -> int:
         fired = 0
@@ -200,13 +213,18 @@ class Scheduler:
         return fired
 
     async def _fire(self, events: list[Event]) -> int:
+        """Hand events to the router: one transaction per batch of blocks (an
+        OccurrenceDue holds up to a batch already) or of sessions."""
         assert self._sink is not None, "start() first"
         fired = 0
-        for i in range(0, len(events), self._batch):
-            chunk = events[i : i + self._batch]
+        i = 0
+        while i < len(events):
+            size = 1 if isinstance(events[i], OccurrenceDue) else self._batch
+            chunk = events[i : i + size]
             try:
                 await self._sink.handle_many(chunk)
                 fired += len(chunk)
+                i += size
             except Exception as exc:
                 # The database did not take them: try again at the next pass. The
                 # handler then decides whether it is still on time, late, or missed.
@@ -254,10 +272,13 @@ class Scheduler:
             self._on_error(event.exception, f"scheduler job {event.job_id}")
 
 
-def _occurrence(commitment_id: int, start: datetime) -> OccurrenceDue:
+def occurrence(start: datetime, commitment_ids: Sequence[int]) -> OccurrenceDue:
+    """The same blocks at the same instant get the same event id on every instance."""
+    ids = ",".join(str(i) for i in commitment_ids)
+    digest = hashlib.sha256(ids.encode()).hexdigest()[:32]
     return OccurrenceDue(
-        EventId(f"occurrence:{commitment_id}:{start.isoformat()}"), commitment_id, start
+        EventId(f"occurrence:{start:%Y%m%dT%H%M%SZ}:{digest}"), start, tuple(commitment_ids)
     )
 
 
-__all__ = ["LOOKBACK", "Scheduler"]
+__all__ = ["LOOKBACK", "Scheduler", "occurrence"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
@@ -467,46 +468,65 @@ class Commitments:
     # -- the scheduler's events -----------------------------------------------------------------
 
     async def on_occurrence(self, ctx: Context, event: OccurrenceDue) -> None:
-        commitment = await ctx.session.get(Commitment, event.commitment_id)
-        if commitment is None or (
-            commitment.ended_at is not None and commitment.ended_at <= event.start
-        ):
-            return
-        person = await ctx.session.get(Person, commitment.person_id)
-        assert person is not None and person.id is not None
         late = ctx.now - event.start
-        ends_at = event.start + timedelta(minutes=commitment.minutes)
-        until = await store.away_until(ctx.session, person.id)
-        local_day = event.start.astimezone(zone(commitment.timezone)).date().isoformat()
-        next_at: datetime | None = None
-        if until is not None and local_day <= until:
-            outcome = SessionOutcome.AWAY
-        elif late > LATE_LIMIT:
-            outcome = SessionOutcome.MISSED
-        else:
-            outcome, next_at = SessionOutcome.REMINDED, ends_at
-        row = DialogueSession(
-            commitment_id=commitment.id,
-            person_id=person.id,
-            occurrence_start=event.start,
-            ends_at=ends_at,
-            outcome=outcome,
-            minutes_planned=commitment.minutes,
-            next_at=next_at,
-            created_at=ctx.now,
-            updated_at=ctx.now,
-        )
-        block_id = await store.record_occurrence(ctx.session, row)
-        if block_id is None or outcome != SessionOutcome.REMINDED:
-            return  # reminded already (another instance, an earlier pass), or nothing to send
-        row.id = block_id
-        texts = ctx.texts_of(person)
-        note = (
-            texts.reminder_late.format(time=clock_time(event.start, commitment.timezone))
-            if late > LATE_NOTE_AFTER
-            else ""
-        )
-        ctx.tell(person, await self._reminder(ctx, person, commitment, row, note))
+        rows: list[dict[str, Any]] = []
+        reminded: dict[int, tuple[Commitment, Person]] = {}
+        for commitment, person, until in await store.occurrence_contexts(
+            ctx.session, event.commitment_ids
+        ):
+            if commitment.ended_at is not None and commitment.ended_at <= event.start:
+                continue
+            ends_at = event.start + timedelta(minutes=commitment.minutes)
+            local_day = event.start.astimezone(zone(commitment.timezone)).date().isoformat()
+            next_at: datetime | None = None
+            if until is not None and local_day <= until:
+                outcome = SessionOutcome.AWAY
+            elif late > LATE_LIMIT:
+                outcome = SessionOutcome.MISSED
+            else:
+                outcome, next_at = SessionOutcome.REMINDED, ends_at
+                assert commitment.id is not None
+                reminded[commitment.id] = (commitment, person)
+            rows.append(
+                {
+                    "commitment_id": commitment.id,
+                    "person_id": person.id,
+                    "occurrence_start": event.start,
+                    "ends_at": ends_at,
+                    "outcome": outcome,
+                    "minutes_planned": commitment.minutes,
+                    "minutes_given": 0,
+                    "next_at": next_at,
+                    "conversation_id": None,
+                    "created_at": ctx.now,
+                    "updated_at": ctx.now,
+                }
+            )
+        inserted = await store.record_occurrences(ctx.session, rows)
+        # Only the rows this call inserted are reminded: another instance, or an
+        # earlier pass, got the others.
+        for cid, block_id in inserted.items():
+            if cid not in reminded:
+                continue
+            commitment, person = reminded[cid]
+            texts = ctx.texts_of(person)
+            note = (
+                texts.reminder_late.format(time=clock_time(event.start, commitment.timezone))
+                if late > LATE_NOTE_AFTER
+                else ""
+            )
+            block = DialogueSession(
+                id=block_id,
+                commitment_id=cid,
+                person_id=commitment.person_id,
+                occurrence_start=event.start,
+                ends_at=event.start + timedelta(minutes=commitment.minutes),
+                outcome=SessionOutcome.REMINDED,
+                minutes_planned=commitment.minutes,
+                created_at=ctx.now,
+                updated_at=ctx.now,
+            )
+            ctx.tell(person, await self._reminder(ctx, person, commitment, block, note))
 
     async def on_session(self, ctx: Context, event: SessionDue) -> None:
         block = await store.lock_session(ctx.session, event.session_id)
@@ -573,15 +593,20 @@ class Commitments:
         """Their claimed-but-unreplied conversations, then their team's unclaimed ones,
         oldest first, at most REMINDER_QUEUE in all, then how many more there are."""
         assert person.id is not None
-        mine = list(await store.claimed_unreplied(ctx.session, person.id))
+        claimed = ctx.session.info.get("commitments.claimed")
+        if claimed is None:  # read once per transaction (see _unclaimed)
+            claimed = ctx.session.info["commitments.claimed"] = await store.claimed_unreplied(
+                ctx.session
+            )
+        mine = claimed.get(person.id, [])
         shown_mine = mine[:REMINDER_QUEUE]
         room = REMINDER_QUEUE - len(shown_mine)
-        team = await ctx.session.get(Team, commitment.team_id) if commitment.team_id else None
-        waiting, total = await conversations.unclaimed(ctx.session, team.id if team else None, room)
-        waiting = list(waiting)[:room] if room else []
+        team, unclaimed, total, excerpts = await _unclaimed(ctx, commitment.team_id)
+        waiting = unclaimed[:room]
         if not mine and not total:
             return [texts.reminder_empty]
-        excerpts = await _excerpts(ctx, [c.id for c in shown_mine + waiting if c.id])
+        if shown_mine:
+            excerpts = {**excerpts, **await _excerpts(ctx, [c.id for c in shown_mine if c.id])}
         lines: list[str] = []
         if mine:
             lines.append(texts.reminder_mine.format(count=len(mine)))
@@ -619,6 +644,28 @@ class Commitments:
             ),
             fallback=texts.checkin_fallback,
         )
+
+
+async def _unclaimed(
+    ctx: Context, team_id: int | None
+) -> tuple[Team | None, list[Conversation], int, dict[int, str]]:
+    """The team's (or every team's) unclaimed conversations: at most REMINDER_QUEUE, their
+    total, and their latest messages.
+
+    Kept in the transaction's `session.info` for the rest of it: a thousand blocks
+    starting in the same minute are one batch, and they all show the same team
+    queue, read once instead of a thousand times.
+    """
+    cache: dict[int | None, tuple[Team | None, list[Conversation], int, dict[int, str]]]
+    cache = ctx.session.info.setdefault("commitments.unclaimed", {})
+    if team_id not in cache:
+        team = await ctx.session.get(Team, team_id) if team_id else None
+        waiting, total = await conversations.unclaimed(
+            ctx.session, team.id if team else None, REMINDER_QUEUE
+        )
+        excerpts = await _excerpts(ctx, [c.id for c in waiting if c.id])
+        cache[team_id] = (team, list(waiting), total, excerpts)
+    return cache[team_id]
 
 
 async def _excerpts(ctx: Context, ids: list[int]) -> dict[int, str]:

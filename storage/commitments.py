@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -12,7 +13,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from storage.models import Away, Commitment, Conversation, DialogueSession, SessionOutcome, Status
+from storage.models import (
+    Away,
+    Commitment,
+    Conversation,
+    DialogueSession,
+    Person,
+    SessionOutcome,
+    Status,
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,21 @@ def _aware(value: object) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+async def occurrence_contexts(
+    session: AsyncSession, commitment_ids: Sequence[int]
+) -> list[tuple[Commitment, Person, str | None]]:
+    """Commitments with their person and that person's last day away, in one query,
+    ordered by commitment (the order the rows are then inserted in)."""
+    rows = await session.execute(
+        select(Commitment, Person, col(Away.until))
+        .join(Person, col(Person.id) == col(Commitment.person_id))
+        .outerjoin(Away, col(Away.person_id) == col(Commitment.person_id))
+        .where(col(Commitment.id).in_(commitment_ids))
+        .order_by(col(Commitment.id))
+    )
+    return [(c, p, until) for c, p, until in rows.all()]
+
+
 async def of_person(session: AsyncSession, person_id: int) -> Sequence[Commitment]:
     return (
         await session.scalars(
@@ -81,22 +105,27 @@ async def of_person(session: AsyncSession, person_id: int) -> Sequence[Commitmen
     ).all()
 
 
-async def record_occurrence(session: AsyncSession, row: DialogueSession) -> int | None:
-    """Insert the occurrence's row unless it exists: its id, or None if another got there first.
+async def record_occurrences(
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> dict[int, int]:
+    """Insert the occurrences' rows, skipping those that exist: {commitment id: row id}
+    of the rows this call inserted.
 
     One statement (INSERT … ON CONFLICT DO NOTHING on the unique (commitment,
-    start)), so two instances, or a restart racing a running bot, cannot both win.
+    start) … RETURNING), so two instances, or a restart racing a running bot,
+    can never both win one occurrence. `rows` are `DialogueSession` columns as
+    plain dicts: a thousand of them come in the minute when everyone's blocks start.
     """
+    if not rows:
+        return {}
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    table = DialogueSession.__table__  # type: ignore[attr-defined]
-    values = {c.name: getattr(row, c.name) for c in table.columns if c.name != "id"}
     result = await session.execute(
         insert(DialogueSession)
-        .values(**values)
+        .values(list(rows))
         .on_conflict_do_nothing(index_elements=["commitment_id", "occurrence_start"])
-        .returning(col(DialogueSession.id))
+        .returning(col(DialogueSession.commitment_id), col(DialogueSession.id))
     )
-    return result.scalar()
+    return {cid: sid for cid, sid in result.all() if cid is not None and sid is not None}
 
 
 async def lock_session(session: AsyncSession, session_id: int) -> DialogueSession | None:
@@ -143,18 +172,22 @@ async def away_until(session: AsyncSession, person_id: int) -> str | None:
     return away.until if away else None
 
 
-async def claimed_unreplied(session: AsyncSession, person_id: int) -> Sequence[Conversation]:
-    """Conversations the person claimed and has not answered yet, oldest first."""
-    return (
-        await session.scalars(
-            select(Conversation)
-            .where(
-                col(Conversation.owner_id) == person_id,
-                col(Conversation.status) == Status.CLAIMED,
-            )
-            .order_by(col(Conversation.created_at), col(Conversation.id))
-        )
-    ).all()
+async def claimed_unreplied(session: AsyncSession) -> dict[int, list[Conversation]]:
+    """Everyone's claimed conversations not answered yet, by owner, oldest first.
+
+    All at once: reminders come in batches, and conversations waiting on their
+    owner are few next to the people reminded in one minute.
+    """
+    rows = await session.scalars(
+        select(Conversation)
+        .where(col(Conversation.status) == Status.CLAIMED)
+        .order_by(col(Conversation.created_at), col(Conversation.id))
+    )
+    found: dict[int, list[Conversation]] = {}
+    for conversation in rows:
+        if conversation.owner_id is not None:
+            found.setdefault(conversation.owner_id, []).append(conversation)
+    return found
 
 
 PENDING = (

@@ -307,7 +307,7 @@ async def test_the_unique_row_guards_an_occurrence_whatever_the_event(week: Week
     week.clock.now = NINE
     # Two different events for the same occurrence (say, two instances' own ids)
     for event_id in ("first", "second"):
-        await week.app.handle(OccurrenceDue(EventId(event_id), 1, NINE))
+        await week.app.handle(OccurrenceDue(EventId(event_id), NINE, (1,)))
     await week.app.settle()
     assert len(reminders(week, "ann")) == 1
     assert len(await sessions(week)) == 1

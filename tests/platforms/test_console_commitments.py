@@ -37,19 +37,21 @@ def test_after_a_downtime_one_block_is_sent_late_and_the_older_ones_recorded_mis
     with sqlite3.connect(tmp_path / "inloop.db") as db:
         db.execute("UPDATE commitment SET created_at = datetime('now', '-2 days')")
 
-    second = run_console(tmp_path, script("!inloop commitments", "!inloop done 2"))
+    second = run_console(tmp_path, script("!inloop commitments", "!inloop done 4"))
 
     assert_clean_exit(second)
-    # sent once, at start, and saying it is late; nothing for the blocks hours old
+    # sent once, at start, and saying it is late; nothing for the blocks hours old.
+    # Blocks are recorded oldest first: the two of yesterday, the one 3 hours ago, then
+    # the late one, block 4.
     assert second.stdout.count("┌ Dialogue time") == 1
     assert "[dm:admin] ┌ Dialogue time: 30m, until " in second.stdout
     assert f"│ Sent late: Inloop was not running at {ten_ago}." in second.stdout
-    assert "└ [Start] !inloop start 2   [Skip] !inloop skip 2   [Snooze 15m] !inloop snooze 2" in (
+    assert "└ [Start] !inloop start 4   [Skip] !inloop skip 4   [Snooze 15m] !inloop snooze 4" in (
         second.stdout
     )
     listed = second.turn("!inloop commitments").only("dm:admin").text.splitlines()
     assert listed[1].startswith(f"1. every day at {ten_ago} for 30m (UTC)")
     assert listed[1].endswith("last: reminded")
     assert listed[2].endswith("last: missed (Inloop was not running)")
-    done = second.turn("!inloop done 2").only("dm:admin").text
-    assert done == "Block 2 is recorded as done: 30m. Thank you!"
+    done = second.turn("!inloop done 4").only("dm:admin").text
+    assert done == "Block 4 is recorded as done: 30m. Thank you!"
