@@ -198,16 +198,13 @@ class Scheduler:
         return events
 
     async def _due_sessions(self, now: datetime) -> int:
-        fired = 0
-        while True:
-            async with self._db.read() as session:
-                due = await commitments.due_sessions(session, now, self._batch)
-            events: list[Event] = [
-                SessionDue(EventId(f"session:{sid}:{at.isoformat()}"), sid, at) for sid, at in due
-            ]
-            fired += await self._fire(events)
-            if len(due) < self._batch or self._retry:
-                break
+        # One read per pass, bounded: a row whose handler failed stays due (its event
+        # id is spent), and must not keep a pass looping on it.
+        async with self._db.read() as session:
+            due = await commitments.due_sessions(session, now, self._batch * 10)
+        fired = await self._fire(
+            [SessionDue(EventId(f"session:{sid}:{at.isoformat()}"), sid, at) for sid, at in due]
+        )
         async with self._db.read() as session:
             self._next_session = await commitments.next_session_at(session)
         return fired
