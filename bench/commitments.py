@@ -145,7 +145,7 @@ async def fill(url: str, people: int, burst: int, seed: int = 7) -> None:
             )
             conversations, mentions = [], []
             for n in range(1, 61):
-                owner = n if n <= 20 else None  # the first 20 people each claimed one
+                owner = n if n <= min(20, people) else None  # the first 20 each claimed one
                 conversations.append(
                     {
                         "id": n,
