@@ -136,10 +136,6 @@ class Scheduler:
             self._next_session = when
         self._arm()
 
-    def next_start(self, commitment_id: int) -> datetime | None:
-        entry = self._entries.get(commitment_id)
-        return None if entry is None else entry.rule.next_after(self._clock())
-
     @property
     def timers(self) -> int:
         return len(self._entries)

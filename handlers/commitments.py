@@ -373,8 +373,12 @@ class Commitments:
         block = await self._block(ctx, args, SessionOutcome.REMINDED, SessionOutcome.SNOOZED)
         if block is None:
             return
-        # Started late (or after a snooze): the check-in comes a full block later.
-        block.ends_at = max(block.ends_at, ctx.now + timedelta(minutes=block.minutes_planned))
+        # Started late: the check-in comes a full block later. Started during a snooze:
+        # the block starts now, not when the snooze would have ended.
+        full = ctx.now + timedelta(minutes=block.minutes_planned)
+        block.ends_at = (
+            full if block.outcome == SessionOutcome.SNOOZED else max(block.ends_at, full)
+        )
         self._move(ctx, block, SessionOutcome.STARTED, block.ends_at)
         ctx.reply(
             ctx.texts.block_started.format(
@@ -630,6 +634,10 @@ class Commitments:
         prefix, n = self._prefix(person), str(block.id)
         return Card(
             title=texts.checkin_title,
+            fields=(
+                Field(texts.field_block, n),
+                Field(texts.field_length, duration(block.minutes_planned)),
+            ),
             text=texts.checkin_text.format(
                 id=n,
                 duration=duration(block.minutes_planned),

@@ -340,6 +340,7 @@ async def test_snooze_reminds_again_in_15_minutes_and_moves_the_check_in(week: W
     await at(week, NINE + timedelta(minutes=2))
     told = await week.press("ann", "snooze", "1")
     assert told == "I will remind you again at 09:17."
+    assert await week.say("ann", "snooze 1") == "I will remind you again at 09:17."  # same
     await at(week, NINE + timedelta(minutes=16))
     assert len(reminders(week, "ann")) == 1
     await at(week, NINE + timedelta(minutes=17))
@@ -491,3 +492,17 @@ async def test_a_partial_answer_must_fit_the_block(week: Week) -> None:
     told = await week.say("ann", "partial 1 45")
     assert told.startswith("`45` is not a number of minutes from 1 to 30.")
     assert [s.outcome for s in await sessions(week)] == ["checkin"]
+
+
+async def test_starting_during_a_snooze_starts_the_block_then(week: Week) -> None:
+    week.clock.now = NINE - timedelta(hours=1)
+    await week.say("ann", "commit daily 09:00 30m UTC")
+    await at(week, NINE)
+    await week.press("ann", "snooze", "1")
+    week.clock.now = NINE + timedelta(minutes=5)
+    told = await week.press("ann", "start", "1")
+    assert told == "Good conversations! I will ask how it went at 09:35."
+    await at(week, NINE + timedelta(minutes=15))
+    assert len(reminders(week, "ann")) == 1  # started: the snooze's reminder is off
+    await at(week, NINE + timedelta(minutes=35))
+    assert len(checkins(week, "ann")) == 1
