@@ -28,7 +28,7 @@ from bot.people import STAFF, is_manager
 from bot.recurrence import Weekly, weekly, zone
 from bot.router import Router, UsageError
 from bot.scheduler import Scheduler
-from bot.views import Button, Card, Field
+from bot.views import Button, ButtonStyle, Card, Field
 from handlers.people import named_person
 from handlers.text import age, number, one_line
 from storage import commitments as store
@@ -571,8 +571,8 @@ class Commitments:
         lines = [note] if note else []
         lines += await self._queue(ctx, texts, person, commitment)
 
-        def button(label: str, action: str, style: str = "default") -> Button:
-            return Button(label, action, n, style, f"{prefix} {action} {n}")  # type: ignore[arg-type]
+        def button(label: str, action: str, style: ButtonStyle = "default") -> Button:
+            return Button(label, action, n, style, f"{prefix} {action} {n}")
 
         return Card(
             title=texts.reminder_title.format(
