@@ -324,7 +324,7 @@ class Bench:
         # unique per run, so that a reused database never sees an external id twice
         self.run = uuid.uuid4().hex[:8]
         self._next = 1
-        #: every mention accepted with a 202, by number: (external id, phase)
+        #: every mention accepted with a 202: conversation number → external ids given it
         self.accepted: dict[int, list[str]] = {}
         #: the first batch of the batch phase, to send again
         self.first_batch: tuple[Job, Answer] | None = None
@@ -502,6 +502,7 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
         f"load average before / after: {load} · HTTP client {client}, "
         f"{args.clients} concurrent for throughput\n"
     )
+    cpu_label = "bot + client CPU" if args.same_process else "bot CPU"
     targets = {f"batches of {BATCH_SIZE}": TARGET_BATCH_RATE, "one per request": TARGET_SINGLE_RATE}
     for phase in results.phases:
         target = targets[phase.label]
@@ -516,13 +517,13 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
             f"    request p50 {percentile(ms, 50):.1f} ms, p99 {percentile(ms, 99):.1f} ms; "
             f"cards all delivered {phase.drain:.2f} s after the last answer "
             f"({end_to_end:,.0f} cards/s end to end)\n"
-            f"    bot CPU per mention: {cpu_ms:.2f} ms until the last answer, "
+            f"    {cpu_label} per mention: {cpu_ms:.2f} ms until the last answer, "
             f"{all_cpu_ms:.2f} ms with every card delivered"
         )
     if results.card_ms:
         print(
             f"\n  paced: {len(results.card_ms):,} mentions at {args.rate:g}/s, one per POST "
-            f"(client at most {results.client_late_ms:.1f} ms behind its schedule; bot CPU "
+            f"(client at most {results.client_late_ms:.1f} ms behind its schedule; {cpu_label} "
             f"{results.paced_cpu * 1000 / len(results.card_ms):.2f} ms per mention, "
             f"busy {results.paced_cpu / args.paced_seconds:.0%})"
         )

@@ -21,7 +21,20 @@ from bot.people import Directory
 from bot.platform import EventSink, PersonInfo, Platform
 from bot.platforms.console.adapter import ConsolePlatform
 from bot.router import Router
-from handlers import admin, advice, claims, digest, feeds, help, queue, routing, watch, weeks
+from bot.scheduler import Scheduler
+from handlers import (
+    admin,
+    advice,
+    claims,
+    commitments,
+    digest,
+    feeds,
+    help,
+    queue,
+    routing,
+    watch,
+    weeks,
+)
 from storage.database import Database
 from storage.migrate import upgrade
 
@@ -50,8 +63,11 @@ class App:
         platforms: Mapping[str, Platform],
         *,
         clock: Clock = utc_now,
+        run_timers: bool = True,
     ):
         self.settings = settings
+        #: False: nothing runs on real time, the caller drives `scheduler.run_due` (tests)
+        self.run_timers = run_timers
         self.platforms = dict(platforms)
         self.clock = clock
         self.db = Database(settings.database_url)
@@ -83,6 +99,8 @@ class App:
             module.register(self.router)
         feeds.register(self.router, settings.feed_poll_minutes)
         digest.register(self.router, settings.digest_tz, settings.claim_target_minutes)
+        self.scheduler = Scheduler(self.db, clock, report_error)
+        commitments.register(self.router, self.scheduler, settings.default_tz)
         self.feeds = FeedPoller(
             self.db, clock, report_error, interval_minutes=settings.feed_poll_minutes
         )
@@ -104,6 +122,9 @@ class App:
         async with self.db.transaction() as session:
             await self.directory.promote_admins(session, self.clock())
         self.outbox.start()
+        # Before the platforms: what fell during a downtime is recorded (or sent late)
+        # before anyone can type a command about it.
+        await self.scheduler.start(self, run_timers=self.run_timers)
         for platform in self.platforms.values():
             await platform.start(self)
         for source in self.intake:
@@ -111,6 +132,7 @@ class App:
         log.info("Inloop started: %s", ", ".join(self.platforms))
 
     async def stop(self) -> None:
+        await self.scheduler.stop()
         for source in self.intake:
             await source.stop()
         for platform in self.platforms.values():

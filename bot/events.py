@@ -125,5 +125,33 @@ class FeedProblem:
     raw: Raw = field(default_factory=dict, compare=False)
 
 
+@dataclass(frozen=True)
+class OccurrenceDue:
+    """The scheduler says: these commitments' blocks start (started) at `start`.
+
+    One event carries every block of that instant (up to a batch), so that the
+    thousand blocks of a busy minute are a few transactions, not a thousand.
+    Each running instance fires it; the handler's unique row per occurrence
+    decides which one acts. Fired late after a downtime: the handler sends each
+    block late or records it missed, by how late it is.
+    """
+
+    event_id: EventId
+    start: datetime
+    commitment_ids: tuple[int, ...]
+    raw: Raw = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class SessionDue:
+    """The scheduler says: a dialogue session's `next_at` has come (snooze over,
+    check-in time, check-in unanswered)."""
+
+    event_id: EventId
+    session_id: int
+    at: datetime
+    raw: Raw = field(default_factory=dict, compare=False)
+
+
 ChatEvent = Command | Action | Message | Reaction
-Event = ChatEvent | MentionReceived | FeedProblem
+Event = ChatEvent | MentionReceived | FeedProblem | OccurrenceDue | SessionDue

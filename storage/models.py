@@ -94,9 +94,7 @@ class Conversation(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_utc(index=True))
     updated_at: datetime = Field(sa_column=_utc())
     claimed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
-    first_reply_at: datetime | None = Field(
-        default=None, sa_column=_utc(nullable=True, index=True)
-    )
+    first_reply_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
     resolved_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     #: where the card was posted, and the platform's reference of that message
     card_channel: str | None = Field(default=None, max_length=255)
@@ -245,3 +243,92 @@ class ProcessedEvent(SQLModel, table=True):
 
     event_id: str = Field(primary_key=True, max_length=255)
     at: datetime = Field(sa_column=_utc())
+
+
+# -- commitments (weekly dialogue time) ------------------------------------------------------
+
+
+class SessionOutcome(StrEnum):
+    """What became of one occurrence of a commitment (or of a `log`)."""
+
+    #: reminded, the block is still on (or its check-in is still unanswered)
+    REMINDED = "reminded"
+    SNOOZED = "snoozed"
+    STARTED = "started"
+    CHECKIN = "checkin"
+    DONE = "done"
+    PARTIAL = "partial"
+    SKIPPED = "skipped"
+    NO_ANSWER = "no_answer"
+    AWAY = "away"
+    #: Inloop was not running when the block started (more than 15 minutes late)
+    MISSED = "missed"
+    #: dialogue time given outside a block (`log 20m`)
+    LOGGED = "logged"
+
+
+class Commitment(SQLModel, table=True):
+    """A person's recurring dialogue time: DAYS at HH:MM for MINUTES, in a time zone.
+
+    The table is the truth the scheduler rebuilds its timers from at every start.
+    An ended commitment (`uncommit`) is kept so that past weeks still add up.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    #: ISO weekdays, 1 (Monday) to 7, comma-separated: "1,3,5"
+    days: str = Field(max_length=20)
+    #: local wall-clock start, "HH:MM"
+    start: str = Field(max_length=5)
+    minutes: int
+    timezone: str = Field(max_length=64)
+    #: the team whose queue the reminder shows (the channel it was made in); None: every team
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    created_at: datetime = Field(sa_column=_utc())
+    ended_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+
+
+class DialogueSession(SQLModel, table=True):
+    """One occurrence of a commitment, or dialogue time logged outside one.
+
+    The row is created when the occurrence is due, and (commitment_id,
+    occurrence_start) is unique: that row is what makes a reminder go out exactly
+    once, whatever the restarts and however many instances run. For the weekly
+    digest, minutes committed are `minutes_planned` and minutes given are
+    `minutes_given` (0 until answered), summed over the rows of a week.
+    """
+
+    __tablename__ = "dialogue_session"
+    __table_args__ = (
+        UniqueConstraint(
+            "commitment_id", "occurrence_start", name="uq_dialogue_session_occurrence"
+        ),
+        Index("ix_dialogue_session_person_start", "person_id", "occurrence_start"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: None for `log`
+    commitment_id: int | None = Field(default=None, foreign_key="commitment.id")
+    person_id: int = Field(foreign_key="person.id")
+    #: the block's start (UTC), or when the time was logged
+    occurrence_start: datetime = Field(sa_column=_utc())
+    #: when the check-in is due (start + length, moved by a snooze or a late start)
+    ends_at: datetime = Field(sa_column=_utc())
+    outcome: str = Field(max_length=16)
+    minutes_planned: int = Field(default=0)
+    minutes_given: int = Field(default=0)
+    #: the next time the scheduler must act on this row; None once it is settled
+    next_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
+    #: a conversation the logged time was for (`log 20m N`)
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id")
+    created_at: datetime = Field(sa_column=_utc())
+    updated_at: datetime = Field(sa_column=_utc())
+
+
+class Away(SQLModel, table=True):
+    """`away until DATE`: the person's blocks up to DATE (included) are recorded as away."""
+
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    #: the last day away, "YYYY-MM-DD", in the person's own calendar
+    until: str = Field(max_length=10)
+    created_at: datetime = Field(sa_column=_utc())

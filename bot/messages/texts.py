@@ -162,3 +162,58 @@ class Texts:
     digest_chart_title: str
     digest_chart_labels: tuple[str, str, str, str]
     managers_set: str
+    # -- commitments (weekly dialogue time) ------------------------------------------
+    day_names: tuple[str, ...]
+    days_weekdays: str
+    days_daily: str
+    bad_days: str
+    bad_time: str
+    bad_duration: str
+    bad_timezone: str
+    bad_date: str
+    date_past: str
+    commit_made: str
+    commitments_none: str
+    commitments_none_other: str
+    commitments_header: str
+    commitment_line: str
+    commitment_last: str
+    commitment_away: str
+    uncommitted: str
+    no_such_commitment: str
+    bad_commitment: str
+    away_set: str
+    back_set: str
+    back_not_away: str
+    logged: str
+    logged_on: str
+    reminder_title: str
+    reminder_fallback: str
+    reminder_late: str
+    reminder_snoozed: str
+    reminder_mine: str
+    reminder_unclaimed: str
+    reminder_unclaimed_team: str
+    reminder_empty: str
+    field_length: str
+    field_block: str
+    button_start: str
+    button_skip: str
+    button_snooze: str
+    checkin_title: str
+    checkin_text: str
+    checkin_fallback: str
+    button_done: str
+    button_partial: str
+    button_skipped: str
+    block_started: str
+    block_snoozed: str
+    block_skipped: str
+    block_done: str
+    block_partial: str
+    partial_how_much: str
+    bad_partial: str
+    no_such_block: str
+    bad_block: str
+    block_closed: str
+    outcome_names: dict[str, str]

@@ -1,7 +1,7 @@
 """digest indexes
 
 Revision ID: 0005d
-Revises: 0004a
+Revises: 0004c
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0005d"
-down_revision: str | None = "0004a"
+down_revision: str | None = "0004c"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

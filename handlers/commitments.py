@@ -1,0 +1,703 @@
+"""Commitments: each person's weekly dialogue time, reminded and recorded.
+
+    commit DAYS HH:MM DURATION [TZ]   ─► Commitment row ─► the scheduler times it
+    block start (OccurrenceDue)       ─► DialogueSession row (unique per occurrence)
+                                          + private reminder with the person's queue
+    snooze / start / block end        ─► row's next_at ─► SessionDue ─► check-in
+    check-in answer or 12 h silence   ─► done / partial / skipped / no answer
+
+Every occurrence ends up as one row: done, partial, skipped, no answer, away, or
+missed (Inloop was down when it started, by more than 15 minutes).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from bot.context import Context
+from bot.events import OccurrenceDue, SessionDue, platform_of
+from bot.messages import Texts
+from bot.people import STAFF, is_manager
+from bot.recurrence import Weekly, weekly, zone
+from bot.router import Router, UsageError
+from bot.scheduler import Scheduler
+from bot.views import Button, ButtonStyle, Card, Field
+from handlers.people import named_person
+from handlers.text import age, number, one_line
+from storage import commitments as store
+from storage import conversations, teams
+from storage.models import (
+    Away,
+    Commitment,
+    Conversation,
+    DialogueSession,
+    Mention,
+    Person,
+    SessionOutcome,
+    Team,
+)
+
+#: a block found this late (Inloop was down) is recorded missed, never sent
+LATE_LIMIT = timedelta(minutes=15)
+#: a reminder later than this says it is late
+LATE_NOTE_AFTER = timedelta(minutes=1)
+SNOOZE = timedelta(minutes=15)
+#: an unanswered check-in becomes "no answer" after this
+NO_ANSWER_AFTER = timedelta(hours=12)
+#: conversations listed in a reminder
+REMINDER_QUEUE = 10
+BLOCK_MINUTES = (15, 4 * 60)
+LOG_MINUTES = (1, 8 * 60)
+
+_DAYS = {
+    **{name: i + 1 for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))},
+    **{
+        name: i + 1
+        for i, name in enumerate(
+            ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+        )
+    },
+    # Italian, for people who speak it with Inloop
+    **{name: i + 1 for i, name in enumerate(("lun", "mar", "mer", "gio", "ven", "sab", "dom"))},
+}
+_GROUPS = {"weekdays": (1, 2, 3, 4, 5), "daily": (1, 2, 3, 4, 5, 6, 7)}
+_TIME = re.compile(r"(\d{1,2}):(\d{2})")
+#: 30m, 1h, 1h30m, 1h30 (a bare number is ambiguous: refused)
+_DURATION = re.compile(r"(?:(\d{1,2})h)?(?:(\d{1,3})m)?|(\d{1,2})h(\d{1,2})")
+#: answers that settle a block; the person may still correct one with another
+_ANSWERED = (
+    SessionOutcome.DONE,
+    SessionOutcome.PARTIAL,
+    SessionOutcome.SKIPPED,
+    SessionOutcome.NO_ANSWER,
+)
+
+
+def register(router: Router, scheduler: Scheduler, default_tz: str) -> None:
+    rules = Commitments(router, scheduler, default_tz)
+    router.command("commit", rules.commit, STAFF)
+    router.command("commitments", rules.list_, STAFF)
+    router.command("uncommit", rules.uncommit, STAFF)
+    router.command("away", rules.away, STAFF)
+    router.command("back", rules.back, STAFF)
+    router.command("log", rules.log, STAFF)
+    router.command("start", rules.start, STAFF)
+    router.command("skip", rules.skip, STAFF)
+    router.command("snooze", rules.snooze, STAFF)
+    router.command("done", rules.done, STAFF)
+    router.command("partial", rules.partial, STAFF)
+    router.on(OccurrenceDue, rules.on_occurrence)
+    router.on(SessionDue, rules.on_session)
+
+
+# -- parsing ------------------------------------------------------------------------------
+
+
+def parse_days(value: str, texts: Texts) -> tuple[int, ...]:
+    days: set[int] = set()
+    for part in value.lower().split(","):
+        if part in _GROUPS:
+            days.update(_GROUPS[part])
+        elif part in _DAYS:
+            days.add(_DAYS[part])
+        else:
+            raise UsageError(texts.bad_days.format(value=value))
+    return tuple(sorted(days))
+
+
+def parse_time(value: str, texts: Texts) -> str:
+    match = _TIME.fullmatch(value)
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise UsageError(texts.bad_time.format(value=value))
+    return f"{int(match[1]):02d}:{match[2]}"
+
+
+def parse_minutes(value: str, texts: Texts, low: int, high: int) -> int:
+    """`30m`, `1h`, `1h30m` (or `1h30`) → minutes, within [low, high]."""
+    match = _DURATION.fullmatch(value.lower())
+    minutes = -1
+    if match and any(match.groups()):
+        hours, rest = (match[1], match[2]) if match[3] is None else (match[3], match[4])
+        minutes = int(hours or 0) * 60 + int(rest or 0)
+    if not low <= minutes <= high:
+        raise UsageError(
+            texts.bad_duration.format(value=value, low=duration(low), high=duration(high))
+        )
+    return minutes
+
+
+def parse_zone(value: str, texts: Texts) -> str:
+    if not valid_zone(value):
+        raise UsageError(texts.bad_timezone.format(value=value))
+    return value
+
+
+def valid_zone(name: str) -> bool:
+    if not name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def parse_date(value: str, texts: Texts) -> date:
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:  # 2026-02-30
+            pass
+    raise UsageError(texts.bad_date.format(value=value))
+
+
+# -- formatting -------------------------------------------------------------------------------
+
+
+def duration(minutes: int) -> str:
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return f"{rest}m"
+    return f"{hours}h{rest}m" if rest else f"{hours}h"
+
+
+def days_text(days: Sequence[int], texts: Texts) -> str:
+    if tuple(days) == _GROUPS["daily"]:
+        return texts.days_daily
+    if tuple(days) == _GROUPS["weekdays"]:
+        return texts.days_weekdays
+    return ", ".join(texts.day_names[d - 1] for d in days)
+
+
+def clock_time(at: datetime, tz: str) -> str:
+    return at.astimezone(zone(tz)).strftime("%H:%M")
+
+
+def day_and_time(at: datetime, tz: str, texts: Texts) -> str:
+    local = at.astimezone(zone(tz))
+    return f"{texts.day_names[local.isoweekday() - 1]} {local:%Y-%m-%d %H:%M} ({tz})"
+
+
+def rule_of(commitment: Commitment) -> Weekly:
+    return weekly(commitment.days, commitment.start, commitment.timezone)
+
+
+class Commitments:
+    def __init__(self, router: Router, scheduler: Scheduler, default_tz: str):
+        self._router = router
+        self._scheduler = scheduler
+        self._default_tz = default_tz
+
+    def _zone_of(self, person: Person) -> str:
+        """The person's time zone: the one their platform gives, else Inloop's default."""
+        return person.timezone if valid_zone(person.timezone) else self._default_tz
+
+    def _prefix(self, person: Person) -> str:
+        return self._router.prefix(platform_of(person.ref))
+
+    # -- commands ------------------------------------------------------------------------
+
+    async def commit(self, ctx: Context, args: Sequence[str]) -> None:
+        if len(args) not in (3, 4):
+            raise UsageError()
+        texts, me = ctx.texts, ctx.sender
+        days = parse_days(args[0], texts)
+        start = parse_time(args[1], texts)
+        minutes = parse_minutes(args[2], texts, *BLOCK_MINUTES)
+        tz = parse_zone(args[3], texts) if len(args) == 4 else self._zone_of(me)
+        # Made in a team's channel, the reminder shows that team's unclaimed conversations.
+        team = await teams.by_channel(ctx.session, ctx.channel) if ctx.channel else None
+        assert me.id is not None
+        commitment = Commitment(
+            person_id=me.id,
+            days=",".join(str(d) for d in days),
+            start=start,
+            minutes=minutes,
+            timezone=tz,
+            team_id=team.id if team else None,
+            created_at=ctx.now,
+        )
+        ctx.session.add(commitment)
+        await ctx.session.flush()
+        assert commitment.id is not None
+        rule = rule_of(commitment)
+        self._scheduler.plan(commitment.id, rule, ctx.now)
+        following = rule.next_after(ctx.now)
+        ctx.reply(
+            texts.commit_made.format(
+                id=commitment.id,
+                days=days_text(days, texts),
+                time=start,
+                duration=duration(minutes),
+                tz=tz,
+                next=day_and_time(following, tz, texts) if following else "—",
+            )
+        )
+
+    async def list_(self, ctx: Context, args: Sequence[str]) -> None:
+        if len(args) > 1:
+            raise UsageError()
+        texts, me = ctx.texts, ctx.sender
+        whom: Person | None = me
+        if args:
+            if not is_manager(me):
+                ctx.reply(
+                    texts.not_allowed.format(
+                        command="commitments @person", roles="manager / admin", role=me.role
+                    )
+                )
+                return
+            whom = await named_person(ctx, args[0])
+            if whom is None:
+                return
+        assert whom is not None and whom.id is not None
+        mine = await store.of_person(ctx.session, whom.id)
+        if not mine:
+            ctx.reply(
+                texts.commitments_none
+                if whom.id == me.id
+                else texts.commitments_none_other.format(person=whom.display_name)
+            )
+            return
+        lines = [texts.commitments_header.format(person=whom.display_name)]
+        for commitment in mine:
+            rule = rule_of(commitment)
+            # "my local time": the platform's zone, else the zone the block was made in
+            shown_tz = whom.timezone if valid_zone(whom.timezone) else commitment.timezone
+            following = rule.next_after(ctx.now)
+            line = texts.commitment_line.format(
+                id=commitment.id,
+                days=days_text(sorted(rule.weekdays), texts),
+                time=commitment.start,
+                duration=duration(commitment.minutes),
+                tz=commitment.timezone,
+                next=day_and_time(following, shown_tz, texts) if following else "—",
+            )
+            assert commitment.id is not None
+            last = await store.last_outcome(ctx.session, commitment.id)
+            if last is not None:
+                line += texts.commitment_last.format(outcome=texts.outcome_names[last.outcome])
+            lines.append(line)
+        until = await store.away_until(ctx.session, whom.id)
+        if (
+            until is not None
+            and until >= ctx.now.astimezone(zone(self._zone_of(whom))).date().isoformat()
+        ):
+            lines.append(texts.commitment_away.format(date=until))
+        ctx.reply("\n".join(lines))
+
+    async def uncommit(self, ctx: Context, args: Sequence[str]) -> None:
+        if len(args) != 1:
+            raise UsageError()
+        texts, me = ctx.texts, ctx.sender
+        n = number(args[0], texts.bad_commitment)
+        commitment = await ctx.session.get(Commitment, n)
+        if (
+            commitment is None
+            or commitment.ended_at is not None
+            or (commitment.person_id != me.id and not is_manager(me))
+        ):
+            ctx.reply(texts.no_such_commitment.format(id=n))
+            return
+        commitment.ended_at = ctx.now
+        ctx.session.add(commitment)
+        self._scheduler.forget(n)
+        ctx.reply(texts.uncommitted.format(id=n))
+
+    async def away(self, ctx: Context, args: Sequence[str]) -> None:
+        if len(args) != 2 or args[0].lower() != "until":
+            raise UsageError()
+        texts, me = ctx.texts, ctx.sender
+        until = parse_date(args[1], texts)
+        today = ctx.now.astimezone(zone(self._zone_of(me))).date()
+        if until < today:
+            raise UsageError(texts.date_past.format(date=until.isoformat()))
+        assert me.id is not None
+        row = await ctx.session.get(Away, me.id)
+        if row is None:
+            ctx.session.add(Away(person_id=me.id, until=until.isoformat(), created_at=ctx.now))
+        else:
+            row.until = until.isoformat()
+            ctx.session.add(row)
+        ctx.reply(texts.away_set.format(date=until.isoformat()))
+
+    async def back(self, ctx: Context, args: Sequence[str]) -> None:
+        if args:
+            raise UsageError()
+        row = await ctx.session.get(Away, ctx.sender.id)
+        if row is None:
+            ctx.reply(ctx.texts.back_not_away)
+            return
+        await ctx.session.delete(row)
+        ctx.reply(ctx.texts.back_set)
+
+    async def log(self, ctx: Context, args: Sequence[str]) -> None:
+        if len(args) not in (1, 2):
+            raise UsageError()
+        texts, me = ctx.texts, ctx.sender
+        minutes = parse_minutes(args[0], texts, *LOG_MINUTES)
+        conversation_id: int | None = None
+        if len(args) == 2:
+            conversation_id = number(args[1], texts.bad_number)
+            if await conversations.get(ctx.session, conversation_id) is None:
+                ctx.reply(texts.no_such_conversation.format(number=conversation_id))
+                return
+        assert me.id is not None
+        ctx.session.add(
+            DialogueSession(
+                commitment_id=None,
+                person_id=me.id,
+                occurrence_start=ctx.now,
+                ends_at=ctx.now,
+                outcome=SessionOutcome.LOGGED,
+                minutes_planned=0,
+                minutes_given=minutes,
+                conversation_id=conversation_id,
+                created_at=ctx.now,
+                updated_at=ctx.now,
+            )
+        )
+        on = texts.logged_on.format(number=conversation_id) if conversation_id else ""
+        ctx.reply(texts.logged.format(duration=duration(minutes), on=on))
+
+    # -- a block's buttons (or the commands they stand for) ------------------------------
+
+    async def start(self, ctx: Context, args: Sequence[str]) -> None:
+        block = await self._block(ctx, args, SessionOutcome.REMINDED, SessionOutcome.SNOOZED)
+        if block is None:
+            return
+        # Started late: the check-in comes a full block later. Started during a snooze:
+        # the block starts now, not when the snooze would have ended.
+        full = ctx.now + timedelta(minutes=block.minutes_planned)
+        block.ends_at = (
+            full if block.outcome == SessionOutcome.SNOOZED else max(block.ends_at, full)
+        )
+        self._move(ctx, block, SessionOutcome.STARTED, block.ends_at)
+        ctx.reply(
+            ctx.texts.block_started.format(
+                end=clock_time(block.ends_at, await self._tz(ctx, block))
+            )
+        )
+
+    async def snooze(self, ctx: Context, args: Sequence[str]) -> None:
+        block = await self._block(ctx, args, SessionOutcome.REMINDED, SessionOutcome.SNOOZED)
+        if block is None:
+            return
+        again = ctx.now + SNOOZE
+        block.ends_at = again + timedelta(minutes=block.minutes_planned)
+        self._move(ctx, block, SessionOutcome.SNOOZED, again)
+        ctx.reply(
+            ctx.texts.block_snoozed.format(time=clock_time(again, await self._tz(ctx, block)))
+        )
+
+    async def skip(self, ctx: Context, args: Sequence[str]) -> None:
+        block = await self._block(ctx, args, *store.PENDING, *_ANSWERED)
+        if block is None:
+            return
+        block.minutes_given = 0
+        self._move(ctx, block, SessionOutcome.SKIPPED, None)
+        ctx.reply(ctx.texts.block_skipped.format(id=block.id))
+
+    async def done(self, ctx: Context, args: Sequence[str]) -> None:
+        block = await self._block(ctx, args, *store.PENDING, *_ANSWERED)
+        if block is None:
+            return
+        block.minutes_given = block.minutes_planned
+        self._move(ctx, block, SessionOutcome.DONE, None)
+        ctx.reply(
+            ctx.texts.block_done.format(id=block.id, duration=duration(block.minutes_planned))
+        )
+
+    async def partial(self, ctx: Context, args: Sequence[str]) -> None:
+        if len(args) not in (1, 2):
+            raise UsageError()
+        block = await self._block(ctx, args[:1], *store.PENDING, *_ANSWERED)
+        if block is None:
+            return
+        texts = ctx.texts
+        if len(args) == 1:  # the Partial button: it cannot carry a number
+            ctx.reply(
+                texts.partial_how_much.format(command=f"{ctx.prefix} partial {block.id} MINUTES")
+            )
+            return
+        high = block.minutes_planned
+        value = args[1].lower().removesuffix("m")
+        if not value.isdigit() or not 1 <= int(value) <= high:
+            raise UsageError(texts.bad_partial.format(value=args[1], high=high))
+        block.minutes_given = int(value)
+        self._move(ctx, block, SessionOutcome.PARTIAL, None)
+        ctx.reply(
+            texts.block_partial.format(
+                id=block.id, given=duration(int(value)), duration=duration(high)
+            )
+        )
+
+    async def _block(
+        self, ctx: Context, args: Sequence[str], *allowed: SessionOutcome
+    ) -> DialogueSession | None:
+        if len(args) != 1:
+            raise UsageError()
+        texts = ctx.texts
+        n = number(args[0], texts.bad_block)
+        block = await store.lock_session(ctx.session, n)
+        if block is None or block.person_id != ctx.sender.id or block.commitment_id is None:
+            ctx.reply(texts.no_such_block.format(id=n))
+            return None
+        if block.outcome not in allowed:
+            ctx.reply(texts.block_closed.format(id=n, outcome=texts.outcome_names[block.outcome]))
+            return None
+        return block
+
+    def _move(
+        self, ctx: Context, block: DialogueSession, outcome: str, next_at: datetime | None
+    ) -> None:
+        block.outcome = outcome
+        block.next_at = next_at
+        block.updated_at = ctx.now
+        ctx.session.add(block)
+        if next_at is not None:
+            self._scheduler.wake_at(next_at)
+
+    async def _tz(self, ctx: Context, block: DialogueSession) -> str:
+        commitment = await ctx.session.get(Commitment, block.commitment_id)
+        return commitment.timezone if commitment else self._default_tz
+
+    # -- the scheduler's events -----------------------------------------------------------------
+
+    async def on_occurrence(self, ctx: Context, event: OccurrenceDue) -> None:
+        late = ctx.now - event.start
+        rows: list[dict[str, Any]] = []
+        reminded: dict[int, tuple[Commitment, Person]] = {}
+        for commitment, person, until in await store.occurrence_contexts(
+            ctx.session, event.commitment_ids
+        ):
+            if commitment.ended_at is not None and commitment.ended_at <= event.start:
+                continue
+            ends_at = event.start + timedelta(minutes=commitment.minutes)
+            local_day = event.start.astimezone(zone(commitment.timezone)).date().isoformat()
+            next_at: datetime | None = None
+            if until is not None and local_day <= until:
+                outcome = SessionOutcome.AWAY
+            elif late > LATE_LIMIT:
+                outcome = SessionOutcome.MISSED
+            else:
+                outcome, next_at = SessionOutcome.REMINDED, ends_at
+                assert commitment.id is not None
+                reminded[commitment.id] = (commitment, person)
+            rows.append(
+                {
+                    "commitment_id": commitment.id,
+                    "person_id": person.id,
+                    "occurrence_start": event.start,
+                    "ends_at": ends_at,
+                    "outcome": outcome,
+                    "minutes_planned": commitment.minutes,
+                    "minutes_given": 0,
+                    "next_at": next_at,
+                    "conversation_id": None,
+                    "created_at": ctx.now,
+                    "updated_at": ctx.now,
+                }
+            )
+        inserted = await store.record_occurrences(ctx.session, rows)
+        # Only the rows this call inserted are reminded: another instance, or an
+        # earlier pass, got the others.
+        for cid, block_id in inserted.items():
+            if cid not in reminded:
+                continue
+            commitment, person = reminded[cid]
+            texts = ctx.texts_of(person)
+            note = (
+                texts.reminder_late.format(time=clock_time(event.start, commitment.timezone))
+                if late > LATE_NOTE_AFTER
+                else ""
+            )
+            block = DialogueSession(
+                id=block_id,
+                commitment_id=cid,
+                person_id=commitment.person_id,
+                occurrence_start=event.start,
+                ends_at=event.start + timedelta(minutes=commitment.minutes),
+                outcome=SessionOutcome.REMINDED,
+                minutes_planned=commitment.minutes,
+                created_at=ctx.now,
+                updated_at=ctx.now,
+            )
+            ctx.tell(person, await self._reminder(ctx, person, commitment, block, note))
+
+    async def on_session(self, ctx: Context, event: SessionDue) -> None:
+        block = await store.lock_session(ctx.session, event.session_id)
+        if block is None or block.next_at is None or block.next_at > ctx.now:
+            return  # handled already, or moved since (a snooze, a late start)
+        commitment = await ctx.session.get(Commitment, block.commitment_id)
+        person = await ctx.session.get(Person, block.person_id)
+        assert commitment is not None and person is not None
+        texts = ctx.texts_of(person)
+        if block.outcome == SessionOutcome.SNOOZED:
+            block.outcome, block.next_at = SessionOutcome.REMINDED, block.ends_at
+            ctx.tell(
+                person,
+                await self._reminder(ctx, person, commitment, block, texts.reminder_snoozed),
+            )
+        elif block.outcome in (SessionOutcome.REMINDED, SessionOutcome.STARTED):
+            block.outcome, block.next_at = SessionOutcome.CHECKIN, ctx.now + NO_ANSWER_AFTER
+            ctx.tell(person, self._checkin(texts, person, commitment, block))
+        elif block.outcome == SessionOutcome.CHECKIN:
+            block.outcome, block.next_at = SessionOutcome.NO_ANSWER, None
+        else:
+            block.next_at = None
+        block.updated_at = ctx.now
+        ctx.session.add(block)
+
+    # -- views -------------------------------------------------------------------------------
+
+    async def _reminder(
+        self,
+        ctx: Context,
+        person: Person,
+        commitment: Commitment,
+        block: DialogueSession,
+        note: str,
+    ) -> Card:
+        texts, prefix, n = ctx.texts_of(person), self._prefix(person), str(block.id)
+        length = duration(block.minutes_planned)
+        lines = [note] if note else []
+        lines += await self._queue(ctx, texts, person, commitment)
+
+        def button(label: str, action: str, style: ButtonStyle = "default") -> Button:
+            return Button(label, action, n, style, f"{prefix} {action} {n}")
+
+        return Card(
+            title=texts.reminder_title.format(
+                duration=length, end=clock_time(block.ends_at, commitment.timezone)
+            ),
+            fields=(
+                Field(texts.field_block, n),
+                Field(texts.field_length, length),
+            ),
+            text="\n".join(lines),
+            buttons=(
+                button(texts.button_start, "start", "primary"),
+                button(texts.button_skip, "skip"),
+                button(texts.button_snooze, "snooze"),
+            ),
+            fallback=texts.reminder_fallback.format(duration=length),
+        )
+
+    async def _queue(
+        self, ctx: Context, texts: Texts, person: Person, commitment: Commitment
+    ) -> list[str]:
+        """Their claimed-but-unreplied conversations, then their team's unclaimed ones,
+        oldest first, at most REMINDER_QUEUE in all, then how many more there are."""
+        assert person.id is not None
+        claimed = ctx.session.info.get("commitments.claimed")
+        if claimed is None:  # read once per transaction (see _unclaimed)
+            claimed = ctx.session.info["commitments.claimed"] = await store.claimed_unreplied(
+                ctx.session
+            )
+        mine = claimed.get(person.id, [])
+        shown_mine = mine[:REMINDER_QUEUE]
+        room = REMINDER_QUEUE - len(shown_mine)
+        team, unclaimed, total, excerpts = await _unclaimed(ctx, commitment.team_id)
+        waiting = unclaimed[:room]
+        if not mine and not total:
+            return [texts.reminder_empty]
+        if shown_mine:
+            excerpts = {**excerpts, **await _excerpts(ctx, [c.id for c in shown_mine if c.id])}
+        lines: list[str] = []
+        if mine:
+            lines.append(texts.reminder_mine.format(count=len(mine)))
+            lines += [_line(ctx, texts, c, excerpts) for c in shown_mine]
+        if total:
+            heading = (
+                texts.reminder_unclaimed_team.format(team=team.name, count=total)
+                if team
+                else texts.reminder_unclaimed.format(count=total)
+            )
+            lines.append(heading)
+            lines += [_line(ctx, texts, c, excerpts) for c in waiting]
+        rest = len(mine) - len(shown_mine) + total - len(waiting)
+        if rest > 0:
+            lines.append(texts.queue_more.format(count=rest))
+        return lines
+
+    def _checkin(
+        self, texts: Texts, person: Person, commitment: Commitment, block: DialogueSession
+    ) -> Card:
+        prefix, n = self._prefix(person), str(block.id)
+        return Card(
+            title=texts.checkin_title,
+            fields=(
+                Field(texts.field_block, n),
+                Field(texts.field_length, duration(block.minutes_planned)),
+            ),
+            text=texts.checkin_text.format(
+                id=n,
+                duration=duration(block.minutes_planned),
+                time=clock_time(block.occurrence_start, commitment.timezone),
+            ),
+            buttons=(
+                Button(texts.button_done, "done", n, "primary", f"{prefix} done {n}"),
+                Button(
+                    texts.button_partial, "partial", n, "default", f"{prefix} partial {n} MINUTES"
+                ),
+                Button(texts.button_skipped, "skip", n, "default", f"{prefix} skip {n}"),
+            ),
+            fallback=texts.checkin_fallback,
+        )
+
+
+async def _unclaimed(
+    ctx: Context, team_id: int | None
+) -> tuple[Team | None, list[Conversation], int, dict[int, str]]:
+    """The team's (or every team's) unclaimed conversations: at most REMINDER_QUEUE, their
+    total, and their latest messages.
+
+    Kept in the transaction's `session.info` for the rest of it: a thousand blocks
+    starting in the same minute are one batch, and they all show the same team
+    queue, read once instead of a thousand times.
+    """
+    cache: dict[int | None, tuple[Team | None, list[Conversation], int, dict[int, str]]]
+    cache = ctx.session.info.setdefault("commitments.unclaimed", {})
+    if team_id not in cache:
+        team = await ctx.session.get(Team, team_id) if team_id else None
+        waiting, total = await conversations.unclaimed(
+            ctx.session, team.id if team else None, REMINDER_QUEUE
+        )
+        excerpts = await _excerpts(ctx, [c.id for c in waiting if c.id])
+        cache[team_id] = (team, list(waiting), total, excerpts)
+    return cache[team_id]
+
+
+async def _excerpts(ctx: Context, ids: list[int]) -> dict[int, str]:
+    """The latest message of each conversation, in one query (a reminder lists up to ten)."""
+    if not ids:
+        return {}
+    latest = (
+        select(func.max(col(Mention.id)))
+        .where(col(Mention.conversation_id).in_(ids))
+        .group_by(col(Mention.conversation_id))
+    )
+    rows = await ctx.session.execute(
+        select(col(Mention.conversation_id), col(Mention.text)).where(col(Mention.id).in_(latest))
+    )
+    return {cid: text for cid, text in rows.all()}  # noqa: C416
+
+
+def _line(ctx: Context, texts: Texts, conversation: Conversation, excerpts: dict[int, str]) -> str:
+    assert conversation.id is not None
+    return texts.queue_line.format(
+        number=conversation.id,
+        source=conversation.source,
+        customer=conversation.customer_name,
+        status=texts.status_names[conversation.status].split(" —")[0],
+        age=age(conversation.created_at, ctx.now),
+        excerpt=one_line(excerpts.get(conversation.id, "")),
+    )
