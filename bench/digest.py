@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import os
 import platform
@@ -46,13 +47,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, event, func, insert, select
+from sqlalchemy import Table, event, func, insert, inspect, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel, col
 
 from bench.claims import start_postgres, verdict
 from bot.messages import texts_for
+from bot.recurrence import weekly
 from handlers import digest
 from handlers.weeks import IsoWeek
 from storage.database import Database
@@ -60,6 +62,7 @@ from storage.migrate import upgrade
 from storage.models import (
     AdviceStatus,
     AuditEntry,
+    DialogueSession,
     Mention,
     Person,
     Role,
@@ -92,6 +95,10 @@ MANAGERS = 6
 CONSULTANTS = 10
 ADVICE_SHARE = 0.025  # of claimed conversations: ~10k advice requests
 NEVER_CLAIMED = 0.003  # the backlog: ~1,200 conversations left open over the year
+COMMITTED = 0.8  # of employees: a weekly dialogue-time commitment, 2-5 blocks
+#: what became of a past block → share (minutes given: all, some, none)
+OUTCOMES = {"done": 62, "partial": 12, "skipped": 8, "no_answer": 8, "away": 8, "missed": 2}
+LOGGED = 0.3  # chance that someone logs time outside their blocks in a week
 LINES = (
     "Hello, my order has not arrived yet. Can you help?",
     "The checkout page shows an error 502 since this morning.",
@@ -135,6 +142,8 @@ class Shape:
     mentions: int = 0
     audit: int = 0
     advice: int = 0
+    commitments: int = 0
+    sessions: int = 0
     seconds: float = 0.0
     reused: bool = False
 
@@ -396,6 +405,75 @@ def _advice(
         )
 
 
+def commitments(
+    staff: Staff, weeks: int, start: datetime, now: datetime, rng: random.Random
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Employees' weekly dialogue time, and a row per block of the year (what a running
+    Inloop records), plus time logged outside blocks."""
+    rows: list[dict[str, Any]] = []
+    sessions: list[dict[str, Any]] = []
+    for team, members in staff.members.items():
+        for person in members:
+            if rng.random() >= COMMITTED:
+                continue
+            days = ",".join(str(d) for d in sorted(rng.sample(range(1, 6), rng.randint(2, 5))))
+            hour = f"{rng.randrange(9, 17):02d}:{rng.choice(('00', '30'))}"
+            minutes = rng.choice((15, 30, 45, 60))
+            commitment = len(rows) + 1
+            rows.append(
+                {
+                    "id": commitment,
+                    "person_id": person,
+                    "days": days,
+                    "start": hour,
+                    "minutes": minutes,
+                    "timezone": TZ,
+                    "team_id": team,
+                    "created_at": start,
+                    "ended_at": None,
+                }
+            )
+            for block in weekly(days, hour, TZ).between(start, now):
+                outcome = rng.choices(list(OUTCOMES), weights=list(OUTCOMES.values()))[0]
+                given = {"done": minutes, "partial": rng.randrange(5, minutes)}.get(outcome, 0)
+                sessions.append(
+                    _session(commitment, person, block, minutes, outcome, minutes, given)
+                )
+    for person in [p for members in staff.members.values() for p in members]:
+        for week in range(weeks):
+            if rng.random() < LOGGED:
+                at = start + timedelta(days=7 * week + rng.random() * 5, hours=rng.randrange(8))
+                if at < now:
+                    given = rng.choice((10, 15, 20, 30, 45))
+                    sessions.append(_session(None, person, at, 0, "logged", 0, given))
+    return rows, sessions
+
+
+def _session(
+    commitment: int | None,
+    person: int,
+    at: datetime,
+    length: int,
+    outcome: str,
+    planned: int,
+    given: int,
+) -> dict[str, Any]:
+    ends = at + timedelta(minutes=length)
+    return {
+        "commitment_id": commitment,
+        "person_id": person,
+        "occurrence_start": at,
+        "ends_at": ends,
+        "outcome": outcome,
+        "minutes_planned": planned,
+        "minutes_given": given,
+        "next_at": None,
+        "conversation_id": None,
+        "created_at": at,
+        "updated_at": ends,
+    }
+
+
 async def load(conn: AsyncConnection, name: str, rows: list[dict[str, Any]]) -> None:
     """Bulk insert: COPY on PostgreSQL, one executemany of Core `insert()` elsewhere."""
     if not rows:
@@ -455,10 +533,16 @@ async def generate(db: Database, args: argparse.Namespace, now: datetime) -> Sha
         f"\r  generated {shape.mentions:,} mentions, {shape.conversations:,} conversations",
         file=sys.stderr,
     )
+    blocks, sessions = commitments(staff, args.weeks, start, now, rng)
+    async with db.engine.begin() as conn:
+        await load(conn, "commitment", blocks)
+        for k in range(0, len(sessions), 50_000):
+            await load(conn, "dialogue_session", sessions[k : k + 50_000])
+    shape.commitments, shape.sessions = len(blocks), len(sessions)
     async with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # explicit ids were given: move the sequences past them
-            for name in ("person", "team", "conversation", "advice_request"):
+            for name in ("person", "team", "conversation", "advice_request", "commitment"):
                 await conn.exec_driver_sql(
                     f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
                     f"(SELECT max(id) FROM {name}))"
@@ -473,7 +557,27 @@ async def generate(db: Database, args: argparse.Namespace, now: datetime) -> Sha
     return shape
 
 
+COUNTED = {
+    "team": "teams",
+    "conversation": "conversations",
+    "audit_log": "audit",
+    "advice_request": "advice",
+    "commitment": "commitments",
+    "dialogue_session": "sessions",
+}
+
+
 async def existing(db: Database) -> Shape:
+    """What the database holds. SystemExit if a table of the models is missing: a file
+    generated before a migration was re-chained (`--keep` it elsewhere, or remove it)."""
+    async with db.engine.connect() as conn:
+        present = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+    missing = sorted(set(SQLModel.metadata.tables) - present)
+    if missing:
+        raise SystemExit(
+            f"the database lacks the tables {', '.join(missing)}: it predates the current "
+            "migrations; remove it and let the bench generate it again"
+        )
     async with db.read() as session:
         shape = Shape(reused=True)
         shape.mentions = int(await session.scalar(select(func.count()).select_from(Mention)) or 0)
@@ -483,18 +587,9 @@ async def existing(db: Database) -> Shape:
             )
             or 0
         )
-        for name in ("team", "conversation", "audit_log", "advice_request"):
+        for name, attribute in COUNTED.items():
             count = await session.scalar(select(func.count()).select_from(table(name)))
-            setattr(
-                shape,
-                {
-                    "team": "teams",
-                    "conversation": "conversations",
-                    "audit_log": "audit",
-                    "advice_request": "advice",
-                }[name],
-                int(count or 0),
-            )
+            setattr(shape, attribute, int(count or 0))
     return shape
 
 
@@ -684,6 +779,15 @@ async def check(
             )
             or 0
         )
+        committed = int(
+            await session.scalar(
+                select(func.coalesce(func.sum(DialogueSession.minutes_planned), 0)).where(
+                    col(DialogueSession.occurrence_start) >= start,
+                    col(DialogueSession.occurrence_start) < end,
+                )
+            )
+            or 0
+        )
     per_day = sum(n for _, n in whole.per_day)
     by_team = sum(t.mentions for t in whole.teams)
     claimed = sum(p.claimed for p in whole.people)
@@ -696,6 +800,7 @@ async def check(
             f"people in the digest of {team}": len(one.people),
             "conversations opened in the week": sum(t.opened for t in whole.teams),
             "unclaimed now": sum(t.unclaimed_total for t in whole.teams),
+            "minutes committed in the week": committed,
         }
     )
     if not mentions or per_day != mentions or by_team != mentions:
@@ -707,6 +812,9 @@ async def check(
     mine = next((t for t in whole.teams if t.name == team), None)
     if mine is None or [mine] != list(one.teams):
         results.failures.append(f"the team {team} differs between the two digests")
+    shown = sum(p.committed or 0 for p in whole.people)
+    if shown != committed:
+        results.failures.append(f"minutes committed: {committed} in the table, {shown} shown")
     if whole.previous is None or not whole.previous.people:
         results.failures.append("no figures for the week before (the trends)")
 
@@ -736,13 +844,15 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
     load = " / ".join(f"{x:.2f}" for x in results.load)
     how = "reused" if shape.reused else f"generated in {shape.seconds:.0f} s"
     start, end = results.week.bounds(TZ)
+    frozen = " · gc.freeze() before measuring" if args.gc_freeze else ""
     print(
-        f"Inloop digest benchmark · {shown}\n"
+        f"Inloop digest benchmark · {shown}{frozen}\n"
         f"Python {platform.python_version()} · {os.cpu_count()} CPUs · "
         f"load average before / after: {load}\n"
         f"data ({how}): {shape.staff:,} staff, {shape.teams} teams, "
         f"{shape.conversations:,} conversations, {shape.mentions:,} mentions, "
-        f"{shape.audit:,} audit entries, {shape.advice:,} advice requests\n"
+        f"{shape.audit:,} audit entries, {shape.advice:,} advice requests, "
+        f"{shape.commitments:,} commitments, {shape.sessions:,} dialogue sessions\n"
         f"week {results.week} ({start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC, {TZ}) "
         f"and the week before, claim target {CLAIM_TARGET} min\n"
     )
@@ -804,6 +914,11 @@ async def run(args: argparse.Namespace, url: str) -> Results:
         await db.dispose()
     results = Results(shape, week)
     results.load.append(os.getloadavg()[0])
+    if args.gc_freeze:
+        # what a gc.freeze() at the bot's start-up would do: the objects alive by then
+        # (modules, engine, app) are no longer traversed by every full collection
+        gc.collect()
+        gc.freeze()
     db = Database(url)  # measured on a fresh engine: no connection, no compiled statements
     try:
         await measure(db, args, now, results)
@@ -842,6 +957,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=2026, help="random seed of the data")
     parser.add_argument(
         "--explain", action="store_true", help="print each statement's plan (EXPLAIN)"
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() before measuring (a proposed start-up setting, measured)",
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument(

@@ -518,7 +518,8 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
             f"cards all delivered {phase.drain:.2f} s after the last answer "
             f"({end_to_end:,.0f} cards/s end to end)\n"
             f"    {cpu_label} per mention: {cpu_ms:.2f} ms until the last answer, "
-            f"{all_cpu_ms:.2f} ms with every card delivered"
+            f"{all_cpu_ms:.2f} ms with every card delivered "
+            f"(at that cost one core does {1000 / all_cpu_ms:,.0f}/s)"
         )
     if results.card_ms:
         print(
@@ -527,13 +528,13 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
             f"{results.paced_cpu * 1000 / len(results.card_ms):.2f} ms per mention, "
             f"busy {results.paced_cpu / args.paced_seconds:.0%})"
         )
-        print(f"  {'(ms)':<28}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}")
+        print(f"  {'(ms)':<28}{'p50':>10}{'p90':>10}{'p99':>10}{'max':>10}")
         for label, values in (
             ("POST start → card delivered", results.card_ms),
             ("POST start → 202 received", results.answer_ms),
         ):
-            figures = "".join(f"{percentile(values, p):>8.2f}" for p in (50, 90, 99))
-            print(f"  {label:<28}{figures}{max(values):>8.2f}")
+            figures = "".join(f"{percentile(values, p):>10.2f}" for p in (50, 90, 99))
+            print(f"  {label:<28}{figures}{max(values):>10.2f}")
         p50 = percentile(results.card_ms, 50)
         p99 = percentile(results.card_ms, 99)
         print(

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Protocol
 
 from bot.clock import Clock, utc_now
@@ -20,6 +21,7 @@ from bot.outbox import OutboxWorker
 from bot.people import Directory
 from bot.platform import EventSink, PersonInfo, Platform
 from bot.platforms.console.adapter import ConsolePlatform
+from bot.recurrence import weekly
 from bot.router import Router
 from bot.scheduler import Scheduler
 from handlers import (
@@ -99,8 +101,13 @@ class App:
             module.register(self.router)
         feeds.register(self.router, settings.feed_poll_minutes)
         digest.register(self.router, settings.digest_tz, settings.claim_target_minutes)
+        advice.register_sla(self.router, timedelta(hours=settings.advice_sla_hours))
         self.scheduler = Scheduler(self.db, clock, report_error)
         commitments.register(self.router, self.scheduler, settings.default_tz)
+        # Monday 09:00 in DIGEST_TZ; a restart later that morning still posts it, once.
+        monday_nine = weekly("1", "09:00", settings.digest_tz)
+        self.scheduler.every(digest.WEEKLY, monday_nine.next_after, catch_up=timedelta(hours=12))
+        self.scheduler.every(advice.SLA_SWEEP, advice.quarter_hour_after)
         self.feeds = FeedPoller(
             self.db, clock, report_error, interval_minutes=settings.feed_poll_minutes
         )

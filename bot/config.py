@@ -44,6 +44,8 @@ class Settings:
     #: the weekly digest: its weeks are ISO weeks in this zone; the claim target it counts
     digest_tz: str = "UTC"
     claim_target_minutes: int = 60
+    #: an advice request unanswered this long is chased (consultant reminded, owner told)
+    advice_sla_hours: int = 24
 
     @property
     def is_sqlite(self) -> bool:
@@ -89,6 +91,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         claim_target_minutes=_int(
             "CLAIM_TARGET_MINUTES", get("CLAIM_TARGET_MINUTES", "60"), 1, 7 * 24 * 60
         ),
+        advice_sla_hours=_int("ADVICE_SLA_HOURS", get("ADVICE_SLA_HOURS", "24"), 1, 24 * 30),
     )
 
 

@@ -154,4 +154,20 @@ class SessionDue:
 
 
 ChatEvent = Command | Action | Message | Reaction
-Event = ChatEvent | MentionReceived | FeedProblem | OccurrenceDue | SessionDue
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A recurring moment came: the weekly digest's Monday 09:00, the advice SLA sweep.
+
+    Its id names the moment, so every instance fires the same id and the router's
+    dedup lets one of them act, once, even across restarts.
+    """
+
+    event_id: EventId
+    name: str
+    at: datetime
+    raw: Raw = field(default_factory=dict, compare=False)
+
+
+Event = ChatEvent | MentionReceived | FeedProblem | OccurrenceDue | SessionDue | Tick

@@ -189,10 +189,10 @@ class OutboxWorker:
         loop_now = asyncio.get_running_loop().time()
         due, waits = [], []
         for lane, row in heads.items():
-            wait = max(
-                (row.next_attempt_at - now).total_seconds(),
-                self._pace_wait(row.platform, lane, loop_now),
-            )
+            # A new row is due at once: its next_attempt_at is the handler's (domain)
+            # clock, which a test may have moved days ahead; retries use real time.
+            backoff = (row.next_attempt_at - now).total_seconds() if row.attempts else 0.0
+            wait = max(backoff, self._pace_wait(row.platform, lane, loop_now))
             if wait <= 0:
                 due.append(row)
             else:

@@ -35,7 +35,7 @@ from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.clock import Clock, utc_now
-from bot.events import Event, EventId, OccurrenceDue, SessionDue
+from bot.events import Event, EventId, OccurrenceDue, SessionDue, Tick
 from bot.recurrence import Weekly, weekly
 from storage import commitments
 from storage.database import Database
@@ -54,6 +54,17 @@ class Sink(Protocol):
 class _Entry:
     rule: Weekly
     generation: int
+
+
+NextAfter = Callable[[datetime], "datetime | None"]
+
+
+@dataclass
+class _Recurring:
+    next_after: NextAfter
+    #: at start, a moment missed by less than this is fired late (once)
+    catch_up: timedelta
+    next: datetime | None = None
 
 
 class Scheduler:
@@ -83,6 +94,7 @@ class Scheduler:
         self._retry: list[Event] = []
         self._lock = asyncio.Lock()
         self._aps: AsyncIOScheduler | None = None
+        self._recurring: dict[str, _Recurring] = {}
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -99,6 +111,7 @@ class Scheduler:
                 plans = await commitments.plans(session)
             await self._fire(self._adopt(plans, now))
             await self._due_sessions(now)
+            await self._fire(self._catch_up(now))
         if run_timers:
             self._aps = AsyncIOScheduler(
                 timezone=UTC,
@@ -126,6 +139,12 @@ class Scheduler:
         if start is not None:
             heapq.heappush(self._heap, (start, commitment_id, self._generation))
         self._arm()
+
+    def every(
+        self, name: str, next_after: NextAfter, *, catch_up: timedelta = timedelta(0)
+    ) -> None:
+        """Fire `Tick(name)` at each moment `next_after` gives (call before start)."""
+        self._recurring[name] = _Recurring(next_after, catch_up)
 
     def forget(self, commitment_id: int) -> None:
         self._entries.pop(commitment_id, None)  # its heap entry is dropped when it surfaces
@@ -157,7 +176,7 @@ class Scheduler:
                 following = entry.rule.next_after(start)
                 if following is not None:
                     heapq.heappush(self._heap, (following, cid, generation))
-            fired = await self._fire(events + self._occurrences(due))
+            fired = await self._fire(events + self._occurrences(due) + self._ticks(now))
             fired += await self._due_sessions(now)
             # Commitments made on another instance since the last pass.
             async with self._db.read() as session:
@@ -181,6 +200,31 @@ class Scheduler:
                 self._heap.append((start, p.id, self._generation))
         heapq.heapify(self._heap)
         return self._occurrences(missed)
+
+    def _catch_up(self, now: datetime) -> list[Event]:
+        """At start: the recurring moments missed within their catch-up window, once each."""
+        events: list[Event] = []
+        for name, item in self._recurring.items():
+            missed = item.next_after(now - item.catch_up) if item.catch_up else None
+            if missed is not None and missed <= now:
+                events.append(tick(name, missed))
+            item.next = item.next_after(now)
+        return events
+
+    def _ticks(self, now: datetime) -> list[Event]:
+        """Recurring moments that came; after a long pause only the latest of each counts,
+        and not at all if it is older than its catch-up window (a week-old Monday post)."""
+        events: list[Event] = []
+        for name, item in self._recurring.items():
+            latest = None
+            while item.next is not None and item.next <= now:
+                latest, item.next = item.next, item.next_after(item.next)
+            if latest is None:
+                continue
+            if item.catch_up and now - latest > item.catch_up:
+                continue
+            events.append(tick(name, latest))
+        return events
 
     def _occurrences(self, due: list[tuple[datetime, int]]) -> list[Event]:
         """One event per start instant and batch of commitments."""
@@ -236,7 +280,7 @@ class Scheduler:
             heapq.heappop(self._heap)
         candidates = [
             t for t in (self._heap[0][0] if self._heap else None, self._next_session) if t
-        ]
+        ] + [r.next for r in self._recurring.values() if r.next is not None]
         if not candidates:
             return
         delay = max(0.0, (min(candidates) - self._clock()).total_seconds())
@@ -265,6 +309,10 @@ class Scheduler:
             self._on_error(event.exception, f"scheduler job {event.job_id}")
 
 
+def tick(name: str, at: datetime) -> Tick:
+    return Tick(EventId(f"tick:{name}:{at:%Y%m%dT%H%M%SZ}"), name, at)
+
+
 def occurrence(start: datetime, commitment_ids: Sequence[int]) -> OccurrenceDue:
     """The same blocks at the same instant get the same event id on every instance."""
     ids = ",".join(str(i) for i in commitment_ids)
@@ -274,4 +322,4 @@ def occurrence(start: datetime, commitment_ids: Sequence[int]) -> OccurrenceDue:
     )
 
 
-__all__ = ["LOOKBACK", "Scheduler", "occurrence"]
+__all__ = ["LOOKBACK", "Scheduler", "occurrence", "tick"]

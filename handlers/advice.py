@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from bot.context import Context
-from bot.events import ChannelId, platform_of
+from bot.events import ChannelId, Tick, platform_of
 from bot.people import STAFF, is_manager
 from bot.router import Router, UsageError
 from bot.views import Button, Card, Field, Notice
@@ -37,6 +38,8 @@ ADMINS = frozenset({Role.ADMIN})
 PEOPLE = STAFF | CONSULTANTS
 _ID = re.compile(r"^#?(\d{1,9})-A(\d{1,6})$", re.IGNORECASE)
 CONTEXT_LIMIT = 2500
+#: the scheduler's name for the sweep that chases late advice
+SLA_SWEEP = "advice-sla"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,61 @@ def register(router: Router) -> None:
     router.command("rate", rate, STAFF)
     router.command("close", close, STAFF)
     router.command("consultants here", consultants_here, ADMINS)
+
+
+def register_sla(router: Router, sla: timedelta) -> None:
+    async def on_tick(ctx: Context, event: Tick) -> None:
+        if event.name == SLA_SWEEP:
+            await chase(ctx, sla)
+
+    router.on(Tick, on_tick)
+
+
+def quarter_hour_after(moment: datetime) -> datetime:
+    """The sweep runs on the quarter hours, so every instance names the same moments."""
+    base = moment.replace(minute=0, second=0, microsecond=0)
+    return base + timedelta(minutes=(moment.minute // 15 + 1) * 15)
+
+
+async def chase(ctx: Context, sla: timedelta) -> None:
+    """Requests unanswered past the SLA: remind the consultant (or the pool), tell the
+    owner it is still open. Once per request."""
+    for request in await advice.overdue(ctx.session, ctx.now - sla):
+        ident = AdviceId(request.conversation_id, request.seq)
+        waited = age(request.created_at, ctx.now)
+        owner = await _person(ctx, request.asked_by)
+        consultant = await _person(ctx, request.consultant_id)
+        if consultant is not None:
+            ctx.tell(
+                consultant,
+                Notice(
+                    ctx.texts_of(consultant).advice_reminder.format(
+                        id=ident, age=waited, owner=_name(owner)
+                    )
+                ),
+            )
+        else:
+            for pool in await role_channels.channels(ctx.session, role_channels.CONSULTANTS):
+                ctx.out.post(
+                    ChannelId(pool.channel),
+                    Notice(ctx.channel_texts.advice_reminder_pool.format(id=ident, age=waited)),
+                )
+        if owner is not None:
+            texts = ctx.texts_of(owner)
+            ctx.tell(
+                owner,
+                Notice(
+                    texts.advice_still_open.format(
+                        id=ident,
+                        age=waited,
+                        consultant=consultant.display_name
+                        if consultant
+                        else texts.advice_pool_name,
+                    )
+                ),
+            )
+        request.reminded_at = ctx.now
+        ctx.session.add(request)
 
 
 # -- the owner's side ---------------------------------------------------------------------

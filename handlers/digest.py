@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.charts import digest_chart
 from bot.context import Context
-from bot.events import ChannelId, PersonId, platform_of
+from bot.events import ChannelId, PersonId, Tick, platform_of
 from bot.messages import Texts
 from bot.people import MANAGERS
 from bot.router import Router, UsageError
@@ -32,6 +32,8 @@ from storage import role_channels, teams
 from storage.models import Role
 
 UNCLAIMED_LISTED = 10
+#: the scheduler's name for Monday 09:00
+WEEKLY = "weekly-digest"
 ADMINS = frozenset({Role.ADMIN})
 
 
@@ -103,8 +105,13 @@ def register(router: Router, tz: str, claim_target: int) -> None:
         )
         ctx.reply(ctx.texts.managers_set.format(tz=tz))
 
+    async def on_tick(ctx: Context, event: Tick) -> None:
+        if event.name == WEEKLY:
+            await post_weekly(ctx, event.at, tz, claim_target)
+
     router.command("digest", digest_command, MANAGERS)
     router.command("managers here", managers_here, ADMINS)
+    router.on(Tick, on_tick)
 
 
 async def digest(ctx: Context, args: Sequence[str], tz: str, claim_target: int) -> None:
@@ -124,9 +131,9 @@ async def digest(ctx: Context, args: Sequence[str], tz: str, claim_target: int) 
     ctx.out.tell(PersonId(ctx.sender.ref), chart(figures, texts), ctx.channel)
 
 
-async def post_weekly(ctx: Context, tz: str, claim_target: int) -> None:
-    """Monday 09:00: last week's digest, to every managers' channel."""
-    week = IsoWeek.containing(ctx.now.astimezone(ZoneInfo(tz)).date() - timedelta(days=7))
+async def post_weekly(ctx: Context, monday: datetime, tz: str, claim_target: int) -> None:
+    """Monday 09:00: the week that just ended, to every managers' channel."""
+    week = IsoWeek.containing(monday.astimezone(ZoneInfo(tz)).date() - timedelta(days=7))
     figures = await build(ctx.session, week, tz, "", claim_target, ctx.now)
     assert figures is not None
     texts = ctx.channel_texts
@@ -164,6 +171,9 @@ async def build(
         | set(raw.to_reply)
         | set(raw.advice_received)
         | set(raw.advice_answered)
+        # Committed time and gave none: still listed, at 0%. Nobody drops out quietly.
+        | set(raw.committed)
+        | set(raw.given)
     )
     people: list[PersonFigures] = []
     consultants: list[ConsultantFigures] = []
@@ -190,6 +200,9 @@ async def build(
                 resolved=acted.get("resolved", 0),
                 to_claim=_median(raw.to_claim.get(pid, [])),
                 to_reply=_median(raw.to_reply.get(pid, [])),
+                committed=raw.committed.get(pid) if not team_id else None,
+                given=raw.given.get(pid, 0) if not team_id else None,
+                sessions=dict(sorted(raw.sessions.get(pid, {}).items())),
             )
         )
     team_figures = []
@@ -272,7 +285,7 @@ def as_text(d: Digest, texts: Texts) -> str:
     prev_consultants = {c.name: c for c in d.previous.consultants} if d.previous else {}
     prev_teams = {t.name: t for t in d.previous.teams} if d.previous else {}
     # Someone absent the week before did nothing then: their counts rise from zero.
-    quiet_person = PersonFigures("", 0, 0, 0, None, None) if d.previous else None
+    quiet_person = PersonFigures("", 0, 0, 0, None, None, 0, 0) if d.previous else None
     quiet_consultant = ConsultantFigures("", 0, 0, None, 0) if d.previous else None
     zone = ZoneInfo(d.tz)
     lines = [
@@ -291,12 +304,14 @@ def as_text(d: Digest, texts: Texts) -> str:
         commitment = ""
         if p.committed is not None:
             sessions = ", ".join(
-                f"{texts.digest_session_names.get(k, k)} {v}" for k, v in p.sessions.items() if v
+                f"{texts.digest_session_names.get(k) or texts.outcome_names.get(k, k)} {v}"
+                for k, v in p.sessions.items()
+                if v
             )
             kept = p.kept
             commitment = texts.digest_commitment.format(
                 committed=p.committed,
-                given=_num(p.given or 0, b.given if b else None),
+                given=f"{p.given or 0} min{_trend(p.given or 0, b.given if b else None)}",
                 kept=(f"{kept:.0f}%" + _trend(kept, b.kept if b else None))
                 if kept is not None
                 else texts.digest_none,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,3 +86,19 @@ async def first_question(session: AsyncSession, request_id: int) -> str:
         .limit(1)
     )
     return text or ""
+
+
+async def overdue(session: AsyncSession, asked_before: datetime) -> Sequence[AdviceRequest]:
+    """Requests unanswered since before `asked_before` that nobody was reminded of yet."""
+    return (
+        await session.scalars(
+            select(AdviceRequest)
+            .where(
+                col(AdviceRequest.status).in_((AdviceStatus.OPEN, AdviceStatus.TAKEN)),
+                col(AdviceRequest.created_at) <= asked_before,
+                col(AdviceRequest.reminded_at).is_(None),
+            )
+            .order_by(col(AdviceRequest.id))
+            .with_for_update()
+        )
+    ).all()

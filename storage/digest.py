@@ -20,6 +20,7 @@ from storage.models import (
     AdviceRequest,
     AuditEntry,
     Conversation,
+    DialogueSession,
     Mention,
     Person,
     Status,
@@ -48,6 +49,11 @@ class Raw:
     advice_useful: dict[int, int] = field(default_factory=dict)
     #: when each mention of the week arrived, for mentions per day
     mention_times: list[datetime] = field(default_factory=list)
+    #: person id → minutes committed (blocks of the week) and given (blocks and `log`)
+    committed: dict[int, int] = field(default_factory=dict)
+    given: dict[int, int] = field(default_factory=dict)
+    #: person id → outcome → blocks
+    sessions: dict[int, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
 
 
 async def _fetch(session: AsyncSession, statement: Any) -> list[tuple[Any, ...]]:
@@ -182,6 +188,24 @@ async def week(
         raw.advice_minutes[consultant].append(_minutes(answered, created))
         if rating == "useful":
             raw.advice_useful[consultant] = raw.advice_useful.get(consultant, 0) + 1
+    # Dialogue time: every block of the week is a row, whatever became of it.
+    if team_id is None:
+        for person, outcome, planned, given, count in await _fetch(
+            session,
+            select(
+                col(DialogueSession.person_id),
+                col(DialogueSession.outcome),
+                func.sum(DialogueSession.minutes_planned),
+                func.sum(DialogueSession.minutes_given),
+                func.count(),
+            )
+            .where(*between(col(DialogueSession.occurrence_start)))
+            .group_by(col(DialogueSession.person_id), col(DialogueSession.outcome)),
+        ):
+            raw.committed[person] = raw.committed.get(person, 0) + int(planned or 0)
+            raw.given[person] = raw.given.get(person, 0) + int(given or 0)
+            if outcome != "logged":
+                raw.sessions[person][outcome] = int(count)
     return raw
 
 

@@ -61,7 +61,8 @@ class Chat:
         self.clock = FakeClock()
         self.platform = RecordingPlatform()
         settings = load_settings({"DATABASE_URL": database_url, "INLOOP_ADMINS": admins, **env})
-        self.app = App(settings, {"console": self.platform}, clock=self.clock)
+        # Tests drive time themselves (`at`): no timer runs on the real clock.
+        self.app = App(settings, {"console": self.platform}, clock=self.clock, run_timers=False)
 
     async def start(self) -> Chat:
         await self.app.start()
@@ -69,6 +70,12 @@ class Chat:
 
     async def stop(self) -> None:
         await self.app.stop()
+
+    async def at(self, when: datetime) -> None:
+        """The clock reaches `when`: whatever the scheduler has due then happens."""
+        self.clock.now = when
+        await self.app.scheduler.run_due(when)
+        await self.app.settle()
 
     async def say(self, who: str, text: str, where: str = "support") -> str:
         """`who` types `!inloop TEXT` in #where; returns what they were told privately."""

@@ -142,6 +142,9 @@ class Texts:
     advice_states: dict[str, str]
     pool_set: str
     consultant_scope: str
+    advice_reminder: str
+    advice_reminder_pool: str
+    advice_still_open: str
     # -- digest (issue 8) ----------------------------------------------------------------
     digest_title: str
     digest_people: str

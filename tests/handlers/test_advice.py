@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.views import Card
 from harness import Chat, channel, person
 from recording import field_value
@@ -113,3 +115,39 @@ async def test_only_the_owner_or_a_manager_asks_and_someone_must_be_there_to_ans
     assert "`1-B2` is not an advice request" in await chat.say("expert", "take 1-B2")
     assert await chat.say("expert", "take 1-A9") == "There is no advice request 1-A9."
     assert "Usage:" in await chat.say("ann", "ask 1")
+
+
+async def test_unanswered_advice_is_chased_once_after_the_sla(chat: Chat) -> None:
+    await _owner_with_a_conversation(chat)
+    asked_at = chat.clock()
+    await chat.say("ann", "ask 1 Rimborso? console:expert")
+
+    await chat.at(asked_at + timedelta(hours=23, minutes=45))
+    assert "Still waiting" not in chat.platform.last_private(person("expert"))
+
+    await chat.at(asked_at + timedelta(hours=24, minutes=15))
+    assert chat.platform.last_private(person("expert")) == (
+        "Still waiting for your advice on 1-A1, asked 24h ago by Ann: `answer 1-A1 ADVICE`."
+    )
+    assert chat.platform.last_private(person("ann")) == (
+        "1-A1 is still unanswered after 24h; I reminded Expert."
+    )
+
+    await chat.at(asked_at + timedelta(hours=48))
+    reminders = [m for m in chat.platform.private(person("expert")) if "Still waiting" in m]
+    assert len(reminders) == 1
+
+
+async def test_a_request_waiting_in_the_pool_is_chased_in_the_pool(chat: Chat) -> None:
+    await _owner_with_a_conversation(chat)
+    await chat.say("boss", "consultants here", where="experts")
+    asked_at = chat.clock()
+    await chat.say("ann", "ask 1 Rimborso?")
+
+    await chat.at(asked_at + timedelta(hours=25))
+
+    pool = [d.text for d in chat.platform.everything_in(channel("experts"))]
+    assert pool[-1] == "1-A1 has waited 25h for a consultant: `take 1-A1`."
+    assert chat.platform.last_private(person("ann")) == (
+        "1-A1 is still unanswered after 25h; I reminded the consultants' pool."
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 import struct
 import subprocess
 import sys
@@ -197,3 +198,72 @@ async def test_managers_here_sets_the_channel_for_the_weekly_post(chat: Chat) ->
     told = await chat.say("boss", "managers here", where="managers")
     assert told == "This channel gets the weekly digest, every Monday at 09:00 (UTC)."
     assert chat.platform.in_channel(channel("managers")) == []
+
+
+async def test_the_weekly_post_goes_to_the_managers_channel_once_on_monday_9(
+    database_url: str,
+) -> None:
+    chat = await _digest_chat(database_url)
+    await _seed(chat)  # leaves the clock on Monday 23 Nov, 09:00 UTC (10:00 in Rome)
+    await chat.say("boss", "managers here", where="managers")
+
+    # Monday 30 Nov: 09:00 in Rome is 08:00 UTC
+    await chat.at(datetime(2026, 11, 30, 7, 59, tzinfo=UTC))
+    assert chat.platform.everything_in(channel("managers")) == []
+
+    await chat.at(datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
+    posted = chat.platform.everything_in(channel("managers"))
+    assert [d.text.splitlines()[0] for d in posted] == [
+        "Inloop digest 2026-W48 (23 Nov – 29 Nov 2026, Europe/Rome)",
+        "(chart) Inloop 2026-W48",
+    ]
+
+    await chat.at(datetime(2026, 11, 30, 8, 30, tzinfo=UTC))
+    await chat.stop()
+    # a restart the same morning catches up on a missed post, but this one was sent
+    again = await Chat(database_url, DIGEST_TZ=ROME).start()
+    again.platform = chat.platform
+    await again.at(datetime(2026, 11, 30, 9, 0, tzinfo=UTC))
+    assert len(chat.platform.everything_in(channel("managers"))) == 2
+    await again.stop()
+
+
+async def test_a_post_missed_while_down_is_sent_late_the_same_morning(
+    database_url: str,
+) -> None:
+    chat = await _digest_chat(database_url)
+    await chat.say("boss", "team add support")
+    await chat.say("boss", "managers here", where="managers")
+    await chat.stop()
+
+    # Inloop was down at 09:00 and comes back at 11:30 (Rome)
+    later = Chat(database_url, DIGEST_TZ=ROME)
+    later.clock.now = datetime(2026, 11, 30, 10, 30, tzinfo=UTC)
+    await later.start()
+    await later.app.settle()
+
+    posted = later.platform.everything_in(channel("managers"))
+    assert posted[0].text.startswith("Inloop digest 2026-W48")
+    await later.stop()
+
+
+async def test_commitments_kept_and_not_kept_are_in_the_digest(database_url: str) -> None:
+    chat = await _digest_chat(database_url)
+    await chat.say("boss", "team add support")
+    chat.clock.now = datetime(2026, 11, 16, 7, 0, tzinfo=UTC)  # Monday 08:00 in Rome
+    assert (await chat.say("ann", "commit mon 09:00 30m Europe/Rome")).startswith("Commitment 1")
+    assert (await chat.say("bob", "commit mon 09:00 1h Europe/Rome")).startswith("Commitment 2")
+    await chat.at(datetime(2026, 11, 16, 8, 0, tzinfo=UTC))  # both blocks start
+    await chat.at(datetime(2026, 11, 16, 9, 0, tzinfo=UTC))  # both check-ins are due
+    checkin = chat.platform.last_private(person("ann"))
+    assert checkin.startswith("How did your dialogue time go?")
+    block = re.search(r"Block (\d+):", checkin)
+    assert block is not None
+    assert "recorded as done" in await chat.say("ann", f"done {block.group(1)}")
+    await chat.at(datetime(2026, 11, 17, 9, 30, tzinfo=UTC))  # Bob never answers
+
+    text = await chat.say("boss", "digest 2026-W47")
+
+    assert "• Ann: committed 30 min, gave 30 min ▲30 (100%) · sessions done 1 · " in text
+    assert "• Bob: committed 60 min, gave 0 min (0%) · sessions no answer 1 · " in text
+    await chat.stop()
