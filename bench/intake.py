@@ -53,7 +53,7 @@ from bot.config import ConfigError, load_settings
 from bot.events import ChannelId, Command, EventId, PersonId
 from bot.intake.webhook import sign
 from bot.platform import EventSink, PersonInfo
-from bot.views import Card, View
+from bot.views import Card, Notice, View
 from storage.models import Mention
 
 CHANNEL = ChannelId("console:#support")
@@ -99,16 +99,16 @@ class BenchPlatform:
         at = time.monotonic()
         if isinstance(view, Card) and (found := TITLE_NUMBER.match(view.title)):
             self.cards.setdefault(int(found[1]), []).append(at)
-        self.log.append(("send", channel, view.title if isinstance(view, Card) else view.text))
+        self.log.append(("send", channel, view.text if isinstance(view, Notice) else view.title))
         return f"msg-{next(self._refs)}"
 
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
-        self.log.append(("update", channel, view.title if isinstance(view, Card) else view.text))
+        self.log.append(("update", channel, view.text if isinstance(view, Notice) else view.title))
 
     async def send_private(
         self, person: PersonId, view: View, key: str, context: ChannelId | None
     ) -> None:
-        self.log.append(("private", person, view.title if isinstance(view, Card) else view.text))
+        self.log.append(("private", person, view.text if isinstance(view, Notice) else view.title))
 
     async def user_info(self, person: PersonId) -> PersonInfo:
         return PersonInfo(display_name=person.partition(":")[2].capitalize(), is_staff=True)
@@ -183,7 +183,7 @@ async def post(http: aiohttp.ClientSession, url: str, body: bytes, due: float) -
     answered = time.monotonic()
     if status not in (200, 202):
         return Answer(due, started, answered, status, [], 0, str(payload.get("error", payload)))
-    items = payload["mentions"] if "mentions" in payload else [payload]
+    items = payload.get("mentions", [payload])
     numbers = [int(item["conversation"]) for item in items]
     duplicates = sum(1 for item in items if item["duplicate"])
     return Answer(due, started, answered, status, numbers, duplicates)

@@ -46,12 +46,28 @@ class Notice:
     text: str
 
 
-View = Card | Notice
+@dataclass(frozen=True)
+class HomeSection:
+    heading: str
+    cards: tuple[Card, ...] = ()
+    #: shown when there are no cards
+    empty: str = ""
+
+
+@dataclass(frozen=True)
+class Home:
+    """A person's own overview: Slack's Home tab; a private message where there is none."""
+
+    title: str
+    sections: tuple[HomeSection, ...] = ()
+
+
+View = Card | Notice | Home
 
 
 def view_to_dict(view: View) -> dict[str, Any]:
     """Serialise a view for the outbox row."""
-    kind = "card" if isinstance(view, Card) else "notice"
+    kind = "card" if isinstance(view, Card) else "home" if isinstance(view, Home) else "notice"
     return {"kind": kind, **asdict(view)}
 
 
@@ -59,6 +75,22 @@ def view_from_dict(data: dict[str, Any]) -> View:
     body = {k: v for k, v in data.items() if k != "kind"}
     if data["kind"] == "notice":
         return Notice(**body)
+    if data["kind"] == "home":
+        return Home(
+            title=body["title"],
+            sections=tuple(
+                HomeSection(
+                    heading=s["heading"],
+                    cards=tuple(_card(c) for c in s.get("cards", ())),
+                    empty=s.get("empty", ""),
+                )
+                for s in body.get("sections", ())
+            ),
+        )
+    return _card(body)
+
+
+def _card(body: dict[str, Any]) -> Card:
     return Card(
         title=body["title"],
         fields=tuple(Field(**f) for f in body.get("fields", ())),

@@ -17,7 +17,7 @@ from bot.events import (
     PersonId,
 )
 from bot.intake.mentions import Invalid, parse_mention
-from bot.views import Card, View
+from bot.views import Card, Home, View
 
 PREFIX = "!inloop"
 _MENTION = re.compile(r"(?<![\w:])@([\w.-]+)")
@@ -131,6 +131,12 @@ def literal(text: str) -> str:
 
 
 def render(view: View) -> str:
+    if isinstance(view, Home):
+        parts = [literal(view.title)]
+        for section in view.sections:
+            parts.append(f"== {literal(section.heading)}")
+            parts += [render(card) for card in section.cards] or [literal(section.empty)]
+        return "\n".join(parts)
     if not isinstance(view, Card):
         return literal(view.text)
     lines = [f"┌ {literal(view.title)}"]
