@@ -98,18 +98,22 @@ def clip(text: str, limit: int) -> tuple[str, bool]:
     return cut.rstrip() + "…", True
 
 
-def _escaped_clip(text: str, limit: int) -> tuple[str, bool]:
-    """Escape, then clip so that the escaped form fits (escaping makes text longer);
-    the cut is made in the plain text, so it never falls inside an entity."""
-    escaped = escape(text)
-    if len(escaped) <= limit:
-        return escaped, False
+def _fit(text: str, limit: int) -> tuple[str, bool]:
+    """The longest start of `text` whose escaped form fits in `limit` (escaping makes text
+    longer); True if cut. The cut is made in the plain text, never inside an entity."""
+    if len(escape(text)) <= limit:
+        return text, False
     target = limit
     plain, _ = clip(text, target)
     while len(escape(plain)) > limit:
         target -= len(escape(plain)) - limit
         plain, _ = clip(text, target)
-    return escape(plain), True
+    return plain, True
+
+
+def _escaped_clip(text: str, limit: int) -> tuple[str, bool]:
+    plain, cut = _fit(text, limit)
+    return escape(plain), cut
 
 
 # -- inbound ---------------------------------------------------------------------------
@@ -275,9 +279,7 @@ def card_blocks(card: Card, labels: Labels) -> list[Block]:
     trimmed = False
     if card.text.strip():
         # plain_text: customer *bold*, _x_, links and mentions show exactly as written
-        text, trimmed = clip(card.text, SECTION_TEXT_LIMIT - 200)
-        text, cut_more = _escaped_clip(text, SECTION_TEXT_LIMIT)
-        trimmed = trimmed or cut_more
+        text, trimmed = _fit(card.text, SECTION_TEXT_LIMIT)
         blocks.append(SectionBlock(text=_plain(text)))
     notes: list[PlainTextObject | MarkdownTextObject] = []
     if card.link:
