@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
 from collections.abc import AsyncIterator
-from pathlib import Path
-from urllib.parse import urlencode
 
-import aiohttp
 import pytest
 
-from bot.app import App, build_platforms
-from bot.config import load_settings
-from bot.platform import StartError
-from bot.platforms.slack.adapter import SlackPlatform
-from fake_slack import FakeSlack, button, message, sign
+from fake_slack import FakeSlack, button, message
 from harness import eventually
 from slack_chat import OWNER, SHARED, SlackChat, buttons, shown
 
@@ -90,3 +80,175 @@ async def test_the_bots_own_messages_and_edits_are_not_customers(slack: SlackCha
     await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
     assert slack.handled == before + 1  # only the real message reached the core
     assert "a real question" in shown(slack.card(1)[1])
+
+
+async def test_every_slash_command_answers_privately(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    await slack.write("UCUST", "Where is my parcel?", SHARED, ts="300.1")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    commands = [
+        "help",
+        "queue",
+        "show 1",
+        "claim 1",
+        "replied 1",
+        "release 1",
+        "resolve 1",
+        "reopen 1",
+        "reassign 1 <@UBOB|bob>",
+        "teams",
+        "team tags support parcel",
+        "route test my parcel is late",
+        "feed list",
+        "feed add https://example.org/feed.xml support",
+        "feed remove 1",
+        "lang en",
+        "role <@UANN|ann> manager",
+        "team unwatch",
+    ]
+    for text in commands:
+        where = SHARED if text == "team unwatch" else OWNER
+        ephemeral_before = len(fake.ephemeral)
+        told = await slack.say("UADMIN", text, where=where)
+        assert told, text
+        assert "went wrong" not in told, (text, told)
+        assert len(fake.ephemeral) > ephemeral_before, text  # ephemeral, in that channel
+        assert fake.ephemeral[-1].channel == where
+    # `home` publishes the person's Home tab instead of answering in the channel
+    await slack.say("UADMIN", "home")
+    assert "Claimed by you" in shown(fake.homes["UADMIN"]["blocks"])
+    # the person mention became Inloop's id for Bob: he owns #1 now
+    assert "Bob" in shown(slack.card(1)[1])
+    told = await slack.say("UANN", "queue")
+    assert "not allowed" not in told  # Ann is a manager now
+
+
+async def test_errors_are_ephemeral_and_say_why(slack: SlackChat) -> None:
+    told = await slack.say("UANN", "claim 99")
+    assert "#99" in told
+    told = await slack.say("UANN", "frobnicate")
+    assert "frobnicate" in told and "/inloop" in told
+    told = await slack.say("UANN", "claim")
+    assert "/inloop claim" in told  # the usage line, with Slack's prefix
+    assert all(e.user == "UANN" for e in slack.fake.ephemeral[-3:])
+
+
+async def test_a_channel_the_bot_is_not_in_gets_the_answer_by_dm(slack: SlackChat) -> None:
+    slack.fake.fail("chat.postEphemeral", "not_in_channel")
+    told = await slack.say("UANN", "claim 99", where="CELSEWHERE")
+    assert "#99" in told
+    assert slack.fake.posted[-1].channel == "UANN"  # the app's DM with Ann
+
+
+async def test_guests_and_other_workspaces_are_not_staff(slack: SlackChat) -> None:
+    await slack.setup_team()
+    await slack.write("UCUST", "hello", SHARED, ts="400.1")
+    await slack.until(lambda: len(slack.fake.in_channel(OWNER)) == 1)
+
+    for outsider in ("UCUST", "UEXT"):
+        told = await slack.say(outsider, "claim 1")
+        assert "claim" in told
+        assert "Owner" in shown(slack.card(1)[1])
+        assert buttons(slack.card(1)[1]) == ["inloop:claim"], outsider  # still unclaimed
+    # Giulia's Slack locale is Italian: Inloop answers her in Italian
+    assert "non" in (await slack.say("UCUST", "claim 1")).lower()
+    # a person from another workspace writing in the shared channel is a customer
+    await slack.write("UEXT", "also me", SHARED, ts="400.2")
+    await slack.until(lambda: len(slack.fake.in_channel(OWNER)) == 2)
+
+
+async def test_home_tab_shows_mine_and_waiting_with_buttons(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    await slack.write("UCUST", "first", SHARED, ts="500.1")
+    await slack.write("UEXT", "second", SHARED, ts="500.2")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 2)
+    await slack.press("UANN", "claim", "1")
+
+    await slack.send_event(
+        {"type": "app_home_opened", "user": "UANN", "channel": "DANN", "tab": "home"}
+    )
+    await slack.until(lambda: "UANN" in fake.homes)
+    home = fake.homes["UANN"]
+    assert home["type"] == "home"
+    text = shown(home["blocks"])
+    assert "Claimed by you (1)" in text and "first" in text
+    assert "Waiting for someone to claim them (1)" in text and "second" in text
+    assert "inloop:claim" in buttons(home["blocks"])
+
+    # Claim #2 from the Home tab: the tab is published again, now with both
+    await slack.press("UANN", "claim", "2", where=None, view={"id": "VH", "type": "home"})
+    await slack.until(lambda: "Claimed by you (2)" in shown(fake.homes["UANN"]["blocks"]))
+
+
+async def test_a_retried_event_is_handled_once(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    body = message("UCUST", SHARED, "are you there?", "600.1")
+    await slack.send_event(body, event_id="EvSAME")
+    # Slack did not see the ack in time and sends the same event again, twice
+    await slack.send_event(body, event_id="EvSAME")
+    await slack.send_event(body, event_id="EvSAME")
+    assert len(fake.in_channel(OWNER)) == 1
+
+
+async def test_a_lost_socket_mode_connection_reconnects(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    opened = fake.count("apps.connections.open")
+    await fake.drop_connections()
+    await eventually(lambda: fake.connections == 2)
+    assert fake.count("apps.connections.open") == opened + 1
+    await slack.write("UCUST", "still there?", SHARED, ts="700.1")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+
+
+async def test_show_full_text_opens_a_modal_with_all_of_it(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    long_text = "parcel " * 700 + "THE END"
+    await slack.write("UCUST", long_text, SHARED, ts="800.1")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    _, blocks = slack.card(1)
+    assert "THE END" not in shown(blocks)
+    assert "inloop_show_full" in buttons(blocks)
+
+    before = slack.handled
+    envelope = await fake.push(
+        "interactive", button("UANN", OWNER, "inloop_show_full", "1", "trig-full")
+    )
+    await fake.acked(envelope)
+    await eventually(lambda: slack.handled > before)
+    await slack.app.settle()
+    assert fake.count("views.open") == 1 and fake.count("views.update") == 1
+    (modal,) = fake.views.values()
+    assert modal["type"] == "modal"
+    assert "THE END" in shown(modal["blocks"])
+    assert all(len(b["text"]["text"]) <= 3000 for b in modal["blocks"])
+
+
+async def test_a_429_storm_during_a_burst_of_200_mentions(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    # the 100th and 200th posts start a storm of 429s (Retry-After: 0), longer than the
+    # client's own retry: the outbox has to retry too
+    fake.storm = (100, 2, 0)
+    for n in range(200):
+        await fake.push(
+            "events_api",
+            {
+                "type": "event_callback",
+                "team_id": "T1",
+                "event_id": f"EvBurst{n}",
+                "event": message("UCUST", SHARED, f"burst {n}", f"900.{n:03d}"),
+            },
+        )
+    await eventually(lambda: len(fake.in_channel(OWNER)) == 200, within=60)
+    await slack.app.settle()
+    cards = fake.in_channel(OWNER)
+    numbers = [int(shown(c.blocks).split(" ")[0].lstrip("#")) for c in cards]
+    assert numbers == list(range(1, 201))  # all of them, in order, none twice
+    texts = [shown(c.blocks) for c in cards]
+    assert all(f"burst {n - 1}" in t for n, t in zip(numbers, texts, strict=True))
+    assert sum(1 for m, _ in fake.calls if m == "chat.postMessage") > 200  # there were 429s

@@ -10,10 +10,12 @@ Two ways to receive Slack's events:
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -25,6 +27,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.events import ChannelId, Event, PersonId
@@ -65,6 +68,47 @@ EPHEMERAL_FALLBACK = frozenset(
 BAD_TOKEN = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked"})
 #: remembered idempotency keys (a resend in this process is not posted twice)
 SENT_MEMORY = 10_000
+
+
+class Turnstile:
+    """Messages of one channel reach the core in the order Slack delivered them.
+
+    The Socket Mode client handles envelopes concurrently, so a burst in one channel
+    would otherwise become conversations numbered out of order. A ticket is taken on
+    receipt (in order) and each message waits for its turn; a ticket whose event never
+    comes (dropped on the way) holds the line for at most `patience` seconds.
+    """
+
+    def __init__(self, patience: float = 5.0) -> None:
+        self._patience = patience
+        self._issued: dict[str, int] = collections.defaultdict(int)
+        self._served: dict[str, int] = collections.defaultdict(int)
+        self._tickets: dict[str, tuple[str, int]] = {}
+        self._changed = asyncio.Condition()
+
+    def take(self, event_id: str, lane: str) -> None:
+        self._tickets[event_id] = (lane, self._issued[lane])
+        self._issued[lane] += 1
+
+    @contextlib.asynccontextmanager
+    async def turn(self, event_id: str) -> AsyncIterator[None]:
+        ticket = self._tickets.pop(event_id, None)
+        if ticket is None:
+            yield
+            return
+        lane, number = ticket
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self._served[lane] >= number),
+                    self._patience,
+                )
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._served[lane] = max(self._served[lane], number + 1)
+                self._changed.notify_all()
 
 
 class SlackPlatform:
@@ -124,6 +168,7 @@ class SlackPlatform:
         self._sent: collections.OrderedDict[str, str] = collections.OrderedDict()
         #: person → the "Show full text" modal waiting for the core's answer
         self._modals: dict[str, str] = {}
+        self._turnstile = Turnstile()
         self._register()
 
     @property
@@ -172,6 +217,8 @@ class SlackPlatform:
             web_client=socket_client,
             ping_interval=self._ping_interval,
         )
+        # runs for each envelope in arrival order, before Bolt's concurrent dispatch
+        self._socket.client.message_listeners.insert(0, self._received)
         try:
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
         except SlackApiError as exc:
@@ -281,9 +328,21 @@ class SlackPlatform:
             # The same text arrives as a `message` event, which is what Inloop reads.
             return
 
+    async def _received(
+        self, client: AsyncBaseSocketModeClient, envelope: dict[Any, Any], raw: str | None
+    ) -> None:
+        # No await in here: it must run to the end before the next envelope's turn.
+        if envelope.get("type") != "events_api":
+            return
+        payload = envelope.get("payload") or {}
+        event = tr.message_event(payload, self.bot_user_id)
+        if event is not None:
+            self._turnstile.take(event.event_id, event.channel)
+
     async def _hand(self, event: Event) -> None:
         assert self._sink is not None, "events arrive only after start()"
-        await self._sink.handle(event)
+        async with self._turnstile.turn(event.event_id):
+            await self._sink.handle(event)
 
     async def open_form(
         self, trigger_id: str, form_id: str, context: ChannelId | None = None
