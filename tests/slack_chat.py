@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bot.app import App, build_platforms
 from bot.config import load_settings
 from bot.events import Event
+from bot.platform import EventSink
 from bot.platforms.slack.adapter import SlackPlatform
 from fake_slack import FakeSlack, button, command, event, message, user
 from harness import eventually
@@ -56,6 +57,20 @@ class SlackChat:
             fake.users[uid] = user(uid, name)
         fake.users["UCUST"] = user("UCUST", "Giulia", guest=True, locale="it-IT")
         fake.users["UEXT"] = user("UEXT", "Remo", team="T2")
+
+    @staticmethod
+    def null_sink() -> EventSink:
+        class Nothing:
+            async def handle(self, event: Event) -> bool:
+                return True
+
+            async def handle_many(self, events: Sequence[Event]) -> list[bool]:
+                return [True] * len(events)
+
+            async def settle(self) -> None:
+                pass
+
+        return Nothing()
 
     async def start(self) -> SlackChat:
         await self.app.start()

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlencode
 
+import aiohttp
 import pytest
 
-from fake_slack import FakeSlack, button, message
+from bot.app import App, build_platforms
+from bot.config import load_settings
+from bot.platform import StartError
+from bot.platforms.slack.adapter import SlackPlatform
+from fake_slack import FakeSlack, button, command, message, sign, user
 from harness import eventually
 from slack_chat import OWNER, SHARED, SlackChat, buttons, shown
 
@@ -252,3 +263,111 @@ async def test_a_429_storm_during_a_burst_of_200_mentions(slack: SlackChat) -> N
     texts = [shown(c.blocks) for c in cards]
     assert all(f"burst {n - 1}" in t for n, t in zip(numbers, texts, strict=True))
     assert sum(1 for m, _ in fake.calls if m == "chat.postMessage") > 200  # there were 429s
+
+
+# -- HTTP mode --------------------------------------------------------------------------
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+@pytest.fixture
+async def http_app(database_url: str, fake: FakeSlack) -> AsyncIterator[App]:
+    settings = load_settings(
+        {
+            "DATABASE_URL": database_url,
+            "INLOOP_ADMINS": "slack:UADMIN",
+            "SLACK_BOT_TOKEN": fake.bot_token,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_HTTP_PORT": "0",
+            "SLACK_API_URL": fake.api_url,
+        }
+    )
+    fake.users["UADMIN"] = user("UADMIN", "Ada")
+    app = App(settings, build_platforms(settings))
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def _post_command(app: App, text: str, *, age: float = 0, secret: str = SECRET) -> int:
+    platform = app.platforms["slack"]
+    assert isinstance(platform, SlackPlatform)
+    body = urlencode(command("UADMIN", OWNER, text, f"trig-{text}")).encode()
+    stamp = int(time.time() - age)
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": str(stamp),
+        "X-Slack-Signature": sign(secret, body, stamp),
+    }
+    url = f"http://127.0.0.1:{platform.http_port}/slack/events"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as r,
+    ):
+        return r.status
+
+
+async def test_http_mode_takes_signed_requests_only(http_app: App, fake: FakeSlack) -> None:
+    assert fake.count("apps.connections.open") == 0  # no Socket Mode without an app token
+
+    assert await _post_command(http_app, "help") == 200
+    await eventually(lambda: bool(fake.told("UADMIN")))
+    await http_app.settle()
+    assert "/inloop" in fake.told("UADMIN")[-1]
+
+    told = len(fake.told("UADMIN"))
+    assert await _post_command(http_app, "queue", secret="not-the-signing-secret") == 401
+    # Slack refuses requests older than five minutes (replays): so does Inloop
+    assert await _post_command(http_app, "queue", age=6 * 60) == 401
+    await asyncio.sleep(0.1)
+    await http_app.settle()
+    assert len(fake.told("UADMIN")) == told
+
+
+# -- starting up ------------------------------------------------------------------------
+
+
+async def test_a_rejected_token_stops_the_start(fake: FakeSlack) -> None:
+    platform = SlackPlatform(
+        bot_token="xoxb-revoked", app_token=fake.app_token, api_url=fake.api_url
+    )
+
+    with pytest.raises(StartError) as raised:
+        await platform.start(SlackChat.null_sink())
+
+    assert "SLACK_BOT_TOKEN" in str(raised.value) and "invalid_auth" in str(raised.value)
+    assert fake.count("apps.connections.open") == 0  # no retry loop, no connection
+
+
+async def test_inloop_run_with_a_bad_token_says_so_in_one_line(
+    tmp_path: Path, fake: FakeSlack
+) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "INLOOP_", "DATABASE_"))
+    }
+    env.update(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'inloop.db'}",
+        SLACK_BOT_TOKEN="xoxb-revoked",
+        SLACK_APP_TOKEN="xapp-test",
+        SLACK_API_URL=fake.api_url,
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+
+    assert process.returncode == 2
+    errors = [line for line in stderr.decode().splitlines() if "ERROR" in line or "inloop:" in line]
+    assert errors == [
+        "inloop: Slack rejected SLACK_BOT_TOKEN (invalid_auth): copy the Bot User OAuth Token again"
+    ]
+    assert "Traceback" not in stderr.decode()
