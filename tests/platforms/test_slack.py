@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -16,6 +17,7 @@ import pytest
 from bot.app import App, build_platforms
 from bot.config import load_settings
 from bot.platform import StartError
+from bot.platforms.slack import translate as tr
 from bot.platforms.slack.adapter import SlackPlatform
 from fake_slack import FakeSlack, button, command, message, sign, user
 from harness import eventually
@@ -371,3 +373,45 @@ async def test_inloop_run_with_a_bad_token_says_so_in_one_line(
         "inloop: Slack rejected SLACK_BOT_TOKEN (invalid_auth): copy the Bot User OAuth Token again"
     ]
     assert "Traceback" not in stderr.decode()
+
+
+async def test_a_form_submission_is_validated_inline_then_runs_its_command(
+    slack: SlackChat,
+) -> None:
+    fake = slack.fake
+    slack.platform.forms["claim"] = tr.Form(
+        form_id="claim",
+        title="Claim",
+        submit="Claim",
+        fields=(tr.FormField("number", "Conversation number"),),
+        command="claim {number}",
+    )
+
+    def submission(value: str | None) -> dict[str, Any]:
+        entry = {"type": "plain_text_input", "value": value}
+        return {
+            "type": "view_submission",
+            "team": {"id": "T1"},
+            "user": {"id": "UANN", "team_id": "T1"},
+            "api_app_id": "A1",
+            "trigger_id": "trig-form",
+            "view": {
+                "id": "VFORM",
+                "hash": f"h-{value}",
+                "type": "modal",
+                "callback_id": "inloop_form:claim",
+                "private_metadata": OWNER,
+                "state": {"values": {"number": {"number": entry}}},
+            },
+        }
+
+    envelope = await fake.push("interactive", submission(None))
+    ack = await fake.acked(envelope)
+    assert ack == {"response_action": "errors", "errors": {"number": "Please fill this in."}}
+
+    before = slack.handled
+    envelope = await fake.push("interactive", submission("42"))
+    assert await fake.acked(envelope) == {}  # the modal closes
+    await eventually(lambda: slack.handled > before)
+    await slack.app.settle()
+    assert "#42" in fake.told("UANN")[-1]  # the command ran: there is no #42
