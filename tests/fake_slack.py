@@ -185,6 +185,7 @@ class FakeSlack:
         return {
             "user_id": BOT_USER,
             "team_id": TEAM,
+            "url": "https://acme.slack.com/",
             "bot_id": "BBOT",
             "user": "inloop",
             "team": "Acme",

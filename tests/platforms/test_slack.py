@@ -54,6 +54,7 @@ async def test_watched_channel_mention_to_card_claim_and_thread_reply(slack: Sla
     assert "My order &lt;!channel&gt; arrived broken" in shown(blocks)
     assert buttons(blocks) == ["inloop:claim"]
     assert "#1 from Giulia" in text  # the notification fallback
+    assert "<https://acme.slack.com/archives/CSHARED/p1001>" in shown(blocks)  # the link
 
     told = await slack.press("UANN", "claim", "1")
     assert "#1" in told

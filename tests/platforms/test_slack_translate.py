@@ -218,3 +218,26 @@ def test_a_form_submission_with_a_missing_field_gets_inline_errors() -> None:
     }
     cmd = tr.form_event(body, FORM, values)
     assert cmd.text == "answer 4 all good" and cmd.channel == "slack:C1"
+
+
+@pytest.mark.parametrize(
+    ("url", "markup"),
+    [
+        ("https://x.example/a?b=1&c=2", "<https://x.example/a?b=1&amp;c=2>"),
+        ("https://evil.example|<!channel>", "<https://evil.example%7C&lt;!channel&gt;>"),
+        ("javascript:alert(1)", "javascript:alert(1)"),
+        ("<!here>", "&lt;!here&gt;"),
+    ],
+)
+def test_a_card_link_is_clickable_only_as_a_plain_url(url: str, markup: str) -> None:
+    assert tr.link_markup(url) == markup
+    assert markup in shown(tr.message(card("x", link=url), LABELS).blocks)
+
+
+def test_a_watched_message_links_to_itself() -> None:
+    body = event(message("U1", "C1", "x", "1700000000.000100", thread_ts="1700000000.000001"), "E")
+    found = tr.message_event(body, "UBOT", "https://acme.slack.com/")
+    assert found is not None
+    assert found.url == (
+        "https://acme.slack.com/archives/C1/p1700000000000100?thread_ts=1700000000.000001&cid=C1"
+    )

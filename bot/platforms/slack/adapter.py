@@ -160,6 +160,7 @@ class SlackPlatform:
         )
         self.bot_user_id = ""
         self.team_id = ""
+        self.workspace_url = ""
         self.forms: dict[str, tr.Form] = {}
         self._sink: EventSink | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -201,6 +202,7 @@ class SlackPlatform:
             raise StartError(f"cannot reach Slack at {self._api_url}: {exc}") from None
         self.bot_user_id = str(auth.get("user_id", ""))
         self.team_id = str(auth.get("team_id", ""))
+        self.workspace_url = str(auth.get("url", ""))
         if self._app_token:
             await self._start_socket_mode()
         else:
@@ -307,7 +309,7 @@ class SlackPlatform:
 
         @app.event("message")
         async def on_message(body: dict[str, Any]) -> None:
-            event = tr.message_event(body, self.bot_user_id)
+            event = tr.message_event(body, self.bot_user_id, self.workspace_url)
             if event is not None:
                 await self._hand(event)
 
@@ -335,7 +337,7 @@ class SlackPlatform:
         if envelope.get("type") != "events_api":
             return
         payload = envelope.get("payload") or {}
-        event = tr.message_event(payload, self.bot_user_id)
+        event = tr.message_event(payload, self.bot_user_id, self.workspace_url)
         if event is not None:
             self._turnstile.take(event.event_id, event.channel)
 

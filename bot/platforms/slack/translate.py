@@ -150,7 +150,17 @@ def action_event(body: Mapping[str, Any], action: Mapping[str, Any]) -> Action |
 _PLAIN_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
 
-def message_event(body: Mapping[str, Any], bot_user_id: str) -> Message | None:
+def permalink(workspace_url: str, channel_id: str, ts: str, thread: str | None = None) -> str:
+    """Slack's message link, built the way Slack builds it (no chat.getPermalink call)."""
+    if not workspace_url or not ts:
+        return ""
+    link = f"{workspace_url.rstrip('/')}/archives/{channel_id}/p{ts.replace('.', '')}"
+    return f"{link}?thread_ts={thread}&cid={channel_id}" if thread else link
+
+
+def message_event(
+    body: Mapping[str, Any], bot_user_id: str, workspace_url: str = ""
+) -> Message | None:
     """A message in a channel the bot is in, or None for what is not someone writing."""
     event = body.get("event") or {}
     if event.get("subtype") not in _PLAIN_SUBTYPES or event.get("bot_id"):
@@ -167,6 +177,9 @@ def message_event(body: Mapping[str, Any], bot_user_id: str) -> Message | None:
         text=unescape(event.get("text") or ""),
         message_ref=ts,
         thread=str(thread) if thread and thread != ts else None,
+        url=permalink(
+            workspace_url, event["channel"], ts, str(thread) if thread and thread != ts else None
+        ),
         raw=body,
     )
 
@@ -283,8 +296,7 @@ def card_blocks(card: Card, labels: Labels) -> list[Block]:
         blocks.append(SectionBlock(text=_plain(text)))
     notes: list[PlainTextObject | MarkdownTextObject] = []
     if card.link:
-        link, _ = _escaped_clip(card.link, 1000)
-        notes.append(MarkdownTextObject(text=link, verbatim=True))
+        notes.append(MarkdownTextObject(text=link_markup(card.link), verbatim=True))
     if card.more:
         notes.append(_plain(clip(card.more, 1000)[0]))
     if notes:
@@ -298,6 +310,16 @@ def card_blocks(card: Card, labels: Labels) -> list[Block]:
     if buttons:
         blocks.append(ActionsBlock(block_id=f"inloop_card_{number}"[:255], elements=buttons))
     return blocks[:MESSAGE_BLOCKS_LIMIT]
+
+
+def link_markup(url: str) -> str:
+    """A clickable link for an http(s) URL; anything else is shown as text. Inside `<…>`
+    the URL is escaped and a `|` (Slack's label separator) is percent-encoded, so an
+    intake URL cannot smuggle in a label or a mention."""
+    url = url.strip()
+    if not url.lower().startswith(("http://", "https://")) or len(url) > 1000 or " " in url:
+        return escape(clip(url, 1000)[0])
+    return f"<{escape(url).replace('|', '%7C')}>"
 
 
 def _button(button: Button) -> ButtonElement:
