@@ -18,7 +18,7 @@ from bot.app import App, build_platforms
 from bot.config import load_settings
 from bot.platform import StartError
 from bot.platforms.slack import translate as tr
-from bot.platforms.slack.adapter import SlackPlatform
+from bot.platforms.slack.adapter import SlackPlatform, Turnstile
 from fake_slack import FakeSlack, button, command, message, sign, user
 from harness import eventually
 from slack_chat import OWNER, SHARED, SlackChat, buttons, shown
@@ -416,3 +416,23 @@ async def test_a_form_submission_is_validated_inline_then_runs_its_command(
     await eventually(lambda: slack.handled > before)
     await slack.app.settle()
     assert "#42" in fake.told("UANN")[-1]  # the command ran: there is no #42
+
+
+async def test_messages_of_a_channel_reach_the_core_in_arrival_order() -> None:
+    line = Turnstile(patience=0.2)
+    for n in range(5):
+        line.take(f"e{n}", "C1")
+    line.take("lost", "C1")  # Bolt dropped this one: the line must not stop for good
+    line.take("last", "C1")
+    order: list[str] = []
+
+    async def handle(event_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)  # they reach the turnstile in a scrambled order
+        async with line.turn(event_id):
+            await asyncio.sleep(0.01)
+            order.append(event_id)
+
+    delays = {"e0": 0.03, "e1": 0.0, "e2": 0.02, "e3": 0.01, "e4": 0.0, "last": 0.0}
+    await asyncio.gather(*(handle(e, d) for e, d in delays.items()))
+
+    assert order == ["e0", "e1", "e2", "e3", "e4", "last"]

@@ -76,7 +76,7 @@ class Turnstile:
     The Socket Mode client handles envelopes concurrently, so a burst in one channel
     would otherwise become conversations numbered out of order. A ticket is taken on
     receipt (in order) and each message waits for its turn; a ticket whose event never
-    comes (dropped on the way) holds the line for at most `patience` seconds.
+    comes (dropped on the way) holds the line up for at most `patience` seconds.
     """
 
     def __init__(self, patience: float = 5.0) -> None:
@@ -98,11 +98,13 @@ class Turnstile:
             return
         lane, number = ticket
         async with self._changed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self._served[lane] >= number),
-                    self._patience,
-                )
+            # The patience runs from the line's last move, not from arrival: a long
+            # queue moving steadily is waited out, only a stuck one is skipped.
+            while self._served[lane] < number:
+                try:
+                    await asyncio.wait_for(self._changed.wait(), self._patience)
+                except TimeoutError:
+                    break
         try:
             yield
         finally:
