@@ -436,3 +436,24 @@ async def test_messages_of_a_channel_reach_the_core_in_arrival_order() -> None:
     await asyncio.gather(*(handle(e, d) for e, d in delays.items()))
 
     assert order == ["e0", "e1", "e2", "e3", "e4", "last"]
+
+
+async def test_when_the_modal_cannot_open_the_full_text_comes_as_a_reply(
+    slack: SlackChat,
+) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    await slack.write("UCUST", "word " * 200 + "THE END", SHARED, ts="810.1")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    fake.fail("views.open", "expired_trigger_id")
+
+    before = slack.handled
+    envelope = await fake.push(
+        "interactive", button("UANN", OWNER, "inloop_show_full", "1", "trig-late")
+    )
+    await fake.acked(envelope)
+    await eventually(lambda: slack.handled > before)
+    await slack.app.settle()
+
+    assert fake.views == {}
+    assert "THE END" in fake.told("UANN")[-1]

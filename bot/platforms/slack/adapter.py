@@ -68,6 +68,8 @@ EPHEMERAL_FALLBACK = frozenset(
 BAD_TOKEN = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked"})
 #: remembered idempotency keys (a resend in this process is not posted twice)
 SENT_MEMORY = 10_000
+#: how long an opened "Show full text" modal waits for the core's answer
+MODAL_WAIT = 30.0
 
 
 class Turnstile:
@@ -170,7 +172,7 @@ class SlackPlatform:
         self._runner: web.AppRunner | None = None
         self._sent: collections.OrderedDict[str, str] = collections.OrderedDict()
         #: person → the "Show full text" modal waiting for the core's answer
-        self._modals: dict[str, str] = {}
+        self._modals: dict[str, tuple[str, float]] = {}
         self._turnstile = Turnstile()
         self._register()
 
@@ -284,11 +286,15 @@ class SlackPlatform:
             await ack()
             user = body["user"]["id"]
             # A trigger id is valid for 3 s: open a modal now, fill it when the core answers.
-            opened = await self.client.views_open(
-                trigger_id=body["trigger_id"],
-                view=tr.text_modal(self._labels.full_text_title, self._loading, self._labels),
-            )
-            self._modals[user] = str(opened["view"]["id"])
+            try:
+                opened = await self.client.views_open(
+                    trigger_id=body["trigger_id"],
+                    view=tr.text_modal(self._labels.full_text_title, self._loading, self._labels),
+                )
+                self._modals[user] = (str(opened["view"]["id"]), _now())
+            except (SlackApiError, aiohttp.ClientError) as exc:
+                # the trigger expired or Slack said no: the text comes as a reply instead
+                log.warning("Slack: could not open the full-text modal: %s", exc)
             for action in body.get("actions", ()):
                 event = tr.action_event(body, {**action, "action_id": f"{tr.ACTION_PREFIX}show"})
                 if event is not None:
@@ -398,8 +404,8 @@ class SlackPlatform:
         if isinstance(view, Home):
             home = {"type": "home", "blocks": tr.message(view, self._labels).blocks}
             await self._call(self.client.views_publish, user_id=user, view=home)
-        elif isinstance(view, Notice) and user in self._modals:
-            view_id = self._modals.pop(user)
+        elif isinstance(view, Notice) and self._modal_for(user):
+            view_id, _ = self._modals.pop(user)
             await self._call(
                 self.client.views_update,
                 view_id=view_id,
@@ -454,10 +460,23 @@ class SlackPlatform:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
 
+    def _modal_for(self, user: str) -> bool:
+        """A "Show full text" modal is waiting for this person's next answer (briefly:
+        an answer a minute later belongs to something else)."""
+        waiting = self._modals.get(user)
+        if waiting is not None and _now() - waiting[1] > MODAL_WAIT:
+            del self._modals[user]
+            return False
+        return waiting is not None
+
     def _remember(self, key: str, ref: str) -> None:
         self._sent[key] = ref
         while len(self._sent) > SENT_MEMORY:
             self._sent.popitem(last=False)
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _retry_after(headers: Any) -> float:
