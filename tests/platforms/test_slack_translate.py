@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -241,3 +242,24 @@ def test_a_watched_message_links_to_itself() -> None:
     assert found.url == (
         "https://acme.slack.com/archives/C1/p1700000000000100?thread_ts=1700000000.000001&cid=C1"
     )
+
+
+def test_the_manifest_asks_for_what_the_adapter_uses() -> None:
+    manifest = (Path(__file__).resolve().parents[2] / "slack-manifest.yaml").read_text()
+    lines = {line.split("#")[0].strip() for line in manifest.splitlines()}
+
+    assert "- command: /inloop" in lines
+    for event_name in (
+        "app_home_opened",
+        "app_mention",
+        "message.channels",
+        "message.groups",
+        "message.im",
+        "reaction_added",
+    ):
+        assert f"- {event_name}" in lines, event_name
+    for scope in ("chat:write", "commands", "users:read", "channels:history", "groups:history"):
+        assert f"- {scope}" in lines, scope
+    assert "home_tab_enabled: true" in lines
+    assert "socket_mode_enabled: true" in lines
+    assert "is_enabled: true" in lines  # interactivity: buttons and modals
