@@ -457,3 +457,32 @@ async def test_when_the_modal_cannot_open_the_full_text_comes_as_a_reply(
 
     assert fake.views == {}
     assert "THE END" in fake.told("UANN")[-1]
+
+
+async def test_http_mode_answers_slacks_url_verification(http_app: App) -> None:
+    platform = http_app.platforms["slack"]
+    assert isinstance(platform, SlackPlatform)
+    body = b'{"type": "url_verification", "token": "x", "challenge": "c-123"}'
+    stamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": str(stamp),
+        "X-Slack-Signature": sign(SECRET, body, stamp),
+    }
+    url = f"http://127.0.0.1:{platform.http_port}/slack/events"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as r,
+    ):
+        assert r.status == 200
+        assert (await r.json())["challenge"] == "c-123"  # Slack accepts the request URL
+
+
+def test_slack_is_paced_to_one_message_a_second_per_channel() -> None:
+    settings = load_settings(
+        {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1", "INLOOP_ADMINS": "slack:U1"}
+    )
+    platforms = build_platforms(settings)
+    assert list(platforms) == ["slack"]  # Slack is set: the console does not start
+    assert platforms["slack"].pace_seconds == 1.0
+    assert platforms["slack"].command_prefix == "/inloop"
