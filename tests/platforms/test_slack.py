@@ -486,3 +486,8 @@ def test_slack_is_paced_to_one_message_a_second_per_channel() -> None:
     assert list(platforms) == ["slack"]  # Slack is set: the console does not start
     assert platforms["slack"].pace_seconds == 1.0
     assert platforms["slack"].command_prefix == "/inloop"
+
+
+async def test_a_dm_to_the_app_works_like_the_slash_command(slack: SlackChat) -> None:
+    await slack.send_event(message("UANN", "DANN", "claim 99", "950.1", channel_type="im"))
+    assert "#99" in slack.fake.told("UANN")[-1]

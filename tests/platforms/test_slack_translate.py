@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.events import Command, Message
 from bot.platforms.slack import translate as tr
 from bot.views import Button, Card, Field, Home, HomeSection, Notice
 from fake_slack import button, command, event, message, user
@@ -125,7 +126,7 @@ def test_person_mentions_in_a_command_become_inloop_ids() -> None:
 
 def test_a_message_keeps_its_ts_and_thread_and_uses_the_envelope_event_id() -> None:
     top = tr.message_event(event(message("U1", "C1", "a &lt;b&gt;", "1.1"), "Ev1"), "UBOT")
-    assert top is not None
+    assert isinstance(top, Message)
     assert (top.event_id, top.message_ref, top.thread, top.text) == (
         "slack:Ev1",
         "1.1",
@@ -133,7 +134,7 @@ def test_a_message_keeps_its_ts_and_thread_and_uses_the_envelope_event_id() -> N
         "a <b>",
     )
     reply = tr.message_event(event(message("U1", "C1", "r", "1.2", thread_ts="1.1"), "Ev2"), "UBOT")
-    assert reply is not None and reply.thread == "1.1"
+    assert isinstance(reply, Message) and reply.thread == "1.1"
 
 
 @pytest.mark.parametrize(
@@ -238,7 +239,7 @@ def test_a_card_link_is_clickable_only_as_a_plain_url(url: str, markup: str) -> 
 def test_a_watched_message_links_to_itself() -> None:
     body = event(message("U1", "C1", "x", "1700000000.000100", thread_ts="1700000000.000001"), "E")
     found = tr.message_event(body, "UBOT", "https://acme.slack.com/")
-    assert found is not None
+    assert isinstance(found, Message)
     assert found.url == (
         "https://acme.slack.com/archives/C1/p1700000000000100?thread_ts=1700000000.000001&cid=C1"
     )
@@ -263,3 +264,14 @@ def test_the_manifest_asks_for_what_the_adapter_uses() -> None:
     assert "home_tab_enabled: true" in lines
     assert "socket_mode_enabled: true" in lines
     assert "is_enabled: true" in lines  # interactivity: buttons and modals
+
+
+def test_a_dm_to_the_app_is_a_command() -> None:
+    body = event(message("U1", "D1", "/inloop claim <@U2|bob>", "1.1", channel_type="im"), "E")
+    found = tr.message_event(body, "UBOT")
+    assert isinstance(found, Command)
+    assert (found.text, found.channel) == ("claim slack:U2", "slack:D1")
+    plain = tr.message_event(
+        event(message("U1", "D1", "help", "1.2", channel_type="im"), "E2"), "UBOT"
+    )
+    assert isinstance(plain, Command) and plain.text == "help"

@@ -160,7 +160,7 @@ def permalink(workspace_url: str, channel_id: str, ts: str, thread: str | None =
 
 def message_event(
     body: Mapping[str, Any], bot_user_id: str, workspace_url: str = ""
-) -> Message | None:
+) -> Message | Command | None:
     """A message in a channel the bot is in, or None for what is not someone writing."""
     event = body.get("event") or {}
     if event.get("subtype") not in _PLAIN_SUBTYPES or event.get("bot_id"):
@@ -170,6 +170,16 @@ def message_event(
         return None
     ts = str(event.get("ts", ""))
     thread = event.get("thread_ts")
+    if event.get("channel_type") == "im":
+        # A DM to the app is a command line: "claim 3" there is `/inloop claim 3`.
+        words = command_text(event.get("text") or "")
+        return Command(
+            event_id=EventId(f"slack:{body.get('event_id') or ts}"),
+            sender=person(user),
+            channel=channel(event["channel"]),
+            text=re.sub(r"^/?inloop\b", "", words, flags=re.IGNORECASE).strip(),
+            raw=body,
+        )
     return Message(
         event_id=EventId(f"slack:{body.get('event_id') or ts}"),
         sender=person(user),
