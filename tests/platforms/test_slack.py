@@ -16,9 +16,11 @@ import pytest
 
 from bot.app import App, build_platforms
 from bot.config import load_settings
-from bot.platform import StartError
+from bot.events import ChannelId
+from bot.platform import DeliveryError, StartError
 from bot.platforms.slack import translate as tr
 from bot.platforms.slack.adapter import SlackPlatform, Turnstile
+from bot.views import Notice
 from fake_slack import FakeSlack, button, command, message, sign, user
 from harness import eventually
 from slack_chat import OWNER, SHARED, SlackChat, buttons, shown
@@ -491,3 +493,35 @@ def test_slack_is_paced_to_one_message_a_second_per_channel() -> None:
 async def test_a_dm_to_the_app_works_like_the_slash_command(slack: SlackChat) -> None:
     await slack.send_event(message("UANN", "DANN", "claim 99", "950.1", channel_type="im"))
     assert "#99" in slack.fake.told("UANN")[-1]
+
+
+async def test_slacks_refusals_become_the_outboxs_delivery_errors(fake: FakeSlack) -> None:
+    platform = SlackPlatform(
+        bot_token=fake.bot_token,
+        app_token=fake.app_token,
+        api_url=fake.api_url,
+        rate_limit_retries=0,  # the client gives up at once: the outbox takes over
+    )
+    await platform.start(SlackChat.null_sink())
+    try:
+        fake.fail("chat.postMessage", "ratelimited", status=429, retry_after=7)
+        with pytest.raises(DeliveryError) as limited:
+            await platform.send(ChannelId("slack:C1"), Notice("hi"), "k1")
+        assert limited.value.retry_after == 7 and not limited.value.permanent
+
+        fake.fail("chat.postMessage", "channel_not_found")
+        with pytest.raises(DeliveryError) as gone:
+            await platform.send(ChannelId("slack:C1"), Notice("hi"), "k2")
+        assert gone.value.permanent  # retrying cannot help
+
+        fake.fail("chat.postMessage", "internal_error", status=500)
+        with pytest.raises(DeliveryError) as hiccup:
+            await platform.send(ChannelId("slack:C1"), Notice("hi"), "k3")
+        assert not hiccup.value.permanent
+
+        # a resend with the same key (after a crash) is not posted twice
+        ts = await platform.send(ChannelId("slack:C1"), Notice("hi"), "k4")
+        assert await platform.send(ChannelId("slack:C1"), Notice("hi"), "k4") == ts
+        assert len(fake.in_channel("C1")) == 1
+    finally:
+        await platform.stop()
