@@ -103,12 +103,15 @@ def _fit(text: str, limit: int) -> tuple[str, bool]:
     longer); True if cut. The cut is made in the plain text, never inside an entity."""
     if len(escape(text)) <= limit:
         return text, False
-    target = limit
-    plain, _ = clip(text, target)
-    while len(escape(plain)) > limit:
-        target -= len(escape(plain)) - limit
-        plain, _ = clip(text, target)
-    return plain, True
+    # the longest clip that still fits once escaped: binary search on the plain length
+    low, high = 1, min(len(text), limit)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(escape(clip(text, middle)[0])) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return clip(text, low)[0], True
 
 
 def _escaped_clip(text: str, limit: int) -> tuple[str, bool]:
@@ -286,7 +289,7 @@ def _fallback(card: Card) -> str:
 
 def card_blocks(card: Card, labels: Labels) -> list[Block]:
     """customer/source (header), status/owner/team (fields), text, link, buttons."""
-    blocks: list[Block] = [HeaderBlock(text=_plain(clip(card.title, HEADER_LIMIT)[0]))]
+    blocks: list[Block] = [HeaderBlock(text=_plain(card.title, HEADER_LIMIT))]
     if card.fields:
         blocks.append(
             SectionBlock(
@@ -308,14 +311,18 @@ def card_blocks(card: Card, labels: Labels) -> list[Block]:
     if card.link:
         notes.append(MarkdownTextObject(text=link_markup(card.link), verbatim=True))
     if card.more:
-        notes.append(_plain(clip(card.more, 1000)[0]))
+        notes.append(_plain(card.more, 1000))
     if notes:
         blocks.append(ContextBlock(elements=notes))
     buttons = [_button(b) for b in card.buttons[:24]]
     number = card.buttons[0].value if card.buttons else ""
     if (trimmed or card.more) and number:
         buttons.append(
-            ButtonElement(text=_plain(labels.show_full), action_id=SHOW_FULL, value=number[:2000])
+            ButtonElement(
+                text=_plain(labels.show_full, BUTTON_LABEL_LIMIT),
+                action_id=SHOW_FULL,
+                value=number[:2000],
+            )
         )
     if buttons:
         blocks.append(ActionsBlock(block_id=f"inloop_card_{number}"[:255], elements=buttons))
@@ -334,20 +341,21 @@ def link_markup(url: str) -> str:
 
 def _button(button: Button) -> ButtonElement:
     return ButtonElement(
-        text=_plain(clip(button.label, BUTTON_LABEL_LIMIT)[0]),
+        text=_plain(button.label, BUTTON_LABEL_LIMIT),
         action_id=f"{ACTION_PREFIX}{button.action}",
         value=button.value[:2000],
         style=None if button.style == "default" else button.style,
     )
 
 
-def _plain(text: str) -> PlainTextObject:
-    # Even plain_text is read through Slack's entity decoding: escape it all the same.
-    return PlainTextObject(text=escape(text) or " ", emoji=False)
+def _plain(text: str, limit: int = SECTION_TEXT_LIMIT) -> PlainTextObject:
+    # Even plain_text is read through Slack's entity decoding: escape it all the same,
+    # and fit the limit after escaping (a `&` counts five characters then).
+    return PlainTextObject(text=escape(_fit(text, limit)[0]) or " ", emoji=False)
 
 
 def home_blocks(home: Home, labels: Labels) -> list[Block]:
-    blocks: list[Block] = [HeaderBlock(text=_plain(clip(home.title, HEADER_LIMIT)[0]))]
+    blocks: list[Block] = [HeaderBlock(text=_plain(home.title, HEADER_LIMIT))]
     for section in home.sections:
         blocks.append(DividerBlock())
         blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*{escape(section.heading)}*")))
@@ -366,8 +374,8 @@ def text_modal(title: str, text: str, labels: Labels) -> dict[str, Any]:
     blocks: list[Block] = [SectionBlock(text=_plain(chunk)) for chunk in chunks or [" "]]
     return SlackView(
         type="modal",
-        title=_plain(clip(title, 24)[0]),
-        close=_plain(labels.close),
+        title=_plain(title, 24),
+        close=_plain(labels.close, 24),
         blocks=blocks,
     ).to_dict()
 
@@ -404,7 +412,7 @@ def form_modal(form: Form, close: str, metadata: str = "") -> dict[str, Any]:
     blocks: list[Block] = [
         InputBlock(
             block_id=f.name,
-            label=_plain(clip(f.label, 2000)[0]),
+            label=_plain(f.label, 2000),
             optional=not f.required,
             element=PlainTextInputElement(
                 action_id=f.name,
@@ -418,9 +426,9 @@ def form_modal(form: Form, close: str, metadata: str = "") -> dict[str, Any]:
     return SlackView(
         type="modal",
         callback_id=f"{FORM_PREFIX}{form.form_id}",
-        title=_plain(clip(form.title, 24)[0]),
-        submit=_plain(clip(form.submit, 24)[0]),
-        close=_plain(clip(close, 24)[0]),
+        title=_plain(form.title, 24),
+        submit=_plain(form.submit, 24),
+        close=_plain(close, 24),
         private_metadata=metadata[:3000],
         blocks=blocks,
     ).to_dict()
