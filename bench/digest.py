@@ -9,18 +9,21 @@ Target: a year of data (1,000,000 mentions, 500 staff, 52 weeks): one week's dig
     .venv/bin/python -m bench.digest --database postgresql+asyncpg://user@host/db
 
 The schema is made by the project's migrations (`storage.migrate.upgrade`); the
-year is then written in bulk (SQLAlchemy Core `insert()` with big lists of rows
-on SQLite, COPY on PostgreSQL), not through the bot. A database that already
-holds mentions is reused as it is when its counts match the arguments (`--keep`,
-or `--database` pointing at a generated database): generation is slow, and only
-the digest is measured.
+year is then written in bulk (SQLAlchemy Core `insert()` with big lists of rows on
+SQLite, COPY on PostgreSQL), not through the bot: people and teams, conversations
+with their mentions, audit entries and advice, and the employees' commitments with
+a `dialogue_session` row per block. A database that already holds mentions is
+reused as it is when its counts match the arguments (`--keep`, or `--database`
+pointing at a generated database): generation takes a minute or two, and only the
+digest is measured. A reused file that lacks a table of the models (generated
+before a migration) is refused.
 
 Timed, on a fresh engine: `handlers.digest.build()` for one mid-year week (which
 also builds the week before, for the trends), in its own read transaction as
-`inloop digest` runs it; first run, then the median of `--runs` more; then the
-same with a team filter; `as_text()`; and `chart()` (the PNG). One more build runs
-with every SQL statement timed, for the breakdown (`--explain` also prints each
-statement's plan).
+`inloop digest` runs it: the first run, then `--runs` more (median, min, max, and
+this process's CPU time); the same with a team filter; `as_text()`; and `chart()`
+(the PNG). One more build of each runs with every SQL statement timed at the
+driver, for the breakdown; `--explain` also prints each statement's plan.
 
 Exits 1 if a consistency check of the figures fails (never for timing), 2 on bad
 arguments.
@@ -42,7 +45,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,7 +59,7 @@ from bench.claims import start_postgres, verdict
 from bot.messages import texts_for
 from bot.recurrence import weekly
 from handlers import digest
-from handlers.weeks import IsoWeek
+from handlers.weeks import IsoWeek, parse_week
 from storage.database import Database
 from storage.migrate import upgrade
 from storage.models import (
@@ -928,13 +931,11 @@ async def run(args: argparse.Namespace, url: str) -> Results:
     return results
 
 
-def parse_week(value: str) -> IsoWeek:
-    try:
-        year, week = value.upper().split("-W")
-        IsoWeek(int(year), int(week)).monday  # noqa: B018 (validates)
-        return IsoWeek(int(year), int(week))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a week like 2026-W27") from exc
+def week_argument(value: str) -> IsoWeek:
+    week = parse_week(value, datetime.now(UTC), TZ)
+    if week is None:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a week like 2026-W27")
+    return week
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -945,7 +946,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--staff", type=int, default=500, help="default 500")
     parser.add_argument("--weeks", type=int, default=52, help="from 2026-W01 (default 52)")
     parser.add_argument(
-        "--week", type=parse_week, help="the week measured (default: the middle one, 2026-W27)"
+        "--week", type=week_argument, help="the week measured (default: the middle one, 2026-W27)"
     )
     parser.add_argument(
         "--team", default="support", help=f"the team filter timed (one of {', '.join(TEAMS)})"
@@ -977,7 +978,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.mentions < 1 or args.staff < 1 + MANAGERS + CONSULTANTS + len(TEAMS):
-        parser.error(f"--mentions must be at least 1, --staff at least {1 + MANAGERS + 15}")
+        parser.error(
+            "--mentions must be at least 1, "
+            f"--staff at least {1 + MANAGERS + CONSULTANTS + len(TEAMS)}"
+        )
     if not 2 <= args.weeks <= 52 or args.runs < 1 or args.chart_runs < 1:
         parser.error("--weeks must be 2 to 52, --runs and --chart-runs at least 1")
     if args.team not in TEAMS:

@@ -21,6 +21,7 @@ from bot.outbox import OutboxWorker
 from bot.people import Directory
 from bot.platform import EventSink, PersonInfo, Platform
 from bot.platforms.console.adapter import ConsolePlatform
+from bot.platforms.slack.adapter import SlackPlatform
 from bot.recurrence import weekly
 from bot.router import Router
 from bot.scheduler import Scheduler
@@ -32,6 +33,7 @@ from handlers import (
     digest,
     feeds,
     help,
+    home,
     queue,
     routing,
     watch,
@@ -97,7 +99,7 @@ class App:
             prefixes={name: p.command_prefix for name, p in self.platforms.items()},
             after_commit=self.outbox.kick,
         )
-        for module in (help, claims, queue, admin, routing, watch, advice):
+        for module in (help, claims, queue, home, admin, routing, watch, advice):
             module.register(self.router)
         feeds.register(self.router, settings.feed_poll_minutes)
         digest.register(self.router, settings.digest_tz, settings.claim_target_minutes)
@@ -169,7 +171,16 @@ class App:
 def build_platforms(settings: Settings) -> dict[str, Platform]:
     """The chat platforms the settings ask for; the console when they ask for none."""
     platforms: dict[str, Platform] = {}
-    # Slack and Matrix adapters are added here when their settings are present.
+    if settings.slack_bot_token:
+        platforms["slack"] = SlackPlatform(
+            bot_token=settings.slack_bot_token,
+            app_token=settings.slack_app_token,
+            signing_secret=settings.slack_signing_secret,
+            api_url=settings.slack_api_url,
+            http_port=settings.slack_http_port,
+            language=settings.language,
+        )
+    # The Matrix adapter is added here when its settings are present.
     if not platforms:
         console_admin = next((a for a in settings.admins if platform_of(a) == "console"), None)
         persona = console_admin.partition(":")[2] if console_admin else "you"
@@ -190,7 +201,11 @@ async def run(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopped.set)
     app = App(settings, platforms)
-    await app.start()
+    try:
+        await app.start()
+    except BaseException:
+        await app.stop()  # a platform refused to start: let the others go cleanly
+        raise
     try:
         await stopped.wait()
     finally:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings, read_environment, redact
+from bot.platform import StartError
 
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 1
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_db_upgrade(settings))
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_run(settings))
+    except StartError as exc:
+        print(f"inloop: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except (OSError, DBAPIError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         print(
@@ -103,7 +107,15 @@ def _check_config(settings: Settings) -> int:
     print(f"  database: {'SQLite' if settings.is_sqlite else 'PostgreSQL'}")
     print(f"  admins: {', '.join(settings.admins) or '(none)'}")
     print(f"  language: {settings.language}, default time zone: {settings.default_tz}")
-    print("  platforms: console (no Slack or Matrix settings)")
+    if settings.slack_bot_token:
+        mode = (
+            "Socket Mode"
+            if settings.slack_socket_mode
+            else f"HTTP mode on port {settings.slack_http_port}"
+        )
+        print(f"  platforms: slack ({mode})")
+    else:
+        print("  platforms: console (no Slack or Matrix settings)")
     return 0
 
 

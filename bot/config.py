@@ -19,6 +19,7 @@ from bot.events import PersonId, platform_of
 LANGUAGES = ("en", "it")
 PLATFORMS = ("console", "slack", "matrix")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///inloop.db"
+SLACK_API_URL = "https://slack.com/api/"
 
 
 class ConfigError(Exception):
@@ -46,6 +47,18 @@ class Settings:
     claim_target_minutes: int = 60
     #: an advice request unanswered this long is chased (consultant reminded, owner told)
     advice_sla_hours: int = 24
+    # -- Slack -------------------------------------------------------------------------
+    #: Slack runs only when a bot token is set
+    slack_bot_token: str = field(default="", repr=False)
+    #: Socket Mode when set (no public URL needed), else HTTP mode
+    slack_app_token: str = field(default="", repr=False)
+    slack_signing_secret: str = field(default="", repr=False)
+    slack_http_port: int = 3000
+    slack_api_url: str = SLACK_API_URL
+
+    @property
+    def slack_socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
 
     @property
     def is_sqlite(self) -> bool:
@@ -72,6 +85,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     def get(name: str, default: str) -> str:
         return env.get(name, "").strip() or default
 
+    slack_bot_token = _token("SLACK_BOT_TOKEN", get("SLACK_BOT_TOKEN", ""), "xoxb-")
+    slack_app_token = _token("SLACK_APP_TOKEN", get("SLACK_APP_TOKEN", ""), "xapp-")
+    slack_signing_secret = get("SLACK_SIGNING_SECRET", "")
+    if slack_bot_token and not slack_app_token and not slack_signing_secret:
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET",
+            "is needed for Slack's HTTP mode; set it, or set SLACK_APP_TOKEN for Socket Mode",
+        )
     return Settings(
         database_url=_database_url(get("DATABASE_URL", DEFAULT_DATABASE_URL)),
         admins=_people("INLOOP_ADMINS", get("INLOOP_ADMINS", "console:admin")),
@@ -92,6 +113,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             "CLAIM_TARGET_MINUTES", get("CLAIM_TARGET_MINUTES", "60"), 1, 7 * 24 * 60
         ),
         advice_sla_hours=_int("ADVICE_SLA_HOURS", get("ADVICE_SLA_HOURS", "24"), 1, 24 * 30),
+        slack_bot_token=slack_bot_token,
+        slack_app_token=slack_app_token,
+        slack_signing_secret=slack_signing_secret,
+        slack_http_port=_int("SLACK_HTTP_PORT", get("SLACK_HTTP_PORT", "3000"), 0, 65535),
+        slack_api_url=_http_url("SLACK_API_URL", get("SLACK_API_URL", SLACK_API_URL)),
     )
 
 
@@ -164,3 +190,16 @@ def _int(variable: str, value: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise ConfigError(variable, f"{number} is not between {low} and {high}")
     return number
+
+
+def _token(variable: str, value: str, prefix: str) -> str:
+    # A bot token pasted as the app token (or the reverse) fails late and obscurely at Slack.
+    if value and not value.startswith(prefix):
+        raise ConfigError(variable, f"must start with {prefix} (this is not that kind of token)")
+    return value
+
+
+def _http_url(variable: str, value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(variable, f"{value!r} is not an http(s) URL")
+    return value if value.endswith("/") else value + "/"

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.events import PersonId, local_part
@@ -43,8 +44,17 @@ class Directory:
             timezone=info.timezone,
             created_at=now,
         )
-        session.add(person)
-        await session.flush()
+        try:
+            # Two first events of one person at once (a Slack burst) both get here:
+            # the loser of the insert takes the winner's row instead of failing.
+            async with session.begin_nested():
+                session.add(person)
+                await session.flush()
+        except IntegrityError:
+            found = await find(session, ref)
+            if found is None:
+                raise
+            return found
         return person
 
     async def promote_admins(self, session: AsyncSession, now: datetime) -> None:

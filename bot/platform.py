@@ -25,6 +25,10 @@ class DeliveryError(Exception):
         self.permanent = permanent
 
 
+class StartError(Exception):
+    """A platform cannot start (e.g. its token was rejected): one line, exit code 2."""
+
+
 @dataclass(frozen=True)
 class PersonInfo:
     """What the platform knows about a person, used when Inloop first meets them."""

@@ -56,7 +56,23 @@ class Chart:
     png: bytes = field(repr=False)
 
 
-View = Card | Notice | Chart
+@dataclass(frozen=True)
+class HomeSection:
+    heading: str
+    cards: tuple[Card, ...] = ()
+    #: shown when there are no cards
+    empty: str = ""
+
+
+@dataclass(frozen=True)
+class Home:
+    """A person's own overview: Slack's Home tab; a private message where there is none."""
+
+    title: str
+    sections: tuple[HomeSection, ...] = ()
+
+
+View = Card | Notice | Chart | Home
 
 
 def view_to_dict(view: View) -> dict[str, Any]:
@@ -64,7 +80,7 @@ def view_to_dict(view: View) -> dict[str, Any]:
     if isinstance(view, Chart):
         png = base64.b64encode(view.png).decode("ascii")
         return {"kind": "chart", "title": view.title, "filename": view.filename, "png": png}
-    kind = "card" if isinstance(view, Card) else "notice"
+    kind = "card" if isinstance(view, Card) else "home" if isinstance(view, Home) else "notice"
     return {"kind": kind, **asdict(view)}
 
 
@@ -74,6 +90,22 @@ def view_from_dict(data: dict[str, Any]) -> View:
         return Notice(**body)
     if data["kind"] == "chart":
         return Chart(body["title"], body["filename"], base64.b64decode(body["png"]))
+    if data["kind"] == "home":
+        return Home(
+            title=body["title"],
+            sections=tuple(
+                HomeSection(
+                    heading=s["heading"],
+                    cards=tuple(_card(c) for c in s.get("cards", ())),
+                    empty=s.get("empty", ""),
+                )
+                for s in body.get("sections", ())
+            ),
+        )
+    return _card(body)
+
+
+def _card(body: dict[str, Any]) -> Card:
     return Card(
         title=body["title"],
         fields=tuple(Field(**f) for f in body.get("fields", ())),

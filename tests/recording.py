@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from bot.events import ChannelId, PersonId, local_part
 from bot.platform import DeliveryError, EventSink, PersonInfo
-from bot.views import Card, Chart, Notice, View
+from bot.views import Card, Chart, Home, Notice, View
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,14 @@ class Delivered:
             return self.view.text
         if isinstance(self.view, Chart):
             return f"(chart) {self.view.title}"
+        if isinstance(self.view, Home):
+            return "\n".join(
+                [self.view.title]
+                + [
+                    f"{s.heading}: {len(s.cards)} {s.empty if not s.cards else ''}"
+                    for s in self.view.sections
+                ]
+            )
         assert isinstance(self.view, Card)
         return "\n".join(
             [self.view.title, *(f"{f.label}: {f.value}" for f in self.view.fields), self.view.text]

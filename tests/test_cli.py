@@ -120,6 +120,26 @@ def test_check_config_with_nothing_set(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"SLACK_BOT_TOKEN": "xoxb-1-secret", "SLACK_APP_TOKEN": "xapp-1-secret"}, "Socket Mode"),
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1-secret", "SLACK_SIGNING_SECRET": "secret-signing"},
+            "HTTP mode on port 3000",
+        ),
+    ],
+)
+def test_check_config_says_slack_and_how_it_connects(
+    tmp_path: Path, env: dict[str, str], says: str
+) -> None:
+    done = inloop(tmp_path, "check-config", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert f"platforms: slack ({says})" in done.stdout
+    assert "secret" not in done.stdout + done.stderr
+
+
 def test_check_config_never_shows_the_database_password(tmp_path: Path) -> None:
     done = inloop(
         tmp_path,

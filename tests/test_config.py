@@ -45,6 +45,11 @@ def test_blank_values_count_as_not_set() -> None:
             "INTAKE_HOST",
             "INTAKE_PORT",
             "FEED_POLL_MINUTES",
+            "SLACK_BOT_TOKEN",
+            "SLACK_APP_TOKEN",
+            "SLACK_SIGNING_SECRET",
+            "SLACK_HTTP_PORT",
+            "SLACK_API_URL",
         ),
         "  ",
     )
@@ -235,3 +240,59 @@ def test_the_examples_together_are_a_valid_configuration() -> None:
     assert settings != load_settings({})
     assert settings.language == "it"
     assert not settings.is_sqlite
+
+
+# -- Slack ----------------------------------------------------------------------------
+
+
+def test_nothing_set_runs_no_slack() -> None:
+    settings = load_settings({})
+
+    assert settings.slack_bot_token == ""
+    assert not settings.slack_socket_mode
+    assert settings.slack_http_port == 3000
+    assert settings.slack_api_url == "https://slack.com/api/"
+
+
+def test_slack_settings_are_read_and_tokens_never_printed() -> None:
+    settings = load_settings(
+        {
+            "SLACK_BOT_TOKEN": " xoxb-1-secret-bot ",
+            "SLACK_APP_TOKEN": "xapp-1-secret-app",
+            "SLACK_SIGNING_SECRET": "secret-signing",
+            "SLACK_HTTP_PORT": "3100",
+            "SLACK_API_URL": "http://127.0.0.1:9000/api",
+        }
+    )
+
+    assert settings.slack_bot_token == "xoxb-1-secret-bot"
+    assert settings.slack_socket_mode
+    assert settings.slack_signing_secret == "secret-signing"
+    assert settings.slack_http_port == 3100
+    assert settings.slack_api_url == "http://127.0.0.1:9000/api/"  # a base URL ends with /
+    assert "secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "says"),
+    [
+        ({"SLACK_BOT_TOKEN": "xapp-1-wrong"}, "SLACK_BOT_TOKEN", "must start with xoxb-"),
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xoxb-2"},
+            "SLACK_APP_TOKEN",
+            "must start with xapp-",
+        ),
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET", "needed for Slack's HTTP mode"),
+        ({"SLACK_HTTP_PORT": "70000"}, "SLACK_HTTP_PORT", "70000 is not between 0 and 65535"),
+        ({"SLACK_API_URL": "slack.com/api"}, "SLACK_API_URL", "is not an http(s) URL"),
+    ],
+)
+def test_a_bad_slack_setting_names_its_variable(
+    env: dict[str, str], variable: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+
+    assert raised.value.variable == variable
+    assert says in raised.value.problem
+    assert "xapp-1-wrong" not in str(raised.value)  # a token is never echoed

@@ -53,6 +53,7 @@ EN = Texts(
         "snooze": "snooze ID — remind me of block ID again in 15 minutes",
         "done": "done ID — you gave block ID in full",
         "partial": "partial ID MINUTES — you gave part of block ID",
+        "home": "home — your overview: what you claimed and what waits (Slack: the Home tab)",
     },
     status_names={
         "open": "Open — waiting for someone to claim it",
@@ -290,4 +291,16 @@ EN = Texts(
         "missed": "missed (Inloop was not running)",
         "logged": "logged",
     },
+    # -- Slack and the Home overview --------------------------------------------------
+    home_title="Inloop — your conversations",
+    home_mine="Claimed by you ({count})",
+    home_mine_empty="Nothing claimed by you right now.",
+    home_unclaimed="Waiting for someone to claim them ({count})",
+    home_unclaimed_empty="No unclaimed conversations. Well done!",
+    home_not_staff="Inloop routes customer conversations to the team that owns them. Ask an admin for a role to see the queue here.",
+    slack_show_full="Show full text",
+    slack_full_text_title="Full text",
+    slack_close="Close",
+    slack_loading="Loading…",
+    form_required="Please fill this in.",
 )

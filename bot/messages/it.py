@@ -53,6 +53,7 @@ IT = Texts(
         "snooze": "snooze ID — ricordami il blocco ID fra 15 minuti",
         "done": "done ID — hai dato tutto il blocco ID",
         "partial": "partial ID MINUTI — hai dato una parte del blocco ID",
+        "home": "home — il tuo riepilogo: cosa hai preso e cosa aspetta (Slack: la scheda Home)",
     },
     status_names={
         "open": "Aperta — in attesa che qualcuno la prenda",
@@ -290,4 +291,16 @@ IT = Texts(
         "missed": "perso (Inloop non era attivo)",
         "logged": "registrato",
     },
+    # -- Slack and the Home overview --------------------------------------------------
+    home_title="Inloop — le tue conversazioni",
+    home_mine="Assegnate a te ({count})",
+    home_mine_empty="Nessuna conversazione assegnata a te in questo momento.",
+    home_unclaimed="In attesa di qualcuno che le prenda ({count})",
+    home_unclaimed_empty="Nessuna conversazione da assegnare. Ottimo lavoro!",
+    home_not_staff="Inloop porta le conversazioni con i clienti al team che se ne occupa. Chiedi un ruolo a un admin per vedere la coda qui.",
+    slack_show_full="Mostra tutto il testo",
+    slack_full_text_title="Testo completo",
+    slack_close="Chiudi",
+    slack_loading="Caricamento…",
+    form_required="Compila questo campo.",
 )

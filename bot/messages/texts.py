@@ -220,3 +220,15 @@ class Texts:
     bad_block: str
     block_closed: str
     outcome_names: dict[str, str]
+    # -- Slack and the Home overview --------------------------------------------------
+    home_title: str
+    home_mine: str
+    home_mine_empty: str
+    home_unclaimed: str
+    home_unclaimed_empty: str
+    home_not_staff: str
+    slack_show_full: str
+    slack_full_text_title: str
+    slack_close: str
+    slack_loading: str
+    form_required: str

@@ -17,7 +17,7 @@ from bot.events import (
     PersonId,
 )
 from bot.intake.mentions import Invalid, parse_mention
-from bot.views import Card, Chart, View
+from bot.views import Card, Chart, Home, View
 
 PREFIX = "!inloop"
 _MENTION = re.compile(r"(?<![\w:])@([\w.-]+)")
@@ -133,6 +133,12 @@ def literal(text: str) -> str:
 def render(view: View, chart_path: str = "") -> str:
     if isinstance(view, Chart):
         return f"(chart) {literal(view.title)}: {chart_path}"
+    if isinstance(view, Home):
+        parts = [literal(view.title)]
+        for section in view.sections:
+            parts.append(f"== {literal(section.heading)}")
+            parts += [render(card) for card in section.cards] or [literal(section.empty)]
+        return "\n".join(parts)
     if not isinstance(view, Card):
         return literal(view.text)
     lines = [f"┌ {literal(view.title)}"]

@@ -1,0 +1,518 @@
+"""The Slack adapter: Bolt's AsyncApp for input, the Web API client for output.
+
+Thin on purpose: payloads are translated by `translate` and handed to the core;
+views come back through the outbox and are posted, updated or shown privately.
+
+Two ways to receive Slack's events:
+- Socket Mode (an app token is set): Inloop dials out to Slack; no public URL.
+- HTTP mode: Slack POSTs signed requests to /slack/events on `http_port`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.events import ChannelId, Event, PersonId
+from bot.messages import texts_for
+from bot.platform import DeliveryError, EventSink, PersonInfo, StartError
+from bot.platforms.slack import translate as tr
+from bot.views import Chart, Home, Notice, View
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+#: answers from Slack that no retry can change
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "msg_too_long",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "no_text",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "user_not_found",
+        "user_not_in_channel",
+        "account_inactive",
+        "invalid_auth",
+        "not_authed",
+        "token_revoked",
+        "missing_scope",
+    }
+)
+#: an ephemeral reply cannot reach the person there: a DM does
+EPHEMERAL_FALLBACK = frozenset(
+    {"channel_not_found", "not_in_channel", "user_not_in_channel", "is_archived"}
+)
+BAD_TOKEN = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked"})
+#: remembered idempotency keys (a resend in this process is not posted twice)
+SENT_MEMORY = 10_000
+#: how long an opened "Show full text" modal waits for the core's answer
+MODAL_WAIT = 30.0
+
+
+class Turnstile:
+    """Messages of one channel reach the core in the order Slack delivered them.
+
+    The Socket Mode client handles envelopes concurrently, so a burst in one channel
+    would otherwise become conversations numbered out of order. A ticket is taken on
+    receipt (in order) and each message waits for its turn; a ticket whose event never
+    comes (dropped on the way) holds the line up for at most `patience` seconds.
+    """
+
+    def __init__(self, patience: float = 5.0) -> None:
+        self._patience = patience
+        self._issued: dict[str, int] = collections.defaultdict(int)
+        self._served: dict[str, int] = collections.defaultdict(int)
+        self._tickets: dict[str, tuple[str, int]] = {}
+        self._changed = asyncio.Condition()
+
+    def take(self, event_id: str, lane: str) -> None:
+        self._tickets[event_id] = (lane, self._issued[lane])
+        self._issued[lane] += 1
+
+    @contextlib.asynccontextmanager
+    async def turn(self, event_id: str) -> AsyncIterator[None]:
+        ticket = self._tickets.pop(event_id, None)
+        if ticket is None:
+            yield
+            return
+        lane, number = ticket
+        async with self._changed:
+            # The patience runs from the line's last move, not from arrival: a long
+            # queue moving steadily is waited out, only a stuck one is skipped.
+            while self._served[lane] < number:
+                try:
+                    await asyncio.wait_for(self._changed.wait(), self._patience)
+                except TimeoutError:
+                    break
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._served[lane] = max(self._served[lane], number + 1)
+                self._changed.notify_all()
+
+
+class SlackPlatform:
+    name = "slack"
+    command_prefix = tr.PREFIX
+
+    def __init__(
+        self,
+        *,
+        bot_token: str,
+        app_token: str = "",
+        signing_secret: str = "",
+        api_url: str = "https://slack.com/api/",
+        http_host: str = "0.0.0.0",
+        http_port: int = 3000,
+        language: str = "en",
+        pace_seconds: float = 1.0,
+        ping_interval: float = 10.0,
+        rate_limit_retries: int = 1,
+    ):
+        #: Slack allows about one message a second per channel; the outbox paces to it
+        self.pace_seconds = pace_seconds
+        self._app_token = app_token
+        self._api_url = api_url
+        self._http_host = http_host
+        self._http_port = http_port
+        self._ping_interval = ping_interval
+        texts = texts_for(language)
+        self._labels = tr.Labels(
+            texts.slack_show_full, texts.slack_full_text_title, texts.slack_close
+        )
+        self._loading = texts.slack_loading
+        self._required = texts.form_required
+        self.client = AsyncWebClient(
+            token=bot_token,
+            base_url=api_url,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(),
+                # waits out Retry-After itself first; what it gives up on, the outbox retries
+                AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+            ],
+        )
+        self.app = AsyncApp(
+            client=self.client,
+            # Every value explicit: Bolt would otherwise read its own environment variables.
+            signing_secret=signing_secret,
+            request_verification_enabled=not app_token,
+            name="inloop",
+        )
+        self.bot_user_id = ""
+        self.team_id = ""
+        self.workspace_url = ""
+        self.forms: dict[str, tr.Form] = {}
+        self._sink: EventSink | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._runner: web.AppRunner | None = None
+        self._sent: collections.OrderedDict[str, str] = collections.OrderedDict()
+        #: person → the "Show full text" modal waiting for the core's answer
+        self._modals: dict[str, tuple[str, float]] = {}
+        self._turnstile = Turnstile()
+        self._register()
+
+    @property
+    def http_port(self) -> int:
+        """The port HTTP mode listens on (the real one when asked for port 0)."""
+        if self._runner is not None:
+            for address in self._runner.addresses:
+                return int(address[1])
+        return self._http_port
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self, sink: EventSink) -> None:
+        self._sink = sink
+        # One connection pool for every Web API call (the client opens one per call otherwise).
+        self._session = aiohttp.ClientSession()
+        self.client.session = self._session
+        try:
+            auth = await self.client.auth_test()
+        except SlackApiError as exc:
+            await self.stop()
+            error = str(exc.response.get("error", ""))
+            if error in BAD_TOKEN:
+                raise StartError(
+                    f"Slack rejected SLACK_BOT_TOKEN ({error}): copy the Bot User OAuth Token again"
+                ) from None
+            raise StartError(f"Slack auth.test failed: {error or exc}") from None
+        except aiohttp.ClientError as exc:
+            await self.stop()
+            raise StartError(f"cannot reach Slack at {self._api_url}: {exc}") from None
+        self.bot_user_id = str(auth.get("user_id", ""))
+        self.team_id = str(auth.get("team_id", ""))
+        self.workspace_url = str(auth.get("url", ""))
+        if self._app_token:
+            await self._start_socket_mode()
+        else:
+            await self._start_http()
+
+    async def _start_socket_mode(self) -> None:
+        # apps.connections.open takes the app-level token, not the bot token
+        socket_client = AsyncWebClient(
+            token=self._app_token, base_url=self._api_url, session=self._session
+        )
+        self._socket = AsyncSocketModeHandler(
+            self.app,
+            self._app_token,
+            web_client=socket_client,
+            ping_interval=self._ping_interval,
+        )
+        # runs for each envelope in arrival order, before Bolt's concurrent dispatch
+        self._socket.client.message_listeners.insert(0, self._received)
+        try:
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+        except SlackApiError as exc:
+            await self.stop()
+            error = str(exc.response.get("error", ""))
+            raise StartError(
+                f"Slack rejected SLACK_APP_TOKEN ({error}): it needs the connections:write scope"
+            ) from None
+        log.info("Slack: connected by Socket Mode as %s", self.bot_user_id)
+
+    async def _start_http(self) -> None:
+        self._runner = web.AppRunner(self.app.web_app(path=EVENTS_PATH, port=self._http_port))
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self._http_host, self._http_port).start()
+        log.info("Slack: HTTP mode on port %d, path %s", self.http_port, EVENTS_PATH)
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+            self.client.session = None
+
+    # -- inbound ---------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+
+        @app.command(tr.PREFIX)
+        async def on_command(ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
+            await ack()  # answers arrive as ephemeral messages through the outbox
+            await self._hand(tr.command_event(body))
+
+        @app.action(re.compile(f"^{re.escape(tr.ACTION_PREFIX)}"))
+        async def on_button(ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
+            await ack()
+            for action in body.get("actions", ()):
+                event = tr.action_event(body, action)
+                if event is not None:
+                    await self._hand(event)
+            if (body.get("view") or {}).get("type") == "home":
+                # the Home tab shows the change at once, as the card in the channel does
+                home = tr.home_opened_event(
+                    {
+                        "event_id": f"home-after:{body.get('trigger_id')}",
+                        "event": {"user": body["user"]["id"], "tab": "home"},
+                    }
+                )
+                if home is not None:
+                    await self._hand(home)
+
+        @app.action(tr.SHOW_FULL)
+        async def on_show_full(ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
+            await ack()
+            user = body["user"]["id"]
+            # A trigger id is valid for 3 s: open a modal now, fill it when the core answers.
+            try:
+                opened = await self.client.views_open(
+                    trigger_id=body["trigger_id"],
+                    view=tr.text_modal(self._labels.full_text_title, self._loading, self._labels),
+                )
+                self._modals[user] = (str(opened["view"]["id"]), _now())
+            except (SlackApiError, aiohttp.ClientError) as exc:
+                # the trigger expired or Slack said no: the text comes as a reply instead
+                log.warning("Slack: could not open the full-text modal: %s", exc)
+            for action in body.get("actions", ()):
+                event = tr.action_event(body, {**action, "action_id": f"{tr.ACTION_PREFIX}show"})
+                if event is not None:
+                    await self._hand(event)
+
+        @app.view(re.compile(f"^{re.escape(tr.FORM_PREFIX)}"))
+        async def on_form(ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
+            view = body["view"]
+            form = self.forms.get(str(view["callback_id"]).removeprefix(tr.FORM_PREFIX))
+            if form is None:
+                await ack()
+                return
+            values = tr.form_values(form, view)
+            errors = tr.form_errors(form, values, self._required)
+            if errors:
+                await ack(response_action="errors", errors=errors)
+                return
+            await ack()
+            await self._hand(tr.form_event(body, form, values))
+
+        @app.event("message")
+        async def on_message(body: dict[str, Any]) -> None:
+            event = tr.message_event(body, self.bot_user_id, self.workspace_url)
+            if event is not None:
+                await self._hand(event)
+
+        @app.event("reaction_added")
+        async def on_reaction(body: dict[str, Any]) -> None:
+            event = tr.reaction_event(body)
+            if event is not None:
+                await self._hand(event)
+
+        @app.event("app_home_opened")
+        async def on_home(body: dict[str, Any]) -> None:
+            event = tr.home_opened_event(body)
+            if event is not None:
+                await self._hand(event)
+
+        @app.event("app_mention")
+        async def on_mention(body: dict[str, Any]) -> None:
+            # The same text arrives as a `message` event, which is what Inloop reads.
+            return
+
+    async def _received(
+        self, client: AsyncBaseSocketModeClient, envelope: dict[Any, Any], raw: str | None
+    ) -> None:
+        # No await in here: it must run to the end before the next envelope's turn.
+        if envelope.get("type") != "events_api":
+            return
+        payload = envelope.get("payload") or {}
+        event = tr.message_event(payload, self.bot_user_id, self.workspace_url)
+        if event is not None:
+            self._turnstile.take(event.event_id, event.channel)
+
+    async def _hand(self, event: Event) -> None:
+        assert self._sink is not None, "events arrive only after start()"
+        async with self._turnstile.turn(event.event_id):
+            await self._sink.handle(event)
+
+    async def open_form(
+        self, trigger_id: str, form_id: str, context: ChannelId | None = None
+    ) -> None:
+        """Open one of the registered forms (the answer to a button or command)."""
+        form = self.forms[form_id]
+        await self.client.views_open(
+            trigger_id=trigger_id,
+            view=tr.form_modal(form, self._labels.close, tr.local(context) if context else ""),
+        )
+
+    # -- Platform: outbound ----------------------------------------------------------
+
+    async def send(self, channel: ChannelId, view: View, key: str) -> str:
+        return await self._post(tr.local(channel), view, key)
+
+    async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
+        return await self._post(tr.local(channel), view, key, thread_ts=message_ref)
+
+    async def _post(self, channel: str, view: View, key: str, thread_ts: str | None = None) -> str:
+        if key in self._sent:
+            return self._sent[key]
+        if isinstance(view, Chart):
+            ref = await self._upload(channel, view, thread_ts)
+        else:
+            body = tr.message(view, self._labels)
+            response = await self._call(
+                self.client.chat_postMessage,
+                channel=channel,
+                text=body.text,
+                blocks=body.blocks or None,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+            ref = str(response.get("ts", ""))
+        self._remember(key, ref)
+        return ref
+
+    async def _upload(self, channel: str, chart: Chart, thread_ts: str | None = None) -> str:
+        """Slack's external upload flow (files.getUploadURLExternal, the upload itself,
+        files.completeUploadExternal), which files_upload_v2 walks through."""
+        response = await self._call(
+            self.client.files_upload_v2,
+            channel=channel,
+            content=chart.png,
+            filename=chart.filename,
+            title=chart.title,
+            thread_ts=thread_ts,
+        )
+        files = response.get("files") or [{}]
+        return str(files[0].get("id", ""))
+
+    async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
+        if key in self._sent:
+            return
+        body = tr.message(view, self._labels)
+        await self._call(
+            self.client.chat_update,
+            channel=tr.local(channel),
+            ts=message_ref,
+            text=body.text,
+            blocks=body.blocks or [],
+        )
+        self._remember(key, message_ref)
+
+    async def send_private(
+        self, person: PersonId, view: View, key: str, context: ChannelId | None
+    ) -> None:
+        if key in self._sent:
+            return
+        user = tr.local(person)
+        if isinstance(view, Chart):
+            # A file can't be ephemeral: it goes to the person's DM with the app.
+            opened = await self._call(self.client.conversations_open, users=user)
+            await self._upload(str(opened["channel"]["id"]), view)
+        elif isinstance(view, Home):
+            home = {"type": "home", "blocks": tr.message(view, self._labels).blocks}
+            await self._call(self.client.views_publish, user_id=user, view=home)
+        elif isinstance(view, Notice) and self._modal_for(user):
+            view_id, _ = self._modals.pop(user)
+            await self._call(
+                self.client.views_update,
+                view_id=view_id,
+                view=tr.text_modal(self._labels.full_text_title, view.text, self._labels),
+            )
+        else:
+            await self._tell(user, view, context)
+        self._remember(key, "")
+
+    async def _tell(self, user: str, view: View, context: ChannelId | None) -> None:
+        body = tr.message(view, self._labels)
+        if context is not None and context != tr.NO_CHANNEL:
+            try:
+                await self._call(
+                    self.client.chat_postEphemeral,
+                    channel=tr.local(context),
+                    user=user,
+                    text=body.text,
+                    blocks=body.blocks or None,
+                )
+                return
+            except DeliveryError as exc:
+                if exc.reason not in EPHEMERAL_FALLBACK:
+                    raise
+        # A DM: chat.postMessage to a user id lands in the app's Messages tab.
+        await self._call(
+            self.client.chat_postMessage, channel=user, text=body.text, blocks=body.blocks or None
+        )
+
+    async def user_info(self, person: PersonId) -> PersonInfo:
+        try:
+            response = await self.client.users_info(user=tr.local(person), include_locale=True)
+        except SlackApiError as exc:
+            if exc.response.get("error") == "user_not_found":
+                raise LookupError(person) from None
+            raise
+        return tr.person_info(response.get("user") or {}, self.team_id)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    async def _call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
+        """A Web API call; Slack's answers become the outbox's DeliveryError."""
+        try:
+            return await method(**kwargs)
+        except SlackApiError as exc:
+            response = exc.response
+            error = str(response.get("error", "")) or f"HTTP {response.status_code}"
+            if response.status_code == 429:
+                retry_after = _retry_after(response.headers)
+                raise DeliveryError("ratelimited", retry_after=retry_after) from None
+            raise DeliveryError(error, permanent=error in PERMANENT_ERRORS) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
+
+    def _modal_for(self, user: str) -> bool:
+        """A "Show full text" modal is waiting for this person's next answer (briefly:
+        an answer a minute later belongs to something else)."""
+        waiting = self._modals.get(user)
+        if waiting is not None and _now() - waiting[1] > MODAL_WAIT:
+            del self._modals[user]
+            return False
+        return waiting is not None
+
+    def _remember(self, key: str, ref: str) -> None:
+        self._sent[key] = ref
+        while len(self._sent) > SENT_MEMORY:
+            self._sent.popitem(last=False)
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _retry_after(headers: Any) -> float:
+    for name, value in dict(headers or {}).items():
+        if name.lower() == "retry-after":
+            raw = value[0] if isinstance(value, list) else value
+            try:
+                return max(0.0, float(raw))
+            except (TypeError, ValueError):
+                break
+    return 1.0

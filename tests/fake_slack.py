@@ -1,0 +1,437 @@
+"""A fake Slack on 127.0.0.1, in the spirit of bolt-python's tests/mock_web_api_server.
+
+It answers the Web API methods Inloop uses, opens Socket Mode connections
+(`apps.connections.open` → a websocket that pushes envelopes and collects acks),
+keeps what a user would see (channel messages as edited, ephemeral messages,
+DMs, modals, Home tabs), and fails on demand (an error, or 429 + Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import WSMsgType, web
+
+BOT_USER = "UBOT"
+TEAM = "T1"
+
+
+@dataclass
+class Posted:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    thread_ts: str | None = None
+    #: every version, the first post included (chat.update appends)
+    versions: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+
+
+@dataclass
+class Ephemeral:
+    channel: str
+    user: str
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+@dataclass
+class Failure:
+    error: str
+    status: int = 200
+    retry_after: float | None = None
+
+
+def user(
+    uid: str,
+    name: str,
+    *,
+    team: str = TEAM,
+    guest: bool = False,
+    locale: str = "en-US",
+    tz: str = "Europe/Rome",
+) -> dict[str, Any]:
+    return {
+        "id": uid,
+        "team_id": team,
+        "name": name.lower(),
+        "real_name": name,
+        "is_restricted": guest,
+        "is_ultra_restricted": False,
+        "is_bot": False,
+        "deleted": False,
+        "locale": locale,
+        "tz": tz,
+        "profile": {"display_name": name, "real_name": name, "team": team},
+    }
+
+
+class FakeSlack:
+    def __init__(self, *, bot_token: str = "xoxb-test", app_token: str = "xapp-test") -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.users: dict[str, dict[str, Any]] = {
+            BOT_USER: {**user(BOT_USER, "inloop"), "is_bot": True}
+        }
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.posted: list[Posted] = []
+        self.ephemeral: list[Ephemeral] = []
+        self.homes: dict[str, dict[str, Any]] = {}
+        #: uploaded files: id → (bytes, filename); shared ones: (channel, file id, title)
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.shared: list[tuple[str, str, str]] = []
+        self.views: dict[str, dict[str, Any]] = {}
+        self.acks: dict[str, dict[str, Any]] = {}
+        self.connections = 0
+        #: method → failures to answer with, first first
+        self.failures: dict[str, list[Failure]] = {}
+        #: every `every`th chat.postMessage answers 429, `storm` times in a row
+        self.storm: tuple[int, int, float] | None = None
+        self._storm_left = 0
+        self._ids = itertools.count(1)
+        self._sockets: list[web.WebSocketResponse] = []
+        self._ack_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.on_post: Callable[[Posted], None] | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    async def start(self) -> FakeSlack:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_get("/link", self._socket)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- on demand ---------------------------------------------------------------------
+
+    def fail(
+        self,
+        method: str,
+        error: str,
+        *,
+        status: int = 200,
+        retry_after: float | None = None,
+        times: int = 1,
+    ) -> None:
+        self.failures.setdefault(method, []).extend([Failure(error, status, retry_after)] * times)
+
+    # -- Web API -----------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            raw = await request.read()
+            if request.content_type == "application/json":
+                args.update(json.loads(raw or b"{}"))
+            else:
+                args.update(dict(parse_qsl(raw.decode())))
+        for key in ("blocks", "view"):
+            if isinstance(args.get(key), str):
+                args[key] = json.loads(args[key])
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        self.calls.append((method, args))
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != expected:
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if method == "chat.postMessage" and self.storm is not None:
+            every, length, retry_after = self.storm
+            posts = sum(1 for m, _ in self.calls if m == "chat.postMessage")
+            if posts % every == 0:
+                self._storm_left = length
+            if self._storm_left:
+                self._storm_left -= 1
+                return self._rate_limited(retry_after)
+        failures = self.failures.get(method)
+        if failures:
+            failure = failures.pop(0)
+            if failure.status == 429:
+                return self._rate_limited(failure.retry_after or 0)
+            return web.json_response({"ok": False, "error": failure.error}, status=failure.status)
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        body: dict[str, Any] = handler(args)
+        return web.json_response({"ok": True, **body})
+
+    def _rate_limited(self, retry_after: float) -> web.Response:
+        return web.json_response(
+            {"ok": False, "error": "ratelimited"},
+            status=429,
+            headers={"Retry-After": str(int(retry_after))},
+        )
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "user_id": BOT_USER,
+            "team_id": TEAM,
+            "url": "https://acme.slack.com/",
+            "bot_id": "BBOT",
+            "user": "inloop",
+            "team": "Acme",
+        }
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"url": f"ws://127.0.0.1:{self.port}/link"}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        found = self.users.get(args.get("user", ""))
+        if found is None:
+            raise web.HTTPOk(
+                text=json.dumps({"ok": False, "error": "user_not_found"}),
+                content_type="application/json",
+            )
+        return {"user": found}
+
+    def _ts(self) -> str:
+        n = next(self._ids)
+        return f"{1_700_000_000 + n}.{n:06d}"
+
+    def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        posted = Posted(
+            args["channel"],
+            self._ts(),
+            args.get("text", ""),
+            args.get("blocks") or [],
+            args.get("thread_ts"),
+        )
+        posted.versions.append((posted.text, posted.blocks))
+        self.posted.append(posted)
+        if self.on_post is not None:
+            self.on_post(posted)
+        return {"channel": posted.channel, "ts": posted.ts, "message": {"text": posted.text}}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        for posted in self.posted:
+            if posted.channel == args["channel"] and posted.ts == args["ts"]:
+                posted.text = args.get("text", "")
+                posted.blocks = args.get("blocks") or []
+                posted.versions.append((posted.text, posted.blocks))
+                return {"channel": posted.channel, "ts": posted.ts}
+        raise web.HTTPOk(
+            text=json.dumps({"ok": False, "error": "message_not_found"}),
+            content_type="application/json",
+        )
+
+    def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        self.ephemeral.append(
+            Ephemeral(args["channel"], args["user"], args.get("text", ""), args.get("blocks") or [])
+        )
+        return {"message_ts": self._ts()}
+
+    def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"channel": {"id": f"D{args['users']}"}}
+
+    def _files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        file_id = f"F{next(self._ids)}"
+        self.files[file_id] = (b"", args["filename"])
+        return {"upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}", "file_id": file_id}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        self.files[file_id] = (await request.read(), self.files[file_id][1])
+        return web.Response(text="OK - " + str(len(self.files[file_id][0])))
+
+    def _files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        listed = args["files"]
+        files = json.loads(listed) if isinstance(listed, str) else listed
+        for f in files:
+            self.shared.append((args.get("channel_id", ""), f["id"], f.get("title", "")))
+        return {"files": [{"id": f["id"], "title": f.get("title", "")} for f in files]}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        view_id = f"V{next(self._ids)}"
+        self.views[view_id] = args["view"]
+        return {"view": {"id": view_id, **args["view"]}}
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        self.views[args["view_id"]] = args["view"]
+        return {"view": {"id": args["view_id"], **args["view"]}}
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        self.homes[args["user_id"]] = args["view"]
+        return {"view": {"id": f"V{next(self._ids)}", **args["view"]}}
+
+    # -- Socket Mode -------------------------------------------------------------------
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.connections += 1
+        self._sockets.append(ws)
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1, "debug_info": {}}))
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    data = json.loads(msg.data)
+                    envelope = data.get("envelope_id")
+                    if envelope:
+                        self.acks[envelope] = data.get("payload") or {}
+                        waiter = self._ack_waiters.pop(envelope, None)
+                        if waiter is not None and not waiter.done():
+                            waiter.set_result(self.acks[envelope])
+        finally:
+            if ws in self._sockets:
+                self._sockets.remove(ws)
+        return ws
+
+    async def connected(self, within: float = 10.0) -> None:
+        deadline = time.monotonic() + within
+        while not self._sockets:
+            assert time.monotonic() < deadline, "the bot never connected by Socket Mode"
+            await asyncio.sleep(0.01)
+
+    async def drop_connections(self) -> None:
+        """Slack closes sockets now and then (and on deploys): the bot must come back."""
+        for ws in list(self._sockets):
+            await ws.close()
+
+    async def push(
+        self, kind: str, payload: dict[str, Any], *, envelope_id: str = "", retry_attempt: int = 0
+    ) -> str:
+        """Send one envelope (events_api, slash_commands, interactive); returns its id."""
+        await self.connected()
+        envelope_id = envelope_id or f"env-{next(self._ids)}"
+        loop = asyncio.get_running_loop()
+        self._ack_waiters[envelope_id] = loop.create_future()
+        await self._sockets[-1].send_str(
+            json.dumps(
+                {
+                    "envelope_id": envelope_id,
+                    "type": kind,
+                    "payload": payload,
+                    "accepts_response_payload": kind != "events_api",
+                    "retry_attempt": retry_attempt,
+                    "retry_reason": "timeout" if retry_attempt else "",
+                }
+            )
+        )
+        return envelope_id
+
+    async def acked(self, envelope_id: str, within: float = 5.0) -> dict[str, Any]:
+        if envelope_id in self.acks:
+            return self.acks[envelope_id]
+        return await asyncio.wait_for(self._ack_waiters[envelope_id], within)
+
+    # -- what people see ---------------------------------------------------------------
+
+    def in_channel(self, channel: str) -> list[Posted]:
+        return [p for p in self.posted if p.channel == channel]
+
+    def told(self, uid: str) -> list[str]:
+        """Everything `uid` was told privately (ephemeral or DM), oldest first."""
+        said = [e.text for e in self.ephemeral if e.user == uid]
+        return said + [p.text for p in self.posted if p.channel == uid]
+
+    def count(self, method: str) -> int:
+        return sum(1 for m, _ in self.calls if m == method)
+
+
+# -- payloads as Slack sends them -------------------------------------------------------
+
+
+def event(body: dict[str, Any], event_id: str) -> dict[str, Any]:
+    return {
+        "token": "legacy",
+        "team_id": TEAM,
+        "api_app_id": "A1",
+        "event": body,
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
+    }
+
+
+def message(
+    uid: str, channel: str, text: str, ts: str, *, thread_ts: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    body = {
+        "type": "message",
+        "user": uid,
+        "channel": channel,
+        "text": text,
+        "ts": ts,
+        "channel_type": "channel",
+        **extra,
+    }
+    if thread_ts:
+        body["thread_ts"] = thread_ts
+    return body
+
+
+def command(uid: str, channel: str, text: str, trigger: str) -> dict[str, Any]:
+    return {
+        "token": "legacy",
+        "team_id": TEAM,
+        "channel_id": channel,
+        "user_id": uid,
+        "command": "/inloop",
+        "text": text,
+        "response_url": "http://127.0.0.1:9/unused",
+        "trigger_id": trigger,
+        "api_app_id": "A1",
+    }
+
+
+def button(
+    uid: str,
+    channel: str | None,
+    action_id: str,
+    value: str,
+    trigger: str,
+    *,
+    view: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "block_actions",
+        "team": {"id": TEAM},
+        "user": {"id": uid, "team_id": TEAM},
+        "api_app_id": "A1",
+        "trigger_id": trigger,
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "b",
+                "value": value,
+                "action_ts": str(time.time()),
+            }
+        ],
+    }
+    if channel:
+        body["channel"] = {"id": channel}
+        body["container"] = {"type": "message", "channel_id": channel}
+    if view is not None:
+        body["view"] = view
+        body["container"] = {"type": "view", "view_id": view.get("id", "VHOME")}
+    return body
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    base = b"v0:" + str(timestamp).encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()

@@ -1,0 +1,557 @@
+"""Inloop on Slack end to end: Socket Mode and HTTP mode against a fake Slack on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+
+from bot.app import App, build_platforms
+from bot.config import load_settings
+from bot.events import ChannelId
+from bot.platform import DeliveryError, StartError
+from bot.platforms.slack import translate as tr
+from bot.platforms.slack.adapter import SlackPlatform, Turnstile
+from bot.views import Notice
+from fake_slack import FakeSlack, button, command, message, sign, user
+from harness import eventually
+from slack_chat import OWNER, SHARED, SlackChat, buttons, shown
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    server = await FakeSlack().start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def slack(database_url: str, fake: FakeSlack) -> AsyncIterator[SlackChat]:
+    chat = await SlackChat(database_url, fake).start()
+    try:
+        yield chat
+    finally:
+        await chat.stop()
+
+
+async def test_watched_channel_mention_to_card_claim_and_thread_reply(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+
+    await slack.write("UCUST", "My order <!channel> arrived broken", SHARED, ts="100.1")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+
+    text, blocks = slack.card(1)
+    assert "Giulia" in shown(blocks) and "slack" in shown(blocks)
+    assert "My order &lt;!channel&gt; arrived broken" in shown(blocks)
+    assert buttons(blocks) == ["inloop:claim"]
+    assert "#1 from Giulia" in text  # the notification fallback
+    assert "<https://acme.slack.com/archives/CSHARED/p1001>" in shown(blocks)  # the link
+
+    told = await slack.press("UANN", "claim", "1")
+    assert "#1" in told
+    _, blocks = slack.card(1)
+    assert "Ann" in shown(blocks)
+    assert buttons(blocks) == ["inloop:replied", "inloop:release", "inloop:resolve"]
+    assert len(fake.in_channel(OWNER)) == 1  # updated in place, not posted again
+    assert fake.count("chat.update") == 1
+
+    told = await slack.press("UBOB", "claim", "1")
+    assert told == "#1 is already claimed by Ann."
+    assert fake.ephemeral[-1].user == "UBOB" and fake.ephemeral[-1].channel == OWNER
+
+    # Ann answers in the customer's thread: the card says replied without a command.
+    await slack.write(
+        "UANN", "Sorry! A new one is on its way", SHARED, ts="100.2", thread_ts="100.1"
+    )
+    await slack.until(lambda: buttons(slack.card(1)[1])[0] == "inloop:resolve")
+
+
+async def test_the_bots_own_messages_and_edits_are_not_customers(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+
+    before = slack.handled
+    await slack.send_event(
+        message("UBOT", SHARED, "I am the bot", "200.1", bot_id="BBOT"), expect=0
+    )
+    await slack.send_event(
+        message("UCUST", SHARED, "edited", "200.2", subtype="message_changed"), expect=0
+    )
+    await slack.send_event(
+        message("UCUST", SHARED, "joined", "200.3", subtype="channel_join"), expect=0
+    )
+    await slack.write("UCUST", "a real question", SHARED, ts="200.4")
+
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    assert slack.handled == before + 1  # only the real message reached the core
+    assert "a real question" in shown(slack.card(1)[1])
+
+
+async def test_every_slash_command_answers_privately(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    await slack.write("UCUST", "Where is my parcel?", SHARED, ts="300.1")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    commands = [
+        "help",
+        "queue",
+        "show 1",
+        "claim 1",
+        "replied 1",
+        "release 1",
+        "resolve 1",
+        "reopen 1",
+        "reassign 1 <@UBOB|bob>",
+        "teams",
+        "team tags support parcel",
+        "route test my parcel is late",
+        "feed list",
+        "feed add https://example.org/feed.xml support",
+        "feed remove 1",
+        "lang en",
+        "role <@UANN|ann> manager",
+        "team unwatch",
+    ]
+    for text in commands:
+        where = SHARED if text == "team unwatch" else OWNER
+        ephemeral_before = len(fake.ephemeral)
+        told = await slack.say("UADMIN", text, where=where)
+        assert told, text
+        assert "went wrong" not in told, (text, told)
+        assert len(fake.ephemeral) > ephemeral_before, text  # ephemeral, in that channel
+        assert fake.ephemeral[-1].channel == where
+    # `home` publishes the person's Home tab instead of answering in the channel
+    await slack.say("UADMIN", "home")
+    assert "Claimed by you" in shown(fake.homes["UADMIN"]["blocks"])
+    # the person mention became Inloop's id for Bob: he owns #1 now
+    assert "Bob" in shown(slack.card(1)[1])
+    told = await slack.say("UANN", "queue")
+    assert "not allowed" not in told  # Ann is a manager now
+
+
+async def test_errors_are_ephemeral_and_say_why(slack: SlackChat) -> None:
+    told = await slack.say("UANN", "claim 99")
+    assert "#99" in told
+    told = await slack.say("UANN", "frobnicate")
+    assert "frobnicate" in told and "/inloop" in told
+    told = await slack.say("UANN", "claim")
+    assert "/inloop claim" in told  # the usage line, with Slack's prefix
+    assert all(e.user == "UANN" for e in slack.fake.ephemeral[-3:])
+
+
+async def test_a_channel_the_bot_is_not_in_gets_the_answer_by_dm(slack: SlackChat) -> None:
+    slack.fake.fail("chat.postEphemeral", "not_in_channel")
+    told = await slack.say("UANN", "claim 99", where="CELSEWHERE")
+    assert "#99" in told
+    assert slack.fake.posted[-1].channel == "UANN"  # the app's DM with Ann
+
+
+async def test_guests_and_other_workspaces_are_not_staff(slack: SlackChat) -> None:
+    await slack.setup_team()
+    await slack.write("UCUST", "hello", SHARED, ts="400.1")
+    await slack.until(lambda: len(slack.fake.in_channel(OWNER)) == 1)
+
+    for outsider in ("UCUST", "UEXT"):
+        told = await slack.say(outsider, "claim 1")
+        assert "claim" in told
+        assert "Owner" in shown(slack.card(1)[1])
+        assert buttons(slack.card(1)[1]) == ["inloop:claim"], outsider  # still unclaimed
+    # Giulia's Slack locale is Italian: Inloop answers her in Italian
+    assert "non" in (await slack.say("UCUST", "claim 1")).lower()
+    # a person from another workspace writing in the shared channel is a customer
+    await slack.write("UEXT", "also me", SHARED, ts="400.2")
+    await slack.until(lambda: len(slack.fake.in_channel(OWNER)) == 2)
+
+
+async def test_home_tab_shows_mine_and_waiting_with_buttons(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    await slack.write("UCUST", "first", SHARED, ts="500.1")
+    await slack.write("UEXT", "second", SHARED, ts="500.2")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 2)
+    await slack.press("UANN", "claim", "1")
+
+    await slack.send_event(
+        {"type": "app_home_opened", "user": "UANN", "channel": "DANN", "tab": "home"}
+    )
+    await slack.until(lambda: "UANN" in fake.homes)
+    home = fake.homes["UANN"]
+    assert home["type"] == "home"
+    text = shown(home["blocks"])
+    assert "Claimed by you (1)" in text and "first" in text
+    assert "Waiting for someone to claim them (1)" in text and "second" in text
+    assert "inloop:claim" in buttons(home["blocks"])
+
+    # Claim #2 from the Home tab: the tab is published again, now with both
+    await slack.press("UANN", "claim", "2", where=None, view={"id": "VH", "type": "home"})
+    await slack.until(lambda: "Claimed by you (2)" in shown(fake.homes["UANN"]["blocks"]))
+
+
+async def test_a_retried_event_is_handled_once(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    body = message("UCUST", SHARED, "are you there?", "600.1")
+    await slack.send_event(body, event_id="EvSAME")
+    # Slack did not see the ack in time and sends the same event again, twice
+    await slack.send_event(body, event_id="EvSAME")
+    await slack.send_event(body, event_id="EvSAME")
+    assert len(fake.in_channel(OWNER)) == 1
+
+
+async def test_a_lost_socket_mode_connection_reconnects(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    opened = fake.count("apps.connections.open")
+    await fake.drop_connections()
+    await eventually(lambda: fake.connections == 2)
+    assert fake.count("apps.connections.open") == opened + 1
+    await slack.write("UCUST", "still there?", SHARED, ts="700.1")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+
+
+async def test_show_full_text_opens_a_modal_with_all_of_it(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    long_text = "parcel " * 700 + "THE END"
+    await slack.write("UCUST", long_text, SHARED, ts="800.1")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    _, blocks = slack.card(1)
+    assert "THE END" not in shown(blocks)
+    assert "inloop_show_full" in buttons(blocks)
+
+    before = slack.handled
+    envelope = await fake.push(
+        "interactive", button("UANN", OWNER, "inloop_show_full", "1", "trig-full")
+    )
+    await fake.acked(envelope)
+    await eventually(lambda: slack.handled > before)
+    await slack.app.settle()
+    assert fake.count("views.open") == 1 and fake.count("views.update") == 1
+    (modal,) = fake.views.values()
+    assert modal["type"] == "modal"
+    assert "THE END" in shown(modal["blocks"])
+    assert all(len(b["text"]["text"]) <= 3000 for b in modal["blocks"])
+
+
+async def test_a_429_storm_during_a_burst_of_200_mentions(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    # the 100th and 200th posts start a storm of 429s (Retry-After: 0), longer than the
+    # client's own retry: the outbox has to retry too
+    fake.storm = (100, 2, 0)
+    for n in range(200):
+        await fake.push(
+            "events_api",
+            {
+                "type": "event_callback",
+                "team_id": "T1",
+                "event_id": f"EvBurst{n}",
+                "event": message("UCUST", SHARED, f"burst {n}", f"900.{n:03d}"),
+            },
+        )
+    await eventually(lambda: len(fake.in_channel(OWNER)) == 200, within=60)
+    await slack.app.settle()
+    cards = fake.in_channel(OWNER)
+    numbers = [int(shown(c.blocks).split(" ")[0].lstrip("#")) for c in cards]
+    assert numbers == list(range(1, 201))  # all of them, in order, none twice
+    texts = [shown(c.blocks) for c in cards]
+    assert all(f"burst {n - 1}" in t for n, t in zip(numbers, texts, strict=True))
+    assert sum(1 for m, _ in fake.calls if m == "chat.postMessage") > 200  # there were 429s
+
+
+# -- HTTP mode --------------------------------------------------------------------------
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+@pytest.fixture
+async def http_app(database_url: str, fake: FakeSlack) -> AsyncIterator[App]:
+    settings = load_settings(
+        {
+            "DATABASE_URL": database_url,
+            "INLOOP_ADMINS": "slack:UADMIN",
+            "SLACK_BOT_TOKEN": fake.bot_token,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_HTTP_PORT": "0",
+            "SLACK_API_URL": fake.api_url,
+        }
+    )
+    fake.users["UADMIN"] = user("UADMIN", "Ada")
+    app = App(settings, build_platforms(settings))
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def _post_command(app: App, text: str, *, age: float = 0, secret: str = SECRET) -> int:
+    platform = app.platforms["slack"]
+    assert isinstance(platform, SlackPlatform)
+    body = urlencode(command("UADMIN", OWNER, text, f"trig-{text}")).encode()
+    stamp = int(time.time() - age)
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": str(stamp),
+        "X-Slack-Signature": sign(secret, body, stamp),
+    }
+    url = f"http://127.0.0.1:{platform.http_port}/slack/events"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as r,
+    ):
+        return r.status
+
+
+async def test_http_mode_takes_signed_requests_only(http_app: App, fake: FakeSlack) -> None:
+    assert fake.count("apps.connections.open") == 0  # no Socket Mode without an app token
+
+    assert await _post_command(http_app, "help") == 200
+    await eventually(lambda: bool(fake.told("UADMIN")))
+    await http_app.settle()
+    assert "/inloop" in fake.told("UADMIN")[-1]
+
+    told = len(fake.told("UADMIN"))
+    assert await _post_command(http_app, "queue", secret="not-the-signing-secret") == 401
+    # Slack refuses requests older than five minutes (replays): so does Inloop
+    assert await _post_command(http_app, "queue", age=6 * 60) == 401
+    await asyncio.sleep(0.1)
+    await http_app.settle()
+    assert len(fake.told("UADMIN")) == told
+
+
+# -- starting up ------------------------------------------------------------------------
+
+
+async def test_a_rejected_token_stops_the_start(fake: FakeSlack) -> None:
+    platform = SlackPlatform(
+        bot_token="xoxb-revoked", app_token=fake.app_token, api_url=fake.api_url
+    )
+
+    with pytest.raises(StartError) as raised:
+        await platform.start(SlackChat.null_sink())
+
+    assert "SLACK_BOT_TOKEN" in str(raised.value) and "invalid_auth" in str(raised.value)
+    assert fake.count("apps.connections.open") == 0  # no retry loop, no connection
+
+
+async def test_inloop_run_with_a_bad_token_says_so_in_one_line(
+    tmp_path: Path, fake: FakeSlack
+) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "INLOOP_", "DATABASE_"))
+    }
+    env.update(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'inloop.db'}",
+        SLACK_BOT_TOKEN="xoxb-revoked",
+        SLACK_APP_TOKEN="xapp-test",
+        SLACK_API_URL=fake.api_url,
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+
+    assert process.returncode == 2
+    errors = [line for line in stderr.decode().splitlines() if "ERROR" in line or "inloop:" in line]
+    assert errors == [
+        "inloop: Slack rejected SLACK_BOT_TOKEN (invalid_auth): copy the Bot User OAuth Token again"
+    ]
+    assert "Traceback" not in stderr.decode()
+
+
+async def test_a_form_submission_is_validated_inline_then_runs_its_command(
+    slack: SlackChat,
+) -> None:
+    fake = slack.fake
+    slack.platform.forms["claim"] = tr.Form(
+        form_id="claim",
+        title="Claim",
+        submit="Claim",
+        fields=(tr.FormField("number", "Conversation number"),),
+        command="claim {number}",
+    )
+
+    def submission(value: str | None) -> dict[str, Any]:
+        entry = {"type": "plain_text_input", "value": value}
+        return {
+            "type": "view_submission",
+            "team": {"id": "T1"},
+            "user": {"id": "UANN", "team_id": "T1"},
+            "api_app_id": "A1",
+            "trigger_id": "trig-form",
+            "view": {
+                "id": "VFORM",
+                "hash": f"h-{value}",
+                "type": "modal",
+                "callback_id": "inloop_form:claim",
+                "private_metadata": OWNER,
+                "state": {"values": {"number": {"number": entry}}},
+            },
+        }
+
+    envelope = await fake.push("interactive", submission(None))
+    ack = await fake.acked(envelope)
+    assert ack == {"response_action": "errors", "errors": {"number": "Please fill this in."}}
+
+    before = slack.handled
+    envelope = await fake.push("interactive", submission("42"))
+    assert await fake.acked(envelope) == {}  # the modal closes
+    await eventually(lambda: slack.handled > before)
+    await slack.app.settle()
+    assert "#42" in fake.told("UANN")[-1]  # the command ran: there is no #42
+
+
+async def test_messages_of_a_channel_reach_the_core_in_arrival_order() -> None:
+    line = Turnstile(patience=0.2)
+    for n in range(5):
+        line.take(f"e{n}", "C1")
+    line.take("lost", "C1")  # Bolt dropped this one: the line must not stop for good
+    line.take("last", "C1")
+    order: list[str] = []
+
+    async def handle(event_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)  # they reach the turnstile in a scrambled order
+        async with line.turn(event_id):
+            await asyncio.sleep(0.01)
+            order.append(event_id)
+
+    delays = {"e0": 0.03, "e1": 0.0, "e2": 0.02, "e3": 0.01, "e4": 0.0, "last": 0.0}
+    await asyncio.gather(*(handle(e, d) for e, d in delays.items()))
+
+    assert order == ["e0", "e1", "e2", "e3", "e4", "last"]
+
+
+async def test_when_the_modal_cannot_open_the_full_text_comes_as_a_reply(
+    slack: SlackChat,
+) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    await slack.write("UCUST", "word " * 200 + "THE END", SHARED, ts="810.1")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    fake.fail("views.open", "expired_trigger_id")
+
+    before = slack.handled
+    envelope = await fake.push(
+        "interactive", button("UANN", OWNER, "inloop_show_full", "1", "trig-late")
+    )
+    await fake.acked(envelope)
+    await eventually(lambda: slack.handled > before)
+    await slack.app.settle()
+
+    assert fake.views == {}
+    assert "THE END" in fake.told("UANN")[-1]
+
+
+async def test_http_mode_answers_slacks_url_verification(http_app: App) -> None:
+    platform = http_app.platforms["slack"]
+    assert isinstance(platform, SlackPlatform)
+    body = b'{"type": "url_verification", "token": "x", "challenge": "c-123"}'
+    stamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": str(stamp),
+        "X-Slack-Signature": sign(SECRET, body, stamp),
+    }
+    url = f"http://127.0.0.1:{platform.http_port}/slack/events"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as r,
+    ):
+        assert r.status == 200
+        assert (await r.json())["challenge"] == "c-123"  # Slack accepts the request URL
+
+
+def test_slack_is_paced_to_one_message_a_second_per_channel() -> None:
+    settings = load_settings(
+        {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1", "INLOOP_ADMINS": "slack:U1"}
+    )
+    platforms = build_platforms(settings)
+    assert list(platforms) == ["slack"]  # Slack is set: the console does not start
+    assert platforms["slack"].pace_seconds == 1.0
+    assert platforms["slack"].command_prefix == "/inloop"
+
+
+async def test_a_dm_to_the_app_works_like_the_slash_command(slack: SlackChat) -> None:
+    await slack.send_event(message("UANN", "DANN", "claim 99", "950.1", channel_type="im"))
+    assert "#99" in slack.fake.told("UANN")[-1]
+
+
+async def test_slacks_refusals_become_the_outboxs_delivery_errors(fake: FakeSlack) -> None:
+    platform = SlackPlatform(
+        bot_token=fake.bot_token,
+        app_token=fake.app_token,
+        api_url=fake.api_url,
+        rate_limit_retries=0,  # the client gives up at once: the outbox takes over
+    )
+    await platform.start(SlackChat.null_sink())
+    try:
+        fake.fail("chat.postMessage", "ratelimited", status=429, retry_after=7)
+        with pytest.raises(DeliveryError) as limited:
+            await platform.send(ChannelId("slack:C1"), Notice("hi"), "k1")
+        assert limited.value.retry_after == 7 and not limited.value.permanent
+
+        fake.fail("chat.postMessage", "channel_not_found")
+        with pytest.raises(DeliveryError) as gone:
+            await platform.send(ChannelId("slack:C1"), Notice("hi"), "k2")
+        assert gone.value.permanent  # retrying cannot help
+
+        fake.fail("chat.postMessage", "internal_error", status=500)
+        with pytest.raises(DeliveryError) as hiccup:
+            await platform.send(ChannelId("slack:C1"), Notice("hi"), "k3")
+        assert not hiccup.value.permanent
+
+        # a resend with the same key (after a crash) is not posted twice
+        ts = await platform.send(ChannelId("slack:C1"), Notice("hi"), "k4")
+        assert await platform.send(ChannelId("slack:C1"), Notice("hi"), "k4") == ts
+        assert len(fake.in_channel("C1")) == 1
+    finally:
+        await platform.stop()
+
+
+async def test_the_digest_chart_is_uploaded_and_advice_goes_in_the_card_thread(
+    slack: SlackChat,
+) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    await slack.write("UCUST", "Where is my parcel?", SHARED, ts="310.1")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    await slack.say("UADMIN", "claim 1")
+    await slack.say("UADMIN", "role <@UANN|ann> consultant")
+    await slack.say("UADMIN", "ask 1 What do I tell them? slack:UANN")
+    await slack.say("UANN", "answer 1-A1 Give them the tracking link.")
+    card_ts = fake.in_channel(OWNER)[0].ts
+    thread = [p for p in fake.in_channel(OWNER) if p.thread_ts == card_ts]
+    assert [p.text for p in thread] == [
+        "Advice for the owner, not a reply to the customer. "
+        "1-A1 from Ann: Give them the tracking link."
+    ]
+    # the customers' channel never sees the consultant's words
+    assert all("tracking link" not in p.text for p in fake.in_channel(SHARED))
+
+    await slack.say("UADMIN", "digest this")
+    await slack.until(lambda: len(fake.shared) == 1)
+
+    channel_id, file_id, title = fake.shared[0]
+    assert channel_id == "DUADMIN"
+    png, filename = fake.files[file_id]
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and filename.endswith(".png")
+    assert title.startswith("Inloop ")
