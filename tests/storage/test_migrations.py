@@ -14,6 +14,8 @@ TABLES = {
     "audit_log",
     "conversation",
     "feed",
+    "matrix_account",
+    "matrix_direct_room",
     "mention",
     "outbox",
     "person",
