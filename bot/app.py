@@ -20,6 +20,7 @@ from bot.outbox import OutboxWorker
 from bot.people import Directory
 from bot.platform import EventSink, PersonInfo, Platform
 from bot.platforms.console.adapter import ConsolePlatform
+from bot.platforms.matrix.adapter import MatrixPlatform, matrix_settings
 from bot.router import Router
 from handlers import admin, claims, feeds, help, queue, routing, watch
 from storage.database import Database
@@ -140,6 +141,8 @@ def build_platforms(settings: Settings) -> dict[str, Platform]:
     """The chat platforms the settings ask for; the console when they ask for none."""
     platforms: dict[str, Platform] = {}
     # Slack and Matrix adapters are added here when their settings are present.
+    if settings.matrix_homeserver and settings.matrix_user_id:
+        platforms["matrix"] = MatrixPlatform(matrix_settings(settings), utc_now)
     if not platforms:
         console_admin = next((a for a in settings.admins if platform_of(a) == "console"), None)
         persona = console_admin.partition(":")[2] if console_admin else "you"

@@ -50,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_db_upgrade(settings))
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_run(settings))
+    except ConfigError as exc:  # found at start: e.g. the homeserver refused the credentials
+        print(f"inloop: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except (OSError, DBAPIError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         print(
@@ -84,7 +87,10 @@ def _check_config(settings: Settings) -> int:
     print(f"  database: {'SQLite' if settings.is_sqlite else 'PostgreSQL'}")
     print(f"  admins: {', '.join(settings.admins) or '(none)'}")
     print(f"  language: {settings.language}, default time zone: {settings.default_tz}")
-    print("  platforms: console (no Slack or Matrix settings)")
+    if settings.matrix_homeserver:
+        print(f"  platforms: matrix ({settings.matrix_user_id} on {settings.matrix_homeserver})")
+    else:
+        print("  platforms: console (no Slack or Matrix settings)")
     return 0
 
 

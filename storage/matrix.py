@@ -21,7 +21,9 @@ async def save_login(
     row = await session.get(MatrixAccount, user_id)
     if row is None or row.device_id != device_id:
         # A new device has no sync point of its own: it starts from now, not from history.
-        row = row or MatrixAccount(user_id=user_id, device_id=device_id, access_token="")
+        row = row or MatrixAccount(
+            user_id=user_id, device_id=device_id, access_token="", updated_at=now
+        )
         row.sync_token = None
     row.device_id = device_id
     row.access_token = access_token

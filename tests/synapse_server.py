@@ -143,7 +143,14 @@ class SynapseServer:
 
     def _synapse(self, *args: str) -> None:
         done = subprocess.run(
-            [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.base / "homeserver.yaml"), *args],
+            [
+                sys.executable,
+                "-m",
+                "synapse.app.homeserver",
+                "-c",
+                str(self.base / "homeserver.yaml"),
+                *args,
+            ],
             capture_output=True,
             text=True,
             timeout=120,
@@ -208,7 +215,16 @@ class SynapseServer:
             nonce = json.load(answer)["nonce"]
         password = f"pw-{name}-secret"
         mac = hmac.new(_SECRET.encode(), digestmod=hashlib.sha1)
-        mac.update(b"\x00".join([nonce.encode(), name.encode(), password.encode(), b"admin" if admin else b"notadmin"]))
+        mac.update(
+            b"\x00".join(
+                [
+                    nonce.encode(),
+                    name.encode(),
+                    password.encode(),
+                    b"admin" if admin else b"notadmin",
+                ]
+            )
+        )
         body = {
             "nonce": nonce,
             "username": name,
