@@ -183,7 +183,7 @@ async def post(http: aiohttp.ClientSession, url: str, body: bytes, due: float) -
     answered = time.monotonic()
     if status not in (200, 202):
         return Answer(due, started, answered, status, [], 0, str(payload.get("error", payload)))
-    items = payload["mentions"] if "mentions" in payload else [payload]
+    items = payload.get("mentions", [payload])
     numbers = [int(item["conversation"]) for item in items]
     duplicates = sum(1 for item in items if item["duplicate"])
     return Answer(due, started, answered, status, numbers, duplicates)

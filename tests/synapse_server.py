@@ -66,6 +66,7 @@ def _config(base: Path, port: int) -> dict[str, object]:
         "trusted_key_servers": [],
         "suppress_key_server_warning": True,
         "enable_registration": False,
+        "bcrypt_rounds": 4,  # logins and registrations in milliseconds, not a quarter second
         "presence": {"enabled": False},
         "url_preview_enabled": False,
         "rc_message": _FAST,

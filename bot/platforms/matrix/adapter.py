@@ -30,6 +30,7 @@ from nio import (
     AsyncClientConfig,
     ErrorResponse,
     InviteInfo,
+    InviteMemberEvent,
     JoinError,
     LocalProtocolError,
     LoginError,
@@ -241,6 +242,9 @@ class MatrixPlatform:
                 await self._handle(answer, history=True)
             except _NETWORK_ERRORS as exc:
                 log.warning("Matrix: key exchange failed (%s); will retry", exc)
+            except Exception:  # a bug must not end the sync: the sync point is not saved
+                log.exception("Matrix: could not handle a sync; trying it again")
+                await asyncio.sleep(delay)
 
     async def _handle(self, answer: SyncResponse, *, history: bool) -> None:
         """Hand a sync's events to the core, then remember that they were handled."""
@@ -283,7 +287,17 @@ class MatrixPlatform:
                     client.verify_device(device)
 
     async def _invited(self, room_id: str, invite: InviteInfo) -> None:
-        states = [e.source for e in invite.invite_state if hasattr(e, "source")]
+        # nio keeps the membership apart from `source` (whose content it drops): rebuild it.
+        states = [
+            {
+                "type": "m.room.member",
+                "state_key": e.state_key,
+                "sender": e.sender,
+                "content": {"membership": e.membership},
+            }
+            for e in invite.invite_state
+            if isinstance(e, InviteMemberEvent)
+        ]
         inviter = translate.inviter(states, self._settings.user_id)
         if inviter is None:
             return
