@@ -128,6 +128,16 @@ async def bot(synapse: SynapseServer, tmp_path: Path, admin: MatrixPerson) -> As
         await running.stop()
 
 
+async def joined(viewer: MatrixPerson, room: str, user_id: str) -> None:
+    """Wait until `viewer` sees `user_id` joined (not just invited) in the room."""
+
+    def check() -> bool:
+        info = viewer.client.rooms.get(room)
+        return info is not None and user_id in info.users and user_id not in info.invited_users
+
+    await viewer.until(check)
+
+
 def cards(viewer: MatrixPerson, room: str, bot: Bot) -> list[dict[str, Any]]:
     """The bot's cards in a room as `viewer` sees them now (edits applied)."""
     return [
@@ -152,7 +162,7 @@ async def setup_team(
     room = await admin.create_room(bot.user_id, *(m.user_id for m in members), encrypted=encrypted)
     for member in members:
         await member.until(lambda: room in member.client.rooms)
-    await admin.until(lambda: bot.user_id in admin.client.rooms[room].users)
+    await joined(admin, room, bot.user_id)
     await admin.say(room, "!inloop team add support")
     await told(admin, bot, "Team support created")
     return room
@@ -216,9 +226,9 @@ async def test_a_customer_in_a_watched_room_becomes_a_card_and_the_owners_thread
     )
     await customer.until(lambda: public in customer.client.rooms)
     await ann.until(lambda: public in ann.client.rooms)
-    await admin.until(lambda: bot.user_id in admin.client.rooms[public].users)
+    await joined(admin, public, bot.user_id)
     await admin.say(public, "!inloop team watch")
-    await told(admin, bot, "watch")
+    await told(admin, bot, "Watching")
     await admin.say(public, f"!inloop role {customer.user_id} none")
     await told(admin, bot, customer.name)
 
@@ -257,9 +267,9 @@ async def test_a_restart_of_the_bot_and_of_synapse_loses_nothing_and_repeats_not
         owner_room = await setup_team(admin, bot, ann)
         public = await admin.create_room(bot.user_id, customer.user_id)
         await customer.until(lambda: public in customer.client.rooms)
-        await admin.until(lambda: bot.user_id in admin.client.rooms[public].users)
+        await joined(admin, public, bot.user_id)
         await admin.say(public, "!inloop team watch")
-        await told(admin, bot, "watch")
+        await told(admin, bot, "Watching")
         await admin.say(public, f"!inloop role {customer.user_id} none")
         await told(admin, bot, customer.name)
         await customer.say(public, "first")
@@ -292,7 +302,7 @@ async def test_an_invite_from_a_stranger_is_declined_and_one_from_staff_accepted
     stranger = await people("stranger")
     await setup_team(admin, bot)
     room = await admin.create_room(bot.user_id)
-    await admin.until(lambda: bot.user_id in admin.client.rooms[room].users)
+    await joined(admin, room, bot.user_id)
     await admin.say(room, f"!inloop role {stranger.user_id} none")
     await told(admin, bot, stranger.name)
 

@@ -111,8 +111,12 @@ class MatrixPlatform:
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
-        await self._until_reachable("log in", self._login)
-        await self._until_reachable("sync", self._first_sync)
+        try:
+            await self._until_reachable("log in", self._login)
+            await self._until_reachable("sync", self._first_sync)
+        except BaseException:  # wrong credentials, or stopped while waiting: leave nothing open
+            await self.stop()
+            raise
         self._task = asyncio.create_task(self._sync_forever(), name="matrix-sync")
         log.info("Matrix: %s is online on %s", self._settings.user_id, self._settings.homeserver)
 
@@ -253,7 +257,7 @@ class MatrixPlatform:
             await self._invited(room_id, invite)
         if history:
             for room_id, joined in answer.rooms.join.items():
-                for item in joined.timeline.events:
+                for item in self._since_joined(joined.timeline.events):
                     if isinstance(item, MegolmEvent):
                         log.warning(
                             "Matrix: cannot decrypt %s in %s (no room key)", item.event_id, room_id
@@ -266,6 +270,20 @@ class MatrixPlatform:
         self._token = answer.next_batch
         async with self._db.transaction() as session:
             await state.save_sync_token(session, self._settings.user_id, self._token, self._clock())
+
+    def _since_joined(self, events: list[Any]) -> list[Any]:
+        """A room joined in this sync shows some of its past: only what follows the join is news."""
+        for index in range(len(events) - 1, -1, -1):
+            source = getattr(events[index], "source", {})
+            if (
+                source.get("type") == "m.room.member"
+                and source.get("state_key") == self._settings.user_id
+                and (source.get("content") or {}).get("membership") == "join"
+                and ((source.get("unsigned") or {}).get("prev_content") or {}).get("membership")
+                != "join"
+            ):
+                return events[index + 1 :]
+        return events
 
     async def _keys(self) -> None:
         client = self.client
