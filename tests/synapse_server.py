@@ -114,6 +114,10 @@ class SynapseServer:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
     def log_path(self) -> Path:
         return self.base / "homeserver.log"
 

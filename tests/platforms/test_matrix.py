@@ -6,11 +6,11 @@ fresh people and a fresh bot account, so tests do not see each other's rooms.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -161,7 +161,7 @@ async def setup_team(
     """An owner room with the bot and `members`, made team support's channel."""
     room = await admin.create_room(bot.user_id, *(m.user_id for m in members), encrypted=encrypted)
     for member in members:
-        await member.until(lambda: room in member.client.rooms)
+        await joined(member, room, member.user_id)
     await joined(admin, room, bot.user_id)
     await admin.say(room, "!inloop team add support")
     await told(admin, bot, "Team support created")
@@ -216,7 +216,7 @@ async def test_a_mention_becomes_a_card_claimed_by_reaction_and_a_late_claimer_i
 
 
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
-async def test_a_customer_in_a_watched_room_becomes_a_card_and_the_owners_thread_reply_marks_it_replied(
+async def test_a_watched_room_customer_becomes_a_card_and_the_owners_thread_reply_marks_it_replied(
     bot: Bot, admin: MatrixPerson, people: People, encrypted: bool
 ) -> None:
     ann, customer = await people("ann"), await people("customer")
@@ -330,38 +330,46 @@ async def test_wrong_credentials_stop_inloop_with_one_line_and_exit_code_2(
         "MATRIX_STORE_DIR": str(tmp_path / "store"),
         "INLOOP_LOG_LEVEL": "ERROR",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "run"],
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
         env=env,
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    stderr = err.decode()
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
     assert "MATRIX_PASSWORD" in lines[0] and "not-the-password" not in lines[0]
 
 
 async def test_a_homeserver_that_is_down_at_start_is_retried_with_a_clear_log_line(
-    synapse: SynapseServer, tmp_path: Path, admin: MatrixPerson, caplog: pytest.LogCaptureFixture
+    synapse: SynapseServer, tmp_path: Path, admin: MatrixPerson
 ) -> None:
     bot = Bot(synapse, tmp_path, admin)
     synapse.stop()
-    caplog.set_level(logging.WARNING, logger="bot.platforms.matrix.adapter")
-    import asyncio
+    said: asyncio.Queue[str] = asyncio.Queue()
 
+    class Listen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.put_nowait(record.getMessage())
+
+    adapter_log = logging.getLogger("bot.platforms.matrix.adapter")
+    listen = Listen(logging.WARNING)
+    adapter_log.addHandler(listen)
     starting = asyncio.create_task(bot.start())
     try:
-        while not any("cannot log in" in r.getMessage() for r in caplog.records):
-            await asyncio.sleep(0.05)
-        line = next(r.getMessage() for r in caplog.records if "cannot log in" in r.getMessage())
-        assert synapse.url in line and "retrying in" in line
+        line = await asyncio.wait_for(said.get(), 10)
+        assert "cannot log in" in line and synapse.url in line and "retrying in" in line
         synapse.start()
         await asyncio.wait_for(starting, 30)  # it came up on its own once Synapse did
     finally:
-        if synapse._process is None:
+        adapter_log.removeHandler(listen)
+        if not synapse.running:
             synapse.start()
         await bot.stop()
