@@ -49,6 +49,8 @@ class MatrixPerson:
         )
         self.events: dict[str, list[Source]] = {}
         self.invites: list[str] = []
+        #: ids of the events that reached this person encrypted (and were decrypted)
+        self.encrypted: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
 
@@ -92,6 +94,8 @@ class MatrixPerson:
             for event in joined.timeline.events:
                 if not isinstance(event, MegolmEvent):
                     seen.append(event.source)
+                    if getattr(event, "decrypted", False):
+                        self.encrypted.add(event.event_id)
         if self.client.should_upload_keys:
             await self.client.keys_upload()
         if self.client.should_query_keys:

@@ -32,11 +32,17 @@ SECRET = "matrix-test-webhook-secret"
 class Bot:
     """Inloop on Matrix, as `inloop run` builds it, with its webhook on a free port."""
 
-    def __init__(self, hs: SynapseServer, tmp: Path, admin: MatrixPerson, name: str = ""):
+    def __init__(
+        self,
+        hs: SynapseServer,
+        tmp: Path,
+        admin: MatrixPerson,
+        account: tuple[str, str] | None = None,
+    ):
         self.hs = hs
         self.tmp = tmp
-        self.name = name or unique("inloop")
-        self.user_id, self.password = hs.register(self.name)
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.user_id, self.password = account or hs.register(unique("inloop"))
         self.admin = admin
         self.database = f"sqlite+aiosqlite:///{tmp / 'inloop.db'}"
         self.app: App | None = None
@@ -253,6 +259,7 @@ async def test_a_watched_room_customer_becomes_a_card_and_the_owners_thread_repl
     )
     assert replied["event_id"] == card["event_id"]
     if encrypted:
+        assert card["event_id"] in ann.encrypted and asked in customer.encrypted
         # Trust on first use: the staff member's device is verified by the bot on sight.
         devices = bot.platform.client.device_store.active_user_devices(ann.user_id)
         assert [d.verified for d in devices] == [True]
@@ -294,6 +301,18 @@ async def test_a_restart_of_the_bot_and_of_synapse_loses_nothing_and_repeats_not
         assert [t for t in texts if f"\n> {word}" in t and t.startswith(f"#{n} ")], texts
     assert len(texts) == 4  # nothing twice
     assert len(ann.direct_messages(bot.user_id)) == 1
+
+    # A first start (a new database, so a new device) does not act on the rooms' history.
+    answered = len(admin.direct_messages(bot.user_id))
+    account = (bot.user_id, bot.password)
+    fresh = await Bot(synapse, tmp_path / "fresh", admin, account).start()
+    try:
+        await admin.say(owner_room, "!inloop help")
+        await admin.until(lambda: len(admin.direct_messages(bot.user_id)) > answered)
+    finally:
+        await fresh.stop()
+    assert len(admin.direct_messages(bot.user_id)) == answered + 1  # help, and nothing old
+    assert len(cards(ann, owner_room, bot)) == 4
 
 
 async def test_an_invite_from_a_stranger_is_declined_and_one_from_staff_accepted(
