@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ class MatrixPerson:
         self.invites: list[str] = []
         #: ids of the events that reached this person encrypted (and were decrypted)
         self.encrypted: set[str] = set()
+        #: when this person's client received each event (time.perf_counter), for the bench
+        self.seen_at: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
 
@@ -89,11 +92,13 @@ class MatrixPerson:
             if any(isinstance(e, InviteMemberEvent) for e in invite.invite_state):
                 self.invites.append(room_id)
                 await self.client.join(room_id)
+        arrived = time.perf_counter()
         for room_id, joined in answer.rooms.join.items():
             seen = self.events.setdefault(room_id, [])
             for event in joined.timeline.events:
                 if not isinstance(event, MegolmEvent):
                     seen.append(event.source)
+                    self.seen_at[event.event_id] = arrived
                     if getattr(event, "decrypted", False):
                         self.encrypted.add(event.event_id)
         if self.client.should_upload_keys:
