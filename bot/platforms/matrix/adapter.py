@@ -61,6 +61,8 @@ _SYNC_FILTER = {"room": {"timeline": {"limit": 500}}, "presence": {"types": []}}
 #: a first start only wants the rooms and pending invites, not the history
 _FIRST_SYNC_FILTER = {"room": {"timeline": {"limit": 1}}, "presence": {"types": []}}
 _NETWORK_ERRORS = (ClientError, OSError, TimeoutError)
+#: seconds between two saves of the sync token (see _save_token)
+_SAVE_TOKEN_EVERY = 2.0
 
 
 class CredentialsError(ConfigError):
@@ -98,6 +100,7 @@ class MatrixPlatform:
         self._client: AsyncClient | None = None
         self._sink: EventSink | None = None
         self._token: str | None = None
+        self._saved_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._direct_lock = asyncio.Lock()
         self._names: dict[str, str] = {}
@@ -126,6 +129,8 @@ class MatrixPlatform:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            with contextlib.suppress(Exception):  # a database that is gone must not block exit
+                await self._save_token()
         if self._client is not None:
             await self._client.close()
         await self._db.dispose()
@@ -268,6 +273,18 @@ class MatrixPlatform:
                         await self._sink.handle(event)
         await self._keys()
         self._token = answer.next_batch
+        loop_now = asyncio.get_running_loop().time()
+        if not history or loop_now - self._saved_at >= _SAVE_TOKEN_EVERY:
+            await self._save_token()
+            self._saved_at = loop_now
+
+    async def _save_token(self) -> None:
+        # Saved at most every _SAVE_TOKEN_EVERY seconds (and at stop), off the path from a
+        # customer's message to its card. After a crash the bot resumes from a token up to
+        # that much older: the homeserver sends those events again, and the router's dedup
+        # by event id drops every one it had handled.
+        if self._token is None or self._client is None:
+            return
         async with self._db.transaction() as session:
             await state.save_sync_token(session, self._settings.user_id, self._token, self._clock())
 
