@@ -137,3 +137,13 @@ def test_rate_limits_are_waited_out_and_a_lost_room_is_given_up() -> None:
     assert limited.retry_after == 2.5 and not limited.permanent
     assert forbidden.permanent
     assert not down.permanent and down.retry_after is None
+
+
+def test_people_the_bot_names_are_pills_that_ping_nobody() -> None:
+    content = render(Notice("Unknown person matrix:@bob:other.net"))
+
+    assert (
+        '<a href="https://matrix.to/#/@bob:other.net">@bob:other.net</a>'
+        in content["formatted_body"]
+    )
+    assert content["m.mentions"] == {}

@@ -205,7 +205,7 @@ def render(view: View, *, mention: str | None = None) -> Content:
         body, formatted = _card(view)
     else:
         body = view.text
-        formatted = _lines(view.text)
+        formatted = _pills(_lines(view.text))
     mentions: Content = {"user_ids": [mention]} if mention else {}
     return {
         "msgtype": "m.notice",
@@ -214,6 +214,17 @@ def render(view: View, *, mention: str | None = None) -> Content:
         "formatted_body": formatted,
         "m.mentions": mentions,
     }
+
+
+_QUALIFIED = re.compile(r"matrix:(@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d+)?)", re.IGNORECASE)
+
+
+def _pills(markup: str) -> str:
+    """People the bot names (`matrix:@ann:example.org`) shown as pills. A pill alone pings
+    nobody: with `m.mentions` present, clients notify only the people listed there."""
+    return _QUALIFIED.sub(
+        lambda m: f'<a href="https://matrix.to/#/{m.group(1)}">{m.group(1)}</a>', markup
+    )
 
 
 def _lines(text: str) -> str:
