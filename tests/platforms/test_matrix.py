@@ -181,7 +181,12 @@ async def test_a_mention_becomes_a_card_claimed_by_reaction_and_a_late_claimer_i
     bot: Bot, admin: MatrixPerson, people: People
 ) -> None:
     ann, bob = await people("ann"), await people("bob")
-    room = await setup_team(admin, bot, ann, bob)
+    carl, mia = await people("consultant"), await people("manager")
+    room = await setup_team(admin, bot, ann, bob, carl, mia)
+    await admin.say(room, f"!inloop role {carl.user_id} consultant")
+    await told(admin, bot, f"{carl.name} is now consultant")
+    await admin.say(room, f"!inloop role {mia.user_id} manager")
+    await told(admin, bot, f"{mia.name} is now manager")
 
     await bot.mention("My order arrived broken")
 
@@ -192,6 +197,7 @@ async def test_a_mention_becomes_a_card_claimed_by_reaction_and_a_late_claimer_i
     assert "<blockquote>My order arrived broken</blockquote>" in content["formatted_body"]
     assert content["m.mentions"] == {}  # a new card pings nobody
 
+    await carl.react(room, card["event_id"])  # a consultant cannot own conversations
     await ann.react(room, card["event_id"])
 
     assert "is yours" in await told(ann, bot, "#1")
@@ -218,6 +224,20 @@ async def test_a_mention_becomes_a_card_claimed_by_reaction_and_a_late_claimer_i
         r for r, info in bob.client.rooms.items() if set(info.users) == {bot.user_id, bob.user_id}
     ]
     assert len(direct_rooms) == 1  # the bot reuses the one private room it opened
+
+    # A manager hands it to bob, naming him with a pill as Element writes it.
+    pill = f'<a href="https://matrix.to/#/{bob.user_id}">Bob</a>'
+    await mia.send(
+        room,
+        {
+            "msgtype": "m.text",
+            "body": "!inloop reassign 1 Bob",
+            "format": "org.matrix.custom.html",
+            "formatted_body": f"!inloop reassign 1 {pill}",
+        },
+    )
+    assert "gave you #1" in await told(bob, bot, mia.name)
+    assert "no longer yours" in await told(ann, bot, "gave #1")
     assert len(cards(admin, room, bot)) == 1
 
 
