@@ -231,6 +231,9 @@ class MatrixPlatform:
                     timeout=self._settings.poll_ms, sync_filter=_SYNC_FILTER, since=self._token
                 )
                 if isinstance(answer, SyncError):
+                    if answer.status_code == "M_UNKNOWN_TOKEN" and not self._settings.access_token:
+                        await self._logged_out(answer.message)
+                        continue
                     raise _Unavailable(f"{answer.status_code}: {answer.message}")
             except (*_NETWORK_ERRORS, _Unavailable) as exc:
                 failing = True
@@ -254,6 +257,16 @@ class MatrixPlatform:
             except Exception:  # a bug must not end the sync: the sync point is not saved
                 log.exception("Matrix: could not handle a sync; trying it again")
                 await asyncio.sleep(delay)
+
+    async def _logged_out(self, reason: str) -> None:
+        """The device was logged out (by an admin, or a password change): log in again."""
+        log.error("Matrix: the homeserver logged the bot out (%s); logging in again", reason)
+        try:
+            await self._until_reachable("log in", self._login)
+        except CredentialsError as exc:
+            log.error("Matrix: cannot log in again (%s); Matrix is off until a restart", exc)
+            raise
+        await self._until_reachable("sync", self._first_sync)
 
     async def _handle(self, answer: SyncResponse, *, history: bool) -> None:
         """Hand a sync's events to the core, then remember that they were handled."""
