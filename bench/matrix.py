@@ -101,6 +101,16 @@ async def arrival(viewer: MatrixPerson, room: str, sender: str, before: int) -> 
     return arrived
 
 
+async def timed(
+    customer: MatrixPerson, room: str, viewer: MatrixPerson, target: str, bot: str, n: int
+) -> float:
+    """Milliseconds from the customer's send in `room` until `viewer` has the bot's message."""
+    before = count(viewer, target, bot)
+    started = time.perf_counter()
+    await customer.say(room, f"Order {n} arrived broken")
+    return (await arrival(viewer, target, bot, before) - started) * 1000
+
+
 def count(viewer: MatrixPerson, room: str, sender: str) -> int:
     return sum(1 for e in viewer.events.get(room, []) if e.get("sender") == sender)
 
@@ -148,17 +158,17 @@ async def main(rounds: int, warmup: int) -> int:
         relay_ms: list[float] = []
         try:
             for n in range(warmup + rounds):
-                before = count(ann, owner, inloop_id)
-                started = time.perf_counter()
-                await customer.say(watched, f"Order {n} arrived broken")
-                took_inloop = (await arrival(ann, owner, inloop_id, before) - started) * 1000
-
-                before = count(ann, relay_owner, relay.user_id)
-                started = time.perf_counter()
-                await customer.say(relay_watched, f"Order {n} arrived broken")
-                took_relay = (
-                    await arrival(ann, relay_owner, relay.user_id, before) - started
-                ) * 1000
+                # Alternate who goes first, so that neither always follows the other's traffic.
+                if n % 2:
+                    took_relay = await timed(
+                        customer, relay_watched, ann, relay_owner, relay.user_id, n
+                    )
+                    took_inloop = await timed(customer, watched, ann, owner, inloop_id, n)
+                else:
+                    took_inloop = await timed(customer, watched, ann, owner, inloop_id, n)
+                    took_relay = await timed(
+                        customer, relay_watched, ann, relay_owner, relay.user_id, n
+                    )
                 if n >= warmup:
                     inloop_ms.append(took_inloop)
                     relay_ms.append(took_relay)
