@@ -103,7 +103,6 @@ class MatrixPlatform:
         self._saved_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._direct_lock = asyncio.Lock()
-        self._names: dict[str, str] = {}
 
     @property
     def client(self) -> AsyncClient:
@@ -387,8 +386,8 @@ class MatrixPlatform:
 
     async def user_info(self, person: PersonId) -> PersonInfo:
         user = translate.user_of(person)
-        name = self._names.get(user, "")
-        if not name and self._client is not None:
+        name = ""
+        if self._client is not None:  # asked once per person: the core stores the answer
             with contextlib.suppress(*_NETWORK_ERRORS):
                 answer = await self.client.get_displayname(user)
                 if isinstance(answer, ProfileGetDisplayNameResponse) and answer.displayname:
