@@ -22,7 +22,9 @@ import pytest
 
 from bot.app import App, build_platforms
 from bot.config import load_settings
+from bot.events import ChannelId
 from bot.platforms.matrix.adapter import MatrixPlatform
+from bot.views import Notice
 from matrix_people import MatrixPerson, unique
 from synapse_server import SynapseServer
 
@@ -239,6 +241,19 @@ async def test_a_mention_becomes_a_card_claimed_by_reaction_and_a_late_claimer_i
     assert "gave you #1" in await told(bob, bot, mia.name)
     assert "no longer yours" in await told(ann, bot, "gave #1")
     assert len(cards(admin, room, bot)) == 1
+
+    # A resend after a crash carries the outbox row's key: the homeserver keeps one message.
+    channel = ChannelId(f"matrix:{room}")
+    first = await bot.platform.send(channel, Notice("#9 resent"), "outbox-key-1")
+    again = await bot.platform.send(channel, Notice("#9 resent"), "outbox-key-1")
+    assert first == again
+    await bot.platform.send(channel, Notice("#10 after"), "outbox-key-2")
+
+    def bodies() -> list[str]:
+        return [m["content"]["body"] for m in ann.messages(room, bot.user_id)]
+
+    await ann.until(lambda: "#10 after" in bodies())  # the room's order: any copy came before
+    assert bodies().count("#9 resent") == 1
 
 
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
