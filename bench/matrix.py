@@ -39,6 +39,7 @@ from nio import AsyncClient, LoginResponse, RoomMessageText, SyncResponse
 from bot.app import App, build_platforms
 from bot.config import load_settings
 from matrix_people import MatrixPerson
+from storage.database import Database
 from synapse_server import SynapseServer
 
 TARGET_RATIO = 1.3
@@ -133,7 +134,8 @@ async def main(rounds: int, warmup: int) -> int:
                 "MATRIX_STORE_DIR": str(tmp / "store"),
             }
         )
-        app = App(settings, build_platforms(settings))
+        db = Database(settings.database_url)
+        app = App(settings, build_platforms(settings, db), db=db)
         await app.start()
         owner = await admin.create_room(inloop_id, ann.user_id)
         watched = await admin.create_room(inloop_id, customer.user_id)

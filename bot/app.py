@@ -51,11 +51,14 @@ class App:
         platforms: Mapping[str, Platform],
         *,
         clock: Clock = utc_now,
+        db: Database | None = None,
     ):
         self.settings = settings
         self.platforms = dict(platforms)
         self.clock = clock
-        self.db = Database(settings.database_url)
+        # One Database per process: on SQLite its lock is what keeps two writers from
+        # waiting on each other inside the event loop (see build_platforms).
+        self.db = db or Database(settings.database_url)
         self.directory = Directory(
             lookup=self._lookup,
             admins=frozenset(settings.admins),
@@ -137,12 +140,16 @@ class App:
         return await platform.user_info(person)
 
 
-def build_platforms(settings: Settings) -> dict[str, Platform]:
-    """The chat platforms the settings ask for; the console when they ask for none."""
+def build_platforms(settings: Settings, db: Database) -> dict[str, Platform]:
+    """The chat platforms the settings ask for; the console when they ask for none.
+
+    `db` is the App's own: an adapter that keeps state there (Matrix: its session and
+    sync token) shares its write lock instead of blocking SQLite under the App.
+    """
     platforms: dict[str, Platform] = {}
     # Slack and Matrix adapters are added here when their settings are present.
     if settings.matrix_homeserver and settings.matrix_user_id:
-        platforms["matrix"] = MatrixPlatform(matrix_settings(settings), utc_now)
+        platforms["matrix"] = MatrixPlatform(matrix_settings(settings), db, utc_now)
     if not platforms:
         console_admin = next((a for a in settings.admins if platform_of(a) == "console"), None)
         persona = console_admin.partition(":")[2] if console_admin else "you"
@@ -152,7 +159,8 @@ def build_platforms(settings: Settings) -> dict[str, Platform]:
 
 async def run(settings: Settings) -> None:
     """`inloop run`: start what the settings ask for and run until stopped."""
-    platforms = build_platforms(settings)
+    db = Database(settings.database_url)
+    platforms = build_platforms(settings, db)
     stopped = asyncio.Event()
     console = platforms.get("console")
     if isinstance(console, ConsolePlatform):
@@ -162,7 +170,7 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopped.set)
-    app = App(settings, platforms)
+    app = App(settings, platforms, db=db)
     await app.start()
     try:
         await stopped.wait()

@@ -26,6 +26,7 @@ from bot.events import ChannelId
 from bot.platforms.matrix.adapter import MatrixPlatform
 from bot.views import Notice
 from matrix_people import MatrixPerson, unique
+from storage.database import Database
 from synapse_server import SynapseServer
 
 SECRET = "matrix-test-webhook-secret"
@@ -64,7 +65,8 @@ class Bot:
 
     async def start(self, **over: str) -> Bot:
         settings = load_settings(self.settings_env(**over))
-        self.app = App(settings, build_platforms(settings))
+        db = Database(settings.database_url)
+        self.app = App(settings, build_platforms(settings, db), db=db)
         await self.app.start()
         return self
 
@@ -226,6 +228,14 @@ async def test_a_mention_becomes_a_card_claimed_by_reaction_and_a_late_claimer_i
         r for r, info in bob.client.rooms.items() if set(info.users) == {bot.user_id, bob.user_id}
     ]
     assert len(direct_rooms) == 1  # the bot reuses the one private room it opened
+    await bob.client.room_leave(direct_rooms[0])  # bob leaves it: the next answer opens another
+    await bob.say(room, "!inloop help")
+    await bob.until(
+        lambda: any(
+            r != direct_rooms[0] and set(info.users) == {bot.user_id, bob.user_id}
+            for r, info in bob.client.rooms.items()
+        )
+    )
 
     # A manager hands it to bob, naming him with a pill as Element writes it.
     pill = f'<a href="https://matrix.to/#/{bob.user_id}">Bob</a>'

@@ -78,7 +78,6 @@ class MatrixSettings:
     device_id: str
     allowed_servers: tuple[str, ...]
     store_dir: str
-    database_url: str
     #: how long one sync waits for news, in milliseconds (the long poll)
     poll_ms: int = 30_000
     #: reconnect delays: first, then doubled up to the cap
@@ -92,10 +91,11 @@ class MatrixPlatform:
     # Synapse rate-limits per user, not per room: its 429s are waited out instead.
     pace_seconds = 0.0
 
-    def __init__(self, settings: MatrixSettings, clock: Clock):
+    def __init__(self, settings: MatrixSettings, db: Database, clock: Clock):
         self._settings = settings
         self._clock = clock
-        self._db = Database(settings.database_url, pool_size=2)
+        # The App's database (not one of its own): the App disposes of it.
+        self._db = db
         self._own_server = translate.server_of(settings.user_id)
         self._client: AsyncClient | None = None
         self._sink: EventSink | None = None
@@ -132,7 +132,6 @@ class MatrixPlatform:
                 await self._save_token()
         if self._client is not None:
             await self._client.close()
-        await self._db.dispose()
 
     async def _until_reachable(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
         """Run `step`, retrying with backoff while the homeserver cannot be reached."""
@@ -426,8 +425,10 @@ class MatrixPlatform:
         async with self._direct_lock:  # two answers at once must not open two rooms
             async with self._db.read() as session:
                 room = await state.direct_room(session, person)
-            if room is not None:
+            known = self.client.rooms.get(room) if room is not None else None
+            if room is not None and (known is None or user in known.users):
                 return room
+            # They left the private room (or it is gone): a message there would reach nobody.
             try:
                 answer = await self.client.room_create(
                     is_direct=True, invite=[user], preset=RoomPreset.trusted_private_chat
@@ -488,5 +489,4 @@ def matrix_settings(settings: Settings) -> MatrixSettings:
         device_id=settings.matrix_device_id,
         allowed_servers=settings.matrix_allowed_servers,
         store_dir=settings.matrix_store_dir,
-        database_url=settings.database_url,
     )
