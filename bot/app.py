@@ -21,6 +21,7 @@ from bot.outbox import OutboxWorker
 from bot.people import Directory
 from bot.platform import EventSink, PersonInfo, Platform
 from bot.platforms.console.adapter import ConsolePlatform
+from bot.platforms.matrix.adapter import MatrixPlatform, matrix_settings
 from bot.platforms.slack.adapter import SlackPlatform
 from bot.recurrence import weekly
 from bot.router import Router
@@ -68,13 +69,16 @@ class App:
         *,
         clock: Clock = utc_now,
         run_timers: bool = True,
+        db: Database | None = None,
     ):
         self.settings = settings
         #: False: nothing runs on real time, the caller drives `scheduler.run_due` (tests)
         self.run_timers = run_timers
         self.platforms = dict(platforms)
         self.clock = clock
-        self.db = Database(settings.database_url)
+        # One Database per process: on SQLite its lock is what keeps two writers from
+        # waiting on each other inside the event loop (see build_platforms).
+        self.db = db or Database(settings.database_url)
         self.directory = Directory(
             lookup=self._lookup,
             admins=frozenset(settings.admins),
@@ -168,8 +172,12 @@ class App:
         return await platform.user_info(person)
 
 
-def build_platforms(settings: Settings) -> dict[str, Platform]:
-    """The chat platforms the settings ask for; the console when they ask for none."""
+def build_platforms(settings: Settings, db: Database | None = None) -> dict[str, Platform]:
+    """The chat platforms the settings ask for; the console when they ask for none.
+
+    `db` is the App's own: an adapter that keeps state there (Matrix: its session and
+    sync token) shares its write lock instead of blocking SQLite under the App.
+    """
     platforms: dict[str, Platform] = {}
     if settings.slack_bot_token:
         platforms["slack"] = SlackPlatform(
@@ -180,7 +188,10 @@ def build_platforms(settings: Settings) -> dict[str, Platform]:
             http_port=settings.slack_http_port,
             language=settings.language,
         )
-    # The Matrix adapter is added here when its settings are present.
+    if settings.matrix_homeserver and settings.matrix_user_id:
+        platforms["matrix"] = MatrixPlatform(
+            matrix_settings(settings), db or Database(settings.database_url), utc_now
+        )
     if not platforms:
         console_admin = next((a for a in settings.admins if platform_of(a) == "console"), None)
         persona = console_admin.partition(":")[2] if console_admin else "you"
@@ -190,7 +201,8 @@ def build_platforms(settings: Settings) -> dict[str, Platform]:
 
 async def run(settings: Settings) -> None:
     """`inloop run`: start what the settings ask for and run until stopped."""
-    platforms = build_platforms(settings)
+    db = Database(settings.database_url)
+    platforms = build_platforms(settings, db)
     stopped = asyncio.Event()
     console = platforms.get("console")
     if isinstance(console, ConsolePlatform):
@@ -200,7 +212,7 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopped.set)
-    app = App(settings, platforms)
+    app = App(settings, platforms, db=db)
     try:
         await app.start()
     except BaseException:

@@ -56,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartError as exc:
         print(f"inloop: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except ConfigError as exc:  # found at start: e.g. the homeserver refused the credentials
+        print(f"inloop: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except (OSError, DBAPIError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         print(
@@ -114,6 +117,8 @@ def _check_config(settings: Settings) -> int:
             else f"HTTP mode on port {settings.slack_http_port}"
         )
         print(f"  platforms: slack ({mode})")
+    if settings.matrix_homeserver:
+        print(f"  platforms: matrix ({settings.matrix_user_id} on {settings.matrix_homeserver})")
     else:
         print("  platforms: console (no Slack or Matrix settings)")
     return 0

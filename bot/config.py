@@ -7,9 +7,11 @@ This is the only module that reads the environment. A wrong value raises
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -59,6 +61,17 @@ class Settings:
     @property
     def slack_socket_mode(self) -> bool:
         return bool(self.slack_app_token)
+
+    # -- Matrix (runs when MATRIX_HOMESERVER and MATRIX_USER_ID are set) --
+    matrix_homeserver: str = ""
+    matrix_user_id: str = ""
+    matrix_password: str = field(default="", repr=False)
+    matrix_access_token: str = field(default="", repr=False)
+    matrix_device_id: str = ""
+    #: invites from people of these servers are accepted as well as staff's
+    matrix_allowed_servers: tuple[str, ...] = ()
+    #: the end-to-end encryption key store (one directory per bot account)
+    matrix_store_dir: str = ""
 
     @property
     def is_sqlite(self) -> bool:
@@ -118,7 +131,62 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         slack_signing_secret=slack_signing_secret,
         slack_http_port=_int("SLACK_HTTP_PORT", get("SLACK_HTTP_PORT", "3000"), 0, 65535),
         slack_api_url=_http_url("SLACK_API_URL", get("SLACK_API_URL", SLACK_API_URL)),
+        **_matrix(env, get),
     )
+
+
+_MATRIX_USER = re.compile(r"@[^:\s]+:[A-Za-z0-9.\-\[\]:]+")
+
+
+def _matrix(env: Mapping[str, str], get: Callable[[str, str], str]) -> dict[str, Any]:
+    homeserver = get("MATRIX_HOMESERVER", "").rstrip("/")
+    user_id = get("MATRIX_USER_ID", "")
+    password = env.get("MATRIX_PASSWORD", "").strip()
+    token = env.get("MATRIX_ACCESS_TOKEN", "").strip()
+    device = get("MATRIX_DEVICE_ID", "")
+    servers = tuple(
+        s.strip().lower() for s in get("MATRIX_ALLOWED_SERVERS", "").split(",") if s.strip()
+    )
+    database_url = _database_url(get("DATABASE_URL", DEFAULT_DATABASE_URL))
+    store = get("MATRIX_STORE_DIR", _default_store_dir(database_url))
+    if not homeserver and not user_id:
+        return {"matrix_allowed_servers": servers, "matrix_store_dir": store}
+    if not homeserver:
+        raise ConfigError("MATRIX_HOMESERVER", "is required when MATRIX_USER_ID is set")
+    if not homeserver.startswith(("http://", "https://")):
+        raise ConfigError(
+            "MATRIX_HOMESERVER", f"{homeserver!r} must start with https:// or http://"
+        )
+    if not user_id:
+        raise ConfigError("MATRIX_USER_ID", "is required when MATRIX_HOMESERVER is set")
+    if not _MATRIX_USER.fullmatch(user_id):
+        raise ConfigError(
+            "MATRIX_USER_ID", f"{user_id!r} is not a Matrix user id like @inloop:example.org"
+        )
+    if token and not device:
+        raise ConfigError("MATRIX_DEVICE_ID", "is required with MATRIX_ACCESS_TOKEN")
+    if not password and not token:
+        raise ConfigError(
+            "MATRIX_PASSWORD", "set MATRIX_PASSWORD, or MATRIX_ACCESS_TOKEN and MATRIX_DEVICE_ID"
+        )
+    return {
+        "matrix_homeserver": homeserver,
+        "matrix_user_id": user_id,
+        "matrix_password": password,
+        "matrix_access_token": token,
+        "matrix_device_id": device,
+        "matrix_allowed_servers": servers,
+        "matrix_store_dir": store,
+    }
+
+
+def _default_store_dir(database_url: str) -> str:
+    """Next to the SQLite file; in the working directory with PostgreSQL."""
+    if database_url.startswith("sqlite"):
+        path = database_url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            return str(Path(path).parent / "matrix-store")
+    return "matrix-store"
 
 
 def _database_url(value: str) -> str:

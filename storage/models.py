@@ -332,3 +332,26 @@ class Away(SQLModel, table=True):
     #: the last day away, "YYYY-MM-DD", in the person's own calendar
     until: str = Field(max_length=10)
     created_at: datetime = Field(sa_column=_utc())
+
+
+class MatrixAccount(SQLModel, table=True):
+    """The Matrix bot's session: a restart resumes it (same device, same keys, same sync point)."""
+
+    __tablename__ = "matrix_account"
+
+    user_id: str = Field(primary_key=True, max_length=255)
+    device_id: str = Field(max_length=255)
+    access_token: str = Field(sa_column=Column(Text, nullable=False))
+    #: the `next_batch` of the last sync whose events were all handled; None before the first
+    sync_token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    updated_at: datetime = Field(sa_column=_utc())
+
+
+class MatrixDirectRoom(SQLModel, table=True):
+    """The room the bot opened to talk privately with one person, reused every time."""
+
+    __tablename__ = "matrix_direct_room"
+
+    person: str = Field(primary_key=True, max_length=255)
+    room_id: str = Field(max_length=255)
+    created_at: datetime = Field(sa_column=_utc())

@@ -9,6 +9,7 @@ import pytest
 
 from harness import Chat
 from pg_server import PostgresServer
+from synapse_server import SynapseServer
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +34,10 @@ async def chat(database_url: str) -> AsyncIterator[Chat]:
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture(scope="session")
+def synapse() -> Iterator[SynapseServer]:
+    # Started once: it takes seconds. No skip: if it cannot start, the error carries its log.
+    with SynapseServer() as server:
+        yield server

@@ -19,6 +19,8 @@ TABLES = {
     "conversation",
     "dialogue_session",
     "feed",
+    "matrix_account",
+    "matrix_direct_room",
     "mention",
     "outbox",
     "person",
