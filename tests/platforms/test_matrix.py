@@ -437,3 +437,54 @@ async def test_a_homeserver_that_is_down_at_start_is_retried_with_a_clear_log_li
         if not synapse.running:
             synapse.start()
         await bot.stop()
+
+
+async def test_advice_goes_in_the_card_thread_and_the_digest_chart_comes_as_an_image(
+    bot: Bot, admin: MatrixPerson, people: People
+) -> None:
+    ann, expert = await people("ann"), await people("expert")
+    room = await setup_team(admin, bot, ann)
+    await admin.say(room, f"!inloop role {expert.user_id} consultant")
+    await told(admin, bot, f"{expert.name} is now consultant")
+    await bot.mention("My order arrived broken")
+    card = (await ann.until(lambda: cards(ann, room, bot)))[0]
+    await ann.say(room, "!inloop claim 1")
+    await told(ann, bot, "is yours")
+
+    await ann.say(room, f"!inloop ask 1 What do I tell her? {expert.user_id}")
+    assert "What do I tell her?" in await told(expert, bot, "Advice wanted: 1-A1")
+    await expert.client.room_send(
+        next(r for r in expert.client.rooms if bot.user_id in expert.client.rooms[r].users),
+        "m.room.message",
+        {"msgtype": "m.text", "body": "!inloop answer 1-A1 Send the tracking link."},
+    )
+    assert "Send the tracking link." in await told(ann, bot, "Advice from")
+    note = await ann.until(
+        lambda: next(
+            (
+                m
+                for m in ann.messages(room, bot.user_id)
+                if m["content"].get("m.relates_to", {}).get("event_id") == card["event_id"]
+                and "Advice for the owner" in m["content"]["body"]
+            ),
+            None,
+        )
+    )
+    assert note["content"]["m.relates_to"]["rel_type"] == "m.thread"
+    assert note["content"]["m.mentions"] == {}
+
+    await admin.say(room, "!inloop digest this")
+    image = await admin.until(
+        lambda: next(
+            (
+                m
+                for r, info in admin.client.rooms.items()
+                if set(info.users) == {bot.user_id, admin.user_id}
+                for m in admin.messages(r, bot.user_id)
+                if m["content"].get("msgtype") == "m.image"
+            ),
+            None,
+        )
+    )
+    assert image["content"]["url"].startswith("mxc://")
+    assert image["content"]["info"]["mimetype"] == "image/png"
