@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -38,6 +38,8 @@ from storage.models import Conversation, OutboxKind, OutboxRow, OutboxState
 log = logging.getLogger(__name__)
 
 ErrorHook = Callable[[BaseException, str], None]
+#: how long a worker holds the rows it is delivering
+LEASE = timedelta(seconds=60)
 
 
 class OutboxWriter:
@@ -171,7 +173,9 @@ class OutboxWorker:
         row becomes due (None when nothing is pending).
         """
         now = self._clock()
-        async with self._db.read() as session:
+        # One transaction reads the lane heads and leases the due ones: with several
+        # instances on one database, each row is delivered by one of them.
+        async with self._db.transaction() as session:
             rows = (
                 await session.scalars(
                     select(OutboxRow)
@@ -186,17 +190,21 @@ class OutboxWorker:
             # An update edits the card an earlier row of its lane posted: that row is
             # sent by now (it was ahead in the lane), so its reference is stored.
             cards = await _card_refs(session, heads.values())
-        loop_now = asyncio.get_running_loop().time()
-        due, waits = [], []
-        for lane, row in heads.items():
-            # A new row is due at once: its next_attempt_at is the handler's (domain)
-            # clock, which a test may have moved days ahead; retries use real time.
-            backoff = (row.next_attempt_at - now).total_seconds() if row.attempts else 0.0
-            wait = max(backoff, self._pace_wait(row.platform, lane, loop_now))
-            if wait <= 0:
-                due.append(row)
-            else:
-                waits.append(wait)
+            loop_now = asyncio.get_running_loop().time()
+            due, waits = [], []
+            for lane, row in heads.items():
+                # A new row is due at once: its next_attempt_at is the handler's (domain)
+                # clock, which a test may have moved days ahead; retries use real time.
+                backoff = (row.next_attempt_at - now).total_seconds() if row.attempts else 0.0
+                wait = max(backoff, self._pace_wait(row.platform, lane, loop_now))
+                if wait <= 0:
+                    due.append(row)
+                else:
+                    waits.append(wait)
+            if due:
+                due = await self._lease(session, due, now)
+                if not due:
+                    return 1.0  # another instance is delivering them
         if due:
             outcomes = await asyncio.gather(*(self._deliver(row, cards) for row in due))
             await self._sent(
@@ -206,6 +214,28 @@ class OutboxWorker:
         if not waits:
             return None
         return max(0.01, min(waits))
+
+    async def _lease(
+        self, session: AsyncSession, rows: list[OutboxRow], now: datetime
+    ) -> list[OutboxRow]:
+        """Take the rows for this worker: with several instances on one database, each row
+        is delivered by one of them. A lease outlives a crash by LEASE, then lapses and the
+        row is resent with its key (which platforms that can use to drop the duplicate)."""
+        result = await session.execute(
+            update(OutboxRow)
+            .where(
+                col(OutboxRow.id).in_([row.id for row in rows]),
+                col(OutboxRow.state) == OutboxState.PENDING,
+                or_(
+                    col(OutboxRow.leased_until).is_(None),
+                    col(OutboxRow.leased_until) < now,
+                ),
+            )
+            .values(leased_until=now + LEASE)
+            .returning(col(OutboxRow.id))
+        )
+        taken = {row_id for (row_id,) in result}
+        return [row for row in rows if row.id in taken]
 
     def _pace_wait(self, platform: str, lane: str, loop_now: float) -> float:
         """Seconds before this lane may send again (the platform's per-channel rate)."""
@@ -270,6 +300,7 @@ class OutboxWorker:
         give_up = error.permanent or attempts >= self._max_attempts
         delay = max(error.retry_after or 0.0, self._backoff.delay(attempts))
         values: dict[str, object] = {
+            "leased_until": None,
             "attempts": attempts,
             "last_error": error.reason[:1000],
             "next_attempt_at": self._clock() + timedelta(seconds=delay),

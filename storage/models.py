@@ -153,6 +153,8 @@ class OutboxRow(SQLModel, table=True):
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(sa_column=_utc())
     sent_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    #: the worker delivering the row holds it until then: another instance keeps off it
+    leased_until: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
 
 
 class WatchedChannel(SQLModel, table=True):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlmodel import col
 
+from bot.clock import utc_now
 from bot.events import Command, EventId
+from bot.outbox import LEASE
 from harness import Chat, channel, eventually, person
 from recording import Crash, field_value
 from storage.models import OutboxRow, OutboxState
@@ -41,6 +45,8 @@ async def test_a_crash_between_send_and_bookkeeping_sends_nothing_twice(
     restarted = Chat(database_url)
     restarted.platform = platform
     restarted.app.platforms["console"] = platform
+    # The dead worker's lease on the row lapses a minute later (LEASE); then it is resent.
+    restarted.app.outbox._clock = lambda: utc_now() + LEASE + timedelta(seconds=1)
     await restarted.start()
     await restarted.app.settle()
 
@@ -123,3 +129,33 @@ async def test_a_retried_event_is_handled_once(chat: Chat) -> None:
     assert chat.platform.private(person("ann")) == [
         "#1 is yours. Reply to Giulia on twitter, then `replied 1`."
     ]
+
+
+async def test_two_instances_on_one_database_deliver_each_message_once(
+    database_url: str,
+) -> None:
+    first = await Chat(database_url).start()
+    second = Chat(database_url)
+    second.platform = first.platform
+    second.app.platforms["console"] = first.platform
+    await second.start()
+    await first.say("boss", "team add support")
+    # both workers stop polling on their own; a burst is written, then both deliver at once
+    await first.app.outbox.stop()
+    await second.app.outbox.stop()
+    for n in range(20):
+        await first.mention(f"Customer{n}", f"message {n}", settle=False)
+
+    while True:
+        waits = await asyncio.gather(
+            first.app.outbox.deliver_due(), second.app.outbox.deliver_due()
+        )
+        if all(w is None for w in waits):
+            break
+
+    keys = [d.key for d in first.platform.in_channel(channel("support"))]
+    assert len(keys) == 20
+    # every card was handed to the platform exactly once, by one of the two instances
+    assert sorted(first.platform.calls.count(k) for k in keys) == [1] * 20
+    await first.stop()
+    await second.stop()
