@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, Float, and_, case, func, literal_column, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import col
 
 from storage.models import (
@@ -47,8 +49,8 @@ class Raw:
     advice_answered: dict[int, int] = field(default_factory=dict)
     advice_minutes: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     advice_useful: dict[int, int] = field(default_factory=dict)
-    #: when each mention of the week arrived, for mentions per day
-    mention_times: list[datetime] = field(default_factory=list)
+    #: mentions that arrived each day, one count per day start given to `week`
+    per_day: list[int] = field(default_factory=list)
     #: person id → minutes committed (blocks of the week) and given (blocks and `log`)
     committed: dict[int, int] = field(default_factory=dict)
     given: dict[int, int] = field(default_factory=dict)
@@ -56,13 +58,31 @@ class Raw:
     sessions: dict[int, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
 
 
+class minutes_between(FunctionElement[float]):
+    """`later - earlier` in minutes, never negative, to 1/10,000 of a minute, computed by
+    the database: no datetimes to fetch and parse. (Rounded because julianday() is a
+    double: a 20-minute wait would come back as 19.99999….)"""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(minutes_between)
+def _minutes_sqlite(element: minutes_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"max(0.0, round((julianday({later}) - julianday({earlier})) * 1440.0, 4))"
+
+
+@compiles(minutes_between, "postgresql")
+def _minutes_postgresql(element: minutes_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    minutes = f"round(EXTRACT(EPOCH FROM ({later}) - ({earlier})) / 60, 4)"
+    return f"CAST(GREATEST(0, {minutes}) AS DOUBLE PRECISION)"
+
+
 async def _fetch(session: AsyncSession, statement: Any) -> list[tuple[Any, ...]]:
     """Plain tuples: these rows are summed and sorted, never written back."""
     return [tuple(row) for row in (await session.execute(statement)).all()]
-
-
-def _minutes(later: datetime, earlier: datetime) -> float:
-    return max(0.0, (later - earlier).total_seconds() / 60)
 
 
 async def week(
@@ -73,119 +93,133 @@ async def week(
     team_id: int | None,
     claim_target_minutes: int,
     now: datetime,
+    days: Sequence[datetime],
 ) -> Raw:
-    raw = Raw()
-    in_team: list[ColumnElement[bool]] = (
-        [col(Conversation.team_id) == team_id] if team_id is not None else []
-    )
+    """`days`: where each day of the week starts (the first is `start`), for mentions per day.
+
+    Counts are made by the database and durations computed there: a week of a year
+    is ~20,000 mentions and ~8,000 conversations, too many rows to fetch and parse.
+    A team is filtered here, not in SQL: a `team_id = ?` term lets SQLite (which has
+    no statistics unless ANALYZE ran) pick the team index and read the team's whole
+    year instead of the week; every query here is driven by its time index.
+    """
+    raw = Raw(per_day=[0] * len(days))
 
     def between(column: Any) -> list[ColumnElement[bool]]:
         return [column >= start, column < end]
 
+    def ours(team: int | None) -> bool:
+        return team_id is None or team == team_id
+
     # Claims and first replies of the week, with who owns the conversation now.
-    rows = await _fetch(
+    for owner, team, minutes in await _fetch(
         session,
         select(
             col(Conversation.owner_id),
             col(Conversation.team_id),
-            col(Conversation.created_at),
-            col(Conversation.claimed_at),
-        ).where(*between(col(Conversation.claimed_at)), *in_team),
-    )
-    for owner, team, created, claimed in rows:
-        minutes = _minutes(claimed, created)
+            minutes_between(col(Conversation.claimed_at), col(Conversation.created_at)),
+        ).where(*between(col(Conversation.claimed_at))),
+    ):
+        if not ours(team):
+            continue
         if owner is not None:
             raw.to_claim[owner].append(minutes)
         if team is not None:
             raw.team_to_claim[team].append(minutes)
-    rows = await _fetch(
+    for owner, team, minutes in await _fetch(
         session,
         select(
             col(Conversation.owner_id),
-            col(Conversation.created_at),
-            col(Conversation.first_reply_at),
-        ).where(*between(col(Conversation.first_reply_at)), *in_team),
-    )
-    for owner, created, replied in rows:
-        if owner is not None:
-            raw.to_reply[owner].append(_minutes(replied, created))
+            col(Conversation.team_id),
+            minutes_between(col(Conversation.first_reply_at), col(Conversation.created_at)),
+        ).where(*between(col(Conversation.first_reply_at))),
+    ):
+        if owner is not None and ours(team):
+            raw.to_reply[owner].append(minutes)
 
     # Opened this week, and how many waited longer than the target to be claimed.
-    rows = await _fetch(
+    waited = minutes_between(
+        func.coalesce(col(Conversation.claimed_at), min(now, end)), col(Conversation.created_at)
+    )
+    for team, opened, over in await _fetch(
         session,
         select(
-            col(Conversation.team_id), col(Conversation.created_at), col(Conversation.claimed_at)
-        ).where(*between(col(Conversation.created_at)), *in_team),
-    )
-    for team, created, claimed in rows:
-        if team is None:
+            col(Conversation.team_id),
+            func.count(),
+            func.sum(case((waited > claim_target_minutes, 1), else_=0)),
+        )
+        .where(*between(col(Conversation.created_at)))
+        .group_by(col(Conversation.team_id)),
+    ):
+        if team is None or not ours(team):
             continue
-        raw.team_opened[team] = raw.team_opened.get(team, 0) + 1
-        waited = _minutes(claimed or min(now, end), created)
-        if waited > claim_target_minutes:
-            raw.team_over_target[team] = raw.team_over_target.get(team, 0) + 1
+        raw.team_opened[team] = int(opened)
+        if over:
+            raw.team_over_target[team] = int(over)
 
-    # What people did, from the audit log.
-    query = select(col(AuditEntry.actor_id), col(AuditEntry.action), func.count()).where(
-        *between(col(AuditEntry.at)),
+    # What people did, from the audit log (joined to the conversations for a team).
+    counted = (
         col(AuditEntry.actor_id).is_not(None),
         col(AuditEntry.action).in_(("claimed", "replied", "resolved")),
+        *between(col(AuditEntry.at)),
     )
+    team_of: Any = null() if team_id is None else col(Conversation.team_id)
+    actions = select(col(AuditEntry.actor_id), col(AuditEntry.action), team_of, func.count())
     if team_id is not None:
-        query = query.join(
+        actions = actions.join(
             Conversation, col(Conversation.id) == col(AuditEntry.conversation_id)
-        ).where(*in_team)
-    for actor, action, count in await _fetch(
-        session, query.group_by(col(AuditEntry.actor_id), col(AuditEntry.action))
-    ):
-        raw.actions[actor][action] = int(count)
+        ).group_by(col(Conversation.team_id))
+    actions = actions.group_by(col(AuditEntry.actor_id), col(AuditEntry.action))
+    for actor, action, team, count in await _fetch(session, actions.where(*counted)):
+        if ours(team):
+            raw.actions[actor][action] = int(count)
 
-    # Mentions in, by team and source, and when they came.
-    rows = await _fetch(
+    # Mentions in, by team, source and day: counted by the database.
+    received = col(Mention.received_at)
+    day = case(*((received < b, i) for i, b in enumerate(days[1:])), else_=len(days) - 1)
+    for team, source, i, count in await _fetch(
         session,
-        select(col(Conversation.team_id), col(Mention.source), col(Mention.received_at))
+        select(col(Conversation.team_id), col(Mention.source), day, func.count())
         .join(Conversation, col(Conversation.id) == col(Mention.conversation_id))
-        .where(*between(col(Mention.received_at)), *in_team),
-    )
-    for team, source, received in rows:
-        raw.mention_times.append(received)
+        .where(*between(received))
+        # by position: PostgreSQL would not see the CASE's parameters as the same twice
+        .group_by(literal_column("1"), literal_column("2"), literal_column("3")),
+    ):
+        if not ours(team):
+            continue
+        raw.per_day[i] += int(count)
         if team is not None:
             by_source = raw.team_mentions[team]
-            by_source[source] = by_source.get(source, 0) + 1
+            by_source[source] = by_source.get(source, 0) + int(count)
 
     # Advice: received (asked this week), answered this week, useful.
-    advice_in_team: list[ColumnElement[bool]] = []
-    if team_id is not None:
-        advice_in_team = [
-            col(AdviceRequest.conversation_id).in_(select(col(Conversation.id)).where(*in_team))
-        ]
-    for consultant, count in await _fetch(
+    def advice(*columns: Any) -> Any:
+        query = select(*columns, team_of).where(col(AdviceRequest.consultant_id).is_not(None))
+        if team_id is None:
+            return query
+        return query.join(Conversation, col(Conversation.id) == col(AdviceRequest.conversation_id))
+
+    received_advice: dict[tuple[int, int | None], int] = defaultdict(int)
+    for consultant, team in await _fetch(
         session,
-        select(col(AdviceRequest.consultant_id), func.count())
-        .where(
-            *between(col(AdviceRequest.created_at)),
-            col(AdviceRequest.consultant_id).is_not(None),
-            *advice_in_team,
-        )
-        .group_by(col(AdviceRequest.consultant_id)),
+        advice(col(AdviceRequest.consultant_id)).where(*between(col(AdviceRequest.created_at))),
     ):
-        raw.advice_received[consultant] = int(count)
-    rows = await _fetch(
+        received_advice[consultant, team] += 1
+    for (consultant, team), count in received_advice.items():
+        if ours(team):
+            raw.advice_received[consultant] = raw.advice_received.get(consultant, 0) + count
+    for consultant, minutes, rating, team in await _fetch(
         session,
-        select(
+        advice(
             col(AdviceRequest.consultant_id),
-            col(AdviceRequest.created_at),
-            col(AdviceRequest.answered_at),
+            minutes_between(col(AdviceRequest.answered_at), col(AdviceRequest.created_at)),
             col(AdviceRequest.rating),
-        ).where(
-            *between(col(AdviceRequest.answered_at)),
-            col(AdviceRequest.consultant_id).is_not(None),
-            *advice_in_team,
-        ),
-    )
-    for consultant, created, answered, rating in rows:
+        ).where(*between(col(AdviceRequest.answered_at))),
+    ):
+        if not ours(team):
+            continue
         raw.advice_answered[consultant] = raw.advice_answered.get(consultant, 0) + 1
-        raw.advice_minutes[consultant].append(_minutes(answered, created))
+        raw.advice_minutes[consultant].append(minutes)
         if rating == "useful":
             raw.advice_useful[consultant] = raw.advice_useful.get(consultant, 0) + 1
     # Dialogue time: every block of the week is a row, whatever became of it.

@@ -77,6 +77,9 @@ class Conversation(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source", "conversation_key", name="uq_conversation_source_key"),
         Index("ix_conversation_team_status", "team_id", "status"),
+        # PostgreSQL joins a week of mentions / audit entries to their team from this
+        # index alone, instead of hashing the whole table (SQLite uses the rowid)
+        Index("ix_conversation_id_team", "id", "team_id"),
     )
 
     #: also the public number shown as #N
@@ -104,6 +107,8 @@ class Conversation(SQLModel, table=True):
 class Mention(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_mention_source_external_id"),
+        # the digest counts a week of mentions by source from the index alone
+        Index("ix_mention_received_at_source", "received_at", "source", "conversation_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -117,18 +122,22 @@ class Mention(SQLModel, table=True):
     lang: str = Field(default="", max_length=16)
     tags: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(sa_column=_utc())
-    received_at: datetime = Field(sa_column=_utc(index=True))
+    received_at: datetime = Field(sa_column=_utc())
 
 
 class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_log"
+    __table_args__ = (
+        # the digest counts a week of actions from the index alone (and joins the team)
+        Index("ix_audit_log_at_action", "at", "action", "actor_id", "conversation_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
     actor_id: int | None = Field(default=None, foreign_key="person.id")
     action: str = Field(max_length=32)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    at: datetime = Field(sa_column=_utc(index=True))
+    at: datetime = Field(sa_column=_utc())
 
 
 class OutboxRow(SQLModel, table=True):
@@ -306,6 +315,8 @@ class DialogueSession(SQLModel, table=True):
             "commitment_id", "occurrence_start", name="uq_dialogue_session_occurrence"
         ),
         Index("ix_dialogue_session_person_start", "person_id", "occurrence_start"),
+        # the digest reads one week of everybody's blocks
+        Index("ix_dialogue_session_occurrence_start", "occurrence_start"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
