@@ -151,12 +151,18 @@ class Webhook:
         dispatched: list[Event] = list(events)
         try:
             fresh = await self._sink.handle_many(dispatched)
-            keys = [(e.source, e.external_id) for e in events]
-            async with self._db.transaction() as session:
-                numbers = await conversations.numbers_of(session, keys)
         except Exception as exc:
             self._on_error(exc, "intake webhook")
             return _error(503, "the mentions could not be stored; nothing was kept, try again")
+        keys = [(e.source, e.external_id) for e in events]
+        try:
+            async with self._db.read() as session:
+                numbers = await conversations.numbers_of(session, keys)
+        except Exception as exc:
+            # Stored already: saying "nothing was kept" would be a lie. A re-delivery is
+            # idempotent and answers 200 with the numbers.
+            self._on_error(exc, "intake webhook, reading the numbers back")
+            return _error(503, "the mentions were stored; send them again to get their numbers")
         if len(numbers) != len(set(keys)):
             # Routing failed for a mention (its error is in the log): say so, never pretend.
             missing = next(k for k in keys if k not in numbers)
