@@ -32,11 +32,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -500,8 +500,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+class _Outcome(Protocol):
+    failures: list[str]
+
+
+R = TypeVar("R", bound=_Outcome)
+
+
+def run_bench(
+    args: argparse.Namespace,
+    run: Callable[[argparse.Namespace, str], Coroutine[Any, Any, R]],
+    report: Callable[[R, argparse.Namespace, str], None],
+) -> int:
+    """The part every bench shares: the database (a temporary SQLite file, a throwaway
+    PostgreSQL, or --database), logged errors counted as failures, the report, the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     errors = _ErrorCounter()
     logging.getLogger().addHandler(errors)
@@ -523,6 +535,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.failures.append(f"{errors.count} errors were logged (see above)")
     report(results, args, url)
     return 1 if results.failures else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_bench(parse_args(argv), run, report)
 
 
 if __name__ == "__main__":

@@ -31,12 +31,10 @@ import argparse
 import asyncio
 import itertools
 import json
-import logging
 import os
 import platform
 import re
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -49,9 +47,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
-from bench.claims import _ErrorCounter, percentile, start_postgres, verdict
+from bench.claims import percentile, run_bench, verdict
 from bot.app import App
-from bot.config import ConfigError, load_settings
+from bot.config import load_settings
 from bot.events import ChannelId, Command, EventId, PersonId
 from bot.intake.webhook import sign
 from bot.platform import EventSink, PersonInfo
@@ -601,28 +599,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    errors = _ErrorCounter()
-    logging.getLogger().addHandler(errors)
-    with tempfile.TemporaryDirectory(prefix="inloop-bench-") as tmp:
-        server = start_postgres() if args.postgres else None
-        try:
-            url = args.database or (
-                server.create_database() if server else f"sqlite+aiosqlite:///{tmp}/inloop.db"
-            )
-            try:
-                results = asyncio.run(run(args, url))
-            except ConfigError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return 2
-        finally:
-            if server is not None:
-                server.stop()
-    if errors.count:
-        results.failures.append(f"{errors.count} errors were logged (see above)")
-    report(results, args, url)
-    return 1 if results.failures else 0
+    return run_bench(parse_args(argv), run, report)
 
 
 if __name__ == "__main__":
