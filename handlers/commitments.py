@@ -18,9 +18,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
-from sqlmodel import col
-
 from bot.context import Context
 from bot.events import OccurrenceDue, SessionDue, platform_of
 from bot.messages import Texts
@@ -30,7 +27,8 @@ from bot.router import Router, UsageError
 from bot.scheduler import Scheduler
 from bot.views import Button, ButtonStyle, Card, Field
 from handlers.people import named_person
-from handlers.text import age, number, one_line
+from handlers.queue import queue_line
+from handlers.text import number
 from storage import commitments as store
 from storage import conversations, teams
 from storage.models import (
@@ -38,7 +36,6 @@ from storage.models import (
     Commitment,
     Conversation,
     DialogueSession,
-    Mention,
     Person,
     SessionOutcome,
     Team,
@@ -610,11 +607,14 @@ class Commitments:
         if not mine and not total:
             return [texts.reminder_empty]
         if shown_mine:
-            excerpts = {**excerpts, **await _excerpts(ctx, [c.id for c in shown_mine if c.id])}
+            excerpts = {
+                **excerpts,
+                **await conversations.latest_texts(ctx.session, [c.id for c in shown_mine if c.id]),
+            }
         lines: list[str] = []
         if mine:
             lines.append(texts.reminder_mine.format(count=len(mine)))
-            lines += [_line(ctx, texts, c, excerpts) for c in shown_mine]
+            lines += [queue_line(ctx, texts, c, excerpts) for c in shown_mine]
         if total:
             heading = (
                 texts.reminder_unclaimed_team.format(team=team.name, count=total)
@@ -622,7 +622,7 @@ class Commitments:
                 else texts.reminder_unclaimed.format(count=total)
             )
             lines.append(heading)
-            lines += [_line(ctx, texts, c, excerpts) for c in waiting]
+            lines += [queue_line(ctx, texts, c, excerpts) for c in waiting]
         rest = len(mine) - len(shown_mine) + total - len(waiting)
         if rest > 0:
             lines.append(texts.queue_more.format(count=rest))
@@ -671,33 +671,6 @@ async def _unclaimed(
         waiting, total = await conversations.unclaimed(
             ctx.session, team.id if team else None, REMINDER_QUEUE
         )
-        excerpts = await _excerpts(ctx, [c.id for c in waiting if c.id])
+        excerpts = await conversations.latest_texts(ctx.session, [c.id for c in waiting if c.id])
         cache[team_id] = (team, list(waiting), total, excerpts)
     return cache[team_id]
-
-
-async def _excerpts(ctx: Context, ids: list[int]) -> dict[int, str]:
-    """The latest message of each conversation, in one query (a reminder lists up to ten)."""
-    if not ids:
-        return {}
-    latest = (
-        select(func.max(col(Mention.id)))
-        .where(col(Mention.conversation_id).in_(ids))
-        .group_by(col(Mention.conversation_id))
-    )
-    rows = await ctx.session.execute(
-        select(col(Mention.conversation_id), col(Mention.text)).where(col(Mention.id).in_(latest))
-    )
-    return {cid: text for cid, text in rows.all()}  # noqa: C416
-
-
-def _line(ctx: Context, texts: Texts, conversation: Conversation, excerpts: dict[int, str]) -> str:
-    assert conversation.id is not None
-    return texts.queue_line.format(
-        number=conversation.id,
-        source=conversation.source,
-        customer=conversation.customer_name,
-        status=texts.status_names[conversation.status].split(" —")[0],
-        age=age(conversation.created_at, ctx.now),
-        excerpt=one_line(excerpts.get(conversation.id, "")),
-    )

@@ -35,10 +35,12 @@ async def queue(ctx: Context, args: Sequence[str]) -> None:
     if not mine and not waiting:
         ctx.reply(texts.queue_empty)
         return
+    listed = [*mine[:QUEUE_LIMIT], *waiting]
+    excerpts = await conversations.latest_texts(ctx.session, [c.id for c in listed if c.id])
     lines: list[str] = []
     if mine:
         lines.append(texts.queue_mine.format(count=len(mine)))
-        lines += [await _line(ctx, texts, c) for c in mine[:QUEUE_LIMIT]]
+        lines += [queue_line(ctx, texts, c, excerpts) for c in mine[:QUEUE_LIMIT]]
         if len(mine) > QUEUE_LIMIT:
             lines.append(texts.queue_more.format(count=len(mine) - QUEUE_LIMIT))
     if waiting:
@@ -48,22 +50,24 @@ async def queue(ctx: Context, args: Sequence[str]) -> None:
             else texts.queue_unclaimed.format(count=total)
         )
         lines.append(heading)
-        lines += [await _line(ctx, texts, c) for c in waiting]
+        lines += [queue_line(ctx, texts, c, excerpts) for c in waiting]
         if total > len(waiting):
             lines.append(texts.queue_more.format(count=total - len(waiting)))
     ctx.reply("\n".join(lines))
 
 
-async def _line(ctx: Context, texts: Texts, conversation: Conversation) -> str:
+def queue_line(
+    ctx: Context, texts: Texts, conversation: Conversation, excerpts: dict[int, str]
+) -> str:
+    """One conversation in a list: also the reminder of a commitment uses it."""
     assert conversation.id is not None
-    latest = await conversations.latest_mention(ctx.session, conversation.id)
     return texts.queue_line.format(
         number=conversation.id,
         source=conversation.source,
         customer=conversation.customer_name,
         status=texts.status_names[conversation.status].split(" —")[0],
         age=age(conversation.created_at, ctx.now),
-        excerpt=one_line(latest.text if latest else ""),
+        excerpt=one_line(excerpts.get(conversation.id, "")),
     )
 
 

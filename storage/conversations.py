@@ -85,6 +85,21 @@ async def latest_mention(session: AsyncSession, conversation_id: int) -> Mention
     ).first()
 
 
+async def latest_texts(session: AsyncSession, ids: Sequence[int]) -> dict[int, str]:
+    """The latest message of each conversation, in one query (queues list up to ten)."""
+    if not ids:
+        return {}
+    latest = (
+        select(func.max(col(Mention.id)))
+        .where(col(Mention.conversation_id).in_(ids))
+        .group_by(col(Mention.conversation_id))
+    )
+    rows = await session.execute(
+        select(col(Mention.conversation_id), col(Mention.text)).where(col(Mention.id).in_(latest))
+    )
+    return dict(rows.all())
+
+
 async def owned_by(session: AsyncSession, person_id: int) -> Sequence[Conversation]:
     """A person's conversations that still need them, oldest first."""
     return (
