@@ -53,11 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_db_upgrade(settings))
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_run(settings))
-    except StartError as exc:
+    except StartError as exc:  # a platform refused to start: a token, a password
         print(f"inloop: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except ConfigError as exc:  # found at start: e.g. the homeserver refused the credentials
-        print(f"inloop: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except (OSError, DBAPIError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]

@@ -47,9 +47,9 @@ from nio import (
 )
 
 from bot.clock import Clock
-from bot.config import ConfigError, Settings
+from bot.config import Settings
 from bot.events import ChannelId, PersonId, local_part
-from bot.platform import DeliveryError, EventSink, PersonInfo
+from bot.platform import DeliveryError, EventSink, PersonInfo, StartError
 from bot.platforms.matrix import translate
 from bot.views import Card, Chart, Notice, View
 from storage import matrix as state
@@ -67,8 +67,11 @@ _NETWORK_ERRORS = (ClientError, OSError, TimeoutError)
 _SAVE_TOKEN_EVERY = 2.0
 
 
-class CredentialsError(ConfigError):
+class CredentialsError(StartError):
     """The homeserver refused the bot's credentials: `inloop run` exits 2 with one line."""
+
+    def __init__(self, variable: str, problem: str):
+        super().__init__(f"{variable}: {problem}")
 
 
 @dataclass(frozen=True)
