@@ -7,8 +7,6 @@ fresh people and a fresh bot account, so tests do not see each other's rooms.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import sys
@@ -23,6 +21,7 @@ import pytest
 from bot.app import App, build_platforms
 from bot.config import load_settings
 from bot.events import ChannelId
+from bot.intake.webhook import sign
 from bot.platforms.matrix.adapter import MatrixPlatform
 from bot.views import Notice
 from matrix_people import MatrixPerson, unique
@@ -94,11 +93,10 @@ class Bot:
             }
         ).encode()
         ts = str(int(time.time()))
-        mac = hmac.new(SECRET.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
         headers = {
             "Content-Type": "application/json",
             "X-Inloop-Timestamp": ts,
-            "X-Inloop-Signature": f"sha256={mac}",
+            "X-Inloop-Signature": sign(SECRET, ts, body),
         }
         url = f"http://127.0.0.1:{self.app.webhook.port}/v1/mentions"
         async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as r:
