@@ -203,12 +203,12 @@ async def run(settings: Settings) -> None:
     """`inloop run`: start what the settings ask for and run until stopped."""
     db = Database(settings.database_url)
     platforms = build_platforms(settings, db)
-    stopped = asyncio.Event()
     console = platforms.get("console")
-    if isinstance(console, ConsolePlatform):
+    # The console ends on its own (end of input, /quit); servers run until a signal.
+    stopped = console.finished if isinstance(console, ConsolePlatform) else asyncio.Event()
+    if console is not None:
         # The console shares the terminal with the log: keep the log to what matters.
         logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
-        console.finished = stopped
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopped.set)
