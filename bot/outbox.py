@@ -20,11 +20,12 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -62,6 +63,12 @@ class OutboxWriter:
     def tell(self, person: PersonId, view: View, context: ChannelId | None = None) -> None:
         self._add(OutboxKind.PRIVATE, person, view, context=context)
 
+    async def post_cards(self, cards: Sequence[tuple[ChannelId, View, int]]) -> None:
+        """Post many conversations' cards (channel, card, number) in one statement."""
+        if cards:
+            rows = [self._row(OutboxKind.SEND, ch, view, card_of=n) for ch, view, n in cards]
+            await self._session.execute(insert(OutboxRow), rows)
+
     def _add(
         self,
         kind: OutboxKind,
@@ -71,19 +78,27 @@ class OutboxWriter:
         card_of: int | None = None,
         context: str | None = None,
     ) -> None:
-        self._session.add(
-            OutboxRow(
-                key=uuid.uuid4().hex,
-                platform=platform_of(target),
-                kind=kind,
-                target=target,
-                context=context,
-                conversation_id=card_of,
-                payload=json.dumps(view_to_dict(view), ensure_ascii=False),
-                next_attempt_at=self._now,
-                created_at=self._now,
-            )
-        )
+        self._session.add(OutboxRow(**self._row(kind, target, view, card_of, context)))
+
+    def _row(
+        self,
+        kind: OutboxKind,
+        target: str,
+        view: View,
+        card_of: int | None = None,
+        context: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "key": uuid.uuid4().hex,
+            "platform": platform_of(target),
+            "kind": kind,
+            "target": target,
+            "context": context,
+            "conversation_id": card_of,
+            "payload": json.dumps(view_to_dict(view), ensure_ascii=False),
+            "next_attempt_at": self._now,
+            "created_at": self._now,
+        }
 
 
 @dataclass(frozen=True)

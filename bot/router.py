@@ -14,6 +14,7 @@ failing listener does not undo the others.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -79,6 +80,9 @@ class Router:
         self._listeners: dict[type[Any], list[Callable[[Context, Any], Awaitable[None]]]] = (
             defaultdict(list)
         )
+        self._batch_listeners: dict[
+            type[Any], Callable[[Context, Sequence[Any]], Awaitable[None]]
+        ] = {}
 
     # -- registration ---------------------------------------------------------------
 
@@ -87,6 +91,16 @@ class Router:
 
     def on(self, event_type: type[E], listener: Callable[[Context, E], Awaitable[None]]) -> None:
         self._listeners[event_type].append(listener)
+
+    def on_batch(
+        self, event_type: type[E], listener: Callable[[Context, Sequence[E]], Awaitable[None]]
+    ) -> None:
+        """The one listener for events of this type, given each batch whole (set-based).
+
+        It runs without a savepoint: if it fails, the whole batch is rolled back and
+        `handle_many` raises, so nothing of it is half-kept.
+        """
+        self._batch_listeners[event_type] = listener
 
     def commands_for(self, role: str | None) -> list[CommandSpec]:
         return [s for s in self._commands.values() if not s.roles or role in s.roles]
@@ -102,7 +116,7 @@ class Router:
             async with self._db.transaction() as session:
                 if await self._seen_before(session, event):
                     return False
-                await self._dispatch(session, event)
+                await self._dispatch(session, [event])
         except Exception as exc:
             self._on_error(exc, _describe(event))
             await self._apologise(event)
@@ -114,16 +128,17 @@ class Router:
         """Handle a batch in one transaction: all of it is stored, or none (then it raises).
 
         For intake batches, where one commit for a hundred mentions is what makes
-        thousands a second possible on SQLite. Listener errors are still isolated.
+        thousands a second possible on SQLite. Events whose type has a batch
+        listener reach it together; other listeners' errors are still isolated.
         """
-        fresh: list[bool] = []
         try:
             async with self._db.transaction() as session:
-                for event in events:
-                    is_new = not await self._seen_before(session, event)
-                    if is_new:
-                        await self._dispatch(session, event)
-                    fresh.append(is_new)
+                now = self._clock()
+                fresh = await processed.first_times(session, [e.event_id for e in events], now)
+                new = [e for e, is_new in zip(events, fresh, strict=True) if is_new]
+                # Runs of one type keep the events' order across types.
+                for _, run in itertools.groupby(new, key=type):
+                    await self._dispatch(session, list(run))
         finally:
             self._after_commit()
         return fresh
@@ -131,7 +146,8 @@ class Router:
     async def _seen_before(self, session: AsyncSession, event: Event) -> bool:
         return not await processed.first_time(session, event.event_id, self._clock())
 
-    async def _dispatch(self, session: AsyncSession, event: Event) -> None:
+    async def _dispatch(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        """Events of one type, in order."""
         now = self._clock()
         ctx = Context(
             session=session,
@@ -140,10 +156,17 @@ class Router:
             now=now,
             channel_language=self._channel_language,
         )
+        if (batch_listener := self._batch_listeners.get(type(events[0]))) is not None:
+            await batch_listener(ctx, events)
+            return
+        for event in events:
+            await self._dispatch_one(ctx, event)
+
+    async def _dispatch_one(self, ctx: Context, event: Event) -> None:
         if isinstance(event, Command | Action | Message | Reaction):
             ctx = replace(ctx, channel=event.channel, prefix=self.prefix(platform_of(event.sender)))
         if isinstance(event, Command | Action):
-            person = await self._directory.ensure(session, event.sender, now)
+            person = await self._directory.ensure(ctx.session, event.sender, ctx.now)
             command = event.text if isinstance(event, Command) else ""
             ctx = replace(ctx, person=person, command_text=command)
             words = _words(event) if isinstance(event, Command) else [event.action, event.value]
@@ -153,7 +176,7 @@ class Router:
         # channels Inloop does not watch, and their authors need no row.
         for listener in self._listeners[type(event)]:
             try:
-                async with session.begin_nested():
+                async with ctx.session.begin_nested():
                     await listener(ctx, event)
             except Exception as exc:
                 self._on_error(exc, f"{_describe(event)} in {listener.__qualname__}")

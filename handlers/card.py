@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bot.context import Context
 from bot.events import ChannelId
 from bot.messages import Texts
@@ -14,43 +16,66 @@ from storage.models import Conversation, Person, Status, Team
 CARD_TEXT_LIMIT = 600
 
 
+@dataclass(frozen=True)
+class CardFacts:
+    """What a card shows beyond the conversation row itself (read, or known in memory)."""
+
+    team_name: str = ""
+    owner_name: str = ""
+    latest_text: str = ""
+    latest_url: str = ""
+    open_advice: int = 0
+    answered_advice: int = 0
+
+
 async def render(ctx: Context, conversation: Conversation) -> Card:
-    texts = ctx.channel_texts
     number = conversation.id
     assert number is not None
     latest = await conversations.latest_mention(ctx.session, number)
-    text, trimmed = trim(latest.text if latest else "", CARD_TEXT_LIMIT)
-    owner = await _owner_name(ctx, conversation)
     team = await ctx.session.get(Team, conversation.team_id) if conversation.team_id else None
+    open_, answered = await advice.counts(ctx.session, number)
+    facts = CardFacts(
+        team_name=team.name if team else "",
+        owner_name=await _owner_name(ctx, conversation),
+        latest_text=latest.text if latest else "",
+        latest_url=latest.url if latest else "",
+        open_advice=open_,
+        answered_advice=answered,
+    )
+    return build(ctx.channel_texts, ctx.prefix, conversation, facts)
+
+
+def build(texts: Texts, prefix: str, conversation: Conversation, facts: CardFacts) -> Card:
+    """The card, from what is known: no I/O, so a batch of new conversations costs no reads."""
+    number = conversation.id
+    assert number is not None
+    text, trimmed = trim(facts.latest_text, CARD_TEXT_LIMIT)
     customer = conversation.customer_name
     if conversation.customer_handle and conversation.customer_handle != customer:
         customer = f"{customer} ({conversation.customer_handle})"
     status = texts.status_names[conversation.status]
+    advice_field: tuple[Field, ...] = ()
+    if facts.open_advice or facts.answered_advice:
+        value = texts.card_advice_value.format(
+            open=facts.open_advice, answered=facts.answered_advice
+        )
+        advice_field = (Field(texts.card_advice, value),)
     return Card(
         title=texts.card_title.format(number=number, source=conversation.source, customer=customer),
         fields=(
             Field(texts.card_status, status),
-            Field(texts.card_owner, owner or texts.card_nobody),
-            Field(texts.card_team, team.name if team else texts.card_no_team),
+            Field(texts.card_owner, facts.owner_name or texts.card_nobody),
+            Field(texts.card_team, facts.team_name or texts.card_no_team),
             Field(texts.card_mentions, str(conversation.mention_count)),
-            *await _advice_field(ctx, texts, number),
+            *advice_field,
         ),
         text=text,
-        more=texts.card_more.format(command=f"{ctx.prefix} show {number}") if trimmed else "",
-        link=(latest.url if latest and latest.url else conversation.url),
-        buttons=_buttons(texts, conversation, ctx.prefix),
+        more=texts.card_more.format(command=f"{prefix} show {number}") if trimmed else "",
+        link=facts.latest_url or conversation.url,
+        buttons=_buttons(texts, conversation, prefix),
         fallback=texts.card_fallback.format(
             number=number, customer=customer, source=conversation.source, status=status
         ),
-    )
-
-
-async def _advice_field(ctx: Context, texts: Texts, number: int) -> tuple[Field, ...]:
-    open_, answered = await advice.counts(ctx.session, number)
-    if not open_ and not answered:
-        return ()
-    return (
-        Field(texts.card_advice, texts.card_advice_value.format(open=open_, answered=answered)),
     )
 
 

@@ -11,13 +11,12 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-
-from sqlalchemy.exc import IntegrityError
+from typing import Any
 
 from bot.context import Context
-from bot.events import MentionReceived
+from bot.events import ChannelId, MentionReceived
 from bot.people import STAFF
 from bot.router import Router, UsageError
 from bot.views import Notice
@@ -25,11 +24,11 @@ from handlers import card
 from handlers.claims import reopen_conversation
 from handlers.text import one_line
 from storage import conversations, people, teams
-from storage.models import Conversation, Mention, Person, Role, Status, Team
+from storage.models import Conversation, Person, Role, Status, Team
 
 
 def register(router: Router) -> None:
-    router.on(MentionReceived, on_mention)
+    router.on_batch(MentionReceived, ingest)
     router.command("route test", route_test, STAFF)
 
 
@@ -94,96 +93,164 @@ async def route_test(ctx: Context, args: Sequence[str]) -> None:
     ctx.reply(template.format(team=route.team.name, tag=route.matched))
 
 
-async def on_mention(ctx: Context, event: MentionReceived) -> None:
+async def ingest(ctx: Context, events: Sequence[MentionReceived]) -> None:
+    """Route a batch of mentions with a fixed handful of statements, whatever its size.
+
+    Webhook batches of hundreds are the common case, so this is set-based: one read
+    for the stored mentions, one for the conversations they join, one INSERT each
+    for the new conversations, the mentions, the history and the cards (built from
+    memory). Follow-ups on existing conversations are rarer and take the ordinary path.
+    """
     session = ctx.session
-    if await conversations.mention(session, event.source, event.external_id) is not None:
-        return  # a re-delivery: the first delivery already did everything
-    conversation = await conversations.by_key(session, event.source, event.conversation_key)
-    is_new = False
-    if conversation is None:
-        conversation, is_new = await _open(ctx, event)
-    assert conversation.id is not None
-    session.add(
-        Mention(
-            source=event.source,
-            external_id=event.external_id,
-            conversation_id=conversation.id,
-            author_name=event.author.name,
-            author_handle=event.author.handle,
-            text=event.text,
-            url=event.url,
-            lang=event.lang,
-            tags=" ".join(normalise_tags(event.tags)),
-            created_at=event.created_at,
-            received_at=ctx.now,
-        )
+    stored = await conversations.stored_mentions(
+        session, {(e.source, e.external_id) for e in events}
     )
-    conversation.mention_count += 1
-    conversation.updated_at = ctx.now
-    if is_new:
-        conversations.audit(session, conversation.id, None, "created", ctx.now)
-        await _announce(ctx, conversation)
+    threads: dict[tuple[str, str], list[MentionReceived]] = {}
+    for event in events:
+        if (event.source, event.external_id) in stored:
+            continue  # a re-delivery: the first delivery already did everything
+        stored.add((event.source, event.external_id))
+        threads.setdefault((event.source, event.conversation_key), []).append(event)
+    if not threads:
         return
-    conversations.audit(session, conversation.id, None, "followup", ctx.now)
-    if conversation.status == Status.RESOLVED:
-        reopen_conversation(conversation)
-        conversations.audit(session, conversation.id, None, "reopened", ctx.now)
-    session.add(conversation)
-    await session.flush()
-    await card.refresh(ctx, conversation)
-    if conversation.owner_id is not None:
-        owner = await session.get(Person, conversation.owner_id)
-        assert owner is not None
-        ctx.tell(
-            owner,
-            Notice(
-                ctx.texts_of(owner).followup_for_owner.format(
-                    number=conversation.id,
-                    customer=event.author.name,
-                    excerpt=one_line(event.text, 200),
-                )
+    known = await conversations.by_keys(session, list(threads))
+    opened = await _open(ctx, {k: t for k, t in threads.items() if k not in known})
+    if lost := [k for k in threads if k not in known and k not in opened]:
+        known |= await conversations.by_keys(session, lost)  # a concurrent delivery won
+    numbers = {k: c.id for k, c in known.items()} | {k: c.id for k, (c, _) in opened.items()}
+    await conversations.add_mentions(
+        session,
+        [
+            _mention_row(ctx, event, numbers[key])
+            for key, thread in threads.items()
+            for event in thread
+        ],
+    )
+    await conversations.audit_many(
+        session,
+        [
+            {
+                "conversation_id": numbers[key],
+                "actor_id": None,
+                "action": "created" if key in opened and i == 0 else "followup",
+                "detail": "",
+                "at": ctx.now,
+            }
+            for key, thread in threads.items()
+            for i in range(len(thread))
+        ],
+    )
+    await _announce(ctx, opened, threads)
+    for key, conversation in known.items():
+        await _follow_up(ctx, conversation, threads[key])
+
+
+def _mention_row(ctx: Context, event: MentionReceived, number: int | None) -> dict[str, Any]:
+    return {
+        "source": event.source,
+        "external_id": event.external_id,
+        "conversation_id": number,
+        "author_name": event.author.name,
+        "author_handle": event.author.handle,
+        "text": event.text,
+        "url": event.url,
+        "lang": event.lang,
+        "tags": " ".join(normalise_tags(event.tags)),
+        "created_at": event.created_at,
+        "received_at": ctx.now,
+    }
+
+
+async def _open(
+    ctx: Context, threads: Mapping[tuple[str, str], Sequence[MentionReceived]]
+) -> dict[tuple[str, str], tuple[Conversation, Team | None]]:
+    """New conversations for these threads, each in its team (unsaved: Core inserts them)."""
+    if not threads:
+        return {}
+    candidates = await teams.every(ctx.session)
+    planned: dict[tuple[str, str], tuple[Conversation, Team | None]] = {}
+    for (source, key), thread in threads.items():
+        first = thread[0]
+        team = choose_team(candidates, first.tags, first.text, first.team).team
+        planned[(source, key)] = (
+            Conversation(
+                source=source,
+                conversation_key=key,
+                customer_name=first.author.name,
+                customer_handle=first.author.handle,
+                url=first.url,
+                team_id=team.id if team else None,
+                mention_count=len(thread),
+                created_at=ctx.now,
+                updated_at=ctx.now,
             ),
+            team,
         )
-
-
-async def _open(ctx: Context, event: MentionReceived) -> tuple[Conversation, bool]:
-    """A new conversation, or the one a concurrent delivery just opened (then False)."""
-    team = choose_team(await teams.every(ctx.session), event.tags, event.text, event.team).team
-    conversation = Conversation(
-        source=event.source,
-        conversation_key=event.conversation_key,
-        customer_name=event.author.name,
-        customer_handle=event.author.handle,
-        url=event.url,
-        team_id=team.id if team else None,
-        created_at=ctx.now,
-        updated_at=ctx.now,
+    numbers = await conversations.open_many(
+        ctx.session, [c.model_dump(exclude={"id"}) for c, _ in planned.values()]
     )
-    try:
-        async with ctx.session.begin_nested():
-            ctx.session.add(conversation)
-    except IntegrityError:
-        # Another delivery opened it a moment ago (PostgreSQL runs them concurrently).
-        existing = await conversations.by_key(ctx.session, event.source, event.conversation_key)
-        assert existing is not None
-        return existing, False
-    return conversation, True
+    opened: dict[tuple[str, str], tuple[Conversation, Team | None]] = {}
+    for thread_key, (conversation, team) in planned.items():
+        if thread_key in numbers:
+            conversation.id = numbers[thread_key]
+            opened[thread_key] = (conversation, team)
+    return opened
 
 
-async def _announce(ctx: Context, conversation: Conversation) -> None:
-    await ctx.session.flush()
-    team = await ctx.session.get(Team, conversation.team_id) if conversation.team_id else None
-    if team is not None:
-        await card.post(ctx, conversation, team)
-        return
-    if len(await conversations.without_team(ctx.session)) > 1:
-        return  # admins were told when the first one began to wait
+async def _announce(
+    ctx: Context,
+    opened: Mapping[tuple[str, str], tuple[Conversation, Team | None]],
+    threads: Mapping[tuple[str, str], Sequence[MentionReceived]],
+) -> None:
+    """Post the new conversations' cards; tell admins when mentions begin to wait for a team."""
+    cards, waiting = [], []
+    for key, (conversation, team) in sorted(opened.items(), key=lambda o: o[1][0].id or 0):
+        assert conversation.id is not None
+        if team is None:
+            waiting.append(conversation)
+            continue
+        latest = threads[key][-1]
+        facts = card.CardFacts(team_name=team.name, latest_text=latest.text, latest_url=latest.url)
+        view = card.build(ctx.channel_texts, ctx.prefix, conversation, facts)
+        cards.append((ChannelId(team.channel), view, conversation.id))
+    await ctx.out.post_cards(cards)
+    if not waiting or len(await conversations.without_team(ctx.session)) > len(waiting):
+        return  # nothing waits, or admins were told when the first one began to wait
     for admin in await people.with_role(ctx.session, Role.ADMIN):
         ctx.tell(
             admin,
             Notice(
                 ctx.texts_of(admin).no_team_for_mention.format(
-                    number=conversation.id, customer=conversation.customer_name
+                    number=waiting[0].id, customer=waiting[0].customer_name
                 )
             ),
         )
+
+
+async def _follow_up(
+    ctx: Context, conversation: Conversation, thread: Sequence[MentionReceived]
+) -> None:
+    """More from the customer: the card shows it, the owner hears of it, resolved reopens."""
+    conversation.mention_count += len(thread)
+    conversation.updated_at = ctx.now
+    if conversation.status == Status.RESOLVED:
+        reopen_conversation(conversation)
+        conversations.audit(ctx.session, conversation.id, None, "reopened", ctx.now)
+    ctx.session.add(conversation)
+    await ctx.session.flush()
+    await card.refresh(ctx, conversation)
+    if conversation.owner_id is None:
+        return
+    owner = await ctx.session.get(Person, conversation.owner_id)
+    assert owner is not None
+    latest = thread[-1]
+    ctx.tell(
+        owner,
+        Notice(
+            ctx.texts_of(owner).followup_for_owner.format(
+                number=conversation.id,
+                customer=latest.author.name,
+                excerpt=one_line(latest.text, 200),
+            )
+        ),
+    )

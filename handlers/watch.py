@@ -86,7 +86,7 @@ async def on_message(ctx: Context, event: Message) -> None:
             team=team.name if team else "",
             raw=event.raw,
         )
-        await routing.on_mention(ctx, mention)
+        await routing.ingest(ctx, [mention])
     elif is_staff(person) and event.thread:
         await _staff_replied(ctx.as_sender(person), source, event.thread)
 

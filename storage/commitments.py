@@ -8,11 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from storage.dialect import upsert
 from storage.models import (
     Away,
     Commitment,
@@ -118,9 +117,8 @@ async def record_occurrences(
     """
     if not rows:
         return {}
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     result = await session.execute(
-        insert(DialogueSession)
+        upsert(session, DialogueSession)
         .values(list(rows))
         .on_conflict_do_nothing(index_elements=["commitment_id", "occurrence_start"])
         .returning(col(DialogueSession.commitment_id), col(DialogueSession.id))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from storage.dialect import upsert
 from storage.models import AuditEntry, Conversation, Mention, Status
 
 OPEN_STATUSES = (Status.CLAIMED, Status.REPLIED)
@@ -52,6 +54,66 @@ async def by_key(session: AsyncSession, source: str, key: str) -> Conversation |
             .with_for_update()
         )
     ).first()
+
+
+async def by_keys(
+    session: AsyncSession, keys: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], Conversation]:
+    """The conversations with these (source, conversation_key), locked like `lock`."""
+    if not keys:
+        return {}
+    rows = await session.scalars(
+        select(Conversation)
+        .where(tuple_(col(Conversation.source), col(Conversation.conversation_key)).in_(keys))
+        .with_for_update()
+    )
+    return {(c.source, c.conversation_key): c for c in rows}
+
+
+async def open_many(
+    session: AsyncSession, rows: Sequence[Mapping[str, Any]]
+) -> dict[tuple[str, str], int]:
+    """Insert new conversations in one statement: {(source, key): number} of those inserted.
+
+    A key another transaction inserted first is skipped, not an error (PostgreSQL
+    runs deliveries concurrently): the caller treats it as a follow-up.
+    """
+    if not rows:
+        return {}
+    result = await session.execute(
+        upsert(session, Conversation)
+        .values(list(rows))
+        .on_conflict_do_nothing(index_elements=["source", "conversation_key"])
+        .returning(
+            col(Conversation.source), col(Conversation.conversation_key), col(Conversation.id)
+        )
+    )
+    return {(source, key): number for source, key, number in result.all() if number is not None}
+
+
+async def stored_mentions(
+    session: AsyncSession, keys: Collection[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which of these (source, external_id) are stored already."""
+    if not keys:
+        return set()
+    rows = await session.execute(
+        select(col(Mention.source), col(Mention.external_id)).where(
+            tuple_(col(Mention.source), col(Mention.external_id)).in_(keys)
+        )
+    )
+    return {(source, external_id) for source, external_id in rows}
+
+
+async def add_mentions(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """`Mention` columns as plain dicts, inserted in one statement."""
+    if rows:
+        await session.execute(insert(Mention), list(rows))
+
+
+async def audit_many(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(AuditEntry), list(rows))
 
 
 async def mention(session: AsyncSession, source: str, external_id: str) -> Mention | None:

@@ -123,7 +123,11 @@ async def test_a_batch_is_stored_whole_with_a_number_for_each(intake: Intake) ->
     numbers = [item["conversation"] for item in answer["mentions"]]
     assert numbers[:100] == list(range(1, 101))
     assert numbers[100] == 1  # the follow-up joined conversation #1
-    assert await intake.conversations() == 100 + 1  # 100 cards, then #1's card updated
+    # One card each, posted once: #1's already shows both messages and the latest text.
+    assert await intake.conversations() == 100
+    first = intake.chat.platform.card(1)
+    assert field_value(first, "Messages") == "2"
+    assert first.text == "Aggiungo: ancora niente"
 
 
 async def test_a_bad_item_rejects_the_whole_batch_and_names_it(intake: Intake) -> None:
