@@ -233,7 +233,6 @@ class Bench:
         external_id = f"{self.run}-{next(self._ids)}"
         await self.app.handle(
             MentionReceived(
-                event_id=self._event_id("mention"),
                 source=SOURCE,
                 external_id=external_id,
                 conversation_key=external_id,

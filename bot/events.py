@@ -100,7 +100,6 @@ class Author:
 class MentionReceived:
     """One customer mention from an intake source, already validated and normalised."""
 
-    event_id: EventId
     source: str
     external_id: str
     conversation_key: str
@@ -113,6 +112,12 @@ class MentionReceived:
     #: a source that knows its team (a feed added for one team) names it here
     team: str = ""
     raw: Raw = field(default_factory=dict, compare=False)
+
+    @property
+    def event_id(self) -> EventId:
+        """(source, external_id) is the mention: whichever door it came through, and
+        however often, it is one event (a re-delivery is a retry)."""
+        return EventId(f"mention:{len(self.source)}:{self.source}:{self.external_id}")
 
 
 @dataclass(frozen=True)

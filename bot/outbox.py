@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import uuid
@@ -34,6 +35,7 @@ from bot.events import ChannelId, PersonId, platform_of
 from bot.platform import DeliveryError, Platform
 from bot.views import View, view_from_dict, view_to_dict
 from storage.database import Database
+from storage.dialect import table
 from storage.models import Conversation, OutboxKind, OutboxRow, OutboxState
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ class OutboxWriter:
         """Post many conversations' cards (channel, card, number) in one statement."""
         if cards:
             rows = [self._row(OutboxKind.SEND, ch, view, card_of=n) for ch, view, n in cards]
-            await self._session.execute(insert(OutboxRow), rows)
+            await self._session.execute(insert(table(OutboxRow)), rows)
 
     def _add(
         self,
@@ -182,15 +184,18 @@ class OutboxWorker:
                 await asyncio.wait_for(self._wake.wait(), wait if wait is not None else 5.0)
 
     async def deliver_due(self) -> float | None:
-        """Deliver the head row of every lane that is due, lanes concurrently.
+        """Deliver what is due, lanes concurrently, each lane in order.
 
-        Returns 0 if more may be due at once, else the seconds until the next
-        row becomes due (None when nothing is pending).
+        An unpaced lane sends all its due rows in one pass (a burst of a hundred cards
+        costs two transactions, not two hundred); a paced one sends its head only.
+        Returns 0 if more may be due at once, else the seconds until the next row
+        becomes due (None when nothing is pending).
         """
         now = self._clock()
-        # One transaction reads the lane heads and leases the due ones: with several
-        # instances on one database, each row is delivered by one of them.
-        async with self._db.transaction() as session:
+        # Reading takes no write lock (idle polls are free on SQLite); the lease below
+        # re-checks each row, so with several instances on one database each row is
+        # delivered by one of them.
+        async with self._db.read() as session:
             rows = (
                 await session.scalars(
                     select(OutboxRow)
@@ -199,40 +204,64 @@ class OutboxWorker:
                     .limit(self._batch)
                 )
             ).all()
-            heads: dict[str, OutboxRow] = {}
-            for row in rows:
-                heads.setdefault(_lane(row), row)
-            # An update edits the card an earlier row of its lane posted: that row is
-            # sent by now (it was ahead in the lane), so its reference is stored.
-            cards = await _card_refs(session, heads.values())
-            loop_now = asyncio.get_running_loop().time()
-            due, waits = [], []
-            for lane, row in heads.items():
-                # A new row is due at once: its next_attempt_at is the handler's (domain)
-                # clock, which a test may have moved days ahead; retries use real time.
-                backoff = (row.next_attempt_at - now).total_seconds() if row.attempts else 0.0
-                wait = max(backoff, self._pace_wait(row.platform, lane, loop_now))
-                if wait <= 0:
-                    due.append(row)
-                else:
-                    waits.append(wait)
-            if due:
-                due = await self._lease(session, due, now)
-                if not due:
-                    return 1.0  # another instance is delivering them
-        if due:
-            outcomes = await asyncio.gather(*(self._deliver(row, cards) for row in due))
-            await self._sent(
-                [(row, ref) for row, (ok, ref) in zip(due, outcomes, strict=True) if ok]
+            # An update edits the card an earlier row posted: sent by now, or in this
+            # pass ahead of it in its lane (then `_send_lane` notes the reference).
+            cards = await _card_refs(session, rows)
+        lanes: dict[str, list[OutboxRow]] = {}
+        for row in rows:
+            lanes.setdefault(_lane(row), []).append(row)
+        due, waits = self._due(lanes, now)
+        if not due:
+            return max(0.01, min(waits)) if waits else None
+        async with self._db.transaction() as session:
+            taken = await self._lease(session, [r for q in due.values() for r in q], now)
+        # A lane goes only as far as its first row another instance holds.
+        leased = {
+            lane: cut for lane, q in due.items() if (cut := _leading(q, lambda r: r.id in taken))
+        }
+        kept = {row.id for q in leased.values() for row in q}
+        await self._release(
+            [r for q in due.values() for r in q if r.id in taken and r.id not in kept]
+        )
+        if not leased:
+            return 1.0  # another instance is delivering them
+        passes = await asyncio.gather(*(self._send_lane(q, cards) for q in leased.values()))
+        await self._sent([sent for lane_sent in passes for sent in lane_sent])
+        if len(rows) == self._batch or any(
+            len(sent) < len(lanes[lane]) for lane, sent in zip(leased, passes, strict=True)
+        ):
+            return 0  # more may be due now
+        return max(0.01, min(waits)) if waits else None
+
+    def _due(
+        self, lanes: dict[str, list[OutboxRow]], now: datetime
+    ) -> tuple[dict[str, list[OutboxRow]], list[float]]:
+        """The rows to send now, by lane, and the seconds other lanes must wait."""
+        loop_now = asyncio.get_running_loop().time()
+        due: dict[str, list[OutboxRow]] = {}
+        waits = []
+        for lane, queued in lanes.items():
+            head = queued[0]
+            wait = max(
+                self._backoff_wait(head, now), self._pace_wait(head.platform, lane, loop_now)
             )
-            return 0
-        if not waits:
-            return None
-        return max(0.01, min(waits))
+            if wait > 0:
+                waits.append(wait)
+            elif self._pacing.get(head.platform, 0.0):
+                due[lane] = [head]
+            else:
+                due[lane] = _leading(queued, lambda r: self._backoff_wait(r, now) <= 0)
+        return due, waits
+
+    @staticmethod
+    def _backoff_wait(row: OutboxRow, now: datetime) -> float:
+        # A new row is due at once: its next_attempt_at is the handler's (domain)
+        # clock, which a test may have moved days ahead; retries use real time.
+        return (row.next_attempt_at - now).total_seconds() if row.attempts else 0.0
 
     async def _lease(
         self, session: AsyncSession, rows: list[OutboxRow], now: datetime
-    ) -> list[OutboxRow]:
+    ) -> set[int | None]:
         """Take the rows for this worker: with several instances on one database, each row
         is delivered by one of them. A lease outlives a crash by LEASE, then lapses and the
         row is resent with its key (which platforms that can use to drop the duplicate)."""
@@ -249,8 +278,32 @@ class OutboxWorker:
             .values(leased_until=now + LEASE)
             .returning(col(OutboxRow.id))
         )
-        taken = {row_id for (row_id,) in result}
-        return [row for row in rows if row.id in taken]
+        return {row_id for (row_id,) in result}
+
+    async def _send_lane(
+        self, rows: list[OutboxRow], cards: dict[int, str]
+    ) -> list[tuple[OutboxRow, str | None]]:
+        """Send a lane's rows in order, stopping at the first failure (order is the lane's
+        promise): the rows after it are handed back, to go after it when it is retried."""
+        sent: list[tuple[OutboxRow, str | None]] = []
+        for i, row in enumerate(rows):
+            ok, ref = await self._deliver(row, cards)
+            if not ok:
+                await self._release(rows[i + 1 :])
+                break
+            sent.append((row, ref))
+            if row.kind == OutboxKind.SEND and row.conversation_id and ref:
+                cards[row.conversation_id] = ref
+        return sent
+
+    async def _release(self, rows: list[OutboxRow]) -> None:
+        if rows:
+            async with self._db.transaction() as session:
+                await session.execute(
+                    update(OutboxRow)
+                    .where(col(OutboxRow.id).in_([row.id for row in rows]))
+                    .values(leased_until=None)
+                )
 
     def _pace_wait(self, platform: str, lane: str, loop_now: float) -> float:
         """Seconds before this lane may send again (the platform's per-channel rate)."""
@@ -296,19 +349,20 @@ class OutboxWorker:
         if not delivered:
             return
         now = self._clock()
+        posted = [
+            {"id": row.conversation_id, "card_channel": row.target, "card_ref": ref}
+            for row, ref in delivered
+            if row.kind == OutboxKind.SEND and row.conversation_id and ref
+        ]
         async with self._db.transaction() as session:
             await session.execute(
                 update(OutboxRow)
                 .where(col(OutboxRow.id).in_([row.id for row, _ in delivered]))
                 .values(state=OutboxState.SENT, sent_at=now, attempts=OutboxRow.attempts + 1)
             )
-            for row, message_ref in delivered:
-                if row.kind == OutboxKind.SEND and row.conversation_id and message_ref:
-                    await session.execute(
-                        update(Conversation)
-                        .where(col(Conversation.id) == row.conversation_id)
-                        .values(card_channel=row.target, card_ref=message_ref)
-                    )
+            if posted:
+                # The ORM's bulk UPDATE by primary key: one executemany for all the cards.
+                await session.execute(update(Conversation), posted)
 
     async def _failed(self, row: OutboxRow, error: DeliveryError) -> None:
         attempts = row.attempts + 1
@@ -351,6 +405,10 @@ async def _card_refs(session: AsyncSession, rows: Iterable[OutboxRow]) -> dict[i
         )
     )
     return {number: ref for number, ref in found if number is not None and ref is not None}
+
+
+def _leading(rows: list[OutboxRow], ok: Callable[[OutboxRow], bool]) -> list[OutboxRow]:
+    return list(itertools.takewhile(ok, rows))
 
 
 def _lane(row: OutboxRow) -> str:

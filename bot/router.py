@@ -37,6 +37,8 @@ from storage.models import ProcessedEvent, Role
 CommandHandler = Callable[[Context, Sequence[str]], Awaitable[None]]
 E = TypeVar("E")
 ErrorHook = Callable[[BaseException, str], None]
+#: handles a batch of events of one type; for each, whether it was new
+BatchListener = Callable[[Context, Sequence[E]], Awaitable[list[bool]]]
 
 #: everybody, including people with no role (help, lang)
 ANYONE: frozenset[str] = frozenset()
@@ -80,9 +82,7 @@ class Router:
         self._listeners: dict[type[Any], list[Callable[[Context, Any], Awaitable[None]]]] = (
             defaultdict(list)
         )
-        self._batch_listeners: dict[
-            type[Any], Callable[[Context, Sequence[Any]], Awaitable[None]]
-        ] = {}
+        self._batch_listeners: dict[type[Any], BatchListener[Any]] = {}
 
     # -- registration ---------------------------------------------------------------
 
@@ -92,13 +92,14 @@ class Router:
     def on(self, event_type: type[E], listener: Callable[[Context, E], Awaitable[None]]) -> None:
         self._listeners[event_type].append(listener)
 
-    def on_batch(
-        self, event_type: type[E], listener: Callable[[Context, Sequence[E]], Awaitable[None]]
-    ) -> None:
+    def on_batch(self, event_type: type[E], listener: BatchListener[E]) -> None:
         """The one listener for events of this type, given each batch whole (set-based).
 
-        It runs without a savepoint: if it fails, the whole batch is rolled back and
-        `handle_many` raises, so nothing of it is half-kept.
+        It dedupes the events itself and says which were new: it knows what makes
+        two of them the same (a mention's source and external id), and a watched
+        channel's listener hands it mentions too. It runs without a savepoint: if it
+        fails, the whole batch is rolled back and `handle_many` raises, so nothing
+        of it is half-kept.
         """
         self._batch_listeners[event_type] = listener
 
@@ -114,9 +115,7 @@ class Router:
         """Handle one event; False if it was handled before (a platform's retry)."""
         try:
             async with self._db.transaction() as session:
-                if await self._seen_before(session, event):
-                    return False
-                await self._dispatch(session, [event])
+                return (await self._dispatch(session, [event]))[0]
         except Exception as exc:
             self._on_error(exc, _describe(event))
             await self._apologise(event)
@@ -133,21 +132,16 @@ class Router:
         """
         try:
             async with self._db.transaction() as session:
-                now = self._clock()
-                fresh = await processed.first_times(session, [e.event_id for e in events], now)
-                new = [e for e, is_new in zip(events, fresh, strict=True) if is_new]
+                fresh = []
                 # Runs of one type keep the events' order across types.
-                for _, run in itertools.groupby(new, key=type):
-                    await self._dispatch(session, list(run))
+                for _, run in itertools.groupby(events, key=type):
+                    fresh += await self._dispatch(session, list(run))
         finally:
             self._after_commit()
         return fresh
 
-    async def _seen_before(self, session: AsyncSession, event: Event) -> bool:
-        return not await processed.first_time(session, event.event_id, self._clock())
-
-    async def _dispatch(self, session: AsyncSession, events: Sequence[Event]) -> None:
-        """Events of one type, in order."""
+    async def _dispatch(self, session: AsyncSession, events: Sequence[Event]) -> list[bool]:
+        """Events of one type, in order; for each, whether it was new (not a retry)."""
         now = self._clock()
         ctx = Context(
             session=session,
@@ -157,10 +151,12 @@ class Router:
             channel_language=self._channel_language,
         )
         if (batch_listener := self._batch_listeners.get(type(events[0]))) is not None:
-            await batch_listener(ctx, events)
-            return
-        for event in events:
-            await self._dispatch_one(ctx, event)
+            return await batch_listener(ctx, events)
+        fresh = await processed.first_times(session, [e.event_id for e in events], now)
+        for event, is_new in zip(events, fresh, strict=True):
+            if is_new:
+                await self._dispatch_one(ctx, event)
+        return fresh
 
     async def _dispatch_one(self, ctx: Context, event: Event) -> None:
         if isinstance(event, Command | Action | Message | Reaction):

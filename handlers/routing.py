@@ -24,6 +24,7 @@ from handlers import card
 from handlers.claims import reopen_conversation
 from handlers.text import one_line
 from storage import conversations, people, teams
+from storage import events as processed
 from storage.models import Conversation, Person, Role, Status, Team
 
 
@@ -93,26 +94,24 @@ async def route_test(ctx: Context, args: Sequence[str]) -> None:
     ctx.reply(template.format(team=route.team.name, tag=route.matched))
 
 
-async def ingest(ctx: Context, events: Sequence[MentionReceived]) -> None:
-    """Route a batch of mentions with a fixed handful of statements, whatever its size.
+async def ingest(ctx: Context, events: Sequence[MentionReceived]) -> list[bool]:
+    """Route a batch of mentions with a fixed handful of statements, whatever its size;
+    for each, whether it was new (the same source and external id again is a retry).
 
-    Webhook batches of hundreds are the common case, so this is set-based: one read
-    for the stored mentions, one for the conversations they join, one INSERT each
-    for the new conversations, the mentions, the history and the cards (built from
-    memory). Follow-ups on existing conversations are rarer and take the ordinary path.
+    Webhook batches of hundreds are the common case, so this is set-based: one
+    statement dedupes, one read finds the conversations the mentions join, one
+    INSERT each adds the new conversations, the mentions, the history and the cards
+    (built from memory). Follow-ups on existing conversations are rarer and take the
+    ordinary path.
     """
     session = ctx.session
-    stored = await conversations.stored_mentions(
-        session, {(e.source, e.external_id) for e in events}
-    )
+    fresh = await processed.first_times(session, [e.event_id for e in events], ctx.now)
     threads: dict[tuple[str, str], list[MentionReceived]] = {}
-    for event in events:
-        if (event.source, event.external_id) in stored:
-            continue  # a re-delivery: the first delivery already did everything
-        stored.add((event.source, event.external_id))
-        threads.setdefault((event.source, event.conversation_key), []).append(event)
+    for event, is_new in zip(events, fresh, strict=True):
+        if is_new:
+            threads.setdefault((event.source, event.conversation_key), []).append(event)
     if not threads:
-        return
+        return fresh
     known = await conversations.by_keys(session, list(threads))
     opened = await _open(ctx, {k: t for k, t in threads.items() if k not in known})
     if lost := [k for k in threads if k not in known and k not in opened]:
@@ -143,6 +142,7 @@ async def ingest(ctx: Context, events: Sequence[MentionReceived]) -> None:
     await _announce(ctx, opened, threads)
     for key, conversation in known.items():
         await _follow_up(ctx, conversation, threads[key])
+    return fresh
 
 
 def _mention_row(ctx: Context, event: MentionReceived, number: int | None) -> dict[str, Any]:

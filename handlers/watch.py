@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.context import Context
-from bot.events import Author, EventId, MentionReceived, Message, local_part, platform_of
+from bot.events import Author, MentionReceived, Message, local_part, platform_of
 from bot.people import is_staff
 from bot.router import Router, UsageError
 from handlers import card, routing
@@ -75,7 +75,6 @@ async def on_message(ctx: Context, event: Message) -> None:
     if person.role is None:  # not staff, not a consultant: a customer
         team = await ctx.session.get(Team, channel.team_id)
         mention = MentionReceived(
-            event_id=EventId(f"watch:{event.event_id}"),
             source=source,
             external_id=event.message_ref or event.event_id,
             conversation_key=event.thread or event.message_ref or event.event_id,

@@ -10,7 +10,7 @@ from sqlalchemy import func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from storage.dialect import upsert
+from storage.dialect import table, upsert
 from storage.models import AuditEntry, Conversation, Mention, Status
 
 OPEN_STATUSES = (Status.CLAIMED, Status.REPLIED)
@@ -80,40 +80,25 @@ async def open_many(
     """
     if not rows:
         return {}
+    t = table(Conversation)
     result = await session.execute(
-        upsert(session, Conversation)
-        .values(list(rows))
+        upsert(session, t)
         .on_conflict_do_nothing(index_elements=["source", "conversation_key"])
-        .returning(
-            col(Conversation.source), col(Conversation.conversation_key), col(Conversation.id)
-        )
+        .returning(t.c.source, t.c.conversation_key, t.c.id),
+        list(rows),
     )
     return {(source, key): number for source, key, number in result.all() if number is not None}
-
-
-async def stored_mentions(
-    session: AsyncSession, keys: Collection[tuple[str, str]]
-) -> set[tuple[str, str]]:
-    """Which of these (source, external_id) are stored already."""
-    if not keys:
-        return set()
-    rows = await session.execute(
-        select(col(Mention.source), col(Mention.external_id)).where(
-            tuple_(col(Mention.source), col(Mention.external_id)).in_(keys)
-        )
-    )
-    return {(source, external_id) for source, external_id in rows}
 
 
 async def add_mentions(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     """`Mention` columns as plain dicts, inserted in one statement."""
     if rows:
-        await session.execute(insert(Mention), list(rows))
+        await session.execute(insert(table(Mention)), list(rows))
 
 
 async def audit_many(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(AuditEntry), list(rows))
+        await session.execute(insert(table(AuditEntry)), list(rows))
 
 
 async def mention(session: AsyncSession, source: str, external_id: str) -> Mention | None:

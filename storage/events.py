@@ -6,15 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from storage.dialect import upsert
+from storage.dialect import table, upsert
 from storage.models import ProcessedEvent
-
-
-async def first_time(session: AsyncSession, event_id: str, now: datetime) -> bool:
-    """Record the event id; False if it was recorded before. One statement, no savepoint."""
-    return (await first_times(session, [event_id], now))[0]
 
 
 async def first_times(session: AsyncSession, event_ids: Sequence[str], now: datetime) -> list[bool]:
@@ -24,11 +18,12 @@ async def first_times(session: AsyncSession, event_ids: Sequence[str], now: date
     """
     if not event_ids:
         return []
+    events = table(ProcessedEvent)
+    # Parameters as a list (executemany), not .values([...]): the statement stays the
+    # same whatever the batch size, so SQLAlchemy compiles it once.
     result = await session.execute(
-        upsert(session, ProcessedEvent)
-        .values([{"event_id": e, "at": now} for e in dict.fromkeys(event_ids)])
-        .on_conflict_do_nothing()
-        .returning(col(ProcessedEvent.event_id))
+        upsert(session, events).on_conflict_do_nothing().returning(events.c.event_id),
+        [{"event_id": e, "at": now} for e in dict.fromkeys(event_ids)],
     )
     new = set(result.scalars())
     fresh = []

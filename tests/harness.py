@@ -129,7 +129,6 @@ class Chat:
         external_id = external_id or f"ext-{next(_ids)}"
         await self.app.handle(
             MentionReceived(
-                event_id=EventId(f"mention:{source}:{external_id}"),
                 source=source,
                 external_id=external_id,
                 conversation_key=key or external_id,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.events import Author, EventId, MentionReceived
+from bot.events import Author, MentionReceived
 
 MAX_TEXT = 40_000
 MAX_BATCH = 1_000
@@ -29,11 +29,6 @@ class Invalid(Exception):
 
     def __str__(self) -> str:
         return self.error
-
-
-def mention_event_id(source: str, external_id: str) -> EventId:
-    """One id per (source, external_id): a re-delivery is the same event to the router."""
-    return EventId(f"mention:{len(source)}:{source}:{external_id}")
 
 
 def parse_mention(data: Any, received_at: datetime) -> MentionReceived:
@@ -58,7 +53,6 @@ def parse_mention(data: Any, received_at: datetime) -> MentionReceived:
     if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
         raise Invalid("url must be an http(s) address", "url")
     return MentionReceived(
-        event_id=mention_event_id(source, external_id),
         source=source,
         external_id=external_id,
         conversation_key=key,

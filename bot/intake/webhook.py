@@ -24,10 +24,10 @@ from typing import Any
 from aiohttp import web
 
 from bot.clock import Clock
-from bot.events import Event, MentionReceived
+from bot.events import MentionReceived
+from bot.intake.group_commit import GroupCommit, NotReadBack, NotStored
 from bot.intake.mentions import MAX_BATCH, Invalid, parse_mention
 from bot.platform import EventSink
-from storage import conversations
 from storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class Webhook:
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
-        self._sink: EventSink | None = None
+        self._group: GroupCommit | None = None
 
     @property
     def port(self) -> int:
@@ -68,7 +68,7 @@ class Webhook:
         return self._port
 
     async def start(self, sink: EventSink) -> None:
-        self._sink = sink
+        self._group = GroupCommit(sink, self._db, most=MAX_BATCH)
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/v1/mentions", self._mentions)
         app.router.add_get("/healthz", self._health)
@@ -147,36 +147,31 @@ class Webhook:
         return events, True
 
     async def _store(self, events: list[MentionReceived], batch: bool) -> web.Response:
-        assert self._sink is not None
-        dispatched: list[Event] = list(events)
+        assert self._group is not None
         try:
-            fresh = await self._sink.handle_many(dispatched)
-        except Exception as exc:
-            self._on_error(exc, "intake webhook")
+            stored = await self._group.store(events)
+        except NotStored as exc:
+            self._on_error(exc.__cause__ or exc, "intake webhook")
             return _error(503, "the mentions could not be stored; nothing was kept, try again")
-        keys = [(e.source, e.external_id) for e in events]
-        try:
-            async with self._db.read() as session:
-                numbers = await conversations.numbers_of(session, keys)
-        except Exception as exc:
+        except NotReadBack as exc:
             # Stored already: saying "nothing was kept" would be a lie. A re-delivery is
             # idempotent and answers 200 with the numbers.
-            self._on_error(exc, "intake webhook, reading the numbers back")
+            self._on_error(exc.__cause__ or exc, "intake webhook, reading the numbers back")
             return _error(503, "the mentions were stored; send them again to get their numbers")
-        if len(numbers) != len(set(keys)):
+        keys = [(e.source, e.external_id) for e in events]
+        if missing := next((k for k in keys if k not in stored.numbers), None):
             # Routing failed for a mention (its error is in the log): say so, never pretend.
-            missing = next(k for k in keys if k not in numbers)
             return _error(500, f"mention {missing[1]!r} could not be routed; try again later")
         results = [
             {
                 "source": e.source,
                 "external_id": e.external_id,
-                "conversation": numbers[(e.source, e.external_id)],
+                "conversation": stored.numbers[(e.source, e.external_id)],
                 "duplicate": not is_new,
             }
-            for e, is_new in zip(events, fresh, strict=True)
+            for e, is_new in zip(events, stored.fresh, strict=True)
         ]
-        status = 202 if any(fresh) else 200
+        status = 202 if any(stored.fresh) else 200
         payload: dict[str, Any] = {"mentions": results} if batch else results[0]
         return web.json_response(payload, status=status)
 

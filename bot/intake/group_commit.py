@@ -1,0 +1,103 @@
+"""Group commit: requests that arrive while a transaction runs share the next one.
+
+Listening tools often send one mention per request, several at once. Each alone
+would pay a whole transaction (on SQLite, the single writer's lock and a commit)
+for a few rows. Here the first request starts a transaction at once, so an idle
+intake adds no wait; the requests that arrive meanwhile are stored together in
+the next, so under load the cost of a commit is shared by everyone waiting.
+
+Every request in a group is answered with the group's outcome: if its transaction
+fails, nothing of any of them was kept, and each is told so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bot.events import Event, MentionReceived
+from bot.platform import EventSink
+from storage import conversations
+from storage.database import Database
+
+MentionKey = tuple[str, str]
+
+
+class NotStored(Exception):
+    """The transaction failed: nothing of the group was kept."""
+
+
+class NotReadBack(Exception):
+    """Stored, but reading the conversation numbers back failed."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    #: for each mention, whether it was new (False: stored before, a re-delivery)
+    fresh: list[bool]
+    #: (source, external_id) → conversation number, for the group's mentions
+    numbers: dict[MentionKey, int]
+
+
+@dataclass
+class _Waiting:
+    events: Sequence[MentionReceived]
+    done: asyncio.Future[Stored] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class GroupCommit:
+    def __init__(self, sink: EventSink, db: Database, *, most: int):
+        self._sink = sink
+        self._db = db
+        #: mentions per transaction at most (a request bigger than this goes alone)
+        self._most = most
+        self._queue: list[_Waiting] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def store(self, events: Sequence[MentionReceived]) -> Stored:
+        """Store the mentions durably (raises NotStored or NotReadBack)."""
+        waiting = _Waiting(events)
+        self._queue.append(waiting)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="intake group commit")
+        # Shielded: a client hanging up must not cancel the group's transaction.
+        return await asyncio.shield(waiting.done)
+
+    async def _write(self) -> None:
+        while self._queue:
+            group = self._next_group()
+            events: list[Event] = [e for w in group for e in w.events]
+            try:
+                fresh = await self._sink.handle_many(events)
+            except Exception as exc:
+                _fail(group, NotStored(str(exc)), exc)
+                continue
+            try:
+                async with self._db.read() as session:
+                    numbers = await conversations.numbers_of(
+                        session, [(e.source, e.external_id) for w in group for e in w.events]
+                    )
+            except Exception as exc:
+                _fail(group, NotReadBack(str(exc)), exc)
+                continue
+            start = 0
+            for w in group:
+                w.done.set_result(Stored(fresh[start : start + len(w.events)], numbers))
+                start += len(w.events)
+
+    def _next_group(self) -> list[_Waiting]:
+        group: list[_Waiting] = []
+        total = 0
+        while self._queue and (not group or total + len(self._queue[0].events) <= self._most):
+            total += len(self._queue[0].events)
+            group.append(self._queue.pop(0))
+        return group
+
+
+def _fail(group: list[_Waiting], error: Exception, cause: Exception) -> None:
+    error.__cause__ = cause
+    for w in group:
+        w.done.set_exception(error)
