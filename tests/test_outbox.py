@@ -159,3 +159,28 @@ async def test_two_instances_on_one_database_deliver_each_message_once(
     assert sorted(first.platform.calls.count(k) for k in keys) == [1] * 20
     await first.stop()
     await second.stop()
+
+
+async def test_a_backlog_in_a_channel_goes_out_in_one_pass_and_a_failure_holds_the_rest(
+    chat: Chat,
+) -> None:
+    await chat.say("boss", "team add support")
+    await chat.app.outbox.stop()  # rows pile up, as during a burst
+    chat.app.outbox._backoff = type(chat.app.outbox._backoff)(first=0.01)
+    for n in range(5):
+        await chat.mention(f"Customer{n}", f"message {n}", settle=False)
+
+    await chat.app.outbox.deliver_due()
+    assert len(chat.platform.in_channel(channel("support"))) == 5
+
+    for n in range(5, 10):
+        await chat.mention(f"Customer{n}", f"message {n}", settle=False)
+    chat.platform.rate_limited = 1  # the first of them is refused once
+    await chat.app.outbox.deliver_due()
+    await chat.app.outbox.deliver_due()  # at once: the head is backing off, so nothing jumps it
+    assert len(chat.platform.in_channel(channel("support"))) == 5
+
+    await asyncio.sleep(0.05)
+    await chat.app.outbox.deliver_due()  # the rows behind it were not left leased
+    cards = chat.platform.in_channel(channel("support"))
+    assert [c.view.title.split(" · ")[0] for c in cards] == [f"#{n}" for n in range(1, 11)]  # type: ignore[union-attr]

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import text
 
 from bot.intake.webhook import sign
 from harness import Chat, channel, person
@@ -111,6 +112,62 @@ async def test_twenty_concurrent_redeliveries_make_one_conversation(intake: Inta
     assert {answer["conversation"] for _, answer in results} == {1}
     assert await intake.conversations() == 1
     assert field_value(intake.chat.platform.card(1), "Messages") == "1"
+
+
+async def test_concurrent_single_posts_each_get_their_own_conversation(intake: Intake) -> None:
+    # Requests that arrive together share a transaction: each must still get its own answer.
+    posts = [mention(n, author={"name": f"Cliente {n}"}) for n in range(1, 31)]
+
+    results = await asyncio.gather(*(intake.post(p) for p in posts))
+
+    assert [status for status, _ in results] == [202] * 30
+    numbers = [answer["conversation"] for _, answer in results]
+    assert sorted(numbers) == list(range(1, 31))
+    for n, number in enumerate(numbers, start=1):
+        assert intake.chat.platform.card(number).title.endswith(f" · Cliente {n}")
+
+
+async def _refuse_mentions(intake: Intake, refuse: bool) -> None:
+    """Make the database fail every mention insert (a full disk, say), or stop failing."""
+    sqlite = intake.chat.app.db.is_sqlite
+    statements = {
+        (True, True): [
+            "CREATE TRIGGER refuse BEFORE INSERT ON mention BEGIN SELECT RAISE(ABORT, 'full'); END"
+        ],
+        (True, False): ["DROP TRIGGER refuse"],
+        (False, True): [
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'full'; END $$"
+            " LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse BEFORE INSERT ON mention FOR EACH ROW EXECUTE FUNCTION refuse()",
+        ],
+        (False, False): ["DROP TRIGGER refuse ON mention", "DROP FUNCTION refuse()"],
+    }[(sqlite, refuse)]
+    async with intake.chat.app.db.transaction() as session:
+        for statement in statements:
+            await session.execute(text(statement))
+
+
+async def test_a_database_failure_answers_503_keeps_nothing_and_a_retry_works(
+    intake: Intake,
+) -> None:
+    await _refuse_mentions(intake, True)
+
+    results = await asyncio.gather(*(intake.post(mention(n)) for n in range(1, 6)))
+
+    assert (
+        results
+        == [(503, {"error": "the mentions could not be stored; nothing was kept, try again"})] * 5
+    )
+    assert await intake.conversations() == 0
+    async with intake.chat.app.db.read() as session:
+        kept = await session.scalar(text("SELECT count(*) FROM conversation"))
+    assert kept == 0  # the conversations opened before the failing insert were rolled back
+
+    await _refuse_mentions(intake, False)
+    retried = await asyncio.gather(*(intake.post(mention(n)) for n in range(1, 6)))
+
+    assert [status for status, _ in retried] == [202] * 5
+    assert await intake.conversations() == 5
 
 
 async def test_a_batch_is_stored_whole_with_a_number_for_each(intake: Intake) -> None:
