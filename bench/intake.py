@@ -268,6 +268,7 @@ class Load:
 
     label: str
     answers: list[Answer]
+    clients: int
     #: seconds from the last answer until every card was delivered
     drain: float = 0.0
     #: CPU seconds the bot's process used while the client ran, and while draining
@@ -334,10 +335,8 @@ class Bench:
         assert self.app.webhook is not None
         return self.app.webhook.port
 
-    def job(self, requests: int, per_request: int, interval: float = 0.0) -> Job:
-        job = Job(
-            self.port, self.run, self._next, requests, per_request, self.args.clients, interval
-        )
+    def job(self, requests: int, per_request: int, interval: float = 0.0, clients: int = 4) -> Job:
+        job = Job(self.port, self.run, self._next, requests, per_request, clients, interval)
         self._next += requests * per_request
         return job
 
@@ -374,7 +373,7 @@ class Bench:
     async def load(self, label: str, job: Job, results: Results) -> Load:
         cpu = time.process_time()
         answers = await run_client(job, self.args.same_process)
-        phase = Load(label, answers, cpu=time.process_time() - cpu)
+        phase = Load(label, answers, job.clients, cpu=time.process_time() - cpu)
         self.book(label, job, answers, results)
         cpu = time.process_time()
         phase.drain = await self.settle(label, results)
@@ -471,13 +470,14 @@ async def run(args: argparse.Namespace, url: str) -> Results:
         await bench.load("warm-up", bench.job(2, BATCH_SIZE), results)
         await bench.load("warm-up", bench.job(20, 1), results)
         if args.batches:
-            job = bench.job(args.batches, BATCH_SIZE)
+            job = bench.job(args.batches, BATCH_SIZE, clients=args.clients)
             phase = await bench.load(f"batches of {BATCH_SIZE}", job, results)
             results.phases.append(phase)
             if phase.answers and phase.answers[0].status == 202:
                 bench.first_batch = (job, phase.answers[0])
         if args.singles:
-            phase = await bench.load("one per request", bench.job(args.singles, 1), results)
+            job = bench.job(args.singles, 1, clients=args.single_clients)
+            phase = await bench.load("one per request", job, results)
             results.phases.append(phase)
         if args.paced_seconds:
             await bench.paced(args.paced_seconds, args.rate, results)
@@ -500,7 +500,7 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
         f"Inloop intake benchmark · {shown}\n"
         f"Python {platform.python_version()} · {os.cpu_count()} CPUs · "
         f"load average before / after: {load} · HTTP client {client}, "
-        f"{args.clients} concurrent for throughput\n"
+        f"{args.clients} / {args.single_clients} requests in flight for batches / singles\n"
     )
     cpu_label = "bot + client CPU" if args.same_process else "bot CPU"
     targets = {f"batches of {BATCH_SIZE}": TARGET_BATCH_RATE, "one per request": TARGET_SINGLE_RATE}
@@ -511,7 +511,7 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
         cpu_ms = phase.cpu * 1000 / max(1, phase.accepted)
         all_cpu_ms = (phase.cpu + phase.drain_cpu) * 1000 / max(1, phase.accepted)
         print(
-            f"  {phase.label}, {args.clients} clients: {phase.accepted:,} mentions accepted in "
+            f"  {phase.label}, {phase.clients} in flight: {phase.accepted:,} mentions accepted in "
             f"{phase.seconds:.2f} s = {phase.rate:,.0f}/s; "
             f"target >= {target:,.0f}/s: {verdict(phase.rate >= target)}\n"
             f"    request p50 {percentile(ms, 50):.1f} ms, p99 {percentile(ms, 99):.1f} ms; "
@@ -567,7 +567,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--singles", type=int, default=2000, help="POSTs of one mention (default 2000; 0: skip)"
     )
     parser.add_argument(
-        "--clients", type=int, default=4, help="concurrent requests for throughput (default 4)"
+        "--clients", type=int, default=4, help="batch requests in flight at once (default 4)"
+    )
+    parser.add_argument(
+        "--single-clients",
+        type=int,
+        default=16,
+        help="one-mention requests in flight at once (default 16: 500/s at ~20 ms each)",
     )
     parser.add_argument(
         "--paced-seconds", type=float, default=30.0, help="latency run length (default 30; 0: skip)"
@@ -591,8 +597,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--timeout", type=float, default=120.0, help="seconds to wait for the cards of a phase"
     )
     args = parser.parse_args(argv)
-    if min(args.batches, args.singles, args.paced_seconds) < 0 or args.clients < 1:
-        parser.error("--batches, --singles, --paced-seconds >= 0; --clients >= 1")
+    if min(args.batches, args.singles, args.paced_seconds) < 0:
+        parser.error("--batches, --singles, --paced-seconds must be >= 0")
+    if min(args.clients, args.single_clients) < 1:
+        parser.error("--clients and --single-clients must be >= 1")
     if args.rate <= 0:
         parser.error("--rate must be positive")
     return args
