@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import bindparam, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.dml import UpdateBase
 from sqlmodel import col
 
 from bot.clock import Clock
@@ -50,7 +52,14 @@ class OutboxWriter:
 
     def __init__(self, session: AsyncSession, now: datetime):
         self._session = session
-        self._now = now
+        #: the unit of work's time: its rows are due from then
+        self.now = now
+        self._added: list[OutboxRow] = []
+        self._inserted: list[int] = []
+
+    def written(self) -> list[int]:
+        """The ids of the rows written, for the worker to send at once after the commit."""
+        return [row.id for row in self._added if row.id is not None] + self._inserted
 
     def post(self, channel: ChannelId, view: View, *, card_of: int | None = None) -> None:
         self._add(OutboxKind.SEND, channel, view, card_of=card_of)
@@ -69,7 +78,9 @@ class OutboxWriter:
         """Post many conversations' cards (channel, card, number) in one statement."""
         if cards:
             rows = [self._row(OutboxKind.SEND, ch, view, card_of=n) for ch, view, n in cards]
-            await self._session.execute(insert(table(OutboxRow)), rows)
+            outbox = table(OutboxRow)
+            ids = await self._session.scalars(insert(outbox).returning(outbox.c.id), rows)
+            self._inserted += ids.all()
 
     def _add(
         self,
@@ -80,7 +91,9 @@ class OutboxWriter:
         card_of: int | None = None,
         context: str | None = None,
     ) -> None:
-        self._session.add(OutboxRow(**self._row(kind, target, view, card_of, context)))
+        row = OutboxRow(**self._row(kind, target, view, card_of, context))
+        self._session.add(row)
+        self._added.append(row)
 
     def _row(
         self,
@@ -98,8 +111,8 @@ class OutboxWriter:
             "context": context,
             "conversation_id": card_of,
             "payload": json.dumps(view_to_dict(view), ensure_ascii=False),
-            "next_attempt_at": self._now,
-            "created_at": self._now,
+            "next_attempt_at": self.now,
+            "created_at": self.now,
         }
 
 
@@ -136,14 +149,30 @@ class OutboxWorker:
         self._pacing = dict(pacing or {})
         self._batch = batch
         self._last_sent: dict[str, float] = {}
+        self._written: set[int] = set()
+        # Built once: composing it (an aliased, correlated subquery) costs more than running it.
+        self._lease_written = _lease_written_statement()
+        self._card_posted = _card_posted_statement()
+        self._rows_sent = (
+            update(OutboxRow)
+            .where(col(OutboxRow.id).in_(bindparam("ids", expanding=True)))
+            .values(
+                state=OutboxState.SENT, sent_at=bindparam("now"), attempts=OutboxRow.attempts + 1
+            )
+        )
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         #: counts kicks, so the worker only reports idle after seeing the latest one
         self._kicks = 0
         self._task: asyncio.Task[None] | None = None
 
-    def kick(self) -> None:
-        """New rows were committed: deliver them now rather than at the next poll."""
+    def kick(self, written: Iterable[int] = ()) -> None:
+        """New rows were committed: deliver them now rather than at the next poll.
+
+        `written` are their ids, when known: those are leased and sent straight away,
+        without first reading what is pending (the latency of every answer).
+        """
+        self._written.update(written)
         self._kicks += 1
         self._idle.clear()
         self._wake.set()
@@ -191,6 +220,10 @@ class OutboxWorker:
         Returns 0 if more may be due at once, else the seconds until the next row
         becomes due (None when nothing is pending).
         """
+        if self._written:
+            written, self._written = sorted(self._written), set()
+            await self._deliver_written(written)
+            return 0  # and now whatever else may be due
         now = self._clock()
         # Reading takes no write lock (idle polls are free on SQLite); the lease below
         # re-checks each row, so with several instances on one database each row is
@@ -232,6 +265,24 @@ class OutboxWorker:
         ):
             return 0  # more may be due now
         return max(0.01, min(waits)) if waits else None
+
+    async def _deliver_written(self, ids: list[int]) -> None:
+        """Send rows just committed, if each heads its lane (nothing older of its lane is
+        pending) and its lane's pace allows: one transaction leases them, no read first.
+        What cannot go now is left to the ordinary pass, which follows."""
+        now = self._clock()
+        async with self._db.transaction() as session:
+            leased = await session.scalars(self._lease_written, {"ids": ids, "until": now + LEASE})
+            rows = leased.all()
+            cards = await _card_refs(session, rows)
+        lanes: dict[str, list[OutboxRow]] = {}
+        for row in sorted(rows, key=lambda r: r.id or 0):
+            lanes.setdefault(_lane(row), []).append(row)
+        due, _ = self._due(lanes, now)
+        sending = {row.id for q in due.values() for row in q}
+        await self._release([row for row in rows if row.id not in sending])
+        passes = await asyncio.gather(*(self._send_lane(q, cards) for q in due.values()))
+        await self._sent([sent for lane_sent in passes for sent in lane_sent])
 
     def _due(
         self, lanes: dict[str, list[OutboxRow]], now: datetime
@@ -350,19 +401,16 @@ class OutboxWorker:
             return
         now = self._clock()
         posted = [
-            {"id": row.conversation_id, "card_channel": row.target, "card_ref": ref}
+            {"number": row.conversation_id, "channel": row.target, "ref": ref}
             for row, ref in delivered
             if row.kind == OutboxKind.SEND and row.conversation_id and ref
         ]
         async with self._db.transaction() as session:
             await session.execute(
-                update(OutboxRow)
-                .where(col(OutboxRow.id).in_([row.id for row, _ in delivered]))
-                .values(state=OutboxState.SENT, sent_at=now, attempts=OutboxRow.attempts + 1)
+                self._rows_sent, {"ids": [row.id for row, _ in delivered], "now": now}
             )
             if posted:
-                # The ORM's bulk UPDATE by primary key: one executemany for all the cards.
-                await session.execute(update(Conversation), posted)
+                await session.execute(self._card_posted, posted)  # one executemany
 
     async def _failed(self, row: OutboxRow, error: DeliveryError) -> None:
         attempts = row.attempts + 1
@@ -389,6 +437,43 @@ class OutboxWorker:
             await session.execute(
                 update(OutboxRow).where(col(OutboxRow.id) == row.id).values(**values)
             )
+
+
+def _lease_written_statement() -> UpdateBase:
+    """Lease rows by id (`ids`, until `until`) that are new, free, and head their lane:
+    no older row of the same lane, outside `ids`, is pending."""
+    earlier = aliased(OutboxRow)
+    private = OutboxKind.PRIVATE
+    lane_waits = exists().where(
+        col(earlier.state) == OutboxState.PENDING,
+        col(earlier.target) == col(OutboxRow.target),
+        (col(earlier.kind) == private) == (col(OutboxRow.kind) == private),
+        col(earlier.id) < col(OutboxRow.id),
+        col(earlier.id).not_in(bindparam("ids", expanding=True)),
+    )
+    return (
+        update(OutboxRow)
+        .where(
+            col(OutboxRow.id).in_(bindparam("ids", expanding=True)),
+            col(OutboxRow.state) == OutboxState.PENDING,
+            col(OutboxRow.attempts) == 0,
+            col(OutboxRow.leased_until).is_(None),
+            ~lane_waits,
+        )
+        .values(leased_until=bindparam("until"))
+        .returning(OutboxRow)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _card_posted_statement() -> UpdateBase:
+    """Where a card went (`number`, `channel`, `ref`), executed for many at once."""
+    conversations = table(Conversation)
+    return (
+        update(conversations)
+        .where(conversations.c.id == bindparam("number"))
+        .values(card_channel=bindparam("channel"), card_ref=bindparam("ref"))
+    )
 
 
 async def _card_refs(session: AsyncSession, rows: Iterable[OutboxRow]) -> dict[int, str]:

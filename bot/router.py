@@ -69,7 +69,7 @@ class Router:
         *,
         channel_language: str,
         prefixes: Mapping[str, str] | None = None,
-        after_commit: Callable[[], None] = lambda: None,
+        after_commit: Callable[[Sequence[int]], None] = lambda written: None,
     ):
         self._db = db
         self._directory = directory
@@ -113,14 +113,18 @@ class Router:
 
     async def handle(self, event: Event) -> bool:
         """Handle one event; False if it was handled before (a platform's retry)."""
+        written: list[int] = []
         try:
             async with self._db.transaction() as session:
-                return (await self._dispatch(session, [event]))[0]
+                out = OutboxWriter(session, self._clock())
+                fresh = (await self._dispatch(session, out, [event]))[0]
+            written = out.written()
+            return fresh
         except Exception as exc:
             self._on_error(exc, _describe(event))
             await self._apologise(event)
         finally:
-            self._after_commit()
+            self._after_commit(written)
         return True
 
     async def handle_many(self, events: Sequence[Event]) -> list[bool]:
@@ -130,22 +134,27 @@ class Router:
         thousands a second possible on SQLite. Events whose type has a batch
         listener reach it together; other listeners' errors are still isolated.
         """
+        written: list[int] = []
         try:
             async with self._db.transaction() as session:
+                out = OutboxWriter(session, self._clock())
                 fresh = []
                 # Runs of one type keep the events' order across types.
                 for _, run in itertools.groupby(events, key=type):
-                    fresh += await self._dispatch(session, list(run))
+                    fresh += await self._dispatch(session, out, list(run))
+            written = out.written()
         finally:
-            self._after_commit()
+            self._after_commit(written)
         return fresh
 
-    async def _dispatch(self, session: AsyncSession, events: Sequence[Event]) -> list[bool]:
+    async def _dispatch(
+        self, session: AsyncSession, out: OutboxWriter, events: Sequence[Event]
+    ) -> list[bool]:
         """Events of one type, in order; for each, whether it was new (not a retry)."""
-        now = self._clock()
+        now = out.now
         ctx = Context(
             session=session,
-            out=OutboxWriter(session, now),
+            out=out,
             directory=self._directory,
             now=now,
             channel_language=self._channel_language,
