@@ -4,12 +4,14 @@
                       └──────────────── one transaction ─────────────────────────┘
                                                               │ commit
                                                               ▼
-                                                     outbox worker is kicked
+                                   outbox worker is kicked with the rows just written
 
 Any exception in a handler rolls its transaction back (state and outbox rows
 alike), goes to the one error hook, and the sender is told privately that
 nothing changed. Listeners of non-command events each run in a savepoint, so one
-failing listener does not undo the others.
+failing listener does not undo the others. A type with a batch listener (intake
+mentions) is handled set-based instead: the listener gets the whole batch, dedupes
+it itself, and if it fails the batch is rolled back whole.
 """
 
 from __future__ import annotations
