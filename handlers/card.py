@@ -2,47 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from bot.context import Context
 from bot.events import ChannelId
 from bot.messages import Texts
 from bot.views import Button, ButtonStyle, Card, Field
 from handlers.text import trim
-from storage import advice, conversations, outbox
-from storage.models import Conversation, Person, Status, Team
+from storage import cards, outbox
+from storage.cards import CardFacts
+from storage.models import Conversation, Status, Team
 
 #: a card shows this much of the latest message; `show N` has the rest
 CARD_TEXT_LIMIT = 600
 
 
-@dataclass(frozen=True)
-class CardFacts:
-    """What a card shows beyond the conversation row itself (read, or known in memory)."""
-
-    team_name: str = ""
-    owner_name: str = ""
-    latest_text: str = ""
-    latest_url: str = ""
-    open_advice: int = 0
-    answered_advice: int = 0
-
-
 async def render(ctx: Context, conversation: Conversation) -> Card:
-    number = conversation.id
-    assert number is not None
-    latest = await conversations.latest_mention(ctx.session, number)
-    team = await ctx.session.get(Team, conversation.team_id) if conversation.team_id else None
-    open_, answered = await advice.counts(ctx.session, number)
-    facts = CardFacts(
-        team_name=team.name if team else "",
-        owner_name=await _owner_name(ctx, conversation),
-        latest_text=latest.text if latest else "",
-        latest_url=latest.url if latest else "",
-        open_advice=open_,
-        answered_advice=answered,
+    return build(
+        ctx.channel_texts, ctx.prefix, conversation, await cards.facts(ctx.session, conversation)
     )
-    return build(ctx.channel_texts, ctx.prefix, conversation, facts)
 
 
 def build(texts: Texts, prefix: str, conversation: Conversation, facts: CardFacts) -> Card:
@@ -99,13 +75,6 @@ def _buttons(texts: Texts, conversation: Conversation, prefix: str) -> tuple[But
         Status.RESOLVED: (button(texts.button_reopen, "reopen"),),
     }
     return by_status[Status(conversation.status)]
-
-
-async def _owner_name(ctx: Context, conversation: Conversation) -> str:
-    if conversation.owner_id is None:
-        return ""
-    owner = await ctx.session.get(Person, conversation.owner_id)  # usually the sender: no query
-    return owner.display_name if owner else ""
 
 
 async def refresh(ctx: Context, conversation: Conversation) -> None:

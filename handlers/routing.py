@@ -25,6 +25,7 @@ from handlers.claims import reopen_conversation
 from handlers.text import one_line
 from storage import conversations, people, teams
 from storage import events as processed
+from storage.cards import CardFacts
 from storage.models import Conversation, Person, Role, Status, Team
 
 
@@ -210,7 +211,7 @@ async def _announce(
             waiting.append(conversation)
             continue
         latest = threads[key][-1]
-        facts = card.CardFacts(team_name=team.name, latest_text=latest.text, latest_url=latest.url)
+        facts = CardFacts(team_name=team.name, latest_text=latest.text, latest_url=latest.url)
         view = card.build(ctx.channel_texts, ctx.prefix, conversation, facts)
         cards.append((ChannelId(team.channel), view, conversation.id))
     await ctx.out.post_cards(cards)

@@ -38,18 +38,6 @@ async def next_seq(session: AsyncSession, conversation_id: int) -> int:
     return int(highest or 0) + 1
 
 
-async def counts(session: AsyncSession, conversation_id: int) -> tuple[int, int]:
-    """(still open, answered) requests of a conversation, for its card."""
-    rows = await session.execute(
-        select(col(AdviceRequest.status), func.count())
-        .where(col(AdviceRequest.conversation_id) == conversation_id)
-        .group_by(col(AdviceRequest.status))
-    )
-    by_status = {status: int(n) for status, n in rows}
-    open_ = by_status.get(AdviceStatus.OPEN, 0) + by_status.get(AdviceStatus.TAKEN, 0)
-    return open_, by_status.get(AdviceStatus.ANSWERED, 0)
-
-
 async def asked_of(session: AsyncSession, consultant_id: int, conversation_id: int) -> bool:
     """Whether this consultant was asked about this conversation (their whole scope)."""
     found = await session.scalar(
