@@ -66,6 +66,11 @@ class GroupCommit:
         # Shielded: a client hanging up must not cancel the group's transaction.
         return await asyncio.shield(waiting.done)
 
+    async def drain(self) -> None:
+        """Wait until every request handed in is stored (or has failed)."""
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+
     async def _write(self) -> None:
         while self._queue:
             group = self._next_group()

@@ -84,6 +84,8 @@ class Webhook:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._group is not None:
+            await self._group.drain()  # a request whose client hung up is still stored
 
     async def _health(self, request: web.Request) -> web.Response:
         if await self._db.ping():
