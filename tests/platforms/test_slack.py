@@ -174,6 +174,28 @@ async def test_guests_and_other_workspaces_are_not_staff(slack: SlackChat) -> No
     await slack.until(lambda: len(slack.fake.in_channel(OWNER)) == 2)
 
 
+async def test_a_new_customer_lookup_waiting_out_a_429_holds_up_nobody_else(
+    slack: SlackChat,
+) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    await slack.say("UANN", "teams")  # Ann is known: her commands need no lookup
+    # A customer's first message: Inloop asks Slack who they are, and Slack says "wait 2 s".
+    fake.fail("users.info", "ratelimited", status=429, retry_after=2)
+    customer = asyncio.create_task(slack.write("UCUST", "hello?", SHARED, ts="600.1"))
+    await eventually(lambda: fake.count("users.info") >= 1)
+
+    began = time.monotonic()
+    told = await slack.say("UANN", "queue")
+
+    # The wait happens before any transaction opens, so Ann is answered at once.
+    assert time.monotonic() - began < 1.0, "a colleague waited on the customer's lookup"
+    assert "Nothing waiting" in told  # the customer is not in yet
+    await customer
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    assert "Giulia" in shown(slack.card(1)[1])
+
+
 async def test_home_tab_shows_mine_and_waiting_with_buttons(slack: SlackChat) -> None:
     fake = slack.fake
     await slack.setup_team()
