@@ -419,8 +419,8 @@ class MatrixPlatform:
 
     async def user_info(self, person: PersonId) -> PersonInfo:
         user = translate.user_of(person)
-        name = ""
-        if self._client is not None:  # asked once per person: the core stores the answer
+        name = self._known_name(user)
+        if not name and self._client is not None:  # once per person: the core stores it
             with contextlib.suppress(*_NETWORK_ERRORS):
                 answer = await self.client.get_displayname(user)
                 if isinstance(answer, ProfileGetDisplayNameResponse) and answer.displayname:
@@ -430,6 +430,17 @@ class MatrixPlatform:
             # People of the bot's own homeserver are the company's; others are customers.
             is_staff=translate.server_of(user) == self._own_server,
         )
+
+    def _known_name(self, user: str) -> str:
+        """The display name from the rooms' member lists, which sync keeps: the core asks
+        while holding its write transaction, so no network call when this knows."""
+        if self._client is None:
+            return ""
+        for room in self._client.rooms.values():
+            member = room.users.get(user)
+            if member is not None and member.display_name:
+                return str(member.display_name)
+        return ""
 
     async def _send(self, room_id: str, content: dict[str, Any], key: str) -> str:
         if room_id not in self.client.rooms:
