@@ -12,6 +12,7 @@ handlers of later features that need a detail the neutral shape does not carry.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,8 @@ from typing import Any, NewType
 PersonId = NewType("PersonId", str)
 ChannelId = NewType("ChannelId", str)
 EventId = NewType("EventId", str)
+#: the longest event id the dedup table stores
+MAX_EVENT_ID = 255
 
 Raw = Mapping[str, Any]
 
@@ -117,7 +120,11 @@ class MentionReceived:
     def event_id(self) -> EventId:
         """(source, external_id) is the mention: whichever door it came through, and
         however often, it is one event (a re-delivery is a retry)."""
-        return EventId(f"mention:{len(self.source)}:{self.source}:{self.external_id}")
+        natural = f"mention:{len(self.source)}:{self.source}:{self.external_id}"
+        if len(natural) <= MAX_EVENT_ID:
+            return EventId(natural)
+        # External ids may be 512 characters; the dedup column holds 255.
+        return EventId("mention:sha256:" + hashlib.sha256(natural.encode()).hexdigest())
 
 
 @dataclass(frozen=True)

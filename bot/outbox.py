@@ -270,11 +270,19 @@ class OutboxWorker:
         """Send rows just committed, if each heads its lane (nothing older of its lane is
         pending) and its lane's pace allows: one transaction leases them, no read first.
         What cannot go now is left to the ordinary pass, which follows."""
+        # ids arrive sorted; the statement lets an earlier row of the same lane through
+        # only if it is among them, hence all of them or none.
         now = self._clock()
         async with self._db.transaction() as session:
             leased = await session.scalars(self._lease_written, {"ids": ids, "until": now + LEASE})
             rows = leased.all()
             cards = await _card_refs(session, rows)
+        if len(rows) < len(ids):
+            # One of them could not go now (another instance holds it, or it is backing
+            # off): rows of its lane behind it must not jump it. The ordinary pass, which
+            # sees whole lanes, sorts that out.
+            await self._release(list(rows))
+            return
         lanes: dict[str, list[OutboxRow]] = {}
         for row in sorted(rows, key=lambda r: r.id or 0):
             lanes.setdefault(_lane(row), []).append(row)
@@ -337,14 +345,23 @@ class OutboxWorker:
         """Send a lane's rows in order, stopping at the first failure (order is the lane's
         promise): the rows after it are handed back, to go after it when it is retried."""
         sent: list[tuple[OutboxRow, str | None]] = []
-        for i, row in enumerate(rows):
-            ok, ref = await self._deliver(row, cards)
-            if not ok:
-                await self._release(rows[i + 1 :])
-                break
-            sent.append((row, ref))
-            if row.kind == OutboxKind.SEND and row.conversation_id and ref:
-                cards[row.conversation_id] = ref
+        loop = asyncio.get_running_loop()
+        # Stop well before the lease lapses: another instance would then take the rest.
+        deadline = loop.time() + LEASE.total_seconds() / 2
+        try:
+            for i, row in enumerate(rows):
+                ok, ref = await self._deliver(row, cards)
+                if ok:
+                    sent.append((row, ref))
+                    if row.kind == OutboxKind.SEND and row.conversation_id and ref:
+                        cards[row.conversation_id] = ref
+                if not ok or loop.time() > deadline:
+                    await self._release(rows[i + 1 :])
+                    break
+        except Exception as exc:
+            # A database error booking a failure: what was sent must still be booked
+            # as sent (or it would go out again when the lease lapses).
+            self._on_error(exc, "outbox lane")
         return sent
 
     async def _release(self, rows: list[OutboxRow]) -> None:

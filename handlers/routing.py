@@ -187,6 +187,7 @@ async def _open(
             ),
             team,
         )
+    # In arrival order: the numbers customers' conversations get follow it.
     numbers = await conversations.open_many(
         ctx.session, [c.model_dump(exclude={"id"}) for c, _ in planned.values()]
     )

@@ -23,7 +23,9 @@ async def first_times(session: AsyncSession, event_ids: Sequence[str], now: date
     # same whatever the batch size, so SQLAlchemy compiles it once.
     result = await session.execute(
         upsert(session, events).on_conflict_do_nothing().returning(events.c.event_id),
-        [{"event_id": e, "at": now} for e in dict.fromkeys(event_ids)],
+        # Sorted: two batches inserting the same new ids take their locks in one order
+        # (PostgreSQL would otherwise deadlock them).
+        [{"event_id": e, "at": now} for e in sorted(set(event_ids))],
     )
     new = set(result.scalars())
     fresh = []

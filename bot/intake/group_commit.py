@@ -13,6 +13,7 @@ fails, nothing of any of them was kept, and each is told so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -40,12 +41,17 @@ class Stored:
     numbers: dict[MentionKey, int]
 
 
+def _answer() -> asyncio.Future[Stored]:
+    done: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+    # A client that hung up leaves its answer unread: that is not worth a warning.
+    done.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return done
+
+
 @dataclass
 class _Waiting:
     events: Sequence[MentionReceived]
-    done: asyncio.Future[Stored] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    done: asyncio.Future[Stored] = field(default_factory=_answer)
 
 
 class GroupCommit:
@@ -74,24 +80,37 @@ class GroupCommit:
     async def _write(self) -> None:
         while self._queue:
             group = self._next_group()
-            events: list[Event] = [e for w in group for e in w.events]
             try:
-                fresh = await self._sink.handle_many(events)
-            except Exception as exc:
+                await self._store(group)
+            except Exception:
+                if len(group) == 1:
+                    continue
+                # Whose request made it fail? Each alone: the others are then kept.
+                for waiting in group:
+                    with contextlib.suppress(Exception):
+                        await self._store([waiting])
+
+    async def _store(self, group: list[_Waiting]) -> None:
+        """One transaction for the group; each request is answered (or failed, and raises)."""
+        events: list[Event] = [e for w in group for e in w.events]
+        try:
+            fresh = await self._sink.handle_many(events)
+        except Exception as exc:
+            if len(group) == 1:
                 _fail(group, NotStored(str(exc)), exc)
-                continue
-            try:
-                async with self._db.read() as session:
-                    numbers = await conversations.numbers_of(
-                        session, [(e.source, e.external_id) for w in group for e in w.events]
-                    )
-            except Exception as exc:
-                _fail(group, NotReadBack(str(exc)), exc)
-                continue
-            start = 0
-            for w in group:
-                w.done.set_result(Stored(fresh[start : start + len(w.events)], numbers))
-                start += len(w.events)
+            raise
+        try:
+            async with self._db.read() as session:
+                numbers = await conversations.numbers_of(
+                    session, [(e.source, e.external_id) for w in group for e in w.events]
+                )
+        except Exception as exc:
+            _fail(group, NotReadBack(str(exc)), exc)
+            return
+        start = 0
+        for w in group:
+            w.done.set_result(Stored(fresh[start : start + len(w.events)], numbers))
+            start += len(w.events)
 
     def _next_group(self) -> list[_Waiting]:
         group: list[_Waiting] = []

@@ -127,18 +127,22 @@ async def test_concurrent_single_posts_each_get_their_own_conversation(intake: I
         assert intake.chat.platform.card(number).title.endswith(f" · Cliente {n}")
 
 
-async def _refuse_mentions(intake: Intake, refuse: bool) -> None:
-    """Make the database fail every mention insert (a full disk, say), or stop failing."""
+async def _refuse_mentions(intake: Intake, refuse: bool, only: str = "") -> None:
+    """Make the database fail every mention insert (a full disk, say), or only those with
+    external id `only`; or stop failing."""
     sqlite = intake.chat.app.db.is_sqlite
+    when = f"WHEN (NEW.external_id = '{only}')" if only else ""
     statements = {
         (True, True): [
-            "CREATE TRIGGER refuse BEFORE INSERT ON mention BEGIN SELECT RAISE(ABORT, 'full'); END"
+            f"CREATE TRIGGER refuse BEFORE INSERT ON mention {when}"
+            " BEGIN SELECT RAISE(ABORT, 'full'); END"
         ],
         (True, False): ["DROP TRIGGER refuse"],
         (False, True): [
             "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'full'; END $$"
             " LANGUAGE plpgsql",
-            "CREATE TRIGGER refuse BEFORE INSERT ON mention FOR EACH ROW EXECUTE FUNCTION refuse()",
+            f"CREATE TRIGGER refuse BEFORE INSERT ON mention FOR EACH ROW {when}"
+            " EXECUTE FUNCTION refuse()",
         ],
         (False, False): ["DROP TRIGGER refuse ON mention", "DROP FUNCTION refuse()"],
     }[(sqlite, refuse)]
@@ -329,3 +333,24 @@ async def test_a_claimed_conversation_s_owner_hears_of_a_follow_up(intake: Intak
     assert intake.chat.platform.last_private(person("ann")) == (
         "New message on #1 from Giulia Neri: Sono ancora qui"
     )
+
+
+async def test_a_512_character_external_id_is_stored_and_deduplicated(intake: Intake) -> None:
+    long_id = "x" * 512  # the longest the contract allows: longer than the dedup key column
+
+    first = await intake.post(mention(external_id=long_id))
+    again = await intake.post(mention(external_id=long_id))
+
+    assert first == (202, {**first[1], "duplicate": False})
+    assert again[0] == 200 and again[1]["conversation"] == first[1]["conversation"]
+    assert await intake.conversations() == 1
+
+
+async def test_a_request_that_fails_spoils_no_other_request_sent_with_it(intake: Intake) -> None:
+    await _refuse_mentions(intake, True, only="tw-3")
+
+    results = await asyncio.gather(*(intake.post(mention(n)) for n in range(1, 7)))
+
+    statuses = [status for status, _ in results]
+    assert statuses == [202, 202, 503, 202, 202, 202]
+    assert await intake.conversations() == 5
