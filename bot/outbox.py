@@ -150,16 +150,11 @@ class OutboxWorker:
         self._batch = batch
         self._last_sent: dict[str, float] = {}
         self._written: set[int] = set()
-        # Built once: composing it (an aliased, correlated subquery) costs more than running it.
+        # Built once: composing a statement costs more than running it on SQLite.
+        self._lease_due = _lease_due_statement()
         self._lease_written = _lease_written_statement()
+        self._rows_sent = _rows_sent_statement()
         self._card_posted = _card_posted_statement()
-        self._rows_sent = (
-            update(OutboxRow)
-            .where(col(OutboxRow.id).in_(bindparam("ids", expanding=True)))
-            .values(
-                state=OutboxState.SENT, sent_at=bindparam("now"), attempts=OutboxRow.attempts + 1
-            )
-        )
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         #: counts kicks, so the worker only reports idle after seeing the latest one
@@ -240,9 +235,7 @@ class OutboxWorker:
             # An update edits the card an earlier row posted: sent by now, or in this
             # pass ahead of it in its lane (then `_send_lane` notes the reference).
             cards = await _card_refs(session, rows)
-        lanes: dict[str, list[OutboxRow]] = {}
-        for row in rows:
-            lanes.setdefault(_lane(row), []).append(row)
+        lanes = _by_lane(rows)
         due, waits = self._due(lanes, now)
         if not due:
             return max(0.01, min(waits)) if waits else None
@@ -252,14 +245,10 @@ class OutboxWorker:
         leased = {
             lane: cut for lane, q in due.items() if (cut := _leading(q, lambda r: r.id in taken))
         }
-        kept = {row.id for q in leased.values() for row in q}
-        await self._release(
-            [r for q in due.values() for r in q if r.id in taken and r.id not in kept]
-        )
+        mine = [r for q in due.values() for r in q if r.id in taken]
+        passes = await self._send_leased(leased, mine, cards)
         if not leased:
             return 1.0  # another instance is delivering them
-        passes = await asyncio.gather(*(self._send_lane(q, cards) for q in leased.values()))
-        await self._sent([sent for lane_sent in passes for sent in lane_sent])
         if len(rows) == self._batch or any(
             len(sent) < len(lanes[lane]) for lane, sent in zip(leased, passes, strict=True)
         ):
@@ -283,14 +272,22 @@ class OutboxWorker:
             # sees whole lanes, sorts that out.
             await self._release(list(rows))
             return
-        lanes: dict[str, list[OutboxRow]] = {}
-        for row in sorted(rows, key=lambda r: r.id or 0):
-            lanes.setdefault(_lane(row), []).append(row)
-        due, _ = self._due(lanes, now)
+        due, _ = self._due(_by_lane(sorted(rows, key=lambda r: r.id or 0)), now)
+        await self._send_leased(due, rows, cards)
+
+    async def _send_leased(
+        self,
+        due: dict[str, list[OutboxRow]],
+        leased: Sequence[OutboxRow],
+        cards: dict[int, str],
+    ) -> list[list[tuple[OutboxRow, str | None]]]:
+        """Send the due lanes (each in order, lanes at once) and book the pass; leased rows
+        that are not due now are handed back. What each lane sent, by lane."""
         sending = {row.id for q in due.values() for row in q}
-        await self._release([row for row in rows if row.id not in sending])
+        await self._release([row for row in leased if row.id not in sending])
         passes = await asyncio.gather(*(self._send_lane(q, cards) for q in due.values()))
         await self._sent([sent for lane_sent in passes for sent in lane_sent])
+        return passes
 
     def _due(
         self, lanes: dict[str, list[OutboxRow]], now: datetime
@@ -325,17 +322,7 @@ class OutboxWorker:
         is delivered by one of them. A lease outlives a crash by LEASE, then lapses and the
         row is resent with its key (which platforms that can use to drop the duplicate)."""
         result = await session.execute(
-            update(OutboxRow)
-            .where(
-                col(OutboxRow.id).in_([row.id for row in rows]),
-                col(OutboxRow.state) == OutboxState.PENDING,
-                or_(
-                    col(OutboxRow.leased_until).is_(None),
-                    col(OutboxRow.leased_until) < now,
-                ),
-            )
-            .values(leased_until=now + LEASE)
-            .returning(col(OutboxRow.id))
+            self._lease_due, {"ids": [row.id for row in rows], "now": now, "until": now + LEASE}
         )
         return {row_id for (row_id,) in result}
 
@@ -456,6 +443,23 @@ class OutboxWorker:
             )
 
 
+def _lease_due_statement() -> UpdateBase:
+    """Lease rows by id (`ids`, until `until`) still pending and free at `now`."""
+    return (
+        update(OutboxRow)
+        .where(
+            col(OutboxRow.id).in_(bindparam("ids", expanding=True)),
+            col(OutboxRow.state) == OutboxState.PENDING,
+            or_(
+                col(OutboxRow.leased_until).is_(None),
+                col(OutboxRow.leased_until) < bindparam("now"),
+            ),
+        )
+        .values(leased_until=bindparam("until"))
+        .returning(col(OutboxRow.id))
+    )
+
+
 def _lease_written_statement() -> UpdateBase:
     """Lease rows by id (`ids`, until `until`) that are new, free, and head their lane:
     no older row of the same lane, outside `ids`, is pending."""
@@ -483,6 +487,15 @@ def _lease_written_statement() -> UpdateBase:
     )
 
 
+def _rows_sent_statement() -> UpdateBase:
+    """Book rows (`ids`) as sent at `now`."""
+    return (
+        update(OutboxRow)
+        .where(col(OutboxRow.id).in_(bindparam("ids", expanding=True)))
+        .values(state=OutboxState.SENT, sent_at=bindparam("now"), attempts=OutboxRow.attempts + 1)
+    )
+
+
 def _card_posted_statement() -> UpdateBase:
     """Where a card went (`number`, `channel`, `ref`), executed for many at once."""
     conversations = table(Conversation)
@@ -507,6 +520,13 @@ async def _card_refs(session: AsyncSession, rows: Iterable[OutboxRow]) -> dict[i
         )
     )
     return {number: ref for number, ref in found if number is not None and ref is not None}
+
+
+def _by_lane(rows: Iterable[OutboxRow]) -> dict[str, list[OutboxRow]]:
+    lanes: dict[str, list[OutboxRow]] = {}
+    for row in rows:
+        lanes.setdefault(_lane(row), []).append(row)
+    return lanes
 
 
 def _leading(rows: list[OutboxRow], ok: Callable[[OutboxRow], bool]) -> list[OutboxRow]:
