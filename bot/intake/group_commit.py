@@ -13,7 +13,6 @@ fails, nothing of any of them was kept, and each is told so.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -80,37 +79,42 @@ class GroupCommit:
     async def _write(self) -> None:
         while self._queue:
             group = self._next_group()
-            try:
-                await self._store(group)
-            except Exception:
-                if len(group) == 1:
-                    continue
-                # Whose request made it fail? Each alone: the others are then kept.
-                for waiting in group:
-                    with contextlib.suppress(Exception):
-                        await self._store([waiting])
+            failure = await self._store(group)
+            if failure is None:
+                continue
+            if len(group) == 1:
+                _fail(group, failure)
+                continue
+            # Whose request made it fail? Each alone: the others are then kept.
+            for waiting in group:
+                if (failure := await self._store([waiting])) is not None:
+                    _fail([waiting], failure)
 
-    async def _store(self, group: list[_Waiting]) -> None:
-        """One transaction for the group; each request is answered (or failed, and raises)."""
+    async def _store(self, group: list[_Waiting]) -> NotStored | None:
+        """One transaction for the group, whose requests are answered; if it fails,
+        nothing of it was kept and the caller decides whom to tell."""
         events: list[Event] = [e for w in group for e in w.events]
         try:
             fresh = await self._sink.handle_many(events)
         except Exception as exc:
-            if len(group) == 1:
-                _fail(group, NotStored(str(exc)), exc)
-            raise
+            failure = NotStored(str(exc))
+            failure.__cause__ = exc
+            return failure
         try:
             async with self._db.read() as session:
                 numbers = await conversations.numbers_of(
                     session, [(e.source, e.external_id) for w in group for e in w.events]
                 )
         except Exception as exc:
-            _fail(group, NotReadBack(str(exc)), exc)
-            return
+            not_read = NotReadBack(str(exc))
+            not_read.__cause__ = exc
+            _fail(group, not_read)
+            return None
         start = 0
         for w in group:
             w.done.set_result(Stored(fresh[start : start + len(w.events)], numbers))
             start += len(w.events)
+        return None
 
     def _next_group(self) -> list[_Waiting]:
         group: list[_Waiting] = []
@@ -121,7 +125,6 @@ class GroupCommit:
         return group
 
 
-def _fail(group: list[_Waiting], error: Exception, cause: Exception) -> None:
-    error.__cause__ = cause
+def _fail(group: list[_Waiting], error: Exception) -> None:
     for w in group:
         w.done.set_exception(error)
