@@ -101,16 +101,6 @@ async def audit_many(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -
         await session.execute(insert(table(AuditEntry)), list(rows))
 
 
-async def mention(session: AsyncSession, source: str, external_id: str) -> Mention | None:
-    return (
-        await session.scalars(
-            select(Mention).where(
-                col(Mention.source) == source, col(Mention.external_id) == external_id
-            )
-        )
-    ).first()
-
-
 async def mentions(session: AsyncSession, conversation_id: int) -> Sequence[Mention]:
     return (
         await session.scalars(
@@ -119,17 +109,6 @@ async def mentions(session: AsyncSession, conversation_id: int) -> Sequence[Ment
             .order_by(col(Mention.created_at), col(Mention.id))
         )
     ).all()
-
-
-async def latest_mention(session: AsyncSession, conversation_id: int) -> Mention | None:
-    return (
-        await session.scalars(
-            select(Mention)
-            .where(col(Mention.conversation_id) == conversation_id)
-            .order_by(col(Mention.id).desc())
-            .limit(1)
-        )
-    ).first()
 
 
 async def latest_texts(session: AsyncSession, ids: Sequence[int]) -> dict[int, str]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from storage.models import OutboxKind, OutboxRow, OutboxState
+from storage.models import OutboxKind, OutboxRow
 
 
 async def card_queued(session: AsyncSession, conversation_id: int) -> bool:
@@ -18,12 +18,3 @@ async def card_queued(session: AsyncSession, conversation_id: int) -> bool:
         )
     )
     return row is not None
-
-
-async def pending_count(session: AsyncSession) -> int:
-    total = await session.scalar(
-        select(func.count())
-        .select_from(OutboxRow)
-        .where(col(OutboxRow.state) == OutboxState.PENDING)
-    )
-    return int(total or 0)
