@@ -21,6 +21,7 @@ Lookup = Callable[[PersonId], Awaitable[PersonInfo]]
 #: who may own conversations
 STAFF = frozenset({Role.EMPLOYEE, Role.MANAGER, Role.ADMIN})
 MANAGERS = frozenset({Role.MANAGER, Role.ADMIN})
+ADMINS = frozenset({Role.ADMIN})
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from bot.context import Context
 from bot.messages import CATALOG
-from bot.people import STAFF
+from bot.people import ADMINS, STAFF
 from bot.router import ANYONE, Router, UsageError
 from bot.views import Notice
 from handlers import card
@@ -16,7 +16,6 @@ from handlers.routing import normalise_tags
 from storage import conversations, people, teams
 from storage.models import Role, Team
 
-ADMINS = frozenset({Role.ADMIN})
 _TEAM_NAME = re.compile(r"^[\w][\w.-]{0,79}$")
 
 

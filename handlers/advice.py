@@ -9,18 +9,19 @@ claim, reply to a customer, list queues or post where a customer reads.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.context import Context
 from bot.events import ChannelId, Tick, platform_of
-from bot.people import STAFF, is_manager
+from bot.messages import Texts
+from bot.people import ADMINS, STAFF, is_manager
 from bot.router import Router, UsageError
 from bot.views import Button, Card, Field, Notice
-from handlers import card
+from handlers import card, claims
 from handlers.people import named_person
-from handlers.text import age, number, one_line, trim, words_after
+from handlers.text import age, one_line, trim, words_after
 from storage import advice, conversations, role_channels, watched
 from storage.models import (
     AdviceMessage,
@@ -29,12 +30,12 @@ from storage.models import (
     Conversation,
     Person,
     Role,
+    RoleChannel,
     Status,
     Team,
 )
 
 CONSULTANTS = frozenset({Role.CONSULTANT})
-ADMINS = frozenset({Role.ADMIN})
 PEOPLE = STAFF | CONSULTANTS
 _ID = re.compile(r"^#?(\d{1,9})-A(\d{1,6})$", re.IGNORECASE)
 CONTEXT_LIMIT = 2500
@@ -79,26 +80,23 @@ def quarter_hour_after(moment: datetime) -> datetime:
 async def chase(ctx: Context, sla: timedelta) -> None:
     """Requests unanswered past the SLA: remind the consultant (or the pool), tell the
     owner it is still open. Once per request."""
-    for request in await advice.overdue(ctx.session, ctx.now - sla):
+    overdue = await advice.overdue(ctx.session, ctx.now - sla)
+    pools = await role_channels.channels(ctx.session, role_channels.CONSULTANTS) if overdue else []
+    for request in overdue:
         ident = AdviceId(request.conversation_id, request.seq)
         waited = age(request.created_at, ctx.now)
         owner = await _person(ctx, request.asked_by)
         consultant = await _person(ctx, request.consultant_id)
-        if consultant is not None:
-            ctx.tell(
-                consultant,
-                Notice(
-                    ctx.texts_of(consultant).advice_reminder.format(
-                        id=ident, age=waited, owner=_name(owner)
-                    )
-                ),
-            )
-        else:
-            for pool in await role_channels.channels(ctx.session, role_channels.CONSULTANTS):
-                ctx.out.post(
-                    ChannelId(pool.channel),
-                    Notice(ctx.channel_texts.advice_reminder_pool.format(id=ident, age=waited)),
-                )
+        _to_consultant_or_pools(
+            ctx,
+            consultant,
+            pools,
+            lambda texts: texts.advice_reminder,
+            ctx.channel_texts.advice_reminder_pool,
+            id=ident,
+            age=waited,
+            owner=_name(owner),
+        )
         if owner is not None:
             texts = ctx.texts_of(owner)
             ctx.tell(
@@ -124,12 +122,8 @@ async def ask(ctx: Context, args: Sequence[str]) -> None:
     if len(args) < 2:
         raise UsageError()
     texts = ctx.texts
-    n = number(args[0], texts.bad_number)
-    conversation = await conversations.lock(ctx.session, n)
-    if conversation is None:
-        ctx.reply(texts.no_such_conversation.format(number=n))
-        return
-    if not await _may_ask(ctx, conversation):
+    conversation = await claims.conversation_arg(ctx, args[:1])
+    if conversation is None or not await _may_ask(ctx, conversation):
         return
     consultant: Person | None = None
     question = words_after(ctx.command_text, 2) or " ".join(args[1:])
@@ -182,8 +176,8 @@ async def ask(ctx: Context, args: Sequence[str]) -> None:
         view = await _request_card(ctx, consultant, conversation, ident, question, pool=False)
         ctx.tell(consultant, view)
     else:
+        view = await _request_card(ctx, None, conversation, ident, question, pool=True)
         for pool in pools:
-            view = await _request_card(ctx, None, conversation, ident, question, pool=True)
             ctx.out.post(ChannelId(pool.channel), view)
     conversations.audit(ctx.session, conversation.id, ctx.sender.id, "advice", ctx.now, str(ident))
     await card.refresh(ctx, conversation)
@@ -201,27 +195,21 @@ async def followup(ctx: Context, args: Sequence[str]) -> None:
     text = words_after(ctx.command_text, 2) or " ".join(args[1:])
     _remember(ctx, request, "followup", text)
     consultant = await _person(ctx, request.consultant_id)
-    if consultant is not None:
-        ctx.tell(
-            consultant,
-            Notice(
-                ctx.texts_of(consultant).advice_followup.format(
-                    owner=ctx.sender.display_name, id=ident, text=text
-                )
-            ),
-        )
-        ctx.reply(texts.advice_followup_sent.format(consultant=consultant.display_name))
-        return
-    for pool in await role_channels.channels(ctx.session, role_channels.CONSULTANTS):
-        ctx.out.post(
-            ChannelId(pool.channel),
-            Notice(
-                ctx.channel_texts.advice_followup.format(
-                    owner=ctx.sender.display_name, id=ident, text=text
-                )
-            ),
-        )
-    ctx.reply(texts.advice_followup_sent.format(consultant=texts.advice_pool_name))
+    pools = (
+        [] if consultant else await role_channels.channels(ctx.session, role_channels.CONSULTANTS)
+    )
+    _to_consultant_or_pools(
+        ctx,
+        consultant,
+        pools,
+        lambda texts: texts.advice_followup,
+        ctx.channel_texts.advice_followup,
+        owner=ctx.sender.display_name,
+        id=ident,
+        text=text,
+    )
+    name = consultant.display_name if consultant else texts.advice_pool_name
+    ctx.reply(texts.advice_followup_sent.format(consultant=name))
 
 
 async def rate(ctx: Context, args: Sequence[str]) -> None:
@@ -338,13 +326,13 @@ async def list_advice(ctx: Context, args: Sequence[str]) -> None:
         return
     to_answer = [r for r in going if r.consultant_id == me.id]
     waiting = [r for r in going if r.asked_by == me.id]
+    questions = await advice.first_questions(ctx.session, [r.id for r in going if r.id])
     lines: list[str] = []
     for heading, requests in ((texts.advice_to_answer, to_answer), (texts.advice_waiting, waiting)):
         if requests:
             lines.append(heading.format(count=len(requests)))
             for request in requests:
-                assert request.id is not None
-                question = await advice.first_question(ctx.session, request.id)
+                question = questions.get(request.id or 0, "")
                 lines.append(
                     texts.advice_line.format(
                         id=AdviceId(request.conversation_id, request.seq),
@@ -413,11 +401,24 @@ async def _may_ask(ctx: Context, conversation: Conversation) -> bool:
     if conversation.owner_id is None and not is_manager(ctx.sender):
         ctx.reply(texts.only_manager_unclaimed.format(number=n))
         return False
-    if conversation.owner_id not in (None, ctx.sender.id) and not is_manager(ctx.sender):
-        owner = await _person(ctx, conversation.owner_id)
-        ctx.reply(texts.not_owner.format(owner=_name(owner), number=n))
-        return False
-    return True
+    return conversation.owner_id is None or await claims.may_change(ctx, conversation) is not None
+
+
+def _to_consultant_or_pools(
+    ctx: Context,
+    consultant: Person | None,
+    pools: Sequence[RoleChannel],
+    personal: Callable[[Texts], str],
+    pooled: str,
+    **values: object,
+) -> None:
+    """A note about a request: to its consultant privately (`personal`, their language's
+    template), or, while nobody has taken it, to every consultants' pool channel."""
+    if consultant is not None:
+        ctx.tell(consultant, Notice(personal(ctx.texts_of(consultant)).format(**values)))
+        return
+    for pool in pools:
+        ctx.out.post(ChannelId(pool.channel), Notice(pooled.format(**values)))
 
 
 def _take(ctx: Context, request: AdviceRequest, ident: AdviceId) -> None:

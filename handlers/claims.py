@@ -47,7 +47,7 @@ async def on_reaction(ctx: Context, event: Reaction) -> None:
 
 
 async def claim(ctx: Context, args: Sequence[str]) -> None:
-    conversation = await _conversation(ctx, args)
+    conversation = await conversation_arg(ctx, args)
     if conversation is None:
         return
     texts, me, n = ctx.texts, ctx.sender, conversation.id
@@ -68,14 +68,14 @@ async def claim(ctx: Context, args: Sequence[str]) -> None:
 
 
 async def release(ctx: Context, args: Sequence[str]) -> None:
-    conversation = await _conversation(ctx, args)
+    conversation = await conversation_arg(ctx, args)
     if conversation is None:
         return
     texts, n = ctx.texts, conversation.id
     if conversation.owner_id is None or conversation.status == Status.RESOLVED:
         ctx.reply(texts.not_claimed.format(number=n))
         return
-    previous = await _may_change(ctx, conversation)
+    previous = await may_change(ctx, conversation)
     if previous is None:
         return
     conversation.owner_id = None
@@ -94,7 +94,7 @@ async def release(ctx: Context, args: Sequence[str]) -> None:
 
 
 async def replied(ctx: Context, args: Sequence[str]) -> None:
-    conversation = await _conversation(ctx, args)
+    conversation = await conversation_arg(ctx, args)
     if conversation is None:
         return
     texts, n = ctx.texts, conversation.id
@@ -104,7 +104,7 @@ async def replied(ctx: Context, args: Sequence[str]) -> None:
     if conversation.owner_id is None:
         # Replying to an unclaimed conversation claims it: the reply is what matters.
         _take(ctx, conversation, ctx.sender)
-    elif await _may_change(ctx, conversation) is None:
+    elif await may_change(ctx, conversation) is None:
         return
     conversation.status = Status.REPLIED
     conversation.first_reply_at = conversation.first_reply_at or ctx.now
@@ -113,7 +113,7 @@ async def replied(ctx: Context, args: Sequence[str]) -> None:
 
 
 async def resolve(ctx: Context, args: Sequence[str]) -> None:
-    conversation = await _conversation(ctx, args)
+    conversation = await conversation_arg(ctx, args)
     if conversation is None:
         return
     texts, n = ctx.texts, conversation.id
@@ -123,7 +123,7 @@ async def resolve(ctx: Context, args: Sequence[str]) -> None:
     if conversation.owner_id is None and not is_manager(ctx.sender):
         ctx.reply(texts.only_manager_unclaimed.format(number=n))
         return
-    if conversation.owner_id is not None and await _may_change(ctx, conversation) is None:
+    if conversation.owner_id is not None and await may_change(ctx, conversation) is None:
         return
     conversation.status = Status.RESOLVED
     conversation.resolved_at = ctx.now
@@ -132,7 +132,7 @@ async def resolve(ctx: Context, args: Sequence[str]) -> None:
 
 
 async def reopen(ctx: Context, args: Sequence[str]) -> None:
-    conversation = await _conversation(ctx, args)
+    conversation = await conversation_arg(ctx, args)
     if conversation is None:
         return
     texts, n = ctx.texts, conversation.id
@@ -163,7 +163,7 @@ def reopen_conversation(conversation: Conversation) -> None:
 async def reassign(ctx: Context, args: Sequence[str]) -> None:
     if len(args) != 2:
         raise UsageError()
-    conversation = await _conversation(ctx, args[:1])
+    conversation = await conversation_arg(ctx, args[:1])
     if conversation is None:
         return
     texts, n = ctx.texts, conversation.id
@@ -212,7 +212,8 @@ async def reassign(ctx: Context, args: Sequence[str]) -> None:
 # -- shared steps --------------------------------------------------------------------
 
 
-async def _conversation(ctx: Context, args: Sequence[str]) -> Conversation | None:
+async def conversation_arg(ctx: Context, args: Sequence[str]) -> Conversation | None:
+    """The conversation `args` (one number) names, locked; None after telling the sender."""
     if len(args) != 1:
         raise UsageError()
     n = number(args[0], ctx.texts.bad_number)
@@ -230,7 +231,7 @@ def _take(ctx: Context, conversation: Conversation, person: Person) -> None:
     conversation.claimed_at = conversation.claimed_at or ctx.now
 
 
-async def _may_change(ctx: Context, conversation: Conversation) -> Person | None:
+async def may_change(ctx: Context, conversation: Conversation) -> Person | None:
     """The owner, if the sender may change the conversation (owner or manager); else refuse."""
     owner = await _owner(ctx, conversation)
     assert owner is not None

@@ -23,7 +23,7 @@ from bot.charts import digest_chart
 from bot.context import Context
 from bot.events import ChannelId, PersonId, Tick, platform_of
 from bot.messages import Texts
-from bot.people import MANAGERS
+from bot.people import ADMINS, MANAGERS
 from bot.router import Router, UsageError
 from bot.views import Chart, Notice
 from handlers.weeks import IsoWeek, parse_week
@@ -36,7 +36,6 @@ UNCLAIMED_LISTED = 10
 CHART_PEOPLE = 20
 #: the scheduler's name for Monday 09:00
 WEEKLY = "weekly-digest"
-ADMINS = frozenset({Role.ADMIN})
 
 
 @dataclass(frozen=True)

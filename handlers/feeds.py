@@ -7,12 +7,11 @@ from urllib.parse import urlsplit
 
 from bot.context import Context
 from bot.events import FeedProblem
+from bot.people import ADMINS
 from bot.router import Router, UsageError
 from bot.views import Notice
 from storage import feeds, people, teams
 from storage.models import Feed, Role, Team
-
-ADMINS = frozenset({Role.ADMIN})
 
 
 def register(router: Router, poll_minutes: int) -> None:

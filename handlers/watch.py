@@ -11,13 +11,11 @@ from collections.abc import Sequence
 
 from bot.context import Context
 from bot.events import Author, MentionReceived, Message, local_part, platform_of
-from bot.people import is_staff
+from bot.people import ADMINS, is_staff
 from bot.router import Router, UsageError
 from handlers import card, routing
 from storage import conversations, teams, watched
-from storage.models import Role, Status, Team, WatchedChannel
-
-ADMINS = frozenset({Role.ADMIN})
+from storage.models import Status, Team, WatchedChannel
 
 
 def register(router: Router) -> None:

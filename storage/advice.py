@@ -66,14 +66,21 @@ async def open_for(session: AsyncSession, person_id: int) -> Sequence[AdviceRequ
     ).all()
 
 
-async def first_question(session: AsyncSession, request_id: int) -> str:
-    text = await session.scalar(
-        select(col(AdviceMessage.text))
-        .where(col(AdviceMessage.request_id) == request_id)
-        .order_by(col(AdviceMessage.id))
-        .limit(1)
+async def first_questions(session: AsyncSession, request_ids: Sequence[int]) -> dict[int, str]:
+    """The question each request was asked with, in one query (a list shows many)."""
+    if not request_ids:
+        return {}
+    first = (
+        select(func.min(col(AdviceMessage.id)))
+        .where(col(AdviceMessage.request_id).in_(request_ids))
+        .group_by(col(AdviceMessage.request_id))
     )
-    return text or ""
+    rows = await session.execute(
+        select(col(AdviceMessage.request_id), col(AdviceMessage.text)).where(
+            col(AdviceMessage.id).in_(first)
+        )
+    )
+    return dict(rows.all())
 
 
 async def overdue(session: AsyncSession, asked_before: datetime) -> Sequence[AdviceRequest]:
