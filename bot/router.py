@@ -117,6 +117,8 @@ class Router:
         """Handle one event; False if it was handled before (a platform's retry)."""
         written: list[int] = []
         try:
+            if isinstance(event, Command | Action | Message | Reaction):
+                await self._directory.prepare(self._db, event.sender)
             async with self._db.transaction() as session:
                 out = OutboxWriter(session, self._clock())
                 fresh = (await self._dispatch(session, out, [event]))[0]

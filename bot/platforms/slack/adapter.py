@@ -68,9 +68,6 @@ EPHEMERAL_FALLBACK = frozenset(
 BAD_TOKEN = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked"})
 #: remembered idempotency keys (a resend in this process is not posted twice)
 SENT_MEMORY = 10_000
-#: users.info answers kept, and for how long (a new person's first event asks once)
-PEOPLE_MEMORY = 10_000
-PEOPLE_MEMORY_SECONDS = 3600.0
 #: how long an opened "Show full text" modal waits for the core's answer
 MODAL_WAIT = 30.0
 
@@ -176,10 +173,6 @@ class SlackPlatform:
         self._sent: collections.OrderedDict[str, str] = collections.OrderedDict()
         #: person → the "Show full text" modal waiting for the core's answer
         self._modals: dict[str, tuple[str, float]] = {}
-        #: users.info answers, fetched before the event is handled (see `_hand`)
-        self._people: collections.OrderedDict[str, tuple[PersonInfo, float]] = (
-            collections.OrderedDict()
-        )
         self._turnstile = Turnstile()
         self._register()
 
@@ -358,11 +351,6 @@ class SlackPlatform:
 
     async def _hand(self, event: Event) -> None:
         assert self._sink is not None, "events arrive only after start()"
-        # Who the sender is, asked now: the core asks while it holds its write
-        # transaction, and a users.info waiting out a 429 there would stall every writer.
-        if (sender := getattr(event, "sender", None)) is not None:
-            with contextlib.suppress(Exception):  # the core asks again, and reports it
-                await self.user_info(sender)
         async with self._turnstile.turn(event.event_id):
             await self._sink.handle(event)
 
@@ -476,22 +464,13 @@ class SlackPlatform:
         )
 
     async def user_info(self, person: PersonId) -> PersonInfo:
-        user = tr.local(person)
-        known = self._people.get(user)
-        if known is not None and _now() - known[1] < PEOPLE_MEMORY_SECONDS:
-            return known[0]
         try:
-            response = await self.client.users_info(user=user, include_locale=True)
+            response = await self.client.users_info(user=tr.local(person), include_locale=True)
         except SlackApiError as exc:
             if exc.response.get("error") == "user_not_found":
                 raise LookupError(person) from None
             raise
-        info = tr.person_info(response.get("user") or {}, self.team_id)
-        self._people[user] = (info, _now())
-        self._people.move_to_end(user)
-        while len(self._people) > PEOPLE_MEMORY:
-            self._people.popitem(last=False)
-        return info
+        return tr.person_info(response.get("user") or {}, self.team_id)
 
     # -- helpers ---------------------------------------------------------------------
 
