@@ -14,7 +14,7 @@ from typing import Protocol
 
 from bot.clock import Clock, utc_now
 from bot.config import Settings
-from bot.events import Event, PersonId, platform_of
+from bot.events import Event, PersonId, local_part, platform_of
 from bot.intake.feeds import FeedPoller
 from bot.intake.webhook import Webhook
 from bot.outbox import OutboxWorker
@@ -168,7 +168,7 @@ class App:
         platform = self.platforms.get(platform_of(person))
         if platform is None:
             # Someone on a platform that is not running (e.g. named in INLOOP_ADMINS).
-            return PersonInfo(display_name=person.partition(":")[2], is_staff=False)
+            return PersonInfo(display_name=local_part(person), is_staff=False)
         return await platform.user_info(person)
 
 
@@ -194,7 +194,7 @@ def build_platforms(settings: Settings, db: Database | None = None) -> dict[str,
         )
     if not platforms:
         console_admin = next((a for a in settings.admins if platform_of(a) == "console"), None)
-        persona = console_admin.partition(":")[2] if console_admin else "you"
+        persona = local_part(console_admin) if console_admin else "you"
         platforms["console"] = ConsolePlatform(utc_now, persona=persona)
     return platforms
 

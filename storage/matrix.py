@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from storage.models import MatrixAccount, MatrixDirectRoom, Person
+from storage.models import MatrixAccount, MatrixDirectRoom
 
 
 async def account(session: AsyncSession, user_id: str) -> MatrixAccount | None:
@@ -49,9 +47,3 @@ async def save_direct_room(session: AsyncSession, person: str, room_id: str, now
         session.add(MatrixDirectRoom(person=person, room_id=room_id, created_at=now))
     else:
         row.room_id = room_id
-
-
-async def role_of(session: AsyncSession, person: str) -> tuple[bool, str | None]:
-    """(known, role) of a person: the invite policy needs to know who is staff now."""
-    found = (await session.scalars(select(Person).where(col(Person.ref) == person))).first()
-    return (found is not None, found.role if found else None)

@@ -49,11 +49,13 @@ from nio import (
 from bot.clock import Clock
 from bot.config import Settings
 from bot.events import ChannelId, PersonId, local_part
+from bot.people import is_staff
 from bot.platform import DeliveryError, EventSink, PersonInfo, StartError
 from bot.platforms.matrix import translate
 from bot.views import Card, Chart, Notice, View
 from storage import matrix as state
 from storage.database import Database
+from storage.people import find
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -354,9 +356,10 @@ class MatrixPlatform:
         if inviter is None:
             return
         async with self._db.read() as session:
-            known = await state.role_of(session, str(translate.person(inviter)))
+            met = await find(session, translate.person(inviter))
+        staff = is_staff(met) if met is not None else None
         if translate.accept_invite(
-            inviter, self._own_server, self._settings.allowed_servers, known
+            inviter, self._own_server, self._settings.allowed_servers, staff
         ):
             answer = await self.client.join(room_id)
             if isinstance(answer, JoinError):
@@ -396,7 +399,7 @@ class MatrixPlatform:
                 filesize=len(view.png),
             )
         except _NETWORK_ERRORS as exc:
-            raise DeliveryError(f"homeserver unreachable: {exc or type(exc).__name__}") from exc
+            raise _unreachable(exc) from exc
         if not isinstance(answer, UploadResponse):
             raise _delivery_error(answer)
         return translate.image(view, answer.content_uri, keys if encrypt else None)
@@ -450,7 +453,7 @@ class MatrixPlatform:
                 room_id, "m.room.message", content, tx_id=key, ignore_unverified_devices=True
             )
         except _NETWORK_ERRORS as exc:
-            raise DeliveryError(f"homeserver unreachable: {exc or type(exc).__name__}") from exc
+            raise _unreachable(exc) from exc
         except LocalProtocolError as exc:
             raise DeliveryError(f"cannot send to {room_id} yet: {exc}") from exc
         if isinstance(answer, RoomSendResponse):
@@ -479,7 +482,7 @@ class MatrixPlatform:
                     is_direct=True, invite=[user], preset=RoomPreset.trusted_private_chat
                 )
             except _NETWORK_ERRORS as exc:
-                raise DeliveryError(f"homeserver unreachable: {exc}") from exc
+                raise _unreachable(exc) from exc
             if isinstance(answer, RoomCreateError):
                 raise _delivery_error(answer)
             async with self._db.transaction() as session:
@@ -535,3 +538,7 @@ def matrix_settings(settings: Settings) -> MatrixSettings:
         allowed_servers=settings.matrix_allowed_servers,
         store_dir=settings.matrix_store_dir,
     )
+
+
+def _unreachable(exc: BaseException) -> DeliveryError:
+    return DeliveryError(f"homeserver unreachable: {exc or type(exc).__name__}")

@@ -20,7 +20,6 @@ PREFIX = "!inloop"
 #: a Matrix user id written in text: @localpart:server (server may carry a port)
 _USER = re.compile(r"(?<![\w:])(@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d+)?)", re.IGNORECASE)
 _MATRIX_TO_USER = re.compile(r"^https://matrix\.to/#/(@[^/?]+)")
-STAFF_ROLES = frozenset({"employee", "manager", "admin"})
 
 Content = dict[str, Any]
 ChatEvent = Command | Message | Reaction
@@ -176,19 +175,18 @@ def accept_invite(
     inviter_id: str,
     own_server: str,
     allowed_servers: Iterable[str],
-    known_role: tuple[bool, str | None],
+    staff: bool | None,
 ) -> bool:
     """Staff may bring the bot anywhere; so may people of the servers the company allows.
 
-    Staff are people with a staff role; someone Inloop has not met yet is staff when
-    they are of the bot's own homeserver (the default role they will get).
+    `staff` is what Inloop knows of the inviter (None: not met yet). Someone not met
+    yet is staff when they are of the bot's own homeserver (the default role they get).
     """
     server = server_of(inviter_id)
     if server in {s.lower() for s in allowed_servers}:
         return True
-    known, role = known_role
-    if known:
-        return role in STAFF_ROLES
+    if staff is not None:
+        return staff
     return server == own_server.lower()
 
 

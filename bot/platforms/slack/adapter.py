@@ -30,7 +30,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.events import ChannelId, Event, PersonId
+from bot.events import ChannelId, Event, PersonId, local_part
 from bot.messages import texts_for
 from bot.platform import DeliveryError, EventSink, PersonInfo, StartError
 from bot.platforms.slack import translate as tr
@@ -361,16 +361,16 @@ class SlackPlatform:
         form = self.forms[form_id]
         await self.client.views_open(
             trigger_id=trigger_id,
-            view=tr.form_modal(form, self._labels.close, tr.local(context) if context else ""),
+            view=tr.form_modal(form, self._labels.close, local_part(context) if context else ""),
         )
 
     # -- Platform: outbound ----------------------------------------------------------
 
     async def send(self, channel: ChannelId, view: View, key: str) -> str:
-        return await self._post(tr.local(channel), view, key)
+        return await self._post(local_part(channel), view, key)
 
     async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
-        return await self._post(tr.local(channel), view, key, thread_ts=message_ref)
+        return await self._post(local_part(channel), view, key, thread_ts=message_ref)
 
     async def _post(self, channel: str, view: View, key: str, thread_ts: str | None = None) -> str:
         if key in self._sent:
@@ -412,7 +412,7 @@ class SlackPlatform:
         body = tr.message(view, self._labels)
         await self._call(
             self.client.chat_update,
-            channel=tr.local(channel),
+            channel=local_part(channel),
             ts=message_ref,
             text=body.text,
             blocks=body.blocks or [],
@@ -424,7 +424,7 @@ class SlackPlatform:
     ) -> None:
         if key in self._sent:
             return
-        user = tr.local(person)
+        user = local_part(person)
         if isinstance(view, Chart):
             # A file can't be ephemeral: it goes to the person's DM with the app.
             opened = await self._call(self.client.conversations_open, users=user)
@@ -449,7 +449,7 @@ class SlackPlatform:
             try:
                 await self._call(
                     self.client.chat_postEphemeral,
-                    channel=tr.local(context),
+                    channel=local_part(context),
                     user=user,
                     text=body.text,
                     blocks=body.blocks or None,
@@ -465,7 +465,7 @@ class SlackPlatform:
 
     async def user_info(self, person: PersonId) -> PersonInfo:
         try:
-            response = await self.client.users_info(user=tr.local(person), include_locale=True)
+            response = await self.client.users_info(user=local_part(person), include_locale=True)
         except SlackApiError as exc:
             if exc.response.get("error") == "user_not_found":
                 raise LookupError(person) from None

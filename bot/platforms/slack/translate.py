@@ -27,7 +27,15 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View as SlackView
 
-from bot.events import Action, ChannelId, Command, EventId, Message, PersonId, Reaction
+from bot.events import (
+    Action,
+    ChannelId,
+    Command,
+    EventId,
+    Message,
+    PersonId,
+    Reaction,
+)
 from bot.platform import PersonInfo
 from bot.views import Button, Card, Chart, Home, Notice, View
 
@@ -57,10 +65,6 @@ def person(user_id: str) -> PersonId:
 
 def channel(channel_id: str) -> ChannelId:
     return ChannelId(f"slack:{channel_id}")
-
-
-def local(ref: str) -> str:
-    return ref.partition(":")[2]
 
 
 # -- text ------------------------------------------------------------------------------
