@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
 from bot.events import PersonId, platform_of
+from bot.recurrence import valid_zone
 
 LANGUAGES = ("en", "it")
 PLATFORMS = ("console", "slack", "matrix")
@@ -241,12 +241,8 @@ def _choice(variable: str, value: str, allowed: tuple[str, ...]) -> str:
 
 
 def _timezone(variable: str, value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory of zones
-        raise ConfigError(
-            variable, f"{value!r} is not an IANA time zone (e.g. Europe/Rome)"
-        ) from None
+    if not valid_zone(value):
+        raise ConfigError(variable, f"{value!r} is not an IANA time zone (e.g. Europe/Rome)")
     return value
 
 

@@ -16,13 +16,12 @@ import re
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.context import Context
 from bot.events import OccurrenceDue, SessionDue, platform_of
 from bot.messages import Texts
 from bot.people import STAFF, is_manager
-from bot.recurrence import Weekly, weekly, zone
+from bot.recurrence import Weekly, valid_zone, weekly, zone
 from bot.router import Router, UsageError
 from bot.scheduler import Scheduler
 from bot.views import Button, ButtonStyle, Card, Field
@@ -134,16 +133,6 @@ def parse_zone(value: str, texts: Texts) -> str:
     if not valid_zone(value):
         raise UsageError(texts.bad_timezone.format(value=value))
     return value
-
-
-def valid_zone(name: str) -> bool:
-    if not name:
-        return False
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 def parse_date(value: str, texts: Texts) -> date:
@@ -594,11 +583,7 @@ class Commitments:
         """Their claimed-but-unreplied conversations, then their team's unclaimed ones,
         oldest first, at most REMINDER_QUEUE in all, then how many more there are."""
         assert person.id is not None
-        claimed = ctx.session.info.get("commitments.claimed")
-        if claimed is None:  # read once per transaction (see _unclaimed)
-            claimed = ctx.session.info["commitments.claimed"] = await store.claimed_unreplied(
-                ctx.session
-            )
+        claimed, claimed_excerpts = await _claimed(ctx)
         mine = claimed.get(person.id, [])
         shown_mine = mine[:REMINDER_QUEUE]
         room = REMINDER_QUEUE - len(shown_mine)
@@ -606,11 +591,7 @@ class Commitments:
         waiting = unclaimed[:room]
         if not mine and not total:
             return [texts.reminder_empty]
-        if shown_mine:
-            excerpts = {
-                **excerpts,
-                **await conversations.latest_texts(ctx.session, [c.id for c in shown_mine if c.id]),
-            }
+        excerpts = {**excerpts, **claimed_excerpts}
         lines: list[str] = []
         if mine:
             lines.append(texts.reminder_mine.format(count=len(mine)))
@@ -652,6 +633,18 @@ class Commitments:
             ),
             fallback=texts.checkin_fallback,
         )
+
+
+async def _claimed(ctx: Context) -> tuple[dict[int, list[Conversation]], dict[int, str]]:
+    """Everyone's claimed-but-unreplied conversations by owner, and the latest messages of
+    those a reminder shows; read once per transaction, like `_unclaimed`."""
+    cached = ctx.session.info.get("commitments.claimed")
+    if cached is None:
+        claimed = await store.claimed_unreplied(ctx.session)
+        shown = [c.id for mine in claimed.values() for c in mine[:REMINDER_QUEUE] if c.id]
+        cached = (claimed, await conversations.latest_texts(ctx.session, shown))
+        ctx.session.info["commitments.claimed"] = cached
+    return cached
 
 
 async def _unclaimed(

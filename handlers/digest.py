@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +23,7 @@ from bot.context import Context
 from bot.events import ChannelId, PersonId, Tick, platform_of
 from bot.messages import Texts
 from bot.people import ADMINS, MANAGERS
+from bot.recurrence import zone
 from bot.router import Router, UsageError
 from bot.views import Chart, Notice
 from handlers.weeks import IsoWeek, parse_week
@@ -134,7 +134,7 @@ async def digest(ctx: Context, args: Sequence[str], tz: str, claim_target: int) 
 
 async def post_weekly(ctx: Context, monday: datetime, tz: str, claim_target: int) -> None:
     """Monday 09:00: the week that just ended, to every managers' channel."""
-    week = IsoWeek.containing(monday.astimezone(ZoneInfo(tz)).date() - timedelta(days=7))
+    week = IsoWeek.containing(monday.astimezone(zone(tz)).date()).previous()
     figures = await build(ctx.session, week, tz, "", claim_target, ctx.now)
     assert figures is not None
     texts = ctx.channel_texts
@@ -163,7 +163,7 @@ async def build(
             return None
         team_id, team_name = team.id, team.name
     start, end = week.bounds(tz)
-    zone = ZoneInfo(tz)
+    local = zone(tz)
     days = [(week.monday + timedelta(days=i)) for i in range(7)]
     raw = await raw_digest.week(
         session,
@@ -172,7 +172,7 @@ async def build(
         team_id=team_id,
         claim_target_minutes=claim_target,
         now=now,
-        days=[datetime.combine(day, time(0), zone).astimezone(UTC) for day in days],
+        days=[datetime.combine(day, time(0), local).astimezone(UTC) for day in days],
     )
     ids = (
         set(raw.actions)
@@ -289,12 +289,12 @@ def as_text(d: Digest, texts: Texts) -> str:
     # Someone absent the week before did nothing then: their counts rise from zero.
     quiet_person = PersonFigures("", 0, 0, 0, None, None, 0, 0) if d.previous else None
     quiet_consultant = ConsultantFigures("", 0, 0, None, 0) if d.previous else None
-    zone = ZoneInfo(d.tz)
+    local = zone(d.tz)
     lines = [
         texts.digest_title.format(
             week=d.week,
-            start=d.start.astimezone(zone).strftime("%d %b"),
-            end=(d.end.astimezone(zone) - timedelta(days=1)).strftime("%d %b %Y"),
+            start=d.start.astimezone(local).strftime("%d %b"),
+            end=(d.end.astimezone(local) - timedelta(days=1)).strftime("%d %b %Y"),
             tz=d.tz,
             team=f" · {d.team}" if d.team else "",
         ),

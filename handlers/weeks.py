@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+
+from bot.recurrence import zone
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$", re.IGNORECASE)
 
@@ -27,9 +28,9 @@ class IsoWeek:
 
         Computed from local midnights, so a week with a DST change is 167 or 169 hours.
         """
-        zone = ZoneInfo(tz)
-        start = datetime.combine(self.monday, time(0), zone)
-        end = datetime.combine(self.monday + timedelta(days=7), time(0), zone)
+        local = zone(tz)
+        start = datetime.combine(self.monday, time(0), local)
+        end = datetime.combine(self.monday + timedelta(days=7), time(0), local)
         return start.astimezone(UTC), end.astimezone(UTC)
 
     def previous(self) -> IsoWeek:
@@ -43,12 +44,12 @@ class IsoWeek:
 
 def parse_week(value: str, now: datetime, tz: str) -> IsoWeek | None:
     """`this`, `last` or `2026-W47`; None when it is none of these."""
-    today = now.astimezone(ZoneInfo(tz)).date()
+    today = now.astimezone(zone(tz)).date()
     lowered = value.lower()
     if lowered == "this":
         return IsoWeek.containing(today)
     if lowered == "last":
-        return IsoWeek.containing(today - timedelta(days=7))
+        return IsoWeek.containing(today).previous()
     match = _WEEK.match(value)
     if match is None:
         return None

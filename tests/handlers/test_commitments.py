@@ -459,6 +459,7 @@ async def test_commitments_lists_mine_and_managers_see_anyones(week: Week) -> No
         ("commit weekdays 09:00 5h", "`5h` is not a duration from 15m to 4h"),
         ("commit weekdays 09:00 30", "`30` is not a duration from 15m to 4h"),
         ("commit weekdays 09:00 30m Mars/Olympus", "`Mars/Olympus` is not an IANA time zone"),
+        ("commit weekdays 09:00 30m Europe", "`Europe` is not an IANA time zone"),
         ("commit weekdays 09:00", ""),
         ("away until 2026-02-30", "`2026-02-30` is not a date"),
         ("away until 2026-11-15", "2026-11-15 is already past."),
