@@ -21,6 +21,8 @@ class Button:
     style: ButtonStyle = "default"
     #: what to type where there are no buttons (console, Matrix)
     command: str = ""
+    #: another way where there are no buttons, in the reader's words (e.g. "or react ✋")
+    also: str = ""
 
 
 @dataclass(frozen=True)

@@ -58,11 +58,11 @@ def build(texts: Texts, prefix: str, conversation: Conversation, facts: CardFact
 def _buttons(texts: Texts, conversation: Conversation, prefix: str) -> tuple[Button, ...]:
     n = str(conversation.id)
 
-    def button(label: str, action: str, style: ButtonStyle = "default") -> Button:
-        return Button(label, action, n, style, f"{prefix} {action} {n}")
+    def button(label: str, action: str, style: ButtonStyle = "default", also: str = "") -> Button:
+        return Button(label, action, n, style, f"{prefix} {action} {n}", also)
 
     by_status = {
-        Status.OPEN: (button(texts.button_claim, "claim", "primary"),),
+        Status.OPEN: (button(texts.button_claim, "claim", "primary", texts.button_claim_also),),
         Status.CLAIMED: (
             button(texts.button_replied, "replied", "primary"),
             button(texts.button_release, "release"),

@@ -71,6 +71,7 @@ EN = Texts(
     card_more="Text trimmed. Full text: {command}",
     card_fallback="#{number} from {customer} on {source}: {status}",
     button_claim="Claim",
+    button_claim_also="or react ✋",
     button_replied="Mark replied",
     button_resolve="Resolve",
     button_release="Release",

@@ -71,6 +71,7 @@ IT = Texts(
     card_more="Testo accorciato. Testo completo: {command}",
     card_fallback="#{number} da {customer} su {source}: {status}",
     button_claim="Prendi",
+    button_claim_also="oppure reagisci con ✋",
     button_replied="Risposta data",
     button_resolve="Risolvi",
     button_release="Rilascia",

@@ -30,6 +30,8 @@ class Texts:
     card_more: str
     card_fallback: str
     button_claim: str
+    #: shown after the claim command where a card has no buttons (Matrix: a reaction)
+    button_claim_also: str
     button_replied: str
     button_resolve: str
     button_release: str

@@ -147,3 +147,16 @@ def test_people_the_bot_names_are_pills_that_ping_nobody() -> None:
         in content["formatted_body"]
     )
     assert content["m.mentions"] == {}
+
+
+def test_a_claim_button_offers_the_reaction_in_the_cards_language() -> None:
+    card = Card(
+        title="#1",
+        buttons=(
+            Button("Prendi", "claim", "1", "primary", "!inloop claim 1", "oppure reagisci con ✋"),
+        ),
+    )
+
+    formatted = render(card)["formatted_body"]
+
+    assert "Prendi: <code>!inloop claim 1</code> oppure reagisci con ✋" in formatted

@@ -260,7 +260,7 @@ def _card(card: Card) -> tuple[str, str]:
         rich.append(
             " · ".join(
                 f"{html.escape(b.label)}: <code>{html.escape(b.command)}</code>"
-                + (" or react ✋" if b.action == "claim" else "")
+                + (f" {html.escape(b.also)}" if b.also else "")
                 for b in card.buttons
             )
         )
