@@ -11,8 +11,8 @@ import csv
 import io
 import json
 import statistics
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -27,9 +27,9 @@ from bot.recurrence import zone
 from bot.router import Router, UsageError
 from bot.views import Chart, Notice
 from handlers.weeks import IsoWeek, parse_week
+from storage import conversations, role_channels, teams
 from storage import digest as raw_digest
-from storage import role_channels, teams
-from storage.models import Role
+from storage.models import Role, Team
 
 UNCLAIMED_LISTED = 10
 #: people drawn on the chart: the most minutes committed first
@@ -153,15 +153,42 @@ async def build(
     team_name: str,
     claim_target: int,
     now: datetime,
-    *,
-    with_previous: bool = True,
 ) -> Digest | None:
+    """The week's figures and the week before's (for the trends); None: no such team."""
     team_id: int | None = None
     if team_name:
         team = await teams.by_name(session, team_name)
         if team is None:
             return None
         team_id, team_name = team.id, team.name
+    # The teams, and what waits now, are the same for both weeks: read once.
+    teams_now = await raw_digest.teams(session, team_id)
+    waiting: dict[int, tuple[tuple[tuple[int, str], ...], int]] = {}
+    for team in teams_now:
+        assert team.id is not None
+        unclaimed, total = await conversations.unclaimed(session, team.id, UNCLAIMED_LISTED)
+        waiting[team.id] = (
+            tuple((c.id or 0, _age(c.created_at, now)) for c in unclaimed),
+            total,
+        )
+    previous = await _week(
+        session, week.previous(), tz, team_id, team_name, teams_now, waiting, claim_target, now
+    )
+    this = await _week(session, week, tz, team_id, team_name, teams_now, waiting, claim_target, now)
+    return replace(this, previous=previous)
+
+
+async def _week(
+    session: AsyncSession,
+    week: IsoWeek,
+    tz: str,
+    team_id: int | None,
+    team_name: str,
+    teams_now: Sequence[Team],
+    waiting: Mapping[int, tuple[tuple[tuple[int, str], ...], int]],
+    claim_target: int,
+    now: datetime,
+) -> Digest:
     start, end = week.bounds(tz)
     local = zone(tz)
     days = [(week.monday + timedelta(days=i)) for i in range(7)]
@@ -215,9 +242,8 @@ async def build(
             )
         )
     team_figures = []
-    for team in await raw_digest.teams(session, team_id):
+    for team in teams_now:
         assert team.id is not None
-        waiting, total = await raw_digest.unclaimed_now(session, team.id, UNCLAIMED_LISTED)
         by_source = dict(sorted(raw.team_mentions.get(team.id, {}).items()))
         team_figures.append(
             TeamFigures(
@@ -227,14 +253,9 @@ async def build(
                 opened=raw.team_opened.get(team.id, 0),
                 to_claim=_median(raw.team_to_claim.get(team.id, [])),
                 over_target=raw.team_over_target.get(team.id, 0),
-                unclaimed=tuple((n, _age(since, now)) for n, since in waiting),
-                unclaimed_total=total,
+                unclaimed=waiting[team.id][0],
+                unclaimed_total=waiting[team.id][1],
             )
-        )
-    previous = None
-    if with_previous:
-        previous = await build(
-            session, week.previous(), tz, team_name, claim_target, now, with_previous=False
         )
     return Digest(
         week=week,
@@ -247,7 +268,7 @@ async def build(
         teams=tuple(team_figures),
         per_day=tuple((day.strftime("%a %d"), n) for day, n in zip(days, raw.per_day, strict=True)),
         claim_target=claim_target,
-        previous=previous,
+        previous=None,
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, case, func, literal_column, null, select
+from sqlalchemy import ColumnElement, Float, case, func, literal_column, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -25,7 +25,6 @@ from storage.models import (
     DialogueSession,
     Mention,
     Person,
-    Status,
     Team,
 )
 
@@ -241,22 +240,6 @@ async def week(
             if outcome != "logged":
                 raw.sessions[person][outcome] = int(count)
     return raw
-
-
-async def unclaimed_now(
-    session: AsyncSession, team_id: int, limit: int
-) -> tuple[list[tuple[int, datetime]], int]:
-    """A team's open, unclaimed conversations, oldest first: (number, since), and the total."""
-    where = and_(col(Conversation.team_id) == team_id, col(Conversation.status) == Status.OPEN)
-    total = await session.scalar(select(func.count()).select_from(Conversation).where(where))
-    rows = await _fetch(
-        session,
-        select(col(Conversation.id), col(Conversation.created_at))
-        .where(where)
-        .order_by(col(Conversation.created_at), col(Conversation.id))
-        .limit(limit),
-    )
-    return [(int(n), at) for n, at in rows], int(total or 0)
 
 
 async def people(session: AsyncSession, ids: set[int]) -> Sequence[Person]:
