@@ -253,6 +253,7 @@ class Commitments:
             )
             return
         lines = [texts.commitments_header.format(person=whom.display_name)]
+        last = await store.last_outcomes(ctx.session, [c.id for c in mine if c.id])
         for commitment in mine:
             rule = rule_of(commitment)
             # "my local time": the platform's zone, else the zone the block was made in
@@ -266,17 +267,15 @@ class Commitments:
                 tz=commitment.timezone,
                 next=day_and_time(following, shown_tz, texts) if following else "—",
             )
-            assert commitment.id is not None
-            last = await store.last_outcome(ctx.session, commitment.id)
-            if last is not None:
-                line += texts.commitment_last.format(outcome=texts.outcome_names[last.outcome])
+            if (outcome := last.get(commitment.id or 0)) is not None:
+                line += texts.commitment_last.format(outcome=texts.outcome_names[outcome])
             lines.append(line)
-        until = await store.away_until(ctx.session, whom.id)
+        away = await ctx.session.get(Away, whom.id)
         if (
-            until is not None
-            and until >= ctx.now.astimezone(zone(self._zone_of(whom))).date().isoformat()
+            away is not None
+            and away.until >= ctx.now.astimezone(zone(self._zone_of(whom))).date().isoformat()
         ):
-            lines.append(texts.commitment_away.format(date=until))
+            lines.append(texts.commitment_away.format(date=away.until))
         ctx.reply("\n".join(lines))
 
     async def uncommit(self, ctx: Context, args: Sequence[str]) -> None:
@@ -460,7 +459,7 @@ class Commitments:
     async def on_occurrence(self, ctx: Context, event: OccurrenceDue) -> None:
         late = ctx.now - event.start
         rows: list[dict[str, Any]] = []
-        reminded: dict[int, tuple[Commitment, Person]] = {}
+        reminded: dict[int, tuple[Commitment, Person, dict[str, Any]]] = {}
         for commitment, person, until in await store.occurrence_contexts(
             ctx.session, event.commitment_ids
         ):
@@ -475,66 +474,52 @@ class Commitments:
                 outcome = SessionOutcome.MISSED
             else:
                 outcome, next_at = SessionOutcome.REMINDED, ends_at
+            row: dict[str, Any] = {
+                "commitment_id": commitment.id,
+                "person_id": person.id,
+                "occurrence_start": event.start,
+                "ends_at": ends_at,
+                "outcome": outcome,
+                "minutes_planned": commitment.minutes,
+                "minutes_given": 0,
+                "next_at": next_at,
+                "conversation_id": None,
+                "created_at": ctx.now,
+                "updated_at": ctx.now,
+            }
+            rows.append(row)
+            if outcome == SessionOutcome.REMINDED:
                 assert commitment.id is not None
-                reminded[commitment.id] = (commitment, person)
-            rows.append(
-                {
-                    "commitment_id": commitment.id,
-                    "person_id": person.id,
-                    "occurrence_start": event.start,
-                    "ends_at": ends_at,
-                    "outcome": outcome,
-                    "minutes_planned": commitment.minutes,
-                    "minutes_given": 0,
-                    "next_at": next_at,
-                    "conversation_id": None,
-                    "created_at": ctx.now,
-                    "updated_at": ctx.now,
-                }
-            )
+                reminded[commitment.id] = (commitment, person, row)
         inserted = await store.record_occurrences(ctx.session, rows)
         # Only the rows this call inserted are reminded: another instance, or an
         # earlier pass, got the others.
         for cid, block_id in inserted.items():
             if cid not in reminded:
                 continue
-            commitment, person = reminded[cid]
+            commitment, person, row = reminded[cid]
             texts = ctx.texts_of(person)
             note = (
                 texts.reminder_late.format(time=clock_time(event.start, commitment.timezone))
                 if late > LATE_NOTE_AFTER
                 else ""
             )
-            block = DialogueSession(
-                id=block_id,
-                commitment_id=cid,
-                person_id=commitment.person_id,
-                occurrence_start=event.start,
-                ends_at=event.start + timedelta(minutes=commitment.minutes),
-                outcome=SessionOutcome.REMINDED,
-                minutes_planned=commitment.minutes,
-                created_at=ctx.now,
-                updated_at=ctx.now,
-            )
+            block = DialogueSession(id=block_id, **row)
             ctx.tell(person, await self._reminder(ctx, person, commitment, block, note))
 
     async def on_session(self, ctx: Context, event: SessionDue) -> None:
         block = await store.lock_session(ctx.session, event.session_id)
         if block is None or block.next_at is None or block.next_at > ctx.now:
             return  # handled already, or moved since (a snooze, a late start)
-        commitment = await ctx.session.get(Commitment, block.commitment_id)
-        person = await ctx.session.get(Person, block.person_id)
-        assert commitment is not None and person is not None
-        texts = ctx.texts_of(person)
         if block.outcome == SessionOutcome.SNOOZED:
             block.outcome, block.next_at = SessionOutcome.REMINDED, block.ends_at
-            ctx.tell(
-                person,
-                await self._reminder(ctx, person, commitment, block, texts.reminder_snoozed),
-            )
+            commitment, person = await _whose(ctx, block)
+            snoozed = ctx.texts_of(person).reminder_snoozed
+            ctx.tell(person, await self._reminder(ctx, person, commitment, block, snoozed))
         elif block.outcome in (SessionOutcome.REMINDED, SessionOutcome.STARTED):
             block.outcome, block.next_at = SessionOutcome.CHECKIN, ctx.now + NO_ANSWER_AFTER
-            ctx.tell(person, self._checkin(texts, person, commitment, block))
+            commitment, person = await _whose(ctx, block)
+            ctx.tell(person, self._checkin(ctx.texts_of(person), person, commitment, block))
         elif block.outcome == SessionOutcome.CHECKIN:
             block.outcome, block.next_at = SessionOutcome.NO_ANSWER, None
         else:
@@ -633,6 +618,13 @@ class Commitments:
             ),
             fallback=texts.checkin_fallback,
         )
+
+
+async def _whose(ctx: Context, block: DialogueSession) -> tuple[Commitment, Person]:
+    commitment = await ctx.session.get(Commitment, block.commitment_id)
+    person = await ctx.session.get(Person, block.person_id)
+    assert commitment is not None and person is not None
+    return commitment, person
 
 
 async def _claimed(ctx: Context) -> tuple[dict[int, list[Conversation]], dict[int, str]]:

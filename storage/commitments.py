@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -60,23 +60,7 @@ async def plans(session: AsyncSession, above_id: int = 0) -> list[Plan]:
         .where(col(Commitment.ended_at).is_(None), col(Commitment.id) > above_id)
         .order_by(col(Commitment.id))
     )
-    # raw column values: the UTC type decorator is applied to the model columns
-    # only, so the aggregate may come back naive on SQLite
-    out = []
-    for cid, days, start, tz, created, last_start in rows:
-        out.append(Plan(cid, days, start, tz, created, _aware(last_start)))
-    return out
-
-
-def _aware(value: object) -> datetime | None:
-    from datetime import UTC
-
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite hands an aggregate of a DATETIME back as text
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return [Plan(*row) for row in rows]
 
 
 async def occurrence_contexts(
@@ -150,24 +134,26 @@ async def due_sessions(
 
 
 async def next_session_at(session: AsyncSession) -> datetime | None:
-    value = await session.scalar(select(func.min(col(DialogueSession.next_at))))
-    return _aware(value)
+    return await session.scalar(select(func.min(col(DialogueSession.next_at))))
 
 
-async def last_outcome(session: AsyncSession, commitment_id: int) -> DialogueSession | None:
-    return (
-        await session.scalars(
-            select(DialogueSession)
-            .where(col(DialogueSession.commitment_id) == commitment_id)
-            .order_by(col(DialogueSession.occurrence_start).desc())
-            .limit(1)
+async def last_outcomes(session: AsyncSession, commitment_ids: Sequence[int]) -> dict[int, str]:
+    """The outcome of each commitment's latest occurrence, in one query."""
+    if not commitment_ids:
+        return {}
+    latest = (
+        select(col(DialogueSession.commitment_id), func.max(col(DialogueSession.occurrence_start)))
+        .where(col(DialogueSession.commitment_id).in_(commitment_ids))
+        .group_by(col(DialogueSession.commitment_id))
+    )
+    rows = await session.execute(
+        select(col(DialogueSession.commitment_id), col(DialogueSession.outcome)).where(
+            tuple_(col(DialogueSession.commitment_id), col(DialogueSession.occurrence_start)).in_(
+                latest
+            )
         )
-    ).first()
-
-
-async def away_until(session: AsyncSession, person_id: int) -> str | None:
-    away = await session.get(Away, person_id)
-    return away.until if away else None
+    )
+    return {cid: outcome for cid, outcome in rows if cid is not None}
 
 
 async def claimed_unreplied(session: AsyncSession) -> dict[int, list[Conversation]]:
