@@ -63,17 +63,8 @@ class Weekly:
 
     def next_after(self, after: datetime) -> datetime | None:
         """The first start strictly after `after` (None only with no weekdays at all)."""
-        if not self.weekdays:
-            return None
-        tz = zone(self.tz)
-        day = after.astimezone(tz).date() - timedelta(days=1)
-        for _ in range(10):
-            if day.isoweekday() in self.weekdays:
-                start = self.instant(day)
-                if start > after:
-                    return start
-            day += timedelta(days=1)
-        return None  # pragma: no cover - a week always has one of the weekdays
+        # Within 8 days there is always one of the weekdays, whatever the DST shifts.
+        return next(self.between(after, after + timedelta(days=8)), None)
 
 
 def weekly(days: str, start: str, tz: str) -> Weekly:

@@ -132,13 +132,18 @@ class Scheduler:
 
     def plan(self, commitment_id: int, rule: Weekly, after: datetime) -> None:
         """Time a (new) commitment: its first block is the first start after `after`."""
+        generation = self._enter(commitment_id, rule)
+        start = rule.next_after(after)
+        if start is not None:
+            heapq.heappush(self._heap, (start, commitment_id, generation))
+        self._arm()
+
+    def _enter(self, commitment_id: int, rule: Weekly) -> int:
+        """Take a commitment's rule (anew); the generation its heap entries carry."""
         self._generation += 1
         self._entries[commitment_id] = _Entry(rule, self._generation)
         self._max_id = max(self._max_id, commitment_id)
-        start = rule.next_after(after)
-        if start is not None:
-            heapq.heappush(self._heap, (start, commitment_id, self._generation))
-        self._arm()
+        return self._generation
 
     def every(
         self, name: str, next_after: NextAfter, *, catch_up: timedelta = timedelta(0)
@@ -168,12 +173,12 @@ class Scheduler:
             self._retry = []
             due: list[tuple[datetime, int]] = []
             while self._heap and self._heap[0][0] <= now:
-                start, cid, generation = heapq.heappop(self._heap)
-                entry = self._entries.get(cid)
-                if entry is None or entry.generation != generation:
+                item = heapq.heappop(self._heap)
+                if self._stale(item):
                     continue  # uncommitted, or planned again
+                start, cid, generation = item
                 due.append((start, cid))
-                following = entry.rule.next_after(start)
+                following = self._entries[cid].rule.next_after(start)
                 if following is not None:
                     heapq.heappush(self._heap, (following, cid, generation))
             fired = await self._fire(events + self._occurrences(due) + self._ticks(now))
@@ -190,15 +195,13 @@ class Scheduler:
         missed: list[tuple[datetime, int]] = []
         for p in plans:
             rule = weekly(p.days, p.start, p.timezone)
-            self._generation += 1
-            self._entries[p.id] = _Entry(rule, self._generation)
-            self._max_id = max(self._max_id, p.id)
+            generation = self._enter(p.id, rule)
             since = max(p.last_start or p.created_at, p.created_at, now - LOOKBACK)
             missed += [(s, p.id) for s in rule.between(since, now)]
             start = rule.next_after(now)
             if start is not None:
-                self._heap.append((start, p.id, self._generation))
-        heapq.heapify(self._heap)
+                self._heap.append((start, p.id, generation))
+        heapq.heapify(self._heap)  # once, for thousands at start-up
         return self._occurrences(missed)
 
     def _catch_up(self, now: datetime) -> list[Event]:
@@ -242,6 +245,9 @@ class Scheduler:
         # id is spent), and must not keep a pass looping on it.
         async with self._db.read() as session:
             due = await commitments.due_sessions(session, now, self._batch * 10)
+            if not due:  # the common pass: one read
+                self._next_session = await commitments.next_session_at(session)
+                return 0
         fired = await self._fire(
             [SessionDue(EventId(f"session:{sid}:{at.isoformat()}"), sid, at) for sid, at in due]
         )
