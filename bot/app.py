@@ -21,8 +21,6 @@ from bot.outbox import OutboxWorker
 from bot.people import Directory
 from bot.platform import EventSink, PersonInfo, Platform
 from bot.platforms.console.adapter import ConsolePlatform
-from bot.platforms.matrix.adapter import MatrixPlatform, matrix_settings
-from bot.platforms.slack.adapter import SlackPlatform
 from bot.recurrence import weekly
 from bot.router import Router
 from bot.scheduler import Scheduler
@@ -178,8 +176,12 @@ def build_platforms(settings: Settings, db: Database | None = None) -> dict[str,
     `db` is the App's own: an adapter that keeps state there (Matrix: its session and
     sync token) shares its write lock instead of blocking SQLite under the App.
     """
+    # Each adapter is imported only when it is configured: slack-bolt and matrix-nio
+    # (with its crypto) are tens of MB a console or one-platform bot does not need.
     platforms: dict[str, Platform] = {}
     if settings.slack_bot_token:
+        from bot.platforms.slack.adapter import SlackPlatform
+
         platforms["slack"] = SlackPlatform(
             bot_token=settings.slack_bot_token,
             app_token=settings.slack_app_token,
@@ -189,6 +191,8 @@ def build_platforms(settings: Settings, db: Database | None = None) -> dict[str,
             language=settings.language,
         )
     if settings.matrix_homeserver and settings.matrix_user_id:
+        from bot.platforms.matrix.adapter import MatrixPlatform, matrix_settings
+
         platforms["matrix"] = MatrixPlatform(
             matrix_settings(settings), db or Database(settings.database_url), utc_now
         )

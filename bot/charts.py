@@ -10,9 +10,6 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-
 WIDTH_PX, HEIGHT_PX, DPI = 1200, 800, 100
 
 
@@ -24,6 +21,10 @@ def digest_chart(
 ) -> bytes:
     """A PNG of WIDTH_PX × HEIGHT_PX. `people`: (name, committed, given) minutes;
     `days`: (label, mentions); `labels`: committed, given, minutes, mentions per day."""
+    # Imported here: matplotlib and numpy are 40 MB of a bot that draws once a week.
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     committed_label, given_label, minutes_label, per_day_label = labels
     figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
     top, bottom = figure.subplots(2, 1)
