@@ -110,6 +110,8 @@ class MatrixPlatform:
         self._saved_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._direct_lock = asyncio.Lock()
+        #: person → their private room, as stored (read once per person)
+        self._direct: dict[PersonId, str] = {}
 
     @property
     def client(self) -> AsyncClient:
@@ -213,20 +215,18 @@ class MatrixPlatform:
         self._token = None  # a new device starts from now
 
     async def _first_sync(self) -> None:
-        if self._token is None:
-            # First start: learn the rooms, take pending invites, skip the history.
-            answer = await self.client.sync(timeout=0, sync_filter=_FIRST_SYNC_FILTER)
-            if isinstance(answer, SyncError):
-                raise _Unavailable(f"{answer.status_code}: {answer.message}")
-            await self._handle(answer, history=False)
-        else:
-            # Resuming: nio forgot the rooms' state, so ask for all of it with the news.
-            answer = await self.client.sync(
-                timeout=0, sync_filter=_SYNC_FILTER, since=self._token, full_state=True
-            )
-            if isinstance(answer, SyncError):
-                raise _Unavailable(f"{answer.status_code}: {answer.message}")
-            await self._handle(answer, history=True)
+        # First start: learn the rooms, take pending invites, skip the history.
+        # Resuming: nio forgot the rooms' state, so ask for all of it with the news.
+        resuming = self._token is not None
+        answer = await self.client.sync(
+            timeout=0,
+            sync_filter=_SYNC_FILTER if resuming else _FIRST_SYNC_FILTER,
+            since=self._token,
+            full_state=resuming or None,
+        )
+        if isinstance(answer, SyncError):
+            raise _Unavailable(f"{answer.status_code}: {answer.message}")
+        await self._handle(answer, history=resuming)
 
     async def _sync_forever(self) -> None:
         delay = self._settings.retry_first
@@ -471,10 +471,13 @@ class MatrixPlatform:
 
     async def _direct_room(self, person: PersonId, user: str) -> str:
         async with self._direct_lock:  # two answers at once must not open two rooms
-            async with self._db.read() as session:
-                room = await state.direct_room(session, person)
+            room = self._direct.get(person)
+            if room is None:
+                async with self._db.read() as session:
+                    room = await state.direct_room(session, person)
             known = self.client.rooms.get(room) if room is not None else None
             if room is not None and (known is None or user in known.users):
+                self._direct[person] = room
                 return room
             # They left the private room (or it is gone): a message there would reach nobody.
             try:
@@ -487,6 +490,7 @@ class MatrixPlatform:
                 raise _delivery_error(answer)
             async with self._db.transaction() as session:
                 await state.save_direct_room(session, person, answer.room_id, self._clock())
+            self._direct[person] = str(answer.room_id)
             return str(answer.room_id)
 
 
