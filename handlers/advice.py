@@ -32,7 +32,6 @@ from storage.models import (
     Role,
     RoleChannel,
     Status,
-    Team,
 )
 
 CONSULTANTS = frozenset({Role.CONSULTANT})
@@ -439,15 +438,13 @@ def _remember(ctx: Context, request: AdviceRequest, kind: str, text: str) -> Non
 
 async def _note_under_card(ctx: Context, conversation: Conversation, text: str) -> None:
     """Into the thread under the card, in the team's staff-only owner channel."""
-    if conversation.team_id is None or conversation.id is None:
+    channel = await card.channel_of(ctx, conversation)
+    if channel is None or conversation.id is None:
         return
-    team = await ctx.session.get(Team, conversation.team_id)
-    assert team is not None
-    channel = conversation.card_channel or team.channel
     # Defence in depth: a consultant's words never land where a customer reads.
     if await watched.by_channel(ctx.session, channel) is not None:
         return
-    ctx.out.reply_to_card(ChannelId(channel), Notice(text), conversation.id)
+    ctx.out.reply_to_card(channel, Notice(text), conversation.id)
 
 
 async def _request_card(

@@ -77,19 +77,27 @@ def _buttons(texts: Texts, conversation: Conversation, prefix: str) -> tuple[But
     return by_status[Status(conversation.status)]
 
 
+async def channel_of(ctx: Context, conversation: Conversation) -> ChannelId | None:
+    """Where the card is (or will be posted): its own channel, else its team's."""
+    if conversation.card_channel is not None:
+        return ChannelId(conversation.card_channel)
+    team = await ctx.session.get(Team, conversation.team_id) if conversation.team_id else None
+    return ChannelId(team.channel) if team is not None else None
+
+
 async def refresh(ctx: Context, conversation: Conversation) -> None:
     """Update the card in place; post it if it was never posted (e.g. no team until now)."""
-    if conversation.team_id is None:
-        return
-    team = await ctx.session.get(Team, conversation.team_id)
-    assert team is not None and conversation.id is not None
+    channel = await channel_of(ctx, conversation)
+    if channel is None:
+        return  # no team yet: the card is posted when one is created
+    assert conversation.id is not None
     card = await render(ctx, conversation)
     if conversation.card_channel is None and not await outbox.card_queued(
         ctx.session, conversation.id
     ):
-        ctx.out.post(ChannelId(team.channel), card, card_of=conversation.id)
+        ctx.out.post(channel, card, card_of=conversation.id)
         return
-    ctx.out.update_card(ChannelId(conversation.card_channel or team.channel), card, conversation.id)
+    ctx.out.update_card(channel, card, conversation.id)
 
 
 async def post(ctx: Context, conversation: Conversation, team: Team) -> None:

@@ -303,10 +303,22 @@ def _minutes(value: float | None, before: float | None, texts: Texts) -> str:
     return f"{value:.0f} min{_trend(value, before)}"
 
 
+def _previous_by_name(
+    d: Digest,
+) -> tuple[dict[str, PersonFigures], dict[str, ConsultantFigures], dict[str, TeamFigures]]:
+    """The week before's figures, by name (empty when there is no week before)."""
+    if d.previous is None:
+        return {}, {}, {}
+    before = d.previous
+    return (
+        {p.name: p for p in before.people},
+        {c.name: c for c in before.consultants},
+        {t.name: t for t in before.teams},
+    )
+
+
 def as_text(d: Digest, texts: Texts) -> str:
-    prev_people = {p.name: p for p in d.previous.people} if d.previous else {}
-    prev_consultants = {c.name: c for c in d.previous.consultants} if d.previous else {}
-    prev_teams = {t.name: t for t in d.previous.teams} if d.previous else {}
+    prev_people, prev_consultants, prev_teams = _previous_by_name(d)
     # Someone absent the week before did nothing then: their counts rise from zero.
     quiet_person = PersonFigures("", 0, 0, 0, None, None, 0, 0) if d.previous else None
     quiet_consultant = ConsultantFigures("", 0, 0, None, 0) if d.previous else None
@@ -401,13 +413,9 @@ def chart(d: Digest, texts: Texts) -> Chart:
     people = [(p.name, p.committed or 0, p.given or 0) for p in ranked[:CHART_PEOPLE]]
     if len(ranked) > CHART_PEOPLE:
         people.append((f"+{len(ranked) - CHART_PEOPLE}", 0, 0))
-    png = digest_chart(
-        texts.digest_chart_title.format(week=d.week),
-        people,
-        list(d.per_day),
-        texts.digest_chart_labels,
-    )
-    return Chart(texts.digest_chart_title.format(week=d.week), f"inloop-digest-{d.week}.png", png)
+    title = texts.digest_chart_title.format(week=d.week)
+    png = digest_chart(title, people, list(d.per_day), texts.digest_chart_labels)
+    return Chart(title, f"inloop-digest-{d.week}.png", png)
 
 
 # -- exports ------------------------------------------------------------------------------
@@ -435,28 +443,13 @@ def as_rows(d: Digest) -> list[dict[str, Any]]:
                 }
             )
 
-    prev = d.previous
+    prev_people, prev_consultants, prev_teams = _previous_by_name(d)
     for p in d.people:
-        add(
-            "person",
-            p.name,
-            p,
-            next((x for x in prev.people if x.name == p.name), None) if prev else None,
-        )
+        add("person", p.name, p, prev_people.get(p.name))
     for c in d.consultants:
-        add(
-            "consultant",
-            c.name,
-            c,
-            next((x for x in prev.consultants if x.name == c.name), None) if prev else None,
-        )
+        add("consultant", c.name, c, prev_consultants.get(c.name))
     for t in d.teams:
-        add(
-            "team",
-            t.name,
-            t,
-            next((x for x in prev.teams if x.name == t.name), None) if prev else None,
-        )
+        add("team", t.name, t, prev_teams.get(t.name))
         for source, count in t.by_source.items():
             rows.append(
                 {
