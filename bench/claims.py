@@ -22,28 +22,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import itertools
-import logging
-import math
 import os
 import platform
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
+from bench.common import add_database_options, percentile, run_bench, verdict
 from bot.app import App
-from bot.config import ConfigError, load_settings
+from bot.config import load_settings
 from bot.events import Author, ChannelId, Command, EventId, MentionReceived, PersonId, local_part
 from bot.messages import texts_for
 from bot.platform import EventSink, PersonInfo
@@ -367,17 +362,6 @@ class Bench:
 # -- reporting -----------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
-
 def report(results: Results, args: argparse.Namespace, url: str) -> None:
     shown = make_url(url).render_as_string(hide_password=True)
     load = " / ".join(f"{x:.2f}" for x in results.load)
@@ -427,17 +411,6 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
 # -- entry point -----------------------------------------------------------------------
 
 
-class _ErrorCounter(logging.Handler):
-    """Every handler, job and delivery error reaches the log: any of them fails the run."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
-
-
 async def run(args: argparse.Namespace, url: str) -> Results:
     bench = Bench(url, timeout=args.timeout)
     results = Results()
@@ -458,22 +431,6 @@ async def run(args: argparse.Namespace, url: str) -> Results:
     return results
 
 
-class _Postgres(Protocol):
-    def start(self) -> object: ...
-
-    def stop(self) -> None: ...
-
-    def create_database(self, name: str | None = None) -> str: ...
-
-
-def start_postgres() -> _Postgres:
-    """tests/pg_server.py's throwaway server (tests/ is not a package: put it on the path)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    server: _Postgres = importlib.import_module("pg_server").PostgresServer()
-    server.start()
-    return server
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.claims", description=(__doc__ or "").split("\n")[0]
@@ -483,13 +440,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--concurrent", type=int, default=50, help="people claiming at once (default 50; 0: skip)"
     )
     parser.add_argument("--rounds", type=int, default=10, help="concurrent rounds (default 10)")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--database", metavar="URL", help="default: a SQLite file in a temporary directory"
-    )
-    where.add_argument(
-        "--postgres", action="store_true", help="start a throwaway PostgreSQL (tests/pg_server.py)"
-    )
+    add_database_options(parser)
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to wait for any one answer"
     )
@@ -497,43 +448,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.claims < 1 or args.concurrent < 0 or args.rounds < 1:
         parser.error("--claims and --rounds must be at least 1, --concurrent at least 0")
     return args
-
-
-class _Outcome(Protocol):
-    failures: list[str]
-
-
-R = TypeVar("R", bound=_Outcome)
-
-
-def run_bench(
-    args: argparse.Namespace,
-    run: Callable[[argparse.Namespace, str], Coroutine[Any, Any, R]],
-    report: Callable[[R, argparse.Namespace, str], None],
-) -> int:
-    """The part every bench shares: the database (a temporary SQLite file, a throwaway
-    PostgreSQL, or --database), logged errors counted as failures, the report, the exit code."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    errors = _ErrorCounter()
-    logging.getLogger().addHandler(errors)
-    with tempfile.TemporaryDirectory(prefix="inloop-bench-") as tmp:
-        server = start_postgres() if args.postgres else None
-        try:
-            url = args.database or (
-                server.create_database() if server else f"sqlite+aiosqlite:///{tmp}/inloop.db"
-            )
-            try:
-                results = asyncio.run(run(args, url))
-            except ConfigError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return 2
-        finally:
-            if server is not None:
-                server.stop()
-    if errors.count:
-        results.failures.append(f"{errors.count} errors were logged (see above)")
-    report(results, args, url)
-    return 1 if results.failures else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

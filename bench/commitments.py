@@ -42,6 +42,7 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 from sqlmodel import col
 
+from bench.common import verdict
 from bot.app import App
 from bot.config import load_settings
 from bot.events import ChannelId, PersonId, local_part
@@ -283,22 +284,19 @@ async def measure(url: str, burst: int) -> dict[str, float]:
 
 
 def report(figures: dict[str, float], args: argparse.Namespace) -> bool:
-    def mark(ok: bool) -> str:
-        return "met" if ok else "MISSED"
-
     print(f"people with commitments: {args.people}, blocks at 09:00: {args.burst}")
     print(
         f"start-up (app.start, {int(figures['timers'])} timers rebuilt): "
         f"{figures['startup_s']:.3f} s  (target <= {TARGET_STARTUP_S} s: "
-        f"{mark(figures['startup_s'] <= TARGET_STARTUP_S)})"
+        f"{verdict(figures['startup_s'] <= TARGET_STARTUP_S)})"
     )
     print(
         f"RSS after start-up: {figures['rss_mb']:.1f} MB, peak {figures['peak_mb']:.1f} MB  "
-        f"(target <= {TARGET_RSS_MB} MB: {mark(figures['peak_mb'] <= TARGET_RSS_MB)})"
+        f"(target <= {TARGET_RSS_MB} MB: {verdict(figures['peak_mb'] <= TARGET_RSS_MB)})"
     )
     print(
         f"burst: {int(figures['queued'])} reminders queued in {figures['queued_s']:.3f} s  "
-        f"(target <= {TARGET_BURST_S} s: {mark(figures['queued_s'] <= TARGET_BURST_S)}); "
+        f"(target <= {TARGET_BURST_S} s: {verdict(figures['queued_s'] <= TARGET_BURST_S)}); "
         f"all delivered to the platform after {figures['delivered_s']:.3f} s; "
         f"peak RSS {figures['burst_peak_mb']:.1f} MB"
     )

@@ -55,7 +55,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel, col
 
-from bench.claims import start_postgres, verdict
+from bench.common import add_database_options, start_postgres, verdict
 from bot.messages import texts_for
 from bot.recurrence import weekly
 from handlers import digest
@@ -964,13 +964,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="gc.freeze() before measuring (a proposed start-up setting, measured)",
     )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--database", metavar="URL", help="default: a SQLite file in a temporary directory"
-    )
-    where.add_argument(
-        "--postgres", action="store_true", help="start a throwaway PostgreSQL (tests/pg_server.py)"
-    )
+    where = add_database_options(parser)
     where.add_argument(
         "--keep",
         metavar="PATH",

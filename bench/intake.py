@@ -47,7 +47,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
-from bench.claims import percentile, run_bench, verdict
+from bench.common import add_database_options, percentile, run_bench, verdict
 from bot.app import App
 from bot.config import load_settings
 from bot.events import ChannelId, Command, EventId, PersonId
@@ -581,13 +581,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rate", type=float, default=50.0, help="mentions per second when paced (default 50)"
     )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--database", metavar="URL", help="default: a SQLite file in a temporary directory"
-    )
-    where.add_argument(
-        "--postgres", action="store_true", help="start a throwaway PostgreSQL (tests/pg_server.py)"
-    )
+    add_database_options(parser)
     parser.add_argument(
         "--same-process",
         action="store_true",

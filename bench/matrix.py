@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import math
 import platform
 import sys
 import tempfile
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from nio import AsyncClient, LoginResponse, RoomMessageText, SyncResponse
 
+from bench.common import percentile
 from bot.app import App, build_platforms
 from bot.config import load_settings
 from matrix_people import MatrixPerson
@@ -43,12 +43,6 @@ from storage.database import Database
 from synapse_server import SynapseServer
 
 TARGET_RATIO = 1.3
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
 
 
 class RelayBot:

@@ -25,17 +25,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import itertools
 import logging
-import math
 import platform
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -43,6 +40,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bench.common import percentile, tests_module
 from bot.app import App, build_platforms
 from bot.config import load_settings
 from bot.platforms.slack.adapter import SlackPlatform
@@ -55,21 +53,7 @@ PARTS: dict[str, list[float]] = {
 OWNER, SHARED, BASE = "COWNER", "CSHARED", "CBASE"
 
 
-def _tests_module(name: str) -> ModuleType:
-    tests = str(Path(__file__).resolve().parent.parent / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    return importlib.import_module(name)
-
-
-fake_slack: Any = _tests_module("fake_slack")
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
+fake_slack: Any = tests_module("fake_slack")
 
 
 class Timer:

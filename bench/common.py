@@ -1,0 +1,112 @@
+"""What every bench shares: the database it runs on, the exit code, percentiles."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import math
+import sys
+import tempfile
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol, TypeVar
+
+from bot.config import ConfigError
+
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+
+
+def tests_module(name: str) -> ModuleType:
+    """A helper of tests/ (not a package: it is put on the path once)."""
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    return importlib.import_module(name)
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+class _Postgres(Protocol):
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
+
+    def create_database(self, name: str | None = None) -> str: ...
+
+
+def start_postgres() -> _Postgres:
+    """tests/pg_server.py's throwaway server (tests/ is not a package: put it on the path)."""
+    server: _Postgres = tests_module("pg_server").PostgresServer()
+    server.start()
+    return server
+
+
+def add_database_options(parser: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
+    """--database URL | --postgres; the group, for a bench to add a choice of its own."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--database", metavar="URL", help="default: a SQLite file in a temporary directory"
+    )
+    where.add_argument(
+        "--postgres", action="store_true", help="start a throwaway PostgreSQL (tests/pg_server.py)"
+    )
+    return where
+
+
+class _ErrorCounter(logging.Handler):
+    """Every handler, job and delivery error reaches the log: any of them fails the run."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+class _Outcome(Protocol):
+    failures: list[str]
+
+
+R = TypeVar("R", bound=_Outcome)
+
+
+def run_bench(
+    args: argparse.Namespace,
+    run: Callable[[argparse.Namespace, str], Coroutine[Any, Any, R]],
+    report: Callable[[R, argparse.Namespace, str], None],
+) -> int:
+    """The part every bench shares: the database (a temporary SQLite file, a throwaway
+    PostgreSQL, or --database), logged errors counted as failures, the report, the exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    errors = _ErrorCounter()
+    logging.getLogger().addHandler(errors)
+    with tempfile.TemporaryDirectory(prefix="inloop-bench-") as tmp:
+        server = start_postgres() if args.postgres else None
+        try:
+            url = args.database or (
+                server.create_database() if server else f"sqlite+aiosqlite:///{tmp}/inloop.db"
+            )
+            try:
+                results = asyncio.run(run(args, url))
+            except ConfigError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+        finally:
+            if server is not None:
+                server.stop()
+    if errors.count:
+        results.failures.append(f"{errors.count} errors were logged (see above)")
+    report(results, args, url)
+    return 1 if results.failures else 0
