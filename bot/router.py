@@ -200,11 +200,7 @@ class Router:
             return
         role = ctx.sender.role
         if spec.roles and role not in spec.roles:
-            ctx.reply(
-                texts.not_allowed.format(
-                    command=spec.name, roles=_roles(spec.roles), role=role or "none"
-                )
-            )
+            ctx.reply(not_allowed(texts, spec.name, spec.roles, role))
             return
         try:
             await spec.run(ctx, args)
@@ -248,6 +244,11 @@ _SPACE = re.compile(r"\s+")
 
 def _words(command: Command) -> list[str]:
     return [w for w in _SPACE.split(command.text.strip()) if w]
+
+
+def not_allowed(texts: Texts, command: str, roles: frozenset[str], role: str | None) -> str:
+    """The private answer to someone whose role may not do `command`."""
+    return texts.not_allowed.format(command=command, roles=_roles(roles), role=role or "none")
 
 
 def _roles(roles: frozenset[str]) -> str:

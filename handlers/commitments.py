@@ -20,9 +20,9 @@ from typing import Any
 from bot.context import Context
 from bot.events import OccurrenceDue, SessionDue, platform_of
 from bot.messages import Texts
-from bot.people import STAFF, is_manager
+from bot.people import MANAGERS, STAFF, is_manager
 from bot.recurrence import Weekly, valid_zone, weekly, zone
-from bot.router import Router, UsageError
+from bot.router import Router, UsageError, not_allowed
 from bot.scheduler import Scheduler
 from bot.views import Button, ButtonStyle, Card, Field
 from handlers.people import named_person
@@ -234,11 +234,7 @@ class Commitments:
         whom: Person | None = me
         if args:
             if not is_manager(me):
-                ctx.reply(
-                    texts.not_allowed.format(
-                        command="commitments @person", roles="manager / admin", role=me.role
-                    )
-                )
+                ctx.reply(not_allowed(texts, "commitments @person", MANAGERS, me.role))
                 return
             whom = await named_person(ctx, args[0])
             if whom is None:
