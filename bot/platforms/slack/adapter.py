@@ -432,8 +432,7 @@ class SlackPlatform:
         elif isinstance(view, Home):
             home = {"type": "home", "blocks": tr.message(view, self._labels).blocks}
             await self._call(self.client.views_publish, user_id=user, view=home)
-        elif isinstance(view, Notice) and self._modal_for(user):
-            view_id, _ = self._modals.pop(user)
+        elif isinstance(view, Notice) and (view_id := self._waiting_modal(user)) is not None:
             await self._call(
                 self.client.views_update,
                 view_id=view_id,
@@ -488,14 +487,13 @@ class SlackPlatform:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
 
-    def _modal_for(self, user: str) -> bool:
-        """A "Show full text" modal is waiting for this person's next answer (briefly:
+    def _waiting_modal(self, user: str) -> str | None:
+        """The "Show full text" modal waiting for this person's next answer, taken (briefly:
         an answer a minute later belongs to something else)."""
-        waiting = self._modals.get(user)
-        if waiting is not None and _now() - waiting[1] > MODAL_WAIT:
-            del self._modals[user]
-            return False
-        return waiting is not None
+        waiting = self._modals.pop(user, None)
+        if waiting is None or _now() - waiting[1] > MODAL_WAIT:
+            return None
+        return waiting[0]
 
     def _remember(self, key: str, ref: str) -> None:
         self._sent[key] = ref

@@ -176,7 +176,8 @@ def message_event(
     if not user or user == bot_user_id or not event.get("channel"):
         return None
     ts = str(event.get("ts", ""))
-    thread = event.get("thread_ts")
+    # A thread's own first message is not "in" it: its thread_ts is its ts.
+    thread = str(event["thread_ts"]) if event.get("thread_ts") not in (None, "", ts) else None
     if event.get("channel_type") == "im":
         # A DM to the app is a command line: "claim 3" there is `/inloop claim 3`.
         words = command_text(event.get("text") or "")
@@ -193,10 +194,8 @@ def message_event(
         channel=channel(event["channel"]),
         text=unescape(event.get("text") or ""),
         message_ref=ts,
-        thread=str(thread) if thread and thread != ts else None,
-        url=permalink(
-            workspace_url, event["channel"], ts, str(thread) if thread and thread != ts else None
-        ),
+        thread=thread,
+        url=permalink(workspace_url, event["channel"], ts, thread),
         raw=body,
     )
 
