@@ -397,10 +397,7 @@ async def _may_ask(ctx: Context, conversation: Conversation) -> bool:
     if conversation.status == Status.RESOLVED:
         ctx.reply(texts.is_resolved.format(number=n))
         return False
-    if conversation.owner_id is None and not is_manager(ctx.sender):
-        ctx.reply(texts.only_manager_unclaimed.format(number=n))
-        return False
-    return conversation.owner_id is None or await claims.may_change(ctx, conversation) is not None
+    return await claims.may_act(ctx, conversation)
 
 
 def _to_consultant_or_pools(

@@ -120,10 +120,7 @@ async def resolve(ctx: Context, args: Sequence[str]) -> None:
     if conversation.status == Status.RESOLVED:
         ctx.reply(texts.resolved_already.format(number=n))
         return
-    if conversation.owner_id is None and not is_manager(ctx.sender):
-        ctx.reply(texts.only_manager_unclaimed.format(number=n))
-        return
-    if conversation.owner_id is not None and await may_change(ctx, conversation) is None:
+    if not await may_act(ctx, conversation):
         return
     conversation.status = Status.RESOLVED
     conversation.resolved_at = ctx.now
@@ -229,6 +226,17 @@ def _take(ctx: Context, conversation: Conversation, person: Person) -> None:
         conversation.status = Status.CLAIMED
     # the first claim counts for time-to-claim; a release and re-claim does not reset it
     conversation.claimed_at = conversation.claimed_at or ctx.now
+
+
+async def may_act(ctx: Context, conversation: Conversation) -> bool:
+    """Its owner may act on a conversation, and a manager; an unclaimed one, only a
+    manager. Otherwise the sender is told why not."""
+    if conversation.owner_id is None:
+        if not is_manager(ctx.sender):
+            ctx.reply(ctx.texts.only_manager_unclaimed.format(number=conversation.id))
+            return False
+        return True
+    return await may_change(ctx, conversation) is not None
 
 
 async def may_change(ctx: Context, conversation: Conversation) -> Person | None:
