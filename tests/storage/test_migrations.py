@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
+from harness import Chat, channel
+from recording import field_value
 from storage.database import Database
 from storage.migrate import alembic_config, current_revision, upgrade
 
@@ -70,3 +75,36 @@ async def test_the_migrated_schema_matches_the_models(database_url: str) -> None
             assert await conn.run_sync(diff) == []
     finally:
         await db.dispose()
+
+
+async def test_a_watched_message_stored_before_0009_arriving_again_is_a_retry(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Until 0009, watched channels deduped a message under its platform event id only:
+    the same message under another event id was taken for new, and its insert failed."""
+    first = await Chat(database_url).start()
+    first.platform.guests.add("giulia")
+    await first.say("boss", "team add support", where="support")
+    await first.say("boss", "team watch", where="community")
+    await first.post("giulia", "La scatola è arrivata rotta", "community", ref="m1")
+    await first.stop()
+    # What a database written before 0009 holds: no `mention:` dedup id for it.
+    db = Database(database_url)
+    async with db.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM processed_event WHERE event_id LIKE 'mention:%'"))
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0008d'"))
+    await db.dispose()
+
+    again = Chat(database_url)
+    again.platform = again.app.platforms["console"] = first.platform  # the same chat
+    await again.start()  # upgrades
+    try:
+        await again.post("giulia", "La scatola è arrivata rotta", "community", ref="m1")
+        await again.post("giulia", "Nessuna risposta?", "community", ref="m2")
+
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+        assert field_value(again.platform.card(1), "Messages") == "1"
+        assert again.platform.card(2).text == "Nessuna risposta?"
+        assert len(again.platform.in_channel(channel("support"))) == 2
+    finally:
+        await again.stop()
