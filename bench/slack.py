@@ -5,6 +5,7 @@ the same event, measured in the same run on the same fake Slack.
 
     .venv/bin/python -m bench.slack                   # 300 events per side, 3 rounds
     .venv/bin/python -m bench.slack --events 100 --rounds 5
+    .venv/bin/python -m bench.slack --durable         # + the baseline keeping each event
 
 Both apps connect by Socket Mode to the fake Slack of the tests (tests/fake_slack.py,
 on 127.0.0.1). One event at a time: the timer starts just before the fake Slack
@@ -28,10 +29,12 @@ import asyncio
 import itertools
 import logging
 import platform
+import sqlite3
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +42,13 @@ import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import Column, MetaData, String, Table, Text, insert
 
 from bench.common import percentile, tests_module
 from bot.app import App, build_platforms
 from bot.config import load_settings
 from bot.platforms.slack.adapter import SlackPlatform
+from storage.database import Database
 
 TARGET_RATIO = 1.5
 PARTS: dict[str, list[float]] = {
@@ -51,6 +56,8 @@ PARTS: dict[str, list[float]] = {
     "adapter: chat.postMessage call": [],
 }
 OWNER, SHARED, BASE = "COWNER", "CSHARED", "CBASE"
+DURABLE_RAW = "baseline + 1 row committed (sqlite3)"
+DURABLE_ORM = "baseline + 1 row committed (SQLAlchemy)"
 
 
 fake_slack: Any = tests_module("fake_slack")
@@ -87,13 +94,18 @@ class Timer:
         return (self.at - started) * 1000
 
 
-async def baseline(fake: Any, events: int, ids: itertools.count[int]) -> list[float]:
+async def baseline(
+    fake: Any, events: int, ids: itertools.count[int], store: Store | None = None
+) -> list[float]:
+    """The minimal Bolt app; with `store`, it first keeps the event durably (see `Store`)."""
     session = aiohttp.ClientSession()
     client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url, session=session)
     app = AsyncApp(client=client, signing_secret="unused", request_verification_enabled=False)
 
     @app.event("message")
     async def on_message(body: dict[str, Any], client: AsyncWebClient) -> None:
+        if store is not None:
+            await store.keep(body["event_id"], body["event"]["text"])
         await client.chat_postMessage(channel=BASE, text=body["event"]["text"])
 
     socket_client = AsyncWebClient(token=fake.app_token, base_url=fake.api_url, session=session)
@@ -105,6 +117,41 @@ async def baseline(fake: Any, events: int, ids: itertools.count[int]) -> list[fl
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
         await session.close()
+        if store is not None:
+            await store.close()
+
+
+class Store:
+    """The least an app can do to keep an event before answering it: one row, committed.
+
+    Not part of the target. It shows what durability alone costs, which the outbox
+    rule (every message a row committed before it is sent) asks of Inloop and not of
+    the baseline: with the bare driver (sqlite3, on the loop) and through Inloop's
+    own database layer (SQLAlchemy async session, the same engine settings).
+    """
+
+    def __init__(self, path: Path, *, orm: bool) -> None:
+        self.orm = orm
+        self.path = path
+        self.db = Database(f"sqlite+aiosqlite:///{path}")
+        self.raw = sqlite3.connect(path)
+        self.raw.execute("PRAGMA journal_mode=WAL")
+        self.raw.execute("PRAGMA synchronous=NORMAL")
+        self.raw.execute("CREATE TABLE IF NOT EXISTS kept (event_id TEXT PRIMARY KEY, text TEXT)")
+        self.raw.commit()
+        self.table = Table("kept", MetaData(), Column("event_id", String), Column("text", Text))
+
+    async def keep(self, event_id: str, text: str) -> None:
+        if not self.orm:
+            with self.raw:
+                self.raw.execute("INSERT INTO kept VALUES (?, ?)", (event_id, text))
+            return
+        async with self.db.transaction() as session:
+            await session.execute(insert(self.table), {"event_id": event_id, "text": text})
+
+    async def close(self) -> None:
+        self.raw.close()
+        await self.db.dispose()
 
 
 async def inloop(fake: Any, events: int, ids: itertools.count[int], db: Path) -> list[float]:
@@ -179,22 +226,27 @@ async def _until(check: Callable[[], bool]) -> None:
         await asyncio.sleep(0.005)
 
 
-async def main_async(events: int, rounds: int) -> int:
+async def main_async(events: int, rounds: int, durable: bool) -> int:
     fake = await fake_slack.FakeSlack().start()
     for uid, name in [("UADMIN", "Ada"), ("UANN", "Ann")]:
         fake.users[uid] = fake_slack.user(uid, name)
     fake.users["UCUST"] = fake_slack.user("UCUST", "Giulia", guest=True)
     ids = itertools.count(1)
     results: dict[str, list[float]] = {"baseline": [], "inloop": []}
+    if durable:
+        results |= {DURABLE_RAW: [], DURABLE_ORM: []}
     sides: list[tuple[str, Callable[[], Awaitable[list[float]]]]]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for r in range(rounds):
-                db = Path(tmp) / f"round{r}.db"
                 sides = [
-                    ("baseline", lambda: baseline(fake, events, ids)),
-                    ("inloop", lambda db=db: inloop(fake, events, ids, db)),  # type: ignore[misc]
+                    ("baseline", partial(baseline, fake, events, ids)),
+                    ("inloop", partial(inloop, fake, events, ids, Path(tmp) / f"round{r}.db")),
                 ]
+                if durable:
+                    for name, orm in ((DURABLE_RAW, False), (DURABLE_ORM, True)):
+                        store = Store(Path(tmp) / f"kept{r}{orm}.db", orm=orm)
+                        sides.append((name, partial(baseline, fake, events, ids, store)))
                 for name, run in sides if r % 2 == 0 else sides[::-1]:
                     results[name] += await run()
     finally:
@@ -225,11 +277,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--events", type=int, default=300, help="events per side and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (sides alternate)")
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="also time the baseline keeping each event in SQLite before it posts",
+    )
     args = parser.parse_args(argv)
     if args.events < 1 or args.rounds < 1:
         parser.error("--events and --rounds must be at least 1")
     logging.basicConfig(level=logging.WARNING)
-    return asyncio.run(main_async(args.events, args.rounds))
+    return asyncio.run(main_async(args.events, args.rounds, args.durable))
 
 
 if __name__ == "__main__":
