@@ -109,12 +109,29 @@ async def show(ctx: Context, args: Sequence[str]) -> None:
             )
         )
     lines += ["", texts.show_history]
+    # A reassignment names its new owner by platform id: shown by name.
+    given_to = {
+        e.detail: await people.find(ctx.session, e.detail)
+        for e in entries
+        if e.action == "reassigned" and e.detail
+    }
     for entry in entries:
+        detail = entry.detail
+        if entry.action == "reassigned" and (person := given_to.get(detail)) is not None:
+            detail = person.display_name
         lines.append(
             texts.show_history_line.format(
                 at=stamp(entry.at),
                 actor=names.get(entry.actor_id or 0, "Inloop"),
-                action=texts.audit_actions.get(entry.action, entry.action),
+                action=history_action(texts, entry.action, detail),
             )
         )
     ctx.reply("\n".join(lines))
+
+
+def history_action(texts: Texts, action: str, detail: str) -> str:
+    """What an audit entry says happened, in words; with its detail where that helps."""
+    with_detail = texts.audit_details.get(action) if detail else None
+    if with_detail is not None:
+        return with_detail.format(detail=detail)
+    return texts.audit_actions.get(action, action)

@@ -116,6 +116,12 @@ EN = Texts(
         "reopened": "reopened it",
         "reassigned": "reassigned it",
         "routed": "routed it",
+        "advice": "asked for advice",
+    },
+    audit_details={
+        "routed": "routed it to team {detail}",
+        "reassigned": "gave it to {detail}",
+        "advice": "asked for advice ({detail})",
     },
     followup_for_owner="New message on #{number} from {customer}: {excerpt}",
     no_team_for_mention=(

@@ -116,6 +116,12 @@ IT = Texts(
         "reopened": "l'ha riaperta",
         "reassigned": "l'ha riassegnata",
         "routed": "l'ha smistata",
+        "advice": "ha chiesto un consiglio",
+    },
+    audit_details={
+        "routed": "l'ha smistata al team {detail}",
+        "reassigned": "l'ha assegnata a {detail}",
+        "advice": "ha chiesto un consiglio ({detail})",
     },
     followup_for_owner="Nuovo messaggio su #{number} da {customer}: {excerpt}",
     no_team_for_mention=(

@@ -68,7 +68,10 @@ class Texts:
     show_mention: str
     show_history: str
     show_history_line: str
+    #: a history line's action, by the audit log's action name
     audit_actions: dict[str, str]
+    #: the same when the entry has a detail (`{detail}`: a request id, a team, a person)
+    audit_details: dict[str, str]
     # -- intake ----------------------------------------------------------------
     followup_for_owner: str
     no_team_for_mention: str
