@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
+import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
@@ -18,6 +21,25 @@ from bot.platform import StartError
 
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 1
+#: where the intake webhook takes mentions (bot/intake/webhook.py)
+WEBHOOK_PATH = "/v1/mentions"
+#: what a port that cannot be listened on raises (taken, not this machine's, privileged)
+_BIND_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A port `inloop run` listens on, and the settings that choose it."""
+
+    host: str
+    port: int
+    #: the setting to change when the host is wrong ("" when the host is not a setting)
+    host_variable: str
+    port_variable: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,19 +73,110 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _digest(settings, args)
         if args.command == "db":
             return asyncio.run(_db_upgrade(settings))
+        # Before anything starts (the console's welcome, the database): a port that is
+        # taken is a setting to change, said in one line.
+        problem = _cannot_listen(_listeners(settings))
+        if problem:
+            print(f"inloop: {problem}", file=sys.stderr)
+            return EXIT_CONFIG
+        _say_webhook(settings)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_run(settings))
     except StartError as exc:  # a platform refused to start: a token, a password
         print(f"inloop: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except (OSError, DBAPIError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        print(
-            f"inloop: cannot use the database {redact(settings.database_url)}: {reason}",
-            file=sys.stderr,
-        )
+    except DBAPIError as exc:
+        print(f"inloop: {_database_problem(settings, exc)}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    except OSError as exc:
+        message, code = _os_problem(settings, exc)
+        print(f"inloop: {message}", file=sys.stderr)
+        return code
     return 0
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of what went wrong, as the end of a sentence."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    else:
+        text = str(getattr(exc, "orig", None) or exc)
+    text = (text.splitlines() or [type(exc).__name__])[0]
+    # socket.create_server adds where it was binding: the message says that already
+    text = text.split(" (while attempting to bind", 1)[0]
+    return text[:1].lower() + text[1:]
+
+
+def _database_problem(settings: Settings, exc: BaseException) -> str:
+    return f"cannot use the database {redact(settings.database_url)}: {_reason(exc)}"
+
+
+def _os_problem(settings: Settings, exc: OSError) -> tuple[str, int]:
+    """Name what failed: a file, a port, or (a connection) the database."""
+    if exc.filename is not None:
+        return f"cannot use {exc.filename}: {_reason(exc)}", EXIT_UNAVAILABLE
+    listeners = _listeners(settings)
+    if exc.errno in _BIND_ERRORS and listeners:
+        # Taken between the check at start and the bind: say which ports it may be.
+        where = " or ".join(f"{x.address} ({x.port_variable})" for x in listeners)
+        return f"cannot listen on {where}: {_reason(exc)}", EXIT_CONFIG
+    if not settings.is_sqlite:
+        # a PostgreSQL server refusing or not answering the connection
+        return _database_problem(settings, exc), EXIT_UNAVAILABLE
+    return _reason(exc), EXIT_UNAVAILABLE
+
+
+def _listeners(settings: Settings) -> list[Listener]:
+    """The ports `inloop run` will listen on with these settings."""
+    listeners = []
+    if settings.intake_secret:
+        listeners.append(
+            Listener(settings.intake_host, settings.intake_port, "INTAKE_HOST", "INTAKE_PORT")
+        )
+    if settings.slack_bot_token and not settings.slack_socket_mode:
+        # Slack's HTTP mode listens on every interface (bot/platforms/slack/adapter.py)
+        listeners.append(Listener("0.0.0.0", settings.slack_http_port, "", "SLACK_HTTP_PORT"))
+    return listeners
+
+
+def _cannot_listen(listeners: Sequence[Listener]) -> str:
+    """Why one of the listeners could not listen, or "" when all of them can.
+
+    Each port is bound as the server binds it, and all are held until the last one is
+    tried, so that two settings naming one port are caught as well.
+    """
+    with contextlib.ExitStack() as held:
+        for index, listener in enumerate(listeners):
+            try:
+                held.enter_context(socket.create_server((listener.host, listener.port)))
+            except OSError as exc:
+                # not this machine's address, or no such host (getaddrinfo's errors are < 0)
+                host_wrong = exc.errno == errno.EADDRNOTAVAIL or (exc.errno or 0) < 0
+                variable = listener.host_variable if host_wrong else listener.port_variable
+                variable += "".join(
+                    f", the same as {other.port_variable}"
+                    for other in listeners[:index]
+                    if other.port == listener.port and not host_wrong
+                )
+                return f"cannot listen on {listener.address} ({variable}): {_reason(exc)}"
+    return ""
+
+
+def _say_webhook(settings: Settings) -> None:
+    """The console keeps INFO logs quiet: say in one line that the webhook is on, and where.
+
+    Said as it starts, its address just found free; if the bind fails after all, the
+    run stops with the line that says so.
+    """
+    if settings.slack_bot_token or settings.matrix_homeserver or not settings.intake_secret:
+        return  # a server logs it at INFO
+    print(f"Webhook listening on {_webhook_url(settings)}", flush=True)
+
+
+def _webhook_url(settings: Settings) -> str:
+    if settings.intake_port == 0:  # the system picks the port when it is bound
+        return f"{settings.intake_host}, on a free port (INTAKE_PORT=0), at {WEBHOOK_PATH}"
+    return f"http://{settings.intake_host}:{settings.intake_port}{WEBHOOK_PATH}"
 
 
 async def _run(settings: Settings) -> None:
@@ -80,12 +193,17 @@ def _digest(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"inloop: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.out:
-        Path(args.out).write_text(body, encoding="utf-8")
-    else:
-        sys.stdout.write(body if body.endswith("\n") else body + "\n")
-    if args.chart:
-        Path(args.chart).write_bytes(png)
+    try:
+        if args.out:
+            Path(args.out).write_text(body, encoding="utf-8")
+        else:
+            sys.stdout.write(body if body.endswith("\n") else body + "\n")
+        if args.chart:
+            Path(args.chart).write_bytes(png)
+    except OSError as exc:
+        option = "--chart" if args.chart and exc.filename == args.chart else "--out"
+        print(f"inloop: cannot write {exc.filename} ({option}): {_reason(exc)}", file=sys.stderr)
+        return EXIT_CONFIG
     return 0
 
 
@@ -116,8 +234,12 @@ def _check_config(settings: Settings) -> int:
         print(f"  platforms: slack ({mode})")
     if settings.matrix_homeserver:
         print(f"  platforms: matrix ({settings.matrix_user_id} on {settings.matrix_homeserver})")
-    else:
+    if not settings.slack_bot_token and not settings.matrix_homeserver:
         print("  platforms: console (no Slack or Matrix settings)")
+    if settings.intake_secret:
+        print(f"  webhook: on, {_webhook_url(settings)}")
+    else:
+        print("  webhook: off (INTAKE_SECRET is not set)")
     return 0
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+
+from bot.intake.webhook import sign
 
 TIMEOUT = 60
 _SETTINGS = ("DATABASE_URL", "INLOOP_", "OUTBOX_", "INTAKE_", "FEED_", "SLACK_", "MATRIX_")
@@ -297,3 +304,155 @@ def test_db_upgrade_on_an_unreachable_server_never_shows_the_password(tmp_path: 
 
     assert done.returncode != 0
     assert "secret" not in done.stdout + done.stderr
+
+
+# -- what failed is named ----------------------------------------------------------------
+
+SECRET = "a-webhook-secret-of-some-length"
+
+
+def free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        return int(sock.getsockname()[1])
+
+
+def test_run_with_the_webhook_port_taken_names_the_port_and_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "inloop.db"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = {"INTAKE_SECRET": SECRET, "INTAKE_PORT": str(port)}
+
+        done = inloop(tmp_path, "run", env={**env, "DATABASE_URL": sqlite_url(database)})
+
+    assert done.returncode == EXIT_CONFIG
+    assert done.stderr.splitlines() == [
+        f"inloop: cannot listen on 127.0.0.1:{port} (INTAKE_PORT): address already in use"
+    ]
+    # said before the console's welcome, and before the database is touched
+    assert done.stdout == ""
+    assert not database.exists()
+
+
+def test_run_with_a_webhook_host_of_another_machine_names_the_host(tmp_path: Path) -> None:
+    # 192.0.2.1 is TEST-NET-1: never an address of this machine
+    env = {"INTAKE_SECRET": SECRET, "INTAKE_HOST": "192.0.2.1", "INTAKE_PORT": "8080"}
+
+    done = inloop(tmp_path, "run", env=env)
+
+    assert done.returncode == EXIT_CONFIG
+    assert done.stderr.splitlines() == [
+        "inloop: cannot listen on 192.0.2.1:8080 (INTAKE_HOST): cannot assign requested address"
+    ]
+
+
+@pytest.mark.parametrize("option", ["--out", "--chart"])
+def test_digest_into_a_missing_directory_names_the_file(tmp_path: Path, option: str) -> None:
+    target = tmp_path / "missing" / "digest.out"
+    env = {"DATABASE_URL": sqlite_url(tmp_path / "inloop.db")}
+
+    done = inloop(tmp_path, "digest", option, str(target), env=env)
+
+    assert done.returncode == EXIT_CONFIG
+    assert done.stderr.splitlines() == [
+        f"inloop: cannot write {target} ({option}): no such file or directory"
+    ]
+    assert "database" not in done.stderr
+
+
+def test_db_upgrade_on_an_unreachable_server_says_it_is_the_database(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": "postgresql+asyncpg://inloop:secret@127.0.0.1:1/inloop"}
+
+    done = inloop(tmp_path, "db", "upgrade", env=env)
+
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith(
+        "inloop: cannot use the database postgresql+asyncpg://inloop:***@127.0.0.1:1/inloop: "
+    )
+
+
+# -- the webhook says where it is --------------------------------------------------------
+
+
+def test_check_config_says_the_webhook_is_off_without_a_secret(tmp_path: Path) -> None:
+    done = inloop(tmp_path, "check-config")
+
+    assert done.returncode == 0, done.stderr
+    assert "  webhook: off (INTAKE_SECRET is not set)" in done.stdout.splitlines()
+
+
+def test_check_config_says_where_the_webhook_listens(tmp_path: Path) -> None:
+    env = {"INTAKE_SECRET": SECRET, "INTAKE_HOST": "0.0.0.0", "INTAKE_PORT": "9000"}
+
+    done = inloop(tmp_path, "check-config", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert "  webhook: on, http://0.0.0.0:9000/v1/mentions" in done.stdout.splitlines()
+    assert SECRET not in done.stdout
+
+
+def test_check_config_with_slack_does_not_also_say_console(tmp_path: Path) -> None:
+    env = {"SLACK_BOT_TOKEN": "xoxb-1-token", "SLACK_APP_TOKEN": "xapp-1-token"}
+
+    done = inloop(tmp_path, "check-config", env=env)
+
+    platforms = [line for line in done.stdout.splitlines() if "platforms:" in line]
+    assert platforms == ["  platforms: slack (Socket Mode)"]
+
+
+def test_the_console_says_where_the_webhook_listens_and_it_does(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_SETTINGS)}
+    env.update(
+        PYTHONIOENCODING="utf-8",
+        DATABASE_URL=sqlite_url(tmp_path / "inloop.db"),
+        INTAKE_SECRET=SECRET,
+        INTAKE_PORT=str(port),
+    )
+    with subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        cwd=tmp_path,
+        env=env,
+    ) as process:
+        assert process.stdin is not None and process.stdout is not None
+        url = f"http://127.0.0.1:{port}/v1/mentions"
+        assert process.stdout.readline() == f"Webhook listening on {url}\n"
+
+        answer = _post_mention(url, until=time.monotonic() + TIMEOUT)
+
+        out, err = process.communicate("!inloop team add support\n", timeout=TIMEOUT)
+    assert answer == 202
+    assert process.returncode == 0, err
+    assert "│ Anyone there?" in out
+
+
+def _post_mention(url: str, *, until: float) -> int:
+    """POST one signed mention to `url`, waiting for the webhook to be up; the status."""
+    body = json.dumps(
+        {"source": "x", "external_id": "1", "author": {"name": "Ann"}, "text": "Anyone there?"}
+    ).encode()
+    stamp = str(int(time.time()))
+    request = urllib.request.Request(
+        url,
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Inloop-Timestamp": stamp,
+            "X-Inloop-Signature": sign(SECRET, stamp, body),
+        },
+    )
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.URLError as exc:
+            if isinstance(exc, urllib.error.HTTPError) or time.monotonic() > until:
+                raise
+            time.sleep(0.1)
