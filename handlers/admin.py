@@ -80,7 +80,8 @@ async def team_add(ctx: Context, args: Sequence[str]) -> None:
             )
             await card.post(ctx, conversation, team)
         if waiting:
-            lines.append(texts.team_adopted.format(count=len(waiting), team=name))
+            adopted = texts.team_adopted_one if len(waiting) == 1 else texts.team_adopted
+            lines.append(adopted.format(count=len(waiting), team=name))
     ctx.reply("\n".join(lines))
 
 

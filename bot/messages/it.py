@@ -130,6 +130,7 @@ IT = Texts(
     ),
     team_added="Team {team} creato; questo canale è il suo canale. Tag di smistamento: {tags}.",
     team_added_default="È il team predefinito: qui arrivano le menzioni che non corrispondono a nessun tag.",
+    team_adopted_one="1 conversazione in attesa è stata data a {team}.",
     team_adopted="{count} conversazioni in attesa sono state date a {team}.",
     team_exists="Esiste già un team chiamato {team}.",
     team_channel_taken="Questo canale è già il canale del team {team}.",

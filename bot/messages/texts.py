@@ -78,6 +78,7 @@ class Texts:
     # -- admin -----------------------------------------------------------------
     team_added: str
     team_added_default: str
+    team_adopted_one: str
     team_adopted: str
     team_exists: str
     team_channel_taken: str

@@ -95,9 +95,27 @@ async def test_mentions_before_any_team_wait_and_are_posted_when_the_first_team_
 
     answer = await chat.say("boss", "team add support")
 
-    assert "2 waiting conversation(s) were given to support" in answer
+    assert "2 waiting conversations were given to support" in answer
     assert field_value(chat.platform.card(1), "Team") == "support"
     assert len(chat.platform.in_channel(channel("support"))) == 2
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("en", "1 waiting conversation was given to support."),
+        ("it", "1 conversazione in attesa è stata data a support."),
+    ],
+)
+async def test_one_waiting_conversation_is_counted_in_the_singular(
+    chat: Chat, lang: str, said: str
+) -> None:
+    await chat.mention("Giulia", "Qualcuno mi risponde?")
+    await chat.say("boss", f"lang {lang}")
+
+    answer = await chat.say("boss", "team add support")
+
+    assert answer.splitlines()[-1] == said
 
 
 @pytest.mark.parametrize("text", HARD_TEXTS)
