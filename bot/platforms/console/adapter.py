@@ -11,6 +11,7 @@ import asyncio
 import io
 import sys
 import threading
+import uuid
 from pathlib import Path
 from typing import TextIO
 
@@ -43,6 +44,10 @@ A first walk-through:
 """
 
 
+#: ANSI "erase the line": what the cursor is on, from its start after a carriage return
+CLEAR_LINE = "\x1b[2K"
+
+
 class ConsolePlatform:
     name = "console"
     command_prefix = PREFIX
@@ -69,9 +74,13 @@ class ConsolePlatform:
             self._stdin.reconfigure(errors="replace")
         self._stdout = stdout or sys.stdout
         self._interactive = self._stdin.isatty()
+        #: the prompt on the terminal while it waits for a line ("" when none is shown)
+        self._prompt = ""
+        # Message refs are stored with the cards and outlive this run: a new run must not
+        # reuse one (its replies would hang from another run's card).
+        self._run = uuid.uuid4().hex[:8]
         self._messages = 0
         self._delivered: dict[str, str] = {}
-        self._threads: dict[str, str] = {}
         self._hinted = False
         self._task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
@@ -100,7 +109,9 @@ class ConsolePlatform:
                 if self._interactive:
                     self._stdout.write(prompt)
                     self._stdout.flush()
+                    self._prompt = prompt
                 line = await lines.get()
+                self._prompt = ""
                 if not line:
                     break
                 if not self._interactive and line.strip():
@@ -167,12 +178,10 @@ class ConsolePlatform:
     async def send(self, channel: ChannelId, view: View, key: str) -> str:
         if key in self._delivered:
             return self._delivered[key]
-        self._messages += 1
-        ref = f"console-{self._messages}"
+        # A card's ref carries its label, so that a thread can say which card it hangs
+        # from ("#3", not "console-7"), in this run and in the next ones.
+        ref = self._new_ref(view.title.split(" ", 1)[0][:40] if isinstance(view, Card) else "")
         self._delivered[key] = ref
-        if isinstance(view, Card):
-            # so that a thread can say which card it hangs from: "#3", not "console-7"
-            self._threads[ref] = view.title.split(" ", 1)[0]
         self._print(_indent(f"[{local_part(channel)}] ", self._show(view)))
         return ref
 
@@ -185,9 +194,8 @@ class ConsolePlatform:
     async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
         if key in self._delivered:
             return self._delivered[key]
-        self._messages += 1
-        ref = self._delivered[key] = f"console-{self._messages}"
-        thread = self._threads.get(message_ref, message_ref)
+        ref = self._delivered[key] = self._new_ref("")
+        thread = literal(message_ref.partition(" ")[2] or message_ref)
         self._print(_indent(f"[{local_part(channel)}] (thread of {thread}) ", self._show(view)))
         return ref
 
@@ -212,8 +220,19 @@ class ConsolePlatform:
         path.write_bytes(view.png)
         return render(view, str(path))
 
+    def _new_ref(self, label: str) -> str:
+        """`console-RUN-N`, and ` LABEL` for a card: unique across runs on one database."""
+        self._messages += 1
+        ref = f"console-{self._run}-{self._messages}"
+        return f"{ref} {label}" if label else ref
+
     def _print(self, text: str) -> None:
-        self._stdout.write(text + "\n")
+        if self._prompt:
+            # Said while the terminal waits at the prompt (a reminder, a webhook mention):
+            # over the prompt's line, then the prompt again below it.
+            self._stdout.write(f"\r{CLEAR_LINE}{text}\n{self._prompt}")
+        else:
+            self._stdout.write(text + "\n")
         self._stdout.flush()
 
 
