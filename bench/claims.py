@@ -120,6 +120,11 @@ class BenchPlatform:
     ) -> None:
         self._record("private", person, view)
 
+    async def find_sent(
+        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+    ) -> None:
+        return None
+
     async def user_info(self, person: PersonId) -> PersonInfo:
         return PersonInfo(display_name=display_name(person), is_staff=True)
 

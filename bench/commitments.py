@@ -97,6 +97,11 @@ class NullPlatform:
     async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
         return await self.send(channel, view, key)
 
+    async def find_sent(
+        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+    ) -> None:
+        return None
+
     async def send_private(
         self, person: PersonId, view: View, key: str, context: ChannelId | None
     ) -> None:

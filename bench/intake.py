@@ -113,6 +113,11 @@ class BenchPlatform:
     ) -> None:
         self.log.append(("private", person, summary(view)))
 
+    async def find_sent(
+        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+    ) -> None:
+        return None
+
     async def user_info(self, person: PersonId) -> PersonInfo:
         return PersonInfo(display_name=person.partition(":")[2].capitalize(), is_staff=True)
 

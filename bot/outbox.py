@@ -9,7 +9,8 @@ a change that was rolled back. `OutboxWorker` delivers the rows:
   before its updates and a burst reaches a channel in the order it was written;
 - with retries and exponential backoff, honouring the platform's Retry-After;
 - with the row's idempotency key, so a resend after a crash between "sent" and
-  "marked sent" is deduplicated by platforms that support it;
+  "marked sent" is deduplicated by platforms that support it, and is first looked
+  up (`Platform.find_sent`) on those that don't;
 - pacing each lane to the platform's documented rate.
 """
 
@@ -320,11 +321,15 @@ class OutboxWorker:
     ) -> set[int | None]:
         """Take the rows for this worker: with several instances on one database, each row
         is delivered by one of them. A lease outlives a crash by LEASE, then lapses and the
-        row is resent with its key (which platforms that can use to drop the duplicate)."""
+        row is resent, marked `maybe_sent`."""
         result = await session.execute(
             self._lease_due, {"ids": [row.id for row in rows], "now": now, "until": now + LEASE}
         )
-        return {row_id for (row_id,) in result}
+        taken: dict[int | None, bool] = dict(result.all())  # id → maybe_sent
+        for row in rows:
+            # What the statement set: the row's lease may have lapsed on a dead worker.
+            row.maybe_sent = taken.get(row.id, row.maybe_sent)
+        return set(taken)
 
     async def _send_lane(
         self, rows: list[OutboxRow], cards: dict[int, str]
@@ -385,13 +390,22 @@ class OutboxWorker:
         if platform is None:
             raise DeliveryError(f"platform {row.platform!r} is not running", permanent=True)
         view = view_from_dict(json.loads(row.payload))
+        card_ref = cards.get(row.conversation_id or 0)
+        if row.maybe_sent and row.kind != OutboxKind.UPDATE:  # an edit can simply be redone
+            found = await platform.find_sent(
+                row.target,
+                row.key,
+                thread=card_ref if row.kind == OutboxKind.REPLY else None,
+                private=row.kind == OutboxKind.PRIVATE,
+            )
+            if found is not None:
+                return found or None
         if row.kind == OutboxKind.SEND:
             return await platform.send(ChannelId(row.target), view, row.key)
         if row.kind == OutboxKind.PRIVATE:
             context = ChannelId(row.context) if row.context else None
             await platform.send_private(PersonId(row.target), view, row.key, context)
             return None
-        card_ref = cards.get(row.conversation_id or 0)
         if card_ref is None:
             raise DeliveryError("the card was never posted", permanent=True)
         if row.kind == OutboxKind.REPLY:
@@ -425,6 +439,7 @@ class OutboxWorker:
             "attempts": attempts,
             "last_error": error.reason[:1000],
             "next_attempt_at": self._clock() + timedelta(seconds=delay),
+            "maybe_sent": row.maybe_sent or error.uncertain,
         }
         if give_up:
             values["state"] = OutboxState.FAILED
@@ -455,8 +470,12 @@ def _lease_due_statement() -> UpdateBase:
                 col(OutboxRow.leased_until) < bindparam("now"),
             ),
         )
-        .values(leased_until=bindparam("until"))
-        .returning(col(OutboxRow.id))
+        .values(
+            leased_until=bindparam("until"),
+            # a lease still set has lapsed (checked above): its worker died mid-send
+            maybe_sent=or_(col(OutboxRow.maybe_sent), col(OutboxRow.leased_until).is_not(None)),
+        )
+        .returning(col(OutboxRow.id), col(OutboxRow.maybe_sent))
     )
 
 

@@ -4,7 +4,8 @@ Errors raised by adapters while delivering (the outbox decides what to do with t
 
     DeliveryError            the message did not get through
      ├── retry_after set     the platform said when to try again (HTTP 429 Retry-After)
-     └── permanent=True      trying again cannot help (channel gone, bot removed)
+     ├── permanent=True      trying again cannot help (channel gone, bot removed)
+     └── uncertain=True      it may have got through all the same (a timeout, an HTTP 5xx)
 """
 
 from __future__ import annotations
@@ -18,11 +19,19 @@ from bot.views import View
 
 
 class DeliveryError(Exception):
-    def __init__(self, reason: str, *, retry_after: float | None = None, permanent: bool = False):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retry_after: float | None = None,
+        permanent: bool = False,
+        uncertain: bool = False,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.permanent = permanent
+        self.uncertain = uncertain
 
 
 class StartError(Exception):
@@ -71,7 +80,21 @@ class Platform(Protocol):
         """Post a view; return the platform's reference of the new message.
 
         `key` is the outbox row's idempotency key: a resend after a crash carries
-        the same key so that platforms that can (Matrix txn ids) deduplicate it.
+        the same key so that platforms that can (Matrix txn ids) deduplicate it, and
+        platforms that cannot keep it with the message for `find_sent`.
+        """
+        ...
+
+    async def find_sent(
+        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+    ) -> str | None:
+        """The message an earlier attempt with `key` posted to `target` (a channel; a person
+        if `private`; in the thread `thread` if set), if there is one: its reference
+        ("" if it has none), else None.
+
+        The outbox asks before resending a row that may have got through (its worker
+        died mid-send, or the platform timed out). Platforms that deduplicate by key
+        themselves answer None, and the resend is dropped by the platform.
         """
         ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Boolean, Column, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -164,6 +164,11 @@ class OutboxRow(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     #: the worker delivering the row holds it until then: another instance keeps off it
     leased_until: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    #: an earlier attempt may have got through (its worker died mid-send, or the platform
+    #: timed out): ask the platform (`find_sent`) before sending again
+    maybe_sent: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
 
 
 class WatchedChannel(SQLModel, table=True):

@@ -4,6 +4,8 @@ It answers the Web API methods Inloop uses, opens Socket Mode connections
 (`apps.connections.open` → a websocket that pushes envelopes and collects acks),
 keeps what a user would see (channel messages as edited, ephemeral messages,
 DMs, modals, Home tabs), and fails on demand (an error, or 429 + Retry-After).
+Like Slack, it answers `missing_scope` to a method the app was not granted: by
+default the app has the bot scopes of the repository's slack-manifest.yaml.
 """
 
 from __future__ import annotations
@@ -16,13 +18,35 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import yaml
 from aiohttp import WSMsgType, web
 
 BOT_USER = "UBOT"
 TEAM = "T1"
+MANIFEST = Path(__file__).resolve().parents[1] / "slack-manifest.yaml"
+_HISTORY = ("channels:history", "groups:history", "im:history", "mpim:history")
+#: the bot scopes Slack documents for each method the fake answers (any one will do);
+#: methods not listed need none (auth.test, views.*) or an app-level token
+SCOPES: dict[str, tuple[str, ...]] = {
+    "chat.postMessage": ("chat:write",),
+    "chat.update": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
+    "users.info": ("users:read",),
+    "conversations.open": ("im:write", "mpim:write", "channels:manage", "groups:write"),
+    "conversations.history": _HISTORY,
+    "conversations.replies": _HISTORY,
+    "files.getUploadURLExternal": ("files:write",),
+    "files.completeUploadExternal": ("files:write",),
+}
+
+
+def manifest_scopes() -> frozenset[str]:
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    return frozenset(manifest["oauth_config"]["scopes"]["bot"])
 
 
 @dataclass
@@ -32,6 +56,7 @@ class Posted:
     text: str
     blocks: list[dict[str, Any]]
     thread_ts: str | None = None
+    metadata: dict[str, Any] | None = None
     #: every version, the first post included (chat.update appends)
     versions: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
 
@@ -49,6 +74,8 @@ class Failure:
     error: str
     status: int = 200
     retry_after: float | None = None
+    #: the call takes effect and only then fails (the answer of a Slack in trouble)
+    after_effect: bool = False
 
 
 def user(
@@ -76,9 +103,16 @@ def user(
 
 
 class FakeSlack:
-    def __init__(self, *, bot_token: str = "xoxb-test", app_token: str = "xapp-test") -> None:
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-test",
+        app_token: str = "xapp-test",
+        scopes: frozenset[str] | None = None,
+    ) -> None:
         self.bot_token = bot_token
         self.app_token = app_token
+        self.scopes = manifest_scopes() if scopes is None else scopes
         self.users: dict[str, dict[str, Any]] = {
             BOT_USER: {**user(BOT_USER, "inloop"), "is_bot": True}
         }
@@ -136,8 +170,10 @@ class FakeSlack:
         status: int = 200,
         retry_after: float | None = None,
         times: int = 1,
+        after_effect: bool = False,
     ) -> None:
-        self.failures.setdefault(method, []).extend([Failure(error, status, retry_after)] * times)
+        failure = Failure(error, status, retry_after, after_effect)
+        self.failures.setdefault(method, []).extend([failure] * times)
 
     # -- Web API -----------------------------------------------------------------------
 
@@ -150,7 +186,7 @@ class FakeSlack:
                 args.update(json.loads(raw or b"{}"))
             else:
                 args.update(dict(parse_qsl(raw.decode())))
-        for key in ("blocks", "view"):
+        for key in ("blocks", "view", "metadata"):
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -158,6 +194,11 @@ class FakeSlack:
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != expected:
             return web.json_response({"ok": False, "error": "invalid_auth"})
+        needed = SCOPES.get(method, ())
+        if needed and not self.scopes.intersection(needed):
+            return web.json_response(
+                {"ok": False, "error": "missing_scope", "needed": ",".join(needed)}
+            )
         if method == "chat.postMessage" and self.storm is not None:
             every, length, retry_after = self.storm
             posts = sum(1 for m, _ in self.calls if m == "chat.postMessage")
@@ -166,13 +207,15 @@ class FakeSlack:
             if self._storm_left:
                 self._storm_left -= 1
                 return self._rate_limited(retry_after)
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
         failures = self.failures.get(method)
         if failures:
             failure = failures.pop(0)
             if failure.status == 429:
                 return self._rate_limited(failure.retry_after or 0)
+            if failure.after_effect and handler is not None:
+                handler(args)
             return web.json_response({"ok": False, "error": failure.error}, status=failure.status)
-        handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
         body: dict[str, Any] = handler(args)
@@ -218,6 +261,7 @@ class FakeSlack:
             args.get("text", ""),
             args.get("blocks") or [],
             args.get("thread_ts"),
+            args.get("metadata"),
         )
         posted.versions.append((posted.text, posted.blocks))
         self.posted.append(posted)
@@ -245,6 +289,35 @@ class FakeSlack:
 
     def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"channel": {"id": f"D{args['users']}"}}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The channel's messages, newest first (thread replies are not in it)."""
+        channel = self._dm_channel(args["channel"])
+        found = [p for p in self.posted if p.channel == channel and p.thread_ts is None]
+        return self._messages(found[::-1], args)
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The thread's parent, then its replies, oldest first."""
+        channel, ts = self._dm_channel(args["channel"]), args["ts"]
+        found = [p for p in self.posted if p.channel == channel and ts in (p.ts, p.thread_ts)]
+        return self._messages(found, args)
+
+    def _dm_channel(self, channel: str) -> str:
+        # The bot's posts to a user id land in the DM that conversations.open names.
+        return channel[1:] if channel.startswith("D") else channel
+
+    @staticmethod
+    def _messages(posts: list[Posted], args: dict[str, Any]) -> dict[str, Any]:
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        messages = []
+        for p in posts[: int(args.get("limit", 100))]:
+            message: dict[str, Any] = {"type": "message", "ts": p.ts, "text": p.text}
+            if p.thread_ts:
+                message["thread_ts"] = p.thread_ts
+            if with_metadata and p.metadata:
+                message["metadata"] = p.metadata
+            messages.append(message)
+        return {"messages": messages, "has_more": len(posts) > len(messages)}
 
     def _files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
         file_id = f"F{next(self._ids)}"

@@ -85,6 +85,12 @@ class RecordingPlatform:
     ) -> None:
         self._deliver("private", person, view, key)
 
+    async def find_sent(
+        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+    ) -> None:
+        # Like Matrix, this platform drops a resend by its key (`_deliver`).
+        return None
+
     async def user_info(self, person: PersonId) -> PersonInfo:
         name = local_part(person)
         if name in self.unknown:

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -15,8 +16,10 @@ import aiohttp
 import pytest
 
 from bot.app import App, build_platforms
+from bot.clock import utc_now
 from bot.config import load_settings
 from bot.events import ChannelId
+from bot.outbox import LEASE
 from bot.platform import DeliveryError, StartError
 from bot.platforms.slack import translate as tr
 from bot.platforms.slack.adapter import SlackPlatform, Turnstile
@@ -292,6 +295,49 @@ async def test_a_429_storm_during_a_burst_of_200_mentions(slack: SlackChat) -> N
     assert sum(1 for m, _ in fake.calls if m == "chat.postMessage") > 200  # there were 429s
 
 
+async def test_a_card_slack_kept_despite_a_500_is_not_posted_twice(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    # Slack keeps the card but answers 500: Inloop cannot know it got through
+    fake.fail("chat.postMessage", "internal_error", status=500, after_effect=True)
+    await slack.write("UCUST", "Where is my parcel?", SHARED, ts="300.1")
+    assert len(fake.in_channel(OWNER)) == 1
+
+    # after the outbox's first backoff (1 s) it looks for the card's key, finds it
+    await slack.until(lambda: fake.count("conversations.history") == 1)
+    await slack.app.settle()
+    assert len(fake.in_channel(OWNER)) == 1, "the card was posted twice"
+    # and it knows where the card is: a claim updates it in place
+    await slack.press("UANN", "claim", "1")
+    assert len(fake.in_channel(OWNER)) == 1
+    assert "Ann" in shown(slack.card(1)[1])
+
+
+async def test_a_card_posted_just_before_a_crash_is_not_posted_again(
+    slack: SlackChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, outbox = slack.fake, slack.app.outbox
+    await slack.setup_team()
+    book = outbox._sent
+
+    async def die(delivered: object) -> None:
+        raise RuntimeError("the process died between posting and booking it")
+
+    monkeypatch.setattr(outbox, "_sent", die)
+    await slack.write("UCUST", "Where is my parcel?", SHARED, ts="301.1")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    monkeypatch.setattr(outbox, "_sent", book)
+
+    # The dead worker's lease lapses a minute later (LEASE); then the row goes again.
+    monkeypatch.setattr(outbox, "_clock", lambda: utc_now() + LEASE + timedelta(seconds=1))
+    await slack.app.settle()
+    assert fake.count("conversations.history") == 1
+    assert len(fake.in_channel(OWNER)) == 1, "the card was posted twice"
+    await slack.press("UANN", "claim", "1")
+    assert len(fake.in_channel(OWNER)) == 1
+    assert "Ann" in shown(slack.card(1)[1])
+
+
 # -- HTTP mode --------------------------------------------------------------------------
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -541,10 +587,16 @@ async def test_slacks_refusals_become_the_outboxs_delivery_errors(fake: FakeSlac
             await platform.send(ChannelId("slack:C1"), Notice("hi"), "k3")
         assert not hiccup.value.permanent
 
-        # a resend with the same key (after a crash) is not posted twice
-        ts = await platform.send(ChannelId("slack:C1"), Notice("hi"), "k4")
-        assert await platform.send(ChannelId("slack:C1"), Notice("hi"), "k4") == ts
-        assert len(fake.in_channel("C1")) == 1
+        # Slack in trouble: the message was kept, but the answer is a 500 or never comes
+        fake.fail("chat.postMessage", "internal_error", status=500, after_effect=True)
+        with pytest.raises(DeliveryError) as unsure:
+            await platform.send(ChannelId("slack:C1"), Notice("hi"), "k4")
+        assert unsure.value.uncertain and not unsure.value.permanent
+        # before resending, the outbox asks: the message is found by its key
+        kept = fake.in_channel("C1")[-1]
+        assert await platform.find_sent("slack:C1", "k4") == kept.ts
+        assert await platform.find_sent("slack:C1", "k5") is None
+        assert await platform.find_sent("slack:C1", "k4", thread=kept.ts) == kept.ts
     finally:
         await platform.stop()
 

@@ -254,15 +254,14 @@ def test_the_manifest_asks_for_what_the_adapter_uses() -> None:
     assert "- command: /inloop" in lines
     for event_name in (
         "app_home_opened",
-        "app_mention",
         "message.channels",
         "message.groups",
         "message.im",
         "reaction_added",
     ):
         assert f"- {event_name}" in lines, event_name
-    for scope in ("chat:write", "commands", "users:read", "channels:history", "groups:history"):
-        assert f"- {scope}" in lines, scope
+    # (the scopes each Web API call needs are checked by the fake Slack, on every call)
+    assert "- commands" in lines
     assert "home_tab_enabled: true" in lines
     assert "socket_mode_enabled: true" in lines
     assert "is_enabled: true" in lines  # interactivity: buttons and modals

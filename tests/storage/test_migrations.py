@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
@@ -34,6 +35,12 @@ TABLES = {
     "team",
     "watched_channel",
 }
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
 
 
 def _tables(connection: Connection) -> set[str]:
@@ -91,8 +98,8 @@ async def test_a_watched_message_stored_before_0009_arriving_again_is_a_retry(
     # What a database written before 0009 holds: no `mention:` dedup id for it.
     db = Database(database_url)
     async with db.engine.begin() as conn:
+        await conn.run_sync(lambda sync: _downgrade(sync, "0008d"))
         await conn.execute(text("DELETE FROM processed_event WHERE event_id LIKE 'mention:%'"))
-        await conn.execute(text("UPDATE alembic_version SET version_num = '0008d'"))
     await db.dispose()
 
     again = Chat(database_url)

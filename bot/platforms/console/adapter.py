@@ -207,6 +207,12 @@ class ConsolePlatform:
         self._delivered[key] = ""
         self._print(_indent(f"[dm:{local_part(person)}] ", self._show(view)))
 
+    async def find_sent(
+        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+    ) -> str | None:
+        # What this run printed; a terminal keeps no record across runs.
+        return self._delivered.get(key)
+
     async def user_info(self, person: PersonId) -> PersonInfo:
         # Every console persona is somebody in the company trying Inloop out.
         return PersonInfo(display_name=literal(local_part(person)), is_staff=True)

@@ -420,6 +420,13 @@ class MatrixPlatform:
         room = await self._direct_room(person, user)
         await self._send(room, await self._content(room, view, mention=user), key)
 
+    async def find_sent(
+        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+    ) -> None:
+        # A resend carries the same transaction id: the homeserver answers it with the
+        # event it already made, so there is nothing to look up.
+        return None
+
     async def user_info(self, person: PersonId) -> PersonInfo:
         user = translate.user_of(person)
         name = self._known_name(user)

@@ -66,8 +66,10 @@ EPHEMERAL_FALLBACK = frozenset(
     {"channel_not_found", "not_in_channel", "user_not_in_channel", "is_archived"}
 )
 BAD_TOKEN = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked"})
-#: remembered idempotency keys (a resend in this process is not posted twice)
-SENT_MEMORY = 10_000
+#: what Inloop's messages carry (message metadata) so that a resend can find them
+OUTBOX_EVENT = "inloop_outbox_row"
+#: how far back `find_sent` looks: a resend follows its first try within minutes
+FIND_SENT_LIMIT = 100
 #: how long an opened "Show full text" modal waits for the core's answer
 MODAL_WAIT = 30.0
 
@@ -170,7 +172,6 @@ class SlackPlatform:
         self._session: aiohttp.ClientSession | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
-        self._sent: collections.OrderedDict[str, str] = collections.OrderedDict()
         #: person → the "Show full text" modal waiting for the core's answer
         self._modals: dict[str, tuple[str, float]] = {}
         self._turnstile = Turnstile()
@@ -333,11 +334,6 @@ class SlackPlatform:
             if event is not None:
                 await self._hand(event)
 
-        @app.event("app_mention")
-        async def on_mention(body: dict[str, Any]) -> None:
-            # The same text arrives as a `message` event, which is what Inloop reads.
-            return
-
     async def _received(
         self, client: AsyncBaseSocketModeClient, envelope: dict[Any, Any], raw: str | None
     ) -> None:
@@ -373,8 +369,6 @@ class SlackPlatform:
         return await self._post(local_part(channel), view, key, thread_ts=message_ref)
 
     async def _post(self, channel: str, view: View, key: str, thread_ts: str | None = None) -> str:
-        if key in self._sent:
-            return self._sent[key]
         if isinstance(view, Chart):
             ref = await self._upload(channel, view, thread_ts)
         else:
@@ -387,9 +381,9 @@ class SlackPlatform:
                 thread_ts=thread_ts,
                 unfurl_links=False,
                 unfurl_media=False,
+                metadata=_keyed(key),
             )
             ref = str(response.get("ts", ""))
-        self._remember(key, ref)
         return ref
 
     async def _upload(self, channel: str, chart: Chart, thread_ts: str | None = None) -> str:
@@ -407,8 +401,6 @@ class SlackPlatform:
         return str(files[0].get("id", ""))
 
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
-        if key in self._sent:
-            return
         body = tr.message(view, self._labels)
         await self._call(
             self.client.chat_update,
@@ -417,13 +409,10 @@ class SlackPlatform:
             text=body.text,
             blocks=body.blocks or [],
         )
-        self._remember(key, message_ref)
 
     async def send_private(
         self, person: PersonId, view: View, key: str, context: ChannelId | None
     ) -> None:
-        if key in self._sent:
-            return
         user = local_part(person)
         if isinstance(view, Chart):
             # A file can't be ephemeral: it goes to the person's DM with the app.
@@ -439,10 +428,44 @@ class SlackPlatform:
                 view=tr.text_modal(self._labels.full_text_title, view.text, self._labels),
             )
         else:
-            await self._tell(user, view, context)
-        self._remember(key, "")
+            await self._tell(user, view, context, key)
 
-    async def _tell(self, user: str, view: View, context: ChannelId | None) -> None:
+    async def find_sent(
+        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+    ) -> str | None:
+        """Slack takes no idempotency key, so each message carries its key as message
+        metadata, and here the channel's latest messages (or the thread's) are searched
+        for it. What cannot carry metadata is not found: ephemeral replies (Slack keeps
+        no copy of them) and uploaded charts."""
+        if private:  # the person's DM with the app
+            opened = await self._call(self.client.conversations_open, users=local_part(target))
+            channel = str(opened["channel"]["id"])
+        else:
+            channel = local_part(target)
+        if thread:
+            response = await self._call(
+                self.client.conversations_replies,
+                channel=channel,
+                ts=thread,
+                limit=FIND_SENT_LIMIT,
+                include_all_metadata=True,
+            )
+        else:
+            response = await self._call(
+                self.client.conversations_history,
+                channel=channel,
+                limit=FIND_SENT_LIMIT,
+                include_all_metadata=True,
+            )
+        for message in response.get("messages") or ():
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") == OUTBOX_EVENT and (
+                (metadata.get("event_payload") or {}).get("key") == key
+            ):
+                return str(message.get("ts", ""))
+        return None
+
+    async def _tell(self, user: str, view: View, context: ChannelId | None, key: str) -> None:
         body = tr.message(view, self._labels)
         if context is not None and context != tr.NO_CHANNEL:
             try:
@@ -459,7 +482,11 @@ class SlackPlatform:
                     raise
         # A DM: chat.postMessage to a user id lands in the app's Messages tab.
         await self._call(
-            self.client.chat_postMessage, channel=user, text=body.text, blocks=body.blocks or None
+            self.client.chat_postMessage,
+            channel=user,
+            text=body.text,
+            blocks=body.blocks or None,
+            metadata=_keyed(key),
         )
 
     async def user_info(self, person: PersonId) -> PersonInfo:
@@ -483,9 +510,15 @@ class SlackPlatform:
             if response.status_code == 429:
                 retry_after = _retry_after(response.headers)
                 raise DeliveryError("ratelimited", retry_after=retry_after) from None
-            raise DeliveryError(error, permanent=error in PERMANENT_ERRORS) from None
+            raise DeliveryError(
+                error,
+                permanent=error in PERMANENT_ERRORS,
+                # Slack's own trouble: the message may have been kept all the same
+                uncertain=response.status_code >= 500,
+            ) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
+            # The request may have reached Slack before the answer was lost.
+            raise DeliveryError(f"{type(exc).__name__}: {exc}", uncertain=True) from None
 
     def _waiting_modal(self, user: str) -> str | None:
         """The "Show full text" modal waiting for this person's next answer, taken (briefly:
@@ -495,10 +528,10 @@ class SlackPlatform:
             return None
         return waiting[0]
 
-    def _remember(self, key: str, ref: str) -> None:
-        self._sent[key] = ref
-        while len(self._sent) > SENT_MEMORY:
-            self._sent.popitem(last=False)
+
+def _keyed(key: str) -> dict[str, Any]:
+    """The outbox row's key, as message metadata: `find_sent` looks for it."""
+    return {"event_type": OUTBOX_EVENT, "event_payload": {"key": key}}
 
 
 def _now() -> float:
