@@ -177,7 +177,8 @@ async def reassign(ctx: Context, args: Sequence[str]) -> None:
         return
     previous = await _owner(ctx, conversation)
     if previous is not None and previous.id == target.id:
-        ctx.reply(texts.reassigned.format(number=n, owner=target.display_name))
+        # Nothing to do: no card update, no history entry, nobody else told.
+        ctx.reply(texts.reassigned_already.format(number=n, owner=target.display_name))
         return
     _take(ctx, conversation, target)
     ctx.reply(texts.reassigned.format(number=n, owner=target.display_name))

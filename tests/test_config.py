@@ -242,6 +242,30 @@ def test_the_examples_together_are_a_valid_configuration() -> None:
     assert not settings.is_sqlite
 
 
+def test_each_section_of_the_example_starts_after_a_blank_line() -> None:
+    lines = EXAMPLE.read_text().splitlines()
+    for number, line in enumerate(lines):
+        if line.startswith("# -- ") and number > 0:
+            assert lines[number - 1] == "", f"no blank line before {line!r}"
+
+
+# -- the README is true to the code --------------------------------------------------------
+
+README = EXAMPLE.parent / "README.md"
+
+
+def test_the_readme_tables_have_every_variable_the_code_reads() -> None:
+    asked = _Asked()
+    load_settings(asked)
+    # the first column of a table row: `NAME` or `NAME` / `OTHER`
+    rows = [
+        line.split("|")[1] for line in README.read_text().splitlines() if line.startswith("| `")
+    ]
+    documented = {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row)}
+
+    assert asked.names - documented == set()
+
+
 # -- Slack ----------------------------------------------------------------------------
 
 

@@ -92,6 +92,7 @@ EN = Texts(
     reopened_for_owner="{actor} reopened #{number}; it is yours again.",
     not_resolved="#{number} is not resolved, there is nothing to reopen.",
     reassigned="#{number} now belongs to {owner}.",
+    reassigned_already="#{number} already belongs to {owner}: nothing changed.",
     reassigned_to_you="{actor} gave you #{number} ({customer} on {source}).",
     reassigned_away="{actor} gave #{number} to {owner}; it is no longer yours.",
     reassign_not_staff="{person} cannot own conversations (role: {role}).",

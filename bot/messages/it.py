@@ -92,6 +92,7 @@ IT = Texts(
     reopened_for_owner="{actor} ha riaperto #{number}: è di nuovo tua.",
     not_resolved="#{number} non è risolta, non c'è niente da riaprire.",
     reassigned="#{number} ora è di {owner}.",
+    reassigned_already="#{number} è già di {owner}: non è cambiato nulla.",
     reassigned_to_you="{actor} ti ha assegnato #{number} ({customer} su {source}).",
     reassigned_away="{actor} ha assegnato #{number} a {owner}: non è più tua.",
     reassign_not_staff="{person} non può essere responsabile di conversazioni (ruolo: {role}).",

@@ -53,6 +53,7 @@ class Texts:
     reopened_for_owner: str
     not_resolved: str
     reassigned: str
+    reassigned_already: str
     reassigned_to_you: str
     reassigned_away: str
     reassign_not_staff: str

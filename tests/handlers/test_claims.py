@@ -88,6 +88,21 @@ async def test_reassign_is_for_managers_and_tells_both_people(chat: Chat) -> Non
     assert "Boss gave #1 to Bob; it is no longer yours" in chat.platform.last_private(person("ann"))
 
 
+async def test_reassigning_to_the_owner_says_so_and_changes_nothing(chat: Chat) -> None:
+    await _team_with_one_conversation(chat)
+    await chat.say("boss", "role console:marta manager")
+    await chat.say("boss", "reassign 1 console:marta")
+    delivered = len(chat.platform.delivered)
+    history = await chat.say("marta", "show 1")
+
+    told = await chat.say("boss", "reassign 1 console:marta")
+
+    assert told == "#1 already belongs to Marta: nothing changed."
+    # only the answer itself: no card update, nobody else told
+    assert [d.kind for d in chat.platform.delivered[delivered:]] == ["private", "private"]
+    assert await chat.say("marta", "show 1") == history  # no new history entry
+
+
 async def test_reopen_gives_the_conversation_back_to_its_owner(chat: Chat) -> None:
     await _team_with_one_conversation(chat)
     await chat.say("ann", "claim 1")
