@@ -14,6 +14,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from slack_sdk.http_retry.async_handler import RetryState
+from slack_sdk.http_retry.request import HttpRequest
 
 from bot.app import App, build_platforms
 from bot.clock import utc_now
@@ -22,7 +24,7 @@ from bot.events import ChannelId
 from bot.outbox import LEASE
 from bot.platform import DeliveryError, StartError
 from bot.platforms.slack import translate as tr
-from bot.platforms.slack.adapter import SlackPlatform, Turnstile
+from bot.platforms.slack.adapter import ConnectionRetry, SlackPlatform, Turnstile
 from bot.views import Notice
 from fake_slack import FakeSlack, button, command, message, sign, user
 from harness import eventually
@@ -629,3 +631,21 @@ async def test_the_digest_chart_is_uploaded_and_advice_goes_in_the_card_thread(
     png, filename = fake.files[file_id]
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and filename.endswith(".png")
     assert title.startswith("Inloop ")
+
+
+async def test_a_lost_connection_is_retried_unless_the_retry_could_post_twice() -> None:
+    retry = ConnectionRetry()
+
+    def call(method: str) -> HttpRequest:
+        return HttpRequest(method="POST", url=f"https://slack.com/api/{method}", headers={})
+
+    async def retried(method: str, error: Exception) -> bool:
+        return await retry.can_retry_async(
+            state=RetryState(), request=call(method), response=None, error=error
+        )
+
+    cut = aiohttp.ServerDisconnectedError()  # Slack may have taken the post already
+    never = aiohttp.ClientConnectorError(None, OSError(111, "refused"))  # type: ignore[arg-type]
+    assert await retried("users.info", cut)  # reading twice is harmless
+    assert not await retried("chat.postMessage", cut)
+    assert await retried("chat.postMessage", never)  # it never reached Slack

@@ -23,10 +23,13 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import RetryState
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -66,12 +69,38 @@ EPHEMERAL_FALLBACK = frozenset(
     {"channel_not_found", "not_in_channel", "user_not_in_channel", "is_archived"}
 )
 BAD_TOKEN = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked"})
+#: Web API methods that make a message: a blind retry of one could make two
+POSTING = frozenset({"chat.postMessage", "chat.postEphemeral", "files.completeUploadExternal"})
 #: what Inloop's messages carry (message metadata) so that a resend can find them
 OUTBOX_EVENT = "inloop_outbox_row"
 #: how far back `find_sent` looks: a resend follows its first try within minutes
 FIND_SENT_LIMIT = 100
 #: how long an opened "Show full text" modal waits for the core's answer
 MODAL_WAIT = 30.0
+
+
+class ConnectionRetry(AsyncConnectionErrorRetryHandler):
+    """Slack's retry of a lost connection, except where the retry could post twice.
+
+    A connection lost after Slack took a post (reset, or closed before the answer)
+    looks the same as one lost before: retried here, the card would appear twice.
+    Posts are retried only when the connection was never made; otherwise the error
+    reaches the outbox, which looks the post up (`find_sent`) before sending again.
+    """
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if request.url.rsplit("/", 1)[-1] in POSTING:
+            return isinstance(error, aiohttp.ClientConnectorError)
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
 
 
 class Turnstile:
@@ -152,7 +181,7 @@ class SlackPlatform:
             token=bot_token,
             base_url=api_url,
             retry_handlers=[
-                AsyncConnectionErrorRetryHandler(),
+                ConnectionRetry(),
                 # waits out Retry-After itself first; what it gives up on, the outbox retries
                 AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
             ],
