@@ -66,7 +66,7 @@ async def team_unwatch(ctx: Context, args: Sequence[str]) -> None:
 
 async def on_message(ctx: Context, event: Message) -> None:
     channel = await watched.by_channel(ctx.session, event.channel)
-    if channel is None or not event.text.strip():
+    if channel is None or not (event.text.strip() or event.files):
         return
     person = await ctx.directory.ensure(ctx.session, event.sender, ctx.now)
     source = platform_of(event.channel)
@@ -77,7 +77,7 @@ async def on_message(ctx: Context, event: Message) -> None:
             external_id=event.message_ref or event.event_id,
             conversation_key=event.thread or event.message_ref or event.event_id,
             author=Author(person.display_name, local_part(event.sender)),
-            text=event.text,
+            text=_with_files(ctx, event),
             url=event.url,
             created_at=ctx.now,
             team=team.name if team else "",
@@ -86,6 +86,14 @@ async def on_message(ctx: Context, event: Message) -> None:
         await routing.ingest(ctx, [mention])
     elif is_staff(person) and event.thread:
         await _staff_replied(ctx.as_sender(person), source, event.thread)
+
+
+def _with_files(ctx: Context, event: Message) -> str:
+    """The message's text, then a line per file: a customer's photo alone is still a
+    message (in the team channel's language: it is shown on the card)."""
+    lines = [event.text] if event.text.strip() else []
+    lines += [ctx.channel_texts.attached_file.format(name=name) for name in event.files]
+    return "\n".join(lines)
 
 
 async def _staff_replied(ctx: Context, source: str, thread: str) -> None:

@@ -96,11 +96,19 @@ class Chat:
         return "\n".join(self.platform.private(person(who))[before:])
 
     async def post(
-        self, who: str, text: str, where: str, *, ref: str, thread: str | None = None
+        self,
+        who: str,
+        text: str,
+        where: str,
+        *,
+        ref: str,
+        thread: str | None = None,
+        files: tuple[str, ...] = (),
     ) -> None:
-        """`who` writes a plain message (not a command) in #where."""
+        """`who` writes a plain message (not a command) in #where, maybe with files."""
+        event_id = EventId(f"msg-{next(_ids)}")
         await self.app.handle(
-            Message(EventId(f"msg-{next(_ids)}"), person(who), channel(where), text, ref, thread)
+            Message(event_id, person(who), channel(where), text, ref, thread, files=files)
         )
         await self.app.settle()
 

@@ -151,6 +151,7 @@ IT = Texts(
     route_default="→ team {team}: nessun tag corrisponde, quindi il team predefinito.",
     route_nowhere="→ ancora da nessuna parte: non c'è nessun team. Esegui `team add NOME` in un canale.",
     feed_added="Feed {id} aggiunto: {url} → {team}. Le voci da ora in poi diventano conversazioni (controllo ogni {minutes} min).",
+    attached_file="📎 {name} (file)",
     watching="Seguo questo canale per il team {team}: i messaggi dei clienti qui diventano conversazioni, e la risposta del responsabile nel thread le segna come risposte.",
     watch_owner_channel="Questo è il canale del team {team}, dove lavora il suo staff: segui invece il canale in cui scrivono i clienti.",
     unwatched="Questo canale non è più seguito.",

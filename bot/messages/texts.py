@@ -100,6 +100,8 @@ class Texts:
     route_default: str
     route_nowhere: str
     watching: str
+    #: a file a customer sent in a watched channel, as a line of the mention's text
+    attached_file: str
     watch_owner_channel: str
     unwatched: str
     not_watched: str

@@ -109,3 +109,25 @@ async def test_a_raised_hand_on_the_card_claims_it(chat: Chat) -> None:
 
     assert field_value(chat.platform.card(1), "Owner") == "Ann"
     assert chat.platform.private(person("carla")) == []
+
+
+async def test_a_customer_s_photo_alone_is_a_message_too(chat: Chat) -> None:
+    await _watching(chat)
+    await chat.post("giulia", "", "community", ref="m1", files=("scatola-rotta.jpg",))
+    assert chat.platform.card(1).text == "📎 scatola-rotta.jpg (file)"
+
+    await chat.post(
+        "giulia",
+        "Ecco la ricevuta",
+        "community",
+        ref="m2",
+        thread="m1",
+        files=("ricevuta.pdf", "<!channel>.png"),
+    )
+    card = chat.platform.card(1)
+    assert field_value(card, "Messages") == "2"
+    assert card.text == "Ecco la ricevuta\n📎 ricevuta.pdf (file)\n📎 <!channel>.png (file)"
+    # a message with neither text nor a file is nothing to answer
+    before = len(chat.platform.delivered)
+    await chat.post("giulia", "  ", "community", ref="m3")
+    assert len(chat.platform.delivered) == before

@@ -74,6 +74,19 @@ def test_the_bots_own_messages_notices_and_edits_are_not_acted_on() -> None:
     assert inbound(event(edited), ROOM, BOT) is None
 
 
+def test_a_photo_or_a_file_is_a_message_carrying_its_name() -> None:
+    photo = inbound(event({"msgtype": "m.image", "body": "box.jpg", "url": "mxc://x/1"}), ROOM, BOT)
+    assert isinstance(photo, Message)
+    assert (photo.text, photo.files, photo.message_ref) == ("", ("box.jpg",), "$e1")
+    # Matrix 1.10: a `filename` beside a different body makes the body a caption
+    captioned = inbound(
+        event({"msgtype": "m.file", "body": "Invoice attached", "filename": "inv.pdf"}), ROOM, BOT
+    )
+    assert isinstance(captioned, Message)
+    assert (captioned.text, captioned.files) == ("Invoice attached", ("inv.pdf",))
+    assert inbound(event({"msgtype": "m.location", "body": "here"}), ROOM, BOT) is None
+
+
 def test_a_reaction_names_the_message_it_reacts_to() -> None:
     relates = {"rel_type": "m.annotation", "event_id": "$card", "key": "✋"}
     reaction = inbound(event({"m.relates_to": relates}, kind="m.reaction"), ROOM, BOT)

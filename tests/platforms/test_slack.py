@@ -82,6 +82,18 @@ async def test_watched_channel_mention_to_card_claim_and_thread_reply(slack: Sla
     await slack.until(lambda: buttons(slack.card(1)[1])[0] == "inloop:resolve")
 
 
+async def test_a_customers_photo_alone_becomes_a_card(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    photo = {"id": "F1", "name": "<!channel> box.jpg", "mimetype": "image/jpeg"}
+    await slack.send_event(
+        message("UCUST", SHARED, "", "120.1", subtype="file_share", files=[photo])
+    )
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    # the file's name is the customer's text too: shown as written, pinging nobody
+    assert "📎 &lt;!channel&gt; box.jpg (file)" in shown(slack.card(1)[1])
+
+
 async def test_the_bots_own_messages_and_edits_are_not_customers(slack: SlackChat) -> None:
     fake = slack.fake
     await slack.setup_team()

@@ -267,6 +267,14 @@ def test_the_manifest_asks_for_what_the_adapter_uses() -> None:
     assert "is_enabled: true" in lines  # interactivity: buttons and modals
 
 
+def test_a_message_with_files_carries_their_names() -> None:
+    files = [{"id": "F1", "name": "box.jpg", "title": "Broken box"}, {"id": "F2", "title": "x"}]
+    body = event(message("U1", "C1", "", "1.1", subtype="file_share", files=files), "E")
+    found = tr.message_event(body, "UBOT")
+    assert isinstance(found, Message)
+    assert (found.text, found.files) == ("", ("box.jpg", "x"))
+
+
 def test_a_dm_to_the_app_is_a_command() -> None:
     body = event(message("U1", "D1", "/inloop claim <@U2|bob>", "1.1", channel_type="im"), "E")
     found = tr.message_event(body, "UBOT")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote, unquote
@@ -36,6 +37,10 @@ def room_channel(room_id: str) -> ChannelId:
 def server_of(user_id: str) -> str:
     """`@ann:example.org` → `example.org` (lower case: server names are DNS names)."""
     return user_id.partition(":")[2].lower()
+
+
+#: what people send as files: a photo of the broken box, a PDF of the invoice
+_FILE_TYPES = frozenset({"m.image", "m.file", "m.video", "m.audio"})
 
 
 def permalink(room_id: str, event_id: str) -> str:
@@ -67,24 +72,32 @@ def inbound(source: Mapping[str, Any], room_id: str, own_user: str) -> ChatEvent
         return Reaction(*ids, message_ref=target, emoji=key, raw=source)
     if kind != "m.room.message" or relates.get("rel_type") == "m.replace":
         return None  # edits change text already seen; state and other events are not chat
-    # Notices are what bots say: answering them is how two bots loop forever.
-    if content.get("msgtype") not in ("m.text", "m.emote"):
-        return None
+    thread = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
     body = content.get("body")
     if not isinstance(body, str):
         return None
-    command = command_text(body, content)
-    if command is not None:
-        return Command(*ids, text=command, raw=source)
-    thread = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
-    return Message(
+    message = Message(
         *ids,
-        text=_strip_reply_fallback(body),
+        text="",
         message_ref=event_id,
         thread=thread if isinstance(thread, str) else None,
         url=permalink(room_id, event_id),
         raw=source,
     )
+    msgtype = content.get("msgtype")
+    if msgtype in _FILE_TYPES:
+        # Since Matrix 1.10 a `filename` beside a different `body` makes the body a caption.
+        filename = content.get("filename")
+        if isinstance(filename, str) and filename and filename != body:
+            return replace(message, text=body, files=(filename,))
+        return replace(message, files=(body,))
+    # Notices are what bots say: answering them is how two bots loop forever.
+    if msgtype not in ("m.text", "m.emote"):
+        return None
+    command = command_text(body, content)
+    if command is not None:
+        return Command(*ids, text=command, raw=source)
+    return replace(message, text=_strip_reply_fallback(body))
 
 
 def command_text(body: str, content: Mapping[str, Any]) -> str | None:

@@ -196,6 +196,11 @@ def message_event(
         message_ref=ts,
         thread=thread,
         url=permalink(workspace_url, event["channel"], ts, thread),
+        files=tuple(
+            str(f.get("name") or f.get("title") or "?")
+            for f in event.get("files") or ()
+            if isinstance(f, Mapping)
+        ),
         raw=body,
     )
 
