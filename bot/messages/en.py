@@ -8,11 +8,12 @@ EN = Texts(
     usage_intro="Usage:",
     help_header="Inloop keeps the dialogue with customers in-house. Commands ({prefix} …):",
     help_footer="Conversations are numbered #N; write the number without #, e.g. `claim 3`.",
+    help_unknown="There is no command `{command}`. These are the commands:",
     internal_error="Sorry, something went wrong on my side. Nothing was changed; please try again.",
     no_such_conversation="There is no conversation #{number}.",
     bad_number="`{value}` is not a conversation number.",
     usage={
-        "help": "help — this list",
+        "help": "help [COMMAND] — this list, or how to use one command, e.g. help claim",
         "claim": "claim N — take conversation #N: you reply to the customer",
         "release": "release N — give #N back to the team",
         "replied": "replied N — you have answered the customer on #N",

@@ -8,11 +8,12 @@ IT = Texts(
     usage_intro="Uso:",
     help_header="Inloop tiene in casa il dialogo con i clienti. Comandi ({prefix} …):",
     help_footer="Le conversazioni sono numerate #N; scrivi il numero senza #, es. `claim 3`.",
+    help_unknown="Non esiste il comando `{command}`. Questi sono i comandi:",
     internal_error="Scusa, qualcosa è andato storto da parte mia. Non è cambiato nulla: riprova.",
     no_such_conversation="Non esiste la conversazione #{number}.",
     bad_number="`{value}` non è il numero di una conversazione.",
     usage={
-        "help": "help — questo elenco",
+        "help": "help [COMANDO] — questo elenco, o come si usa un comando, ad esempio help claim",
         "claim": "claim N — prendi la conversazione #N: rispondi tu al cliente",
         "release": "release N — restituisci #N al team",
         "replied": "replied N — hai risposto al cliente su #N",

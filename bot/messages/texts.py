@@ -13,6 +13,7 @@ class Texts:
     usage_intro: str
     help_header: str
     help_footer: str
+    help_unknown: str
     internal_error: str
     no_such_conversation: str
     bad_number: str

@@ -1,0 +1,62 @@
+"""`help` lists what you may do; `help COMMAND` says how to use that one command."""
+
+from __future__ import annotations
+
+from harness import Chat
+
+
+async def test_help_lists_the_commands_i_may_use(chat: Chat) -> None:
+    told = await chat.say("ann", "help")
+
+    assert told.startswith("Inloop keeps the dialogue with customers in-house.")
+    assert "  claim N — take conversation #N: you reply to the customer" in told
+    assert "team add" not in told  # admins' commands are not an employee's
+
+
+async def test_help_with_a_command_gives_just_its_usage(chat: Chat) -> None:
+    assert await chat.say("ann", "help claim") == (
+        "Usage:\n!inloop claim N — take conversation #N: you reply to the customer"
+    )
+    # typed the way it is run, number and prefix included
+    assert await chat.say("ann", "help !inloop claim 3") == await chat.say("ann", "help claim")
+
+
+async def test_help_with_a_group_name_gives_every_command_of_the_group(chat: Chat) -> None:
+    told = await chat.say("boss", "help feed")
+
+    assert told.splitlines() == [
+        "Usage:",
+        "!inloop feed add URL [team] — watch an RSS or Atom feed for mentions (admins)",
+        "!inloop feed list — the feeds watched, and how they are doing (admins)",
+        "!inloop feed remove ID — stop watching a feed (admins)",
+    ]
+    team_add = await chat.say("boss", "help team add")
+    assert team_add.splitlines()[1].startswith("!inloop team add NAME [tags…]")
+
+
+async def test_help_on_a_command_above_my_role_says_so(chat: Chat) -> None:
+    told = await chat.say("ann", "help reassign")
+
+    assert told.splitlines() == [
+        "Usage:",
+        "!inloop reassign N @person — give #N to someone else (managers)",
+        "Not allowed: `reassign` needs the role manager / admin. Your role: employee.",
+    ]
+
+
+async def test_help_with_an_unknown_command_says_so_and_lists_all(chat: Chat) -> None:
+    told = await chat.say("ann", "help frobnicate")
+
+    lines = told.splitlines()
+    assert lines[0] == "There is no command `frobnicate`. These are the commands:"
+    assert lines[1].startswith("Inloop keeps the dialogue")
+    assert "  claim N — take conversation #N: you reply to the customer" in lines
+
+
+async def test_help_in_italian(chat: Chat) -> None:
+    await chat.say("ann", "lang it")
+
+    assert await chat.say("ann", "help release") == (
+        "Uso:\n!inloop release N — restituisci #N al team"
+    )
+    assert (await chat.say("ann", "help boh")).startswith("Non esiste il comando `boh`.")
