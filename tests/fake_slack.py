@@ -37,6 +37,7 @@ SCOPES: dict[str, tuple[str, ...]] = {
     "chat.postEphemeral": ("chat:write",),
     "users.info": ("users:read",),
     "conversations.open": ("im:write", "mpim:write", "channels:manage", "groups:write"),
+    "conversations.join": ("channels:join",),
     "conversations.history": _HISTORY,
     "conversations.replies": _HISTORY,
     "files.getUploadURLExternal": ("files:write",),
@@ -76,6 +77,13 @@ class Failure:
     retry_after: float | None = None
     #: the call takes effect and only then fails (the answer of a Slack in trouble)
     after_effect: bool = False
+
+
+def _refusal(error: str) -> web.HTTPOk:
+    """Slack's answer to a call it will not do: HTTP 200, ok false (raise it)."""
+    return web.HTTPOk(
+        text=json.dumps({"ok": False, "error": error}), content_type="application/json"
+    )
 
 
 def user(
@@ -126,6 +134,8 @@ class FakeSlack:
         self.views: dict[str, dict[str, Any]] = {}
         self.acks: dict[str, dict[str, Any]] = {}
         self.connections = 0
+        #: channels the bot is not a member of (it is of every other one)
+        self.outside: set[str] = set()
         #: method → failures to answer with, first first
         self.failures: dict[str, list[Failure]] = {}
         #: every `every`th chat.postMessage answers 429, `storm` times in a row
@@ -244,10 +254,7 @@ class FakeSlack:
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         found = self.users.get(args.get("user", ""))
         if found is None:
-            raise web.HTTPOk(
-                text=json.dumps({"ok": False, "error": "user_not_found"}),
-                content_type="application/json",
-            )
+            raise _refusal("user_not_found")
         return {"user": found}
 
     def _ts(self) -> str:
@@ -255,6 +262,8 @@ class FakeSlack:
         return f"{1_700_000_000 + n}.{n:06d}"
 
     def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        if args["channel"] in self.outside:
+            raise _refusal("not_in_channel")
         posted = Posted(
             args["channel"],
             self._ts(),
@@ -276,10 +285,7 @@ class FakeSlack:
                 posted.blocks = args.get("blocks") or []
                 posted.versions.append((posted.text, posted.blocks))
                 return {"channel": posted.channel, "ts": posted.ts}
-        raise web.HTTPOk(
-            text=json.dumps({"ok": False, "error": "message_not_found"}),
-            content_type="application/json",
-        )
+        raise _refusal("message_not_found")
 
     def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         self.ephemeral.append(
@@ -289,6 +295,14 @@ class FakeSlack:
 
     def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"channel": {"id": f"D{args['users']}"}}
+
+    def _conversations_join(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A bot joins a public channel (C…) by itself; a private one (G…) needs an invite."""
+        channel = args["channel"]
+        if not channel.startswith("C"):
+            raise _refusal("method_not_supported_for_channel_type")
+        self.outside.discard(channel)
+        return {"channel": {"id": channel, "is_member": True}}
 
     def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         """The channel's messages, newest first (thread replies are not in it)."""

@@ -94,6 +94,17 @@ async def test_a_customers_photo_alone_becomes_a_card(slack: SlackChat) -> None:
     assert "📎 &lt;!channel&gt; box.jpg (file)" in shown(slack.card(1)[1])
 
 
+async def test_a_public_team_channel_the_bot_was_not_invited_to_is_joined(
+    slack: SlackChat,
+) -> None:
+    fake = slack.fake
+    fake.outside.add(OWNER)  # someone typed /inloop team add there without /invite
+    await slack.setup_team()
+    await slack.write("UCUST", "Hello?", SHARED, ts="130.1")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    assert fake.count("conversations.join") == 1 and OWNER not in fake.outside
+
+
 async def test_the_bots_own_messages_and_edits_are_not_customers(slack: SlackChat) -> None:
     fake = slack.fake
     await slack.setup_team()
@@ -590,6 +601,11 @@ async def test_slacks_refusals_become_the_outboxs_delivery_errors(fake: FakeSlac
         with pytest.raises(DeliveryError) as limited:
             await platform.send(ChannelId("slack:C1"), Notice("hi"), "k1")
         assert limited.value.retry_after == 7 and not limited.value.permanent
+
+        fake.outside.add("GPRIVATE")  # a private channel can't be joined: it needs /invite
+        with pytest.raises(DeliveryError) as outside:
+            await platform.send(ChannelId("slack:GPRIVATE"), Notice("hi"), "k1")
+        assert outside.value.reason == "not_in_channel" and outside.value.permanent
 
         fake.fail("chat.postMessage", "channel_not_found")
         with pytest.raises(DeliveryError) as gone:

@@ -62,6 +62,7 @@ PERMANENT_ERRORS = frozenset(
         "not_authed",
         "token_revoked",
         "missing_scope",
+        "method_not_supported_for_channel_type",
     }
 )
 #: an ephemeral reply cannot reach the person there: a DM does
@@ -398,22 +399,38 @@ class SlackPlatform:
         return await self._post(local_part(channel), view, key, thread_ts=message_ref)
 
     async def _post(self, channel: str, view: View, key: str, thread_ts: str | None = None) -> str:
+        try:
+            return await self._post_once(channel, view, key, thread_ts)
+        except DeliveryError as exc:
+            if exc.reason != "not_in_channel":
+                raise
+            outside = exc
+        # `/inloop team add` works in a channel the bot was never invited to: a public
+        # one it can join by itself (a private one needs `/invite @inloop`).
+        try:
+            await self._call(self.client.conversations_join, channel=channel)
+        except DeliveryError as exc:
+            raise outside if exc.permanent else exc from None
+        log.info("Slack: joined %s to post there", channel)
+        return await self._post_once(channel, view, key, thread_ts)
+
+    async def _post_once(
+        self, channel: str, view: View, key: str, thread_ts: str | None = None
+    ) -> str:
         if isinstance(view, Chart):
-            ref = await self._upload(channel, view, thread_ts)
-        else:
-            body = tr.message(view, self._labels)
-            response = await self._call(
-                self.client.chat_postMessage,
-                channel=channel,
-                text=body.text,
-                blocks=body.blocks or None,
-                thread_ts=thread_ts,
-                unfurl_links=False,
-                unfurl_media=False,
-                metadata=_keyed(key),
-            )
-            ref = str(response.get("ts", ""))
-        return ref
+            return await self._upload(channel, view, thread_ts)
+        body = tr.message(view, self._labels)
+        response = await self._call(
+            self.client.chat_postMessage,
+            channel=channel,
+            text=body.text,
+            blocks=body.blocks or None,
+            thread_ts=thread_ts,
+            unfurl_links=False,
+            unfurl_media=False,
+            metadata=_keyed(key),
+        )
+        return str(response.get("ts", ""))
 
     async def _upload(self, channel: str, chart: Chart, thread_ts: str | None = None) -> str:
         """Slack's external upload flow (files.getUploadURLExternal, the upload itself,
