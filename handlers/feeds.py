@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from bot.context import Context
 from bot.events import FeedProblem
+from bot.messages import Texts
 from bot.people import ADMINS
 from bot.router import Router, UsageError
 from bot.views import Notice
@@ -73,17 +74,26 @@ async def feed_list(ctx: Context, args: Sequence[str]) -> None:
     names = {t.id: t.name for t in await teams.every(ctx.session)}
     lines = []
     for feed in every:
-        state = f"failing ×{feed.failures}: {feed.last_error}" if feed.failures else "ok"
+        team = names.get(feed.team_id) if feed.team_id is not None else None
         lines.append(
             texts.feeds_line.format(
                 id=feed.id,
-                title=feed.title or "—",
+                title=feed.title or texts.feed_no_title,
                 url=feed.url,
-                team=names.get(feed.team_id or 0, "—"),
-                state=state,
+                team=team or texts.feed_any_team,
+                state=_state(texts, feed),
             )
         )
     ctx.reply("\n".join(lines))
+
+
+def _state(texts: Texts, feed: Feed) -> str:
+    if feed.failures:
+        return texts.feed_failing_state.format(count=feed.failures, error=feed.last_error)
+    # Every poll, good or bad, moves the next one past the moment the feed was added.
+    if feed.next_poll_at <= feed.created_at:
+        return texts.feed_not_polled
+    return texts.feed_working
 
 
 async def feed_remove(ctx: Context, args: Sequence[str]) -> None:

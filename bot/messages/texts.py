@@ -114,6 +114,10 @@ class Texts:
     feed_unknown: str
     feeds_none: str
     feeds_line: str
+    feed_no_title: str
+    feed_not_polled: str
+    feed_working: str
+    feed_failing_state: str
     feed_failing: str
     feed_recovered: str
     # -- advice (issue 7) ----------------------------------------------------------
