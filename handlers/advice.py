@@ -327,7 +327,11 @@ async def list_advice(ctx: Context, args: Sequence[str]) -> None:
     waiting = [r for r in going if r.asked_by == me.id]
     questions = await advice.first_questions(ctx.session, [r.id for r in going if r.id])
     lines: list[str] = []
-    for heading, requests in ((texts.advice_to_answer, to_answer), (texts.advice_waiting, waiting)):
+    sides = (
+        (texts.advice_to_answer, to_answer, texts.advice_states_for_you),
+        (texts.advice_waiting, waiting, texts.advice_states),
+    )
+    for heading, requests, states in sides:
         if requests:
             lines.append(heading.format(count=len(requests)))
             for request in requests:
@@ -336,7 +340,7 @@ async def list_advice(ctx: Context, args: Sequence[str]) -> None:
                     texts.advice_line.format(
                         id=AdviceId(request.conversation_id, request.seq),
                         number=request.conversation_id,
-                        state=texts.advice_states[request.status],
+                        state=states[request.status],
                         age=age(request.created_at, ctx.now),
                         question=one_line(question),
                     )

@@ -204,8 +204,14 @@ EN = Texts(
     advice_line="{id} · #{number} · {state} · {age} — {question}",
     advice_states={
         "open": "waiting in the pool",
-        "taken": "taken",
+        "taken": "waiting for the consultant",
         "answered": "answered",
+        "closed": "closed",
+    },
+    advice_states_for_you={
+        "open": "waiting in the pool",
+        "taken": "for you",
+        "answered": "answered by you",
         "closed": "closed",
     },
     pool_set="This channel is now the consultants' pool: advice requests with no named consultant land here.",

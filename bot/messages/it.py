@@ -204,8 +204,14 @@ IT = Texts(
     advice_line="{id} · #{number} · {state} · {age} — {question}",
     advice_states={
         "open": "in attesa nel pool",
-        "taken": "presa",
+        "taken": "in attesa del consulente",
         "answered": "con risposta",
+        "closed": "chiusa",
+    },
+    advice_states_for_you={
+        "open": "in attesa nel pool",
+        "taken": "per te",
+        "answered": "hai risposto",
         "closed": "chiusa",
     },
     pool_set="Questo canale ora è il pool dei consulenti: qui arrivano le richieste senza un consulente indicato.",

@@ -153,7 +153,9 @@ class Texts:
     advice_to_answer: str
     advice_waiting: str
     advice_line: str
+    #: a request's state as its owner reads it, and as its consultant does
     advice_states: dict[str, str]
+    advice_states_for_you: dict[str, str]
     pool_set: str
     consultant_scope: str
     advice_reminder: str

@@ -151,3 +151,26 @@ async def test_a_request_waiting_in_the_pool_is_chased_in_the_pool(chat: Chat) -
     assert chat.platform.last_private(person("ann")) == (
         "1-A1 is still unanswered after 25h; I reminded the consultants' pool."
     )
+
+
+async def test_the_advice_list_names_each_state_from_the_reader_s_side(chat: Chat) -> None:
+    await _owner_with_a_conversation(chat)
+    await chat.say("boss", "consultants here", where="experts")
+    await chat.say("ann", "ask 1 Rimborso? console:sage")
+    await chat.say("ann", "ask 1 Spedizione?")  # to the pool
+    await chat.say("expert", "take 1-A2")
+    await chat.say("expert", "answer 1-A2 Sì.")
+
+    assert await chat.say("sage", "advice") == (
+        "To answer (1):\n1-A1 · #1 · for you · 0m — Rimborso?"
+    )
+    assert await chat.say("expert", "advice") == (
+        "To answer (1):\n1-A2 · #1 · answered by you · 0m — Spedizione?"
+    )
+    assert await chat.say("ann", "advice") == (
+        "Waiting for advice (2):\n"
+        "1-A1 · #1 · waiting for the consultant · 0m — Rimborso?\n"
+        "1-A2 · #1 · answered · 0m — Spedizione?"
+    )
+    await chat.say("sage", "lang it")
+    assert "1-A1 · #1 · per te · 0m" in await chat.say("sage", "advice")
