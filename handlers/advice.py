@@ -171,11 +171,17 @@ async def ask(ctx: Context, args: Sequence[str]) -> None:
             id=ident, consultant=consultant.display_name if consultant else texts.advice_pool_name
         )
     )
+    owner = ctx.sender.display_name
     if consultant is not None:
-        view = await _request_card(ctx, consultant, conversation, ident, question, pool=False)
+        texts_for_them = ctx.texts_of(consultant)
+        view = await _request_card(
+            ctx, texts_for_them, conversation, ident, question, owner=owner, pool=False
+        )
         ctx.tell(consultant, view)
     else:
-        view = await _request_card(ctx, None, conversation, ident, question, pool=True)
+        view = await _request_card(
+            ctx, ctx.channel_texts, conversation, ident, question, owner=owner, pool=True
+        )
         for pool in pools:
             ctx.out.post(ChannelId(pool.channel), view)
     conversations.audit(ctx.session, conversation.id, ctx.sender.id, "advice", ctx.now, str(ident))
@@ -357,6 +363,33 @@ async def consultants_here(ctx: Context, args: Sequence[str]) -> None:
     ctx.reply(ctx.texts.pool_set)
 
 
+async def asked_of_me(ctx: Context, limit: int) -> tuple[list[Card], int]:
+    """The sender's (a consultant's) open requests, oldest first, as the cards they were
+    sent, each with its state; at most `limit` of them, and how many there are."""
+    me, texts = ctx.sender, ctx.texts
+    assert me.id is not None
+    mine = [r for r in await advice.open_for(ctx.session, me.id) if r.consultant_id == me.id]
+    shown = mine[:limit]
+    questions = await advice.first_questions(ctx.session, [r.id for r in shown if r.id])
+    cards = []
+    for request in shown:
+        conversation = await conversations.get(ctx.session, request.conversation_id)
+        assert conversation is not None
+        cards.append(
+            await _request_card(
+                ctx,
+                texts,
+                conversation,
+                AdviceId(request.conversation_id, request.seq),
+                questions.get(request.id or 0, ""),
+                owner=_name(await _person(ctx, request.asked_by)),
+                pool=False,
+                state=texts.advice_states_for_you[request.status],
+            )
+        )
+    return cards, len(mine)
+
+
 async def may_read(ctx: Context, conversation_id: int) -> bool:
     """A consultant reads only the conversations they were asked about."""
     me = ctx.sender
@@ -450,28 +483,30 @@ async def _note_under_card(ctx: Context, conversation: Conversation, text: str) 
 
 async def _request_card(
     ctx: Context,
-    consultant: Person | None,
+    texts: Texts,
     conversation: Conversation,
     ident: AdviceId,
     question: str,
     *,
+    owner: str,
     pool: bool,
+    state: str = "",
 ) -> Card:
     """What a consultant needs to answer, and nothing more: this conversation only."""
-    texts = ctx.texts_of(consultant) if consultant else ctx.channel_texts
     assert conversation.id is not None
     mentions = await conversations.mentions(ctx.session, conversation.id)
     said = "\n".join(f"{m.author_name}: {m.text}" for m in mentions)
     text, _ = trim(said, CONTEXT_LIMIT)
-    owner = ctx.sender.display_name
     take = Button(texts.button_take, "take", str(ident), "primary", f"{ctx.prefix} take {ident}")
     buttons = (take,) if pool else ()
     customer = conversation.customer_name
+    shown_state = (Field(texts.card_status, state),) if state else ()
     return Card(
         title=texts.advice_card_title.format(
             id=ident, source=conversation.source, customer=customer
         ),
         fields=(
+            *shown_state,
             Field(texts.advice_card_asked_by, owner),
             Field(texts.advice_card_question, question),
         ),

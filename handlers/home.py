@@ -1,4 +1,5 @@
-"""`home`: a person's overview — what they claimed, what waits for someone.
+"""`home`: a person's overview — what they claimed, what waits for someone; for a
+consultant, the advice asked of them.
 
 Slack shows it as the App Home tab (the adapter asks for it when the tab is
 opened); elsewhere it arrives as a private message.
@@ -13,8 +14,9 @@ from bot.events import PersonId
 from bot.people import is_staff
 from bot.router import ANYONE, Router, UsageError
 from bot.views import Home, HomeSection
-from handlers import card
+from handlers import advice, card
 from storage import conversations
+from storage.models import Role
 
 #: cards per section: the Home tab stays readable (and within Slack's 100 blocks)
 HOME_LIMIT = 10
@@ -28,7 +30,13 @@ async def home(ctx: Context, args: Sequence[str]) -> None:
     if args:
         raise UsageError()
     texts, me = ctx.texts, ctx.sender
-    if not is_staff(me) or me.id is None:
+    if me.role == Role.CONSULTANT:
+        asked, total = await advice.asked_of_me(ctx, HOME_LIMIT)
+        section = HomeSection(
+            texts.home_advice.format(count=total), tuple(asked), texts.home_advice_empty
+        )
+        view = Home(texts.home_title_consultant, (section,))
+    elif not is_staff(me) or me.id is None:
         view = Home(texts.home_title, (HomeSection(texts.home_not_staff),))
     else:
         mine = await conversations.owned_by(ctx.session, me.id)

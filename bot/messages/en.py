@@ -54,7 +54,7 @@ EN = Texts(
         "snooze": "snooze ID — remind me of block ID again in 15 minutes",
         "done": "done ID — you gave block ID in full",
         "partial": "partial ID MINUTES — you gave part of block ID",
-        "home": "home — your overview: what you claimed and what waits (Slack: the Home tab)",
+        "home": "home — your overview: what you claimed and what waits, or (consultants) the advice asked of you (Slack: the Home tab)",
     },
     status_names={
         "open": "Open — waiting for someone to claim it",
@@ -319,6 +319,9 @@ EN = Texts(
     home_unclaimed="Waiting for someone to claim them ({count})",
     home_unclaimed_empty="No unclaimed conversations. Well done!",
     home_not_staff="Inloop routes customer conversations to the team that owns them. Ask an admin for a role to see the queue here.",
+    home_title_consultant="Inloop — the advice asked of you",
+    home_advice="Advice requests for you ({count})",
+    home_advice_empty="No advice requests open for you. When someone asks for your advice, it shows here.",
     slack_show_full="Show full text",
     slack_full_text_title="Full text",
     slack_close="Close",

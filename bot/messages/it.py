@@ -54,7 +54,7 @@ IT = Texts(
         "snooze": "snooze ID — ricordami il blocco ID fra 15 minuti",
         "done": "done ID — hai dato tutto il blocco ID",
         "partial": "partial ID MINUTI — hai dato una parte del blocco ID",
-        "home": "home — il tuo riepilogo: cosa hai preso e cosa aspetta (Slack: la scheda Home)",
+        "home": "home — il tuo riepilogo: cosa hai preso e cosa aspetta, o (consulenti) i consigli chiesti a te (Slack: la scheda Home)",
     },
     status_names={
         "open": "Aperta — in attesa che qualcuno la prenda",
@@ -319,6 +319,9 @@ IT = Texts(
     home_unclaimed="In attesa di qualcuno che le prenda ({count})",
     home_unclaimed_empty="Nessuna conversazione da assegnare. Ottimo lavoro!",
     home_not_staff="Inloop porta le conversazioni con i clienti al team che se ne occupa. Chiedi un ruolo a un admin per vedere la coda qui.",
+    home_title_consultant="Inloop — i consigli chiesti a te",
+    home_advice="Richieste di consiglio per te ({count})",
+    home_advice_empty="Nessuna richiesta di consiglio aperta per te. Quando qualcuno ti chiede un consiglio, compare qui.",
     slack_show_full="Mostra tutto il testo",
     slack_full_text_title="Testo completo",
     slack_close="Chiudi",

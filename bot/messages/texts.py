@@ -243,6 +243,9 @@ class Texts:
     home_unclaimed: str
     home_unclaimed_empty: str
     home_not_staff: str
+    home_title_consultant: str
+    home_advice: str
+    home_advice_empty: str
     slack_show_full: str
     slack_full_text_title: str
     slack_close: str
