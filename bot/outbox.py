@@ -392,12 +392,7 @@ class OutboxWorker:
         view = view_from_dict(json.loads(row.payload))
         card_ref = cards.get(row.conversation_id or 0)
         if row.maybe_sent and row.kind != OutboxKind.UPDATE:  # an edit can simply be redone
-            found = await platform.find_sent(
-                row.target,
-                row.key,
-                thread=card_ref if row.kind == OutboxKind.REPLY else None,
-                private=row.kind == OutboxKind.PRIVATE,
-            )
+            found = await self._find_sent(platform, row, card_ref)
             if found is not None:
                 return found or None
         if row.kind == OutboxKind.SEND:
@@ -412,6 +407,24 @@ class OutboxWorker:
             return await platform.reply(ChannelId(row.target), card_ref, view, row.key)
         await platform.update(ChannelId(row.target), card_ref, view, row.key)
         return None
+
+    async def _find_sent(
+        self, platform: Platform, row: OutboxRow, card_ref: str | None
+    ) -> str | None:
+        try:
+            return await platform.find_sent(
+                row.target,
+                row.key,
+                thread=card_ref if row.kind == OutboxKind.REPLY else None,
+                private=row.kind == OutboxKind.PRIVATE,
+            )
+        except DeliveryError as exc:
+            if not exc.permanent:
+                raise  # asked again at the next attempt
+            # Looking is refused for good (e.g. a scope the app lacks): sending again
+            # risks a message twice, not sending loses it. Twice is the lesser harm.
+            log.warning("cannot look for row %s's earlier send (%s): sending it", row.id, exc)
+            return None
 
     async def _sent(self, delivered: list[tuple[OutboxRow, str | None]]) -> None:
         """Book a whole pass as sent in one transaction, and remember where cards went."""

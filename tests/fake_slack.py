@@ -29,6 +29,8 @@ BOT_USER = "UBOT"
 TEAM = "T1"
 MANIFEST = Path(__file__).resolve().parents[1] / "slack-manifest.yaml"
 _HISTORY = ("channels:history", "groups:history", "im:history", "mpim:history")
+#: a channel id's first letter → the scope that reads it (C public, G private, D a DM)
+_HISTORY_OF = {"C": "channels:history", "G": "groups:history", "D": "im:history"}
 #: the bot scopes Slack documents for each method the fake answers (any one will do);
 #: methods not listed need none (auth.test, views.*) or an app-level token
 SCOPES: dict[str, tuple[str, ...]] = {
@@ -205,6 +207,8 @@ class FakeSlack:
         if token != expected:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         needed = SCOPES.get(method, ())
+        if needed == _HISTORY:  # reading needs the scope of the channel's kind
+            needed = (_HISTORY_OF.get(str(args.get("channel", " "))[0], _HISTORY[0]),)
         if needed and not self.scopes.intersection(needed):
             return web.json_response(
                 {"ok": False, "error": "missing_scope", "needed": ",".join(needed)}

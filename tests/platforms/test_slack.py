@@ -338,6 +338,19 @@ async def test_a_card_slack_kept_despite_a_500_is_not_posted_twice(slack: SlackC
     assert "Ann" in shown(slack.card(1)[1])
 
 
+async def test_a_card_is_not_lost_when_slack_refuses_the_look_up(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    fake.scopes = fake.scopes - {"channels:history"}  # an app made from an older manifest
+    fake.fail("chat.postMessage", "internal_error", status=500, after_effect=True)
+    await slack.write("UCUST", "Where is my parcel?", SHARED, ts="302.1")
+
+    # it cannot look, so it posts again: twice is the lesser harm than never
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 2)
+    await slack.press("UANN", "claim", "1")
+    assert "Ann" in shown(fake.in_channel(OWNER)[-1].blocks)
+
+
 async def test_a_card_posted_just_before_a_crash_is_not_posted_again(
     slack: SlackChat, monkeypatch: pytest.MonkeyPatch
 ) -> None:
