@@ -13,7 +13,7 @@ import json
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -303,6 +303,12 @@ def _minutes(value: float | None, before: float | None, texts: Texts) -> str:
     return f"{value:.0f} min{_trend(value, before)}"
 
 
+def _day(day: date, texts: Texts, *, with_year: bool) -> str:
+    """`29 Dec` or `29 Dec 2025`, with the month in the reader's language."""
+    text = f"{day.day:02d} {texts.month_names[day.month - 1]}"
+    return f"{text} {day.year}" if with_year else text
+
+
 def _previous_by_name(
     d: Digest,
 ) -> tuple[dict[str, PersonFigures], dict[str, ConsultantFigures], dict[str, TeamFigures]]:
@@ -323,14 +329,18 @@ def as_text(d: Digest, texts: Texts) -> str:
     quiet_person = PersonFigures("", 0, 0, 0, None, None, 0, 0) if d.previous else None
     quiet_consultant = ConsultantFigures("", 0, 0, None, 0) if d.previous else None
     local = zone(d.tz)
+    first = d.start.astimezone(local).date()
+    last = (d.end.astimezone(local) - timedelta(days=1)).date()
     lines = [
         texts.digest_title.format(
             week=d.week,
-            start=d.start.astimezone(local).strftime("%d %b"),
-            end=(d.end.astimezone(local) - timedelta(days=1)).strftime("%d %b %Y"),
+            # the week of New Year spans two years: then both dates carry theirs
+            start=_day(first, texts, with_year=first.year != last.year),
+            end=_day(last, texts, with_year=True),
             tz=d.tz,
             team=f" · {d.team}" if d.team else "",
         ),
+        texts.digest_legend,
         "",
         texts.digest_people,
     ]
@@ -344,13 +354,18 @@ def as_text(d: Digest, texts: Texts) -> str:
                 if v
             )
             kept = p.kept
-            commitment = texts.digest_commitment.format(
-                committed=p.committed,
-                given=f"{p.given or 0} min{_trend(p.given or 0, b.given if b else None)}",
-                kept=(f"{kept:.0f}%" + _trend(kept, b.kept if b else None))
+            given = f"{p.given or 0} min{_trend(p.given or 0, b.given if b else None)}"
+            listed = texts.digest_sessions.format(list=sessions) if sessions else ""
+            commitment = (
+                texts.digest_commitment.format(
+                    committed=p.committed,
+                    given=given,
+                    kept=f"{kept:.0f}%" + _trend(kept, b.kept if b else None),
+                    sessions=listed,
+                )
                 if kept is not None
-                else texts.digest_none,
-                sessions=texts.digest_sessions.format(list=sessions) if sessions else "",
+                # time logged without a commitment: there is no share of it to keep
+                else texts.digest_uncommitted.format(given=given, sessions=listed)
             )
         lines.append(
             texts.digest_person.format(

@@ -165,7 +165,9 @@ class Texts:
     digest_title: str
     digest_people: str
     digest_person: str
+    digest_legend: str
     digest_commitment: str
+    digest_uncommitted: str
     digest_sessions: str
     digest_session_names: dict[str, str]
     digest_consultants: str
@@ -183,6 +185,7 @@ class Texts:
     managers_set: str
     # -- commitments (weekly dialogue time) ------------------------------------------
     day_names: tuple[str, ...]
+    month_names: tuple[str, ...]
     days_weekdays: str
     days_daily: str
     bad_days: str

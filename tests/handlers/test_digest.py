@@ -70,6 +70,7 @@ async def test_every_figure_of_a_seeded_week(database_url: str) -> None:
     assert chart == "(chart) Inloop 2026-W47"
     assert lines == [
         "Inloop digest 2026-W47 (16 Nov – 22 Nov 2026, Europe/Rome)",
+        "▲ ▼ up or down from the week before · — nothing to measure",
         "",
         "People",
         "• Ann: claimed 1, replied 1, resolved 0 ▼1 · median time to claim 20 min ▼10,"
@@ -264,6 +265,39 @@ async def test_commitments_kept_and_not_kept_are_in_the_digest(database_url: str
 
     text = await chat.say("boss", "digest 2026-W47")
 
-    assert "• Ann: committed 30 min, gave 30 min ▲30 (100%) · sessions done 1 · " in text
-    assert "• Bob: committed 60 min, gave 0 min (0%) · sessions no answer 1 · " in text
+    assert "• Ann: committed 30 min, gave 30 min ▲30, kept 100% · sessions done 1 · " in text
+    assert "• Bob: committed 60 min, gave 0 min, kept 0% · sessions no answer 1 · " in text
+    await chat.stop()
+
+
+async def test_time_logged_without_a_commitment_says_so(database_url: str) -> None:
+    chat = await _digest_chat(database_url)
+    await chat.say("boss", "team add support")
+    chat.clock.now = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
+    assert (await chat.say("ann", "log 5h40m")).startswith("Logged 5h40m")
+    chat.clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+    text = await chat.say("boss", "digest 2026-W47")
+
+    assert "• Ann: no time committed, gave 340 min ▲340 · claimed 0" in text
+    assert "(—)" not in text
+    await chat.stop()
+
+
+async def test_the_week_of_new_year_shows_both_years(database_url: str) -> None:
+    chat = await _digest_chat(database_url)
+    await chat.say("boss", "team add support")
+    chat.clock.now = datetime(2026, 1, 12, 9, 0, tzinfo=UTC)
+
+    text = await chat.say("boss", "digest 2026-W01")
+
+    assert text.splitlines()[0] == (
+        "Inloop digest 2026-W01 (29 Dec 2025 – 04 Jan 2026, Europe/Rome)"
+    )
+    await chat.say("boss", "lang it")
+    italian = await chat.say("boss", "digest 2026-W01")
+    assert italian.splitlines()[:2] == [
+        "Resoconto Inloop 2026-W01 (29 dic 2025 – 04 gen 2026, Europe/Rome)",
+        "▲ ▼ in più o in meno rispetto alla settimana prima · — niente da misurare",
+    ]
     await chat.stop()
