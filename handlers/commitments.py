@@ -49,6 +49,8 @@ SNOOZE = timedelta(minutes=15)
 NO_ANSWER_AFTER = timedelta(hours=12)
 #: conversations listed in a reminder
 REMINDER_QUEUE = 10
+#: a weekly block's length; time logged outside a block may be longer (a fair, a long
+#: session with one customer): both ranges are in the usage lines and the error texts
 BLOCK_MINUTES = (15, 4 * 60)
 LOG_MINUTES = (1, 8 * 60)
 
@@ -115,17 +117,16 @@ def parse_time(value: str, texts: Texts) -> str:
     return f"{int(match[1]):02d}:{match[2]}"
 
 
-def parse_minutes(value: str, texts: Texts, low: int, high: int) -> int:
-    """`30m`, `1h`, `1h30m` (or `1h30`) → minutes, within [low, high]."""
+def parse_minutes(value: str, problem: str, low: int, high: int) -> int:
+    """`30m`, `1h`, `1h30m` (or `1h30`) → minutes, within [low, high]; else `problem`
+    (a template over value, low and high) is the usage error."""
     match = _DURATION.fullmatch(value.lower())
     minutes = -1
     if match and any(match.groups()):
         hours, rest = (match[1], match[2]) if match[3] is None else (match[3], match[4])
         minutes = int(hours or 0) * 60 + int(rest or 0)
     if not low <= minutes <= high:
-        raise UsageError(
-            texts.bad_duration.format(value=value, low=duration(low), high=duration(high))
-        )
+        raise UsageError(problem.format(value=value, low=duration(low), high=duration(high)))
     return minutes
 
 
@@ -196,7 +197,7 @@ class Commitments:
         texts, me = ctx.texts, ctx.sender
         days = parse_days(args[0], texts)
         start = parse_time(args[1], texts)
-        minutes = parse_minutes(args[2], texts, *BLOCK_MINUTES)
+        minutes = parse_minutes(args[2], texts.bad_duration, *BLOCK_MINUTES)
         tz = parse_zone(args[3], texts) if len(args) == 4 else self._zone_of(me)
         # Made in a team's channel, the reminder shows that team's unclaimed conversations.
         team = await teams.by_channel(ctx.session, ctx.channel) if ctx.channel else None
@@ -323,7 +324,7 @@ class Commitments:
         if len(args) not in (1, 2):
             raise UsageError()
         texts, me = ctx.texts, ctx.sender
-        minutes = parse_minutes(args[0], texts, *LOG_MINUTES)
+        minutes = parse_minutes(args[0], texts.bad_log_duration, *LOG_MINUTES)
         conversation_id: int | None = None
         if len(args) == 2:
             conversation_id = number(args[1], texts.bad_number)

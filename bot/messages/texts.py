@@ -191,6 +191,7 @@ class Texts:
     bad_days: str
     bad_time: str
     bad_duration: str
+    bad_log_duration: str
     bad_timezone: str
     bad_date: str
     date_past: str

@@ -18,7 +18,9 @@ from sqlmodel import col
 from bot.app import App
 from bot.config import load_settings
 from bot.events import EventId, OccurrenceDue
+from bot.messages import CATALOG
 from bot.views import Card
+from handlers.commitments import BLOCK_MINUTES, LOG_MINUTES, duration
 from harness import Chat, FakeClock, person
 from recording import RecordingPlatform
 from storage.models import DialogueSession, OutboxRow
@@ -455,16 +457,17 @@ async def test_commitments_lists_mine_and_managers_see_anyones(week: Week) -> No
         ("commit mon,funday 09:00 30m", "`mon,funday` is not a list of days"),
         ("commit weekdays 25:00 30m", "`25:00` is not a time"),
         ("commit weekdays 9am 30m", "`9am` is not a time"),
-        ("commit weekdays 09:00 10m", "`10m` is not a duration from 15m to 4h"),
-        ("commit weekdays 09:00 5h", "`5h` is not a duration from 15m to 4h"),
-        ("commit weekdays 09:00 30", "`30` is not a duration from 15m to 4h"),
+        ("commit weekdays 09:00 10m", "`10m` is not a block length: a weekly block is 15m to 4h"),
+        ("commit weekdays 09:00 5h", "`5h` is not a block length: a weekly block is 15m to 4h"),
+        ("commit weekdays 09:00 30", "`30` is not a block length: a weekly block is 15m to 4h"),
         ("commit weekdays 09:00 30m Mars/Olympus", "`Mars/Olympus` is not an IANA time zone"),
         ("commit weekdays 09:00 30m Europe", "`Europe` is not an IANA time zone"),
         ("commit weekdays 09:00", ""),
         ("away until 2026-02-30", "`2026-02-30` is not a date"),
         ("away until 2026-11-15", "2026-11-15 is already past."),
         ("away 2026-12-01", ""),
-        ("log 0m", "`0m` is not a duration from 1m to 8h"),
+        ("log 0m", "`0m` is not a time to log: one session is 1m to 8h"),
+        ("log 8h30m", "`8h30m` is not a time to log: one session is 1m to 8h"),
         ("log 20m x", "`x` is not a conversation number."),
         ("uncommit one", "`one` is not a commitment number."),
         ("done x", "`x` is not a block number."),
@@ -483,6 +486,25 @@ async def test_invalid_input_answers_with_what_was_wrong_and_the_usage(
     assert await week.say("ann", "commitments") == (
         "No commitments yet. `commit mon,wed,fri 09:00 30m` makes one."
     )
+
+
+async def test_a_session_logged_may_be_longer_than_a_block_and_both_limits_are_said(
+    week: Week,
+) -> None:
+    refused = await week.say("ann", "commit weekdays 09:00 5h")
+    assert refused.startswith("`5h` is not a block length: a weekly block is 15m to 4h")
+    assert "DURATION: 15m to 4h" in refused  # the usage line says it too
+
+    assert await week.say("ann", "log 5h") == "Logged 5h of dialogue time. Thank you!"
+    assert "DURATION: 1m to 8h" in await week.say("ann", "help log")
+
+
+@pytest.mark.parametrize("language", sorted(CATALOG))
+def test_the_usage_lines_state_the_limits_the_commands_enforce(language: str) -> None:
+    usage = CATALOG[language].usage
+    for command, (low, high) in (("commit", BLOCK_MINUTES), ("log", LOG_MINUTES)):
+        assert f"{duration(low)} " in usage[command], command
+        assert f" {duration(high)}" in usage[command], command
 
 
 async def test_a_partial_answer_must_fit_the_block(week: Week) -> None:
