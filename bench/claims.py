@@ -121,7 +121,13 @@ class BenchPlatform:
         self._record("private", person, view)
 
     async def find_sent(
-        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+        self,
+        target: str,
+        key: str,
+        *,
+        since: datetime,
+        thread: str | None = None,
+        private: bool = False,
     ) -> None:
         return None
 

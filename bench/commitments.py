@@ -98,7 +98,13 @@ class NullPlatform:
         return await self.send(channel, view, key)
 
     async def find_sent(
-        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+        self,
+        target: str,
+        key: str,
+        *,
+        since: datetime,
+        thread: str | None = None,
+        private: bool = False,
     ) -> None:
         return None
 

@@ -39,6 +39,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,13 @@ class BenchPlatform:
         self.log.append(("private", person, summary(view)))
 
     async def find_sent(
-        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+        self,
+        target: str,
+        key: str,
+        *,
+        since: datetime,
+        thread: str | None = None,
+        private: bool = False,
     ) -> None:
         return None
 

@@ -78,7 +78,8 @@ class Message:
     thread: str | None = None
     #: a link to the message, where the platform has one
     url: str = ""
-    #: the names of the files it carries (a photo of the broken box, a PDF)
+    #: the names of the files it carries (a photo of the broken box, a PDF); "" for a
+    #: file the platform does not name
     files: tuple[str, ...] = ()
     raw: Raw = field(default_factory=dict, compare=False)
 

@@ -415,14 +415,16 @@ class OutboxWorker:
             return await platform.find_sent(
                 row.target,
                 row.key,
+                since=row.created_at,
                 thread=card_ref if row.kind == OutboxKind.REPLY else None,
                 private=row.kind == OutboxKind.PRIVATE,
             )
         except DeliveryError as exc:
-            if not exc.permanent:
+            if not exc.permanent and row.attempts + 2 < self._max_attempts:
                 raise  # asked again at the next attempt
-            # Looking is refused for good (e.g. a scope the app lacks): sending again
-            # risks a message twice, not sending loses it. Twice is the lesser harm.
+            # Looking is refused for good (e.g. a scope the app lacks), or has failed
+            # until the row's last tries: sending again risks a message twice, not
+            # sending loses it. Twice is the lesser harm.
             log.warning("cannot look for row %s's earlier send (%s): sending it", row.id, exc)
             return None
 

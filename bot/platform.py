@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from bot.events import ChannelId, Event, PersonId
@@ -86,11 +87,17 @@ class Platform(Protocol):
         ...
 
     async def find_sent(
-        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+        self,
+        target: str,
+        key: str,
+        *,
+        since: datetime,
+        thread: str | None = None,
+        private: bool = False,
     ) -> str | None:
         """The message an earlier attempt with `key` posted to `target` (a channel; a person
-        if `private`; in the thread `thread` if set), if there is one: its reference
-        ("" if it has none), else None.
+        if `private`; in the thread `thread` if set) at `since` or later, if there is
+        one: its reference ("" if it has none), else None.
 
         The outbox asks before resending a row that may have got through (its worker
         died mid-send, or the platform timed out). Platforms that deduplicate by key

@@ -92,7 +92,11 @@ def _with_files(ctx: Context, event: Message) -> str:
     """The message's text, then a line per file: a customer's photo alone is still a
     message (in the team channel's language: it is shown on the card)."""
     lines = [event.text] if event.text.strip() else []
-    lines += [ctx.channel_texts.attached_file.format(name=name) for name in event.files]
+    texts = ctx.channel_texts
+    lines += [
+        texts.attached_file.format(name=name) if name else texts.attached_file_unnamed
+        for name in event.files
+    ]
     return "\n".join(lines)
 
 

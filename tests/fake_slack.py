@@ -262,8 +262,9 @@ class FakeSlack:
         return {"user": found}
 
     def _ts(self) -> str:
+        """A message's ts: its Unix time, unique and rising (the counter as microseconds)."""
         n = next(self._ids)
-        return f"{1_700_000_000 + n}.{n:06d}"
+        return f"{int(time.time())}.{n:06d}"
 
     def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         if args["channel"] in self.outside:
@@ -311,6 +312,8 @@ class FakeSlack:
     def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         """The channel's messages, newest first (thread replies are not in it)."""
         channel = self._dm_channel(args["channel"])
+        if channel in self.outside:
+            raise _refusal("not_in_channel")
         found = [p for p in self.posted if p.channel == channel and p.thread_ts is None]
         return self._messages(found[::-1], args)
 
@@ -326,16 +329,27 @@ class FakeSlack:
 
     @staticmethod
     def _messages(posts: list[Posted], args: dict[str, Any]) -> dict[str, Any]:
+        """A page of `posts` as Slack gives it: after `oldest`, `limit` at a time, the
+        next page's cursor in response_metadata."""
         with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        oldest = float(args.get("oldest") or 0)
+        posts = [p for p in posts if float(p.ts) > oldest]
+        start = int(args.get("cursor") or 0)
+        end = start + int(args.get("limit") or 100)
         messages = []
-        for p in posts[: int(args.get("limit", 100))]:
+        for p in posts[start:end]:
             message: dict[str, Any] = {"type": "message", "ts": p.ts, "text": p.text}
             if p.thread_ts:
                 message["thread_ts"] = p.thread_ts
             if with_metadata and p.metadata:
                 message["metadata"] = p.metadata
             messages.append(message)
-        return {"messages": messages, "has_more": len(posts) > len(messages)}
+        more = end < len(posts)
+        return {
+            "messages": messages,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(end) if more else ""},
+        }
 
     def _files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
         file_id = f"F{next(self._ids)}"

@@ -8,6 +8,7 @@ platforms fail (429 with Retry-After, a crash right after the send).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from bot.events import ChannelId, PersonId, local_part
 from bot.platform import DeliveryError, EventSink, PersonInfo
@@ -86,7 +87,13 @@ class RecordingPlatform:
         self._deliver("private", person, view, key)
 
     async def find_sent(
-        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+        self,
+        target: str,
+        key: str,
+        *,
+        since: datetime,
+        thread: str | None = None,
+        private: bool = False,
     ) -> None:
         # Like Matrix, this platform drops a resend by its key (`_deliver`).
         return None

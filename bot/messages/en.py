@@ -153,6 +153,7 @@ EN = Texts(
     route_nowhere="→ nowhere yet: there is no team. Run `team add NAME` in a channel.",
     feed_added="Feed {id} added: {url} → {team}. Entries from now on become conversations (polled every {minutes} min).",
     attached_file="📎 {name} (file)",
+    attached_file_unnamed="📎 a file",
     watching="Watching this channel for team {team}: messages from customers here become conversations, and an owner's reply in the thread marks them replied.",
     watch_owner_channel="This is the owner channel of team {team}, where its staff work: watch the channel customers write in instead.",
     unwatched="This channel is no longer watched.",

@@ -153,6 +153,7 @@ IT = Texts(
     route_nowhere="→ ancora da nessuna parte: non c'è nessun team. Esegui `team add NOME` in un canale.",
     feed_added="Feed {id} aggiunto: {url} → {team}. Le voci da ora in poi diventano conversazioni (controllo ogni {minutes} min).",
     attached_file="📎 {name} (file)",
+    attached_file_unnamed="📎 un file",
     watching="Seguo questo canale per il team {team}: i messaggi dei clienti qui diventano conversazioni, e la risposta del responsabile nel thread le segna come risposte.",
     watch_owner_channel="Questo è il canale del team {team}, dove lavora il suo staff: segui invece il canale in cui scrivono i clienti.",
     unwatched="Questo canale non è più seguito.",

@@ -103,6 +103,7 @@ class Texts:
     watching: str
     #: a file a customer sent in a watched channel, as a line of the mention's text
     attached_file: str
+    attached_file_unnamed: str
     watch_owner_channel: str
     unwatched: str
     not_watched: str

@@ -127,6 +127,8 @@ async def test_a_customer_s_photo_alone_is_a_message_too(chat: Chat) -> None:
     card = chat.platform.card(1)
     assert field_value(card, "Messages") == "2"
     assert card.text == "Ecco la ricevuta\n📎 ricevuta.pdf (file)\n📎 <!channel>.png (file)"
+    await chat.post("giulia", "", "community", ref="m4", files=("",))  # a file with no name
+    assert chat.platform.card(2).text == "📎 a file"
     # a message with neither text nor a file is nothing to answer
     before = len(chat.platform.delivered)
     await chat.post("giulia", "  ", "community", ref="m3")

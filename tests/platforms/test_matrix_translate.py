@@ -84,6 +84,12 @@ def test_a_photo_or_a_file_is_a_message_carrying_its_name() -> None:
     )
     assert isinstance(captioned, Message)
     assert (captioned.text, captioned.files) == ("Invoice attached", ("inv.pdf",))
+    replying = inbound(
+        event({"msgtype": "m.image", "body": "> <@bot:x> #1?\n\nHere", "filename": "a.png"}),
+        ROOM,
+        BOT,
+    )
+    assert isinstance(replying, Message) and replying.text == "Here"  # no quoted fallback
     assert inbound(event({"msgtype": "m.location", "body": "here"}), ROOM, BOT) is None
 
 

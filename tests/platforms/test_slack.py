@@ -26,7 +26,7 @@ from bot.platform import DeliveryError, StartError
 from bot.platforms.slack import translate as tr
 from bot.platforms.slack.adapter import ConnectionRetry, SlackPlatform, Turnstile
 from bot.views import Notice
-from fake_slack import FakeSlack, button, command, message, sign, user
+from fake_slack import FakeSlack, Posted, button, command, message, sign, user
 from harness import eventually
 from slack_chat import OWNER, SHARED, SlackChat, buttons, shown
 
@@ -618,7 +618,10 @@ async def test_slacks_refusals_become_the_outboxs_delivery_errors(fake: FakeSlac
         fake.outside.add("GPRIVATE")  # a private channel can't be joined: it needs /invite
         with pytest.raises(DeliveryError) as outside:
             await platform.send(ChannelId("slack:GPRIVATE"), Notice("hi"), "k1")
-        assert outside.value.reason == "not_in_channel" and outside.value.permanent
+        assert outside.value.permanent
+        assert outside.value.reason == (
+            "not_in_channel, and joining failed: method_not_supported_for_channel_type"
+        )
 
         fake.fail("chat.postMessage", "channel_not_found")
         with pytest.raises(DeliveryError) as gone:
@@ -630,16 +633,25 @@ async def test_slacks_refusals_become_the_outboxs_delivery_errors(fake: FakeSlac
             await platform.send(ChannelId("slack:C1"), Notice("hi"), "k3")
         assert not hiccup.value.permanent
 
-        # Slack in trouble: the message was kept, but the answer is a 500 or never comes
-        fake.fail("chat.postMessage", "internal_error", status=500, after_effect=True)
-        with pytest.raises(DeliveryError) as unsure:
-            await platform.send(ChannelId("slack:C1"), Notice("hi"), "k4")
-        assert unsure.value.uncertain and not unsure.value.permanent
+        # Slack in trouble: the message was kept, but the answer is an error or never comes
+        written = utc_now()
+        for status in (500, 200):  # Slack says internal_error with either
+            fake.fail("chat.postMessage", "internal_error", status=status, after_effect=True)
+            with pytest.raises(DeliveryError) as unsure:
+                await platform.send(ChannelId("slack:C1"), Notice("hi"), f"k4-{status}")
+            assert unsure.value.uncertain and not unsure.value.permanent
         # before resending, the outbox asks: the message is found by its key
         kept = fake.in_channel("C1")[-1]
-        assert await platform.find_sent("slack:C1", "k4") == kept.ts
-        assert await platform.find_sent("slack:C1", "k5") is None
-        assert await platform.find_sent("slack:C1", "k4", thread=kept.ts) == kept.ts
+        assert await platform.find_sent("slack:C1", "k4-200", since=written) == kept.ts
+        assert await platform.find_sent("slack:C1", "k5", since=written) is None
+        in_thread = await platform.find_sent("slack:C1", "k4-200", since=written, thread=kept.ts)
+        assert in_thread == kept.ts
+        # however much the channel said since, in pages
+        fake.posted += [
+            Posted("C1", f"{float(kept.ts) + n + 1:.6f}", "chat", []) for n in range(450)
+        ]
+        assert await platform.find_sent("slack:C1", "k4-200", since=written) == kept.ts
+        assert fake.count("conversations.history") == 2 + 3
     finally:
         await platform.stop()
 

@@ -260,19 +260,32 @@ def test_the_manifest_asks_for_what_the_adapter_uses() -> None:
         "reaction_added",
     ):
         assert f"- {event_name}" in lines, event_name
-    # (the scopes each Web API call needs are checked by the fake Slack, on every call)
-    assert "- commands" in lines
+    # The scopes each Web API call needs are checked by the fake Slack, on every call;
+    # these are the ones the events and the slash command need.
+    for scope in (
+        "commands",
+        "reactions:read",
+        "channels:history",
+        "groups:history",
+        "im:history",
+        "mpim:history",
+    ):
+        assert f"- {scope}" in lines, scope
     assert "home_tab_enabled: true" in lines
     assert "socket_mode_enabled: true" in lines
     assert "is_enabled: true" in lines  # interactivity: buttons and modals
 
 
 def test_a_message_with_files_carries_their_names() -> None:
-    files = [{"id": "F1", "name": "box.jpg", "title": "Broken box"}, {"id": "F2", "title": "x"}]
+    files = [
+        {"id": "F1", "name": "box.jpg", "title": "Broken box"},
+        {"id": "F2", "title": "x"},
+        {"id": "F3", "file_access": "check_file_info"},  # Slack Connect: no name given
+    ]
     body = event(message("U1", "C1", "", "1.1", subtype="file_share", files=files), "E")
     found = tr.message_event(body, "UBOT")
     assert isinstance(found, Message)
-    assert (found.text, found.files) == ("", ("box.jpg", "x"))
+    assert (found.text, found.files) == ("", ("box.jpg", "x", ""))
 
 
 def test_a_dm_to_the_app_is_a_command() -> None:

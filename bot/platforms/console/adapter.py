@@ -12,6 +12,7 @@ import io
 import sys
 import threading
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -208,7 +209,13 @@ class ConsolePlatform:
         self._print(_indent(f"[dm:{local_part(person)}] ", self._show(view)))
 
     async def find_sent(
-        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+        self,
+        target: str,
+        key: str,
+        *,
+        since: datetime,
+        thread: str | None = None,
+        private: bool = False,
     ) -> str | None:
         # What this run printed; a terminal keeps no record across runs.
         return self._delivered.get(key)

@@ -22,6 +22,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -421,7 +422,13 @@ class MatrixPlatform:
         await self._send(room, await self._content(room, view, mention=user), key)
 
     async def find_sent(
-        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+        self,
+        target: str,
+        key: str,
+        *,
+        since: datetime,
+        thread: str | None = None,
+        private: bool = False,
     ) -> None:
         # A resend carries the same transaction id: the homeserver answers it with the
         # event it already made, so there is nothing to look up.

@@ -89,7 +89,7 @@ def inbound(source: Mapping[str, Any], room_id: str, own_user: str) -> ChatEvent
         # Since Matrix 1.10 a `filename` beside a different `body` makes the body a caption.
         filename = content.get("filename")
         if isinstance(filename, str) and filename and filename != body:
-            return replace(message, text=body, files=(filename,))
+            return replace(message, text=_strip_reply_fallback(body), files=(filename,))
         return replace(message, files=(body,))
     # Notices are what bots say: answering them is how two bots loop forever.
     if msgtype not in ("m.text", "m.emote"):

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -65,6 +66,8 @@ PERMANENT_ERRORS = frozenset(
         "method_not_supported_for_channel_type",
     }
 )
+#: answers that Slack documents as "some aspect of the operation may have succeeded"
+SLACK_TROUBLE = frozenset({"internal_error", "fatal_error", "request_timeout"})
 #: an ephemeral reply cannot reach the person there: a DM does
 EPHEMERAL_FALLBACK = frozenset(
     {"channel_not_found", "not_in_channel", "user_not_in_channel", "is_archived"}
@@ -74,8 +77,11 @@ BAD_TOKEN = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_
 POSTING = frozenset({"chat.postMessage", "chat.postEphemeral", "files.completeUploadExternal"})
 #: what Inloop's messages carry (message metadata) so that a resend can find them
 OUTBOX_EVENT = "inloop_outbox_row"
-#: how far back `find_sent` looks: a resend follows its first try within minutes
-FIND_SENT_LIMIT = 100
+#: `find_sent` reads pages of this many messages, at most this many pages
+FIND_SENT_PAGE = 200
+FIND_SENT_PAGES = 25
+#: seconds before the row was written that `find_sent` starts at (clocks disagree)
+FIND_SENT_MARGIN = 600.0
 #: how long an opened "Show full text" modal waits for the core's answer
 MODAL_WAIT = 30.0
 
@@ -404,13 +410,18 @@ class SlackPlatform:
         except DeliveryError as exc:
             if exc.reason != "not_in_channel":
                 raise
-            outside = exc
         # `/inloop team add` works in a channel the bot was never invited to: a public
         # one it can join by itself (a private one needs `/invite @inloop`).
         try:
             await self._call(self.client.conversations_join, channel=channel)
         except DeliveryError as exc:
-            raise outside if exc.permanent else exc from None
+            if exc.retry_after is not None or exc.uncertain:
+                raise  # Slack is busy: try again later
+            # Say why for good: a private channel needs /invite; an app made from an
+            # older manifest lacks channels:join; an archived channel takes nobody.
+            raise DeliveryError(
+                f"not_in_channel, and joining failed: {exc.reason}", permanent=True
+            ) from None
         log.info("Slack: joined %s to post there", channel)
         return await self._post_once(channel, view, key, thread_ts)
 
@@ -477,38 +488,48 @@ class SlackPlatform:
             await self._tell(user, view, context, key)
 
     async def find_sent(
-        self, target: str, key: str, *, thread: str | None = None, private: bool = False
+        self,
+        target: str,
+        key: str,
+        *,
+        since: datetime,
+        thread: str | None = None,
+        private: bool = False,
     ) -> str | None:
         """Slack takes no idempotency key, so each message carries its key as message
-        metadata, and here the channel's latest messages (or the thread's) are searched
-        for it. What cannot carry metadata is not found: ephemeral replies (Slack keeps
-        no copy of them) and uploaded charts."""
+        metadata, and here the channel's messages since the row was written (or the
+        thread's) are searched for it. What cannot carry metadata is not found:
+        ephemeral replies (Slack keeps no copy of them) and uploaded charts."""
         if private:  # the person's DM with the app
             opened = await self._call(self.client.conversations_open, users=local_part(target))
             channel = str(opened["channel"]["id"])
         else:
             channel = local_part(target)
-        if thread:
+        # A margin for clocks that disagree; Slack's `oldest` is a Unix time.
+        oldest = f"{since.timestamp() - FIND_SENT_MARGIN:.6f}"
+        method = self.client.conversations_replies if thread else self.client.conversations_history
+        where = {"ts": thread} if thread else {}
+        cursor = None
+        for _ in range(FIND_SENT_PAGES):
             response = await self._call(
-                self.client.conversations_replies,
+                method,
                 channel=channel,
-                ts=thread,
-                limit=FIND_SENT_LIMIT,
+                oldest=oldest,
+                limit=FIND_SENT_PAGE,
                 include_all_metadata=True,
+                cursor=cursor,
+                **where,
             )
-        else:
-            response = await self._call(
-                self.client.conversations_history,
-                channel=channel,
-                limit=FIND_SENT_LIMIT,
-                include_all_metadata=True,
-            )
-        for message in response.get("messages") or ():
-            metadata = message.get("metadata") or {}
-            if metadata.get("event_type") == OUTBOX_EVENT and (
-                (metadata.get("event_payload") or {}).get("key") == key
-            ):
-                return str(message.get("ts", ""))
+            for message in response.get("messages") or ():
+                metadata = message.get("metadata") or {}
+                if metadata.get("event_type") == OUTBOX_EVENT and (
+                    (metadata.get("event_payload") or {}).get("key") == key
+                ):
+                    return str(message.get("ts", ""))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        log.warning("Slack: %s too busy to look through; sending row %s again", channel, key)
         return None
 
     async def _tell(self, user: str, view: View, context: ChannelId | None, key: str) -> None:
@@ -560,7 +581,7 @@ class SlackPlatform:
                 error,
                 permanent=error in PERMANENT_ERRORS,
                 # Slack's own trouble: the message may have been kept all the same
-                uncertain=response.status_code >= 500,
+                uncertain=response.status_code >= 500 or error in SLACK_TROUBLE,
             ) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
             # The request may have reached Slack before the answer was lost.

@@ -196,8 +196,9 @@ def message_event(
         message_ref=ts,
         thread=thread,
         url=permalink(workspace_url, event["channel"], ts, thread),
+        # In Slack Connect channels a file may come without its name ("check_file_info")
         files=tuple(
-            str(f.get("name") or f.get("title") or "?")
+            str(f.get("name") or f.get("title") or "")
             for f in event.get("files") or ()
             if isinstance(f, Mapping)
         ),
