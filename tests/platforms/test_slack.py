@@ -351,6 +351,22 @@ async def test_a_card_is_not_lost_when_slack_refuses_the_look_up(slack: SlackCha
     assert "Ann" in shown(fake.in_channel(OWNER)[-1].blocks)
 
 
+async def test_a_card_whose_look_up_keeps_failing_is_sent_before_it_is_given_up(
+    database_url: str, fake: FakeSlack
+) -> None:
+    slack = await SlackChat(database_url, fake, OUTBOX_MAX_ATTEMPTS="3").start()
+    try:
+        await slack.setup_team()
+        fake.fail("chat.postMessage", "internal_error", status=500)  # nothing was kept
+        fake.fail("conversations.history", "internal_error", status=500, times=10)
+        await slack.write("UCUST", "Where is my parcel?", SHARED, ts="303.1")
+        # the look-up fails, but the row's last try sends it rather than lose it
+        await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+        assert fake.count("conversations.history") == 1
+    finally:
+        await slack.stop()
+
+
 async def test_a_card_posted_just_before_a_crash_is_not_posted_again(
     slack: SlackChat, monkeypatch: pytest.MonkeyPatch
 ) -> None:
