@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from bot.intake.webhook import sign
+from bot.platforms.console.translate import render
+from bot.views import Button, Card, Field
 
 TIMEOUT = 60
 # Settings a developer's shell may carry; the console must start from a clean slate.
@@ -525,3 +527,14 @@ def _post_mention(port: int, secret: str, text: str) -> None:
     )
     with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
         assert response.status == 202
+
+
+def test_a_card_without_buttons_closes_its_box_on_its_last_line() -> None:
+    card = Card(title="#1 · advice", fields=(Field("Status", "for you"),), text="Is it broken?")
+    assert render(card).splitlines() == [
+        "┌ #1 · advice",
+        "│ Status: for you",
+        "└ Is it broken?",
+    ]
+    with_button = Card(title="#2", fields=(), text="x", buttons=(Button("Claim", "claim", "2"),))
+    assert render(with_button).splitlines()[-1].startswith("└ [Claim]")

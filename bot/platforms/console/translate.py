@@ -151,6 +151,6 @@ def render(view: View, chart_path: str = "") -> str:
         lines.append(f"│ {literal(view.link)}")
     if view.buttons:
         lines.append("└ " + "   ".join(f"[{b.label}] {b.command}" for b in view.buttons))
-    else:
-        lines.append("└")
+    else:  # the last line closes the box: no bare corner on a line of its own
+        lines[-1] = "└" + lines[-1][1:]
     return "\n".join(lines)
