@@ -105,6 +105,9 @@ class ConsolePlatform:
     async def _read(self, sink: EventSink) -> None:
         lines = self._reader()
         try:
+            # What the start queued (a reminder sent late after a downtime) comes before
+            # the first prompt, not in the middle of the first answer.
+            await sink.settle()
             while True:
                 prompt = f"{self._persona}@#{self._channel}> "
                 if self._interactive:
