@@ -89,7 +89,8 @@ class Digest:
     people: tuple[PersonFigures, ...]
     consultants: tuple[ConsultantFigures, ...]
     teams: tuple[TeamFigures, ...]
-    per_day: tuple[tuple[str, int], ...]
+    #: mentions on each day of the week (the reader's language names the days)
+    per_day: tuple[tuple[date, int], ...]
     claim_target: int
     previous: Digest | None = None
 
@@ -266,7 +267,7 @@ async def _week(
         people=tuple(people),
         consultants=tuple(consultants),
         teams=tuple(team_figures),
-        per_day=tuple((day.strftime("%a %d"), n) for day, n in zip(days, raw.per_day, strict=True)),
+        per_day=tuple(zip(days, raw.per_day, strict=True)),
         claim_target=claim_target,
         previous=None,
     )
@@ -429,7 +430,8 @@ def chart(d: Digest, texts: Texts) -> Chart:
     if len(ranked) > CHART_PEOPLE:
         people.append((f"+{len(ranked) - CHART_PEOPLE}", 0, 0))
     title = texts.digest_chart_title.format(week=d.week)
-    png = digest_chart(title, people, list(d.per_day), texts.digest_chart_labels)
+    days = [(f"{texts.day_names[day.isoweekday() - 1]} {day.day:02d}", n) for day, n in d.per_day]
+    png = digest_chart(title, people, days, texts.digest_chart_labels)
     return Chart(title, f"inloop-digest-{d.week}.png", png)
 
 
@@ -481,7 +483,7 @@ def as_rows(d: Digest) -> list[dict[str, Any]]:
             {
                 "week": str(d.week),
                 "section": "day",
-                "name": day,
+                "name": day.isoformat(),
                 "figure": "mentions",
                 "value": count,
                 "previous": None,
@@ -506,6 +508,7 @@ def as_json(d: Digest) -> str:
         data["week"] = str(digest.week)
         data["start"] = digest.start.isoformat()
         data["end"] = digest.end.isoformat()
+        data["per_day"] = [[day.isoformat(), n] for day, n in digest.per_day]
         data.pop("previous", None)
         return data
 

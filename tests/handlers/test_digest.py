@@ -11,7 +11,11 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from bot.charts import digest_chart
 from handlers.weeks import IsoWeek
 from harness import Chat, channel, person
 
@@ -191,7 +195,7 @@ async def test_the_cli_exports_the_same_figures_as_csv(tmp_path: Path) -> None:
     assert figures[("consultant", "Expert", "to_answer")] == ("120.0", "")
     assert figures[("team", "support", "over_target")] == ("2", "0")
     assert figures[("team", "support", "mentions from twitter")] == ("2", "")
-    assert figures[("day", "Mon 16", "mentions")] == ("2", "")
+    assert figures[("day", "2026-11-16", "mentions")] == ("2", "")
     assert (tmp_path / "w47.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -299,5 +303,32 @@ async def test_the_week_of_new_year_shows_both_years(database_url: str) -> None:
     assert italian.splitlines()[:2] == [
         "Resoconto Inloop 2026-W01 (29 dic 2025 – 04 gen 2026, Europe/Rome)",
         "▲ ▼ in più o in meno rispetto alla settimana prima · — niente da misurare",
+    ]
+    await chat.stop()
+
+
+async def test_the_chart_names_the_days_in_the_readers_language(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[list[tuple[str, int]]] = []
+
+    def spy(title: str, people: Any, days: list[tuple[str, int]], labels: Any) -> bytes:
+        drawn.append(days)
+        return digest_chart(title, people, days, labels)
+
+    monkeypatch.setattr("handlers.digest.digest_chart", spy)
+    chat = await _digest_chat(database_url)
+    await chat.say("boss", "team add support")
+    chat.clock.now = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    await chat.say("boss", "lang it")
+    await chat.say("boss", "digest 2026-W47")
+    assert [label for label, _ in drawn[-1]] == [
+        "lun 16",
+        "mar 17",
+        "mer 18",
+        "gio 19",
+        "ven 20",
+        "sab 21",
+        "dom 22",
     ]
     await chat.stop()
