@@ -91,6 +91,7 @@ class App:
             max_attempts=settings.outbox_max_attempts,
             # each platform's documented rate per channel (Slack: about one a second)
             pacing={name: p.pace_seconds for name, p in self.platforms.items()},
+            gave_up=self.handle,
         )
         self.router = Router(
             self.db,

@@ -172,6 +172,17 @@ ChatEvent = Command | Action | Message | Reaction
 
 
 @dataclass(frozen=True)
+class Undeliverable:
+    """The outbox gave up on a message for a channel (the bot was removed, the channel is
+    gone): admins are told, once a day per channel (the id names the day)."""
+
+    event_id: EventId
+    channel: ChannelId
+    reason: str
+    raw: Raw = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
 class Tick:
     """A recurring moment came: the weekly digest's Monday 09:00, the advice SLA sweep.
 
@@ -185,4 +196,6 @@ class Tick:
     raw: Raw = field(default_factory=dict, compare=False)
 
 
-Event = ChatEvent | MentionReceived | FeedProblem | OccurrenceDue | SessionDue | Tick
+Event = (
+    ChatEvent | MentionReceived | FeedProblem | OccurrenceDue | SessionDue | Tick | Undeliverable
+)

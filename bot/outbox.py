@@ -22,7 +22,7 @@ import itertools
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +34,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from sqlmodel import col
 
 from bot.clock import Clock
-from bot.events import ChannelId, PersonId, platform_of
+from bot.events import MAX_EVENT_ID, ChannelId, EventId, PersonId, Undeliverable, platform_of
 from bot.platform import DeliveryError, Platform
 from bot.views import View, view_from_dict, view_to_dict
 from storage.database import Database
@@ -139,6 +139,7 @@ class OutboxWorker:
         backoff: Backoff = Backoff(),
         pacing: Mapping[str, float] | None = None,
         batch: int = 200,
+        gave_up: Callable[[Undeliverable], Awaitable[object]] | None = None,
     ):
         self._db = db
         self._platforms = platforms
@@ -149,6 +150,8 @@ class OutboxWorker:
         #: minimum seconds between two messages of one lane, per platform
         self._pacing = dict(pacing or {})
         self._batch = batch
+        #: told of a channel message given up on for good (the core tells the admins)
+        self._gave_up = gave_up
         self._last_sent: dict[str, float] = {}
         self._written: set[int] = set()
         # Built once: composing a statement costs more than running it on SQLite.
@@ -471,6 +474,15 @@ class OutboxWorker:
             await session.execute(
                 update(OutboxRow).where(col(OutboxRow.id) == row.id).values(**values)
             )
+        if give_up and row.kind != OutboxKind.PRIVATE and self._gave_up is not None:
+            # A channel that takes nothing any more takes nothing from anyone: people
+            # are told privately (and a private message given up on is not announced).
+            day = self._clock().date().isoformat()
+            event_id = EventId(f"undeliverable:{day}:{row.target}"[:MAX_EVENT_ID])
+            try:
+                await self._gave_up(Undeliverable(event_id, ChannelId(row.target), error.reason))
+            except Exception as exc:
+                self._on_error(exc, f"announcing outbox row {row.id} given up")
 
 
 def _lease_due_statement() -> UpdateBase:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 from bot.context import Context
+from bot.events import Undeliverable, local_part
 from bot.messages import CATALOG
 from bot.people import ADMINS, STAFF
 from bot.router import ANYONE, Router, UsageError
@@ -25,6 +26,21 @@ def register(router: Router) -> None:
     router.command("team tags", team_tags, ADMINS)
     router.command("role", role, ADMINS)
     router.command("lang", lang, ANYONE)
+    router.on(Undeliverable, undeliverable)
+
+
+async def undeliverable(ctx: Context, event: Undeliverable) -> None:
+    """A channel refuses the bot's messages for good: the admins are the ones who can
+    invite it back (or move the team)."""
+    team = await teams.by_channel(ctx.session, event.channel)
+    for admin in await people.with_role(ctx.session, Role.ADMIN):
+        texts = ctx.texts_of(admin)
+        place = (
+            texts.undeliverable_team.format(team=team.name)
+            if team is not None
+            else local_part(event.channel)
+        )
+        ctx.tell(admin, Notice(texts.undeliverable.format(place=place, reason=event.reason)))
 
 
 async def list_teams(ctx: Context, args: Sequence[str]) -> None:

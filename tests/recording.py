@@ -56,6 +56,8 @@ class RecordingPlatform:
     pace_seconds: float = 0.0
     guests: set[str] = field(default_factory=set)
     unknown: set[str] = field(default_factory=set)
+    #: channels that refuse every message, for good (the bot was removed)
+    gone: set[str] = field(default_factory=set)
     delivered: list[Delivered] = field(default_factory=list)
     #: every call the bot made, duplicates included (what a platform without dedup would show)
     calls: list[str] = field(default_factory=list)
@@ -108,6 +110,8 @@ class RecordingPlatform:
         self, kind: str, target: str, view: View, key: str, ref: str = "", thread: str = ""
     ) -> str:
         self.calls.append(key)
+        if target in self.gone:
+            raise DeliveryError("channel_not_found", permanent=True)
         if self.rate_limited:
             self.rate_limited -= 1
             raise DeliveryError("ratelimited", retry_after=self.retry_after)

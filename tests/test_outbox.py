@@ -184,3 +184,18 @@ async def test_a_backlog_in_a_channel_goes_out_in_one_pass_and_a_failure_holds_t
     await chat.app.outbox.deliver_due()  # the rows behind it were not left leased
     cards = chat.platform.in_channel(channel("support"))
     assert [c.view.title.split(" · ")[0] for c in cards] == [f"#{n}" for n in range(1, 11)]  # type: ignore[union-attr]
+
+
+async def test_admins_are_told_once_a_day_when_a_channel_refuses_the_bot(chat: Chat) -> None:
+    await chat.say("boss", "team add support")
+    chat.platform.gone.add(channel("support"))  # someone removed the bot from #support
+
+    await chat.mention("Giulia", "hello?")
+    told = chat.platform.private(person("boss"))[-1]
+    assert told.startswith(
+        "I could not post in the channel of team support and gave up on a message there "
+        "(channel_not_found)."
+    )
+    await chat.mention("Marco", "anyone?")
+    assert chat.platform.private(person("boss"))[-1] == told
+    assert sum("could not post" in t for t in chat.platform.private(person("boss"))) == 1

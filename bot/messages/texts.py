@@ -120,6 +120,10 @@ class Texts:
     feed_working: str
     feed_failing_state: str
     feed_failing: str
+    #: a channel that takes no more messages from the bot (`place`: undeliverable_team
+    #: or the channel's id)
+    undeliverable: str
+    undeliverable_team: str
     feed_recovered: str
     # -- advice (issue 7) ----------------------------------------------------------
     card_advice: str
