@@ -105,6 +105,19 @@ async def test_a_public_team_channel_the_bot_was_not_invited_to_is_joined(
     assert fake.count("conversations.join") == 1 and OWNER not in fake.outside
 
 
+async def test_a_private_team_channel_without_the_bot_is_reported_to_the_admins(
+    slack: SlackChat,
+) -> None:
+    fake = slack.fake
+    fake.outside.add("GSUPPORT")  # private: the bot cannot join it by itself
+    assert "support" in await slack.say("UADMIN", "team add support", where="GSUPPORT")
+    assert "support" in await slack.say("UADMIN", "team watch", where=SHARED)
+    await slack.write("UCUST", "Hello?", SHARED, ts="131.1")
+    await slack.until(lambda: any("could not post" in t for t in fake.told("UADMIN")))
+    told = next(t for t in fake.told("UADMIN") if "could not post" in t)
+    assert "the channel of team support" in told and "invite me back" in told
+
+
 async def test_the_bots_own_messages_and_edits_are_not_customers(slack: SlackChat) -> None:
     fake = slack.fake
     await slack.setup_team()
