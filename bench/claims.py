@@ -36,12 +36,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
-from bench.common import add_database_options, percentile, run_bench, verdict
+from bench.common import QuietPlatform, add_database_options, percentile, run_bench, verdict
 from bot.app import App
 from bot.config import load_settings
 from bot.events import Author, ChannelId, Command, EventId, MentionReceived, PersonId, local_part
 from bot.messages import texts_for
-from bot.platform import EventSink, PersonInfo
 from bot.views import Card, Notice, View
 from storage.models import Conversation
 
@@ -85,12 +84,8 @@ class Expectation:
     last_at: float = 0.0
 
 
-class BenchPlatform:
+class BenchPlatform(QuietPlatform):
     """An in-memory chat platform: records deliveries, wakes whoever waits for them."""
-
-    name: str = "console"
-    command_prefix: str = "!inloop"
-    pace_seconds: float = 0.0
 
     def __init__(self) -> None:
         self.deliveries: list[Delivery] = []
@@ -99,12 +94,6 @@ class BenchPlatform:
 
     # -- Platform protocol ---------------------------------------------------------
 
-    async def start(self, sink: EventSink) -> None:
-        self.sink = sink
-
-    async def stop(self) -> None:
-        pass
-
     async def send(self, channel: ChannelId, view: View, key: str) -> str:
         self._record("send", channel, view)
         return f"msg-{next(self._refs)}"
@@ -112,27 +101,10 @@ class BenchPlatform:
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
         self._record("update", channel, view)
 
-    async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
-        return await self.send(channel, view, key)
-
     async def send_private(
         self, person: PersonId, view: View, key: str, context: ChannelId | None
     ) -> None:
         self._record("private", person, view)
-
-    async def find_sent(
-        self,
-        target: str,
-        key: str,
-        *,
-        since: datetime,
-        thread: str | None = None,
-        private: bool = False,
-    ) -> None:
-        return None
-
-    async def user_info(self, person: PersonId) -> PersonInfo:
-        return PersonInfo(display_name=display_name(person), is_staff=True)
 
     # -- waiting -------------------------------------------------------------------
 

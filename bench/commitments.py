@@ -42,11 +42,10 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 from sqlmodel import col
 
-from bench.common import verdict
+from bench.common import QuietPlatform, verdict
 from bot.app import App
 from bot.config import load_settings
-from bot.events import ChannelId, PersonId, local_part
-from bot.platform import EventSink, PersonInfo
+from bot.events import ChannelId, PersonId
 from bot.recurrence import weekly
 from bot.views import View
 from storage.database import Database
@@ -70,43 +69,13 @@ BURST_AT = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
 ZONES = ("Europe/Rome", "America/New_York", "Asia/Tokyo", "UTC", "Europe/London")
 
 
-class NullPlatform:
+class NullPlatform(QuietPlatform):
     """Takes every delivery and counts the private ones."""
-
-    name = "console"
-    command_prefix = "!inloop"
-    pace_seconds = 0.0
 
     def __init__(self) -> None:
         self.private = 0
         self.all_private = asyncio.Event()
         self.expected = -1
-
-    async def start(self, sink: EventSink) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    async def send(self, channel: ChannelId, view: View, key: str) -> str:
-        return key
-
-    async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
-        pass
-
-    async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
-        return await self.send(channel, view, key)
-
-    async def find_sent(
-        self,
-        target: str,
-        key: str,
-        *,
-        since: datetime,
-        thread: str | None = None,
-        private: bool = False,
-    ) -> None:
-        return None
 
     async def send_private(
         self, person: PersonId, view: View, key: str, context: ChannelId | None
@@ -114,9 +83,6 @@ class NullPlatform:
         self.private += 1
         if self.private == self.expected:
             self.all_private.set()
-
-    async def user_info(self, person: PersonId) -> PersonInfo:
-        return PersonInfo(display_name=local_part(person), is_staff=True)
 
 
 # -- filling the database ------------------------------------------------------------------

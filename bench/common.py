@@ -10,13 +10,61 @@ import math
 import sys
 import tempfile
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol, TypeVar
 
 from bot.config import ConfigError
+from bot.events import ChannelId, PersonId, local_part
+from bot.platform import EventSink, PersonInfo
+from bot.views import View
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
+
+
+class QuietPlatform:
+    """A chat platform that delivers into thin air, for benches to time the core: each
+    bench's own platform records what it needs on top. Everyone is staff, named after
+    their id."""
+
+    name = "console"
+    command_prefix = "!inloop"
+    pace_seconds = 0.0
+
+    async def start(self, sink: EventSink) -> None:
+        self.sink = sink
+
+    async def stop(self) -> None:
+        pass
+
+    async def send(self, channel: ChannelId, view: View, key: str) -> str:
+        return key
+
+    async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
+        pass
+
+    async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
+        return await self.send(channel, view, key)
+
+    async def send_private(
+        self, person: PersonId, view: View, key: str, context: ChannelId | None
+    ) -> None:
+        pass
+
+    async def find_sent(
+        self,
+        target: str,
+        key: str,
+        *,
+        since: datetime,
+        thread: str | None = None,
+        private: bool = False,
+    ) -> None:
+        return None  # nothing is ever half-sent here
+
+    async def user_info(self, person: PersonId) -> PersonInfo:
+        return PersonInfo(display_name=local_part(person).capitalize(), is_staff=True)
 
 
 def tests_module(name: str) -> ModuleType:

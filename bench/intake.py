@@ -39,7 +39,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +47,11 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
-from bench.common import add_database_options, percentile, run_bench, verdict
+from bench.common import QuietPlatform, add_database_options, percentile, run_bench, verdict
 from bot.app import App
 from bot.config import load_settings
 from bot.events import ChannelId, Command, EventId, PersonId
 from bot.intake.webhook import sign
-from bot.platform import EventSink, PersonInfo
 from bot.views import Card, Notice, View
 from storage.models import Mention
 
@@ -76,12 +74,8 @@ TITLE_NUMBER = re.compile(r"#(\d+) ")
 # -- the platform ------------------------------------------------------------------------
 
 
-class BenchPlatform:
+class BenchPlatform(QuietPlatform):
     """An in-memory chat platform: notes when each card arrives, by conversation number."""
-
-    name: str = "console"
-    command_prefix: str = "!inloop"
-    pace_seconds: float = 0.0
 
     def __init__(self) -> None:
         #: conversation number → time.monotonic() of each card posted for it
@@ -89,12 +83,6 @@ class BenchPlatform:
         #: every delivery: (kind, target, title or text)
         self.log: list[tuple[str, str, str]] = []
         self._refs = itertools.count(1)
-
-    async def start(self, sink: EventSink) -> None:
-        self.sink = sink
-
-    async def stop(self) -> None:
-        pass
 
     async def send(self, channel: ChannelId, view: View, key: str) -> str:
         at = time.monotonic()
@@ -106,27 +94,10 @@ class BenchPlatform:
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
         self.log.append(("update", channel, summary(view)))
 
-    async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
-        return await self.send(channel, view, key)
-
     async def send_private(
         self, person: PersonId, view: View, key: str, context: ChannelId | None
     ) -> None:
         self.log.append(("private", person, summary(view)))
-
-    async def find_sent(
-        self,
-        target: str,
-        key: str,
-        *,
-        since: datetime,
-        thread: str | None = None,
-        private: bool = False,
-    ) -> None:
-        return None
-
-    async def user_info(self, person: PersonId) -> PersonInfo:
-        return PersonInfo(display_name=person.partition(":")[2].capitalize(), is_staff=True)
 
 
 def summary(view: View) -> str:
