@@ -117,6 +117,10 @@ class OutboxWriter:
         }
 
 
+class _LeaseLost(Exception):
+    """Another worker took the row while this one was looking it up: it is theirs now."""
+
+
 @dataclass(frozen=True)
 class Backoff:
     first: float = 1.0
@@ -158,6 +162,7 @@ class OutboxWorker:
         self._lease_due = _lease_due_statement()
         self._lease_written = _lease_written_statement()
         self._rows_sent = _rows_sent_statement()
+        self._lease_renew = _lease_renew_statement()
         self._card_posted = _card_posted_statement()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -330,8 +335,10 @@ class OutboxWorker:
         )
         taken: dict[int | None, bool] = dict(result.all())  # id → maybe_sent
         for row in rows:
-            # What the statement set: the row's lease may have lapsed on a dead worker.
-            row.maybe_sent = taken.get(row.id, row.maybe_sent)
+            if row.id in taken:
+                # What the statement set: the row's lease may have lapsed on a dead worker.
+                row.maybe_sent = taken[row.id]
+                row.leased_until = now + LEASE
         return set(taken)
 
     async def _send_lane(
@@ -379,6 +386,10 @@ class OutboxWorker:
         lane = _lane(row)
         try:
             return True, await self._send(row, cards)
+        except _LeaseLost:
+            log.info(
+                "outbox row %s: its lease lapsed while looking it up; left to its taker", row.id
+            )
         except DeliveryError as exc:
             await self._failed(row, exc)
         except Exception as exc:  # an adapter bug: keep the row, retry later, report it
@@ -398,6 +409,10 @@ class OutboxWorker:
             found = await self._find_sent(platform, row, card_ref)
             if found is not None:
                 return found or None
+            # Looking can take long (pages of history, a rate limit): if the lease lapsed
+            # meanwhile, another instance may be sending the row this very moment.
+            if not await self._still_mine(row):
+                raise _LeaseLost()
         if row.kind == OutboxKind.SEND:
             return await platform.send(ChannelId(row.target), view, row.key)
         if row.kind == OutboxKind.PRIVATE:
@@ -410,6 +425,18 @@ class OutboxWorker:
             return await platform.reply(ChannelId(row.target), card_ref, view, row.key)
         await platform.update(ChannelId(row.target), card_ref, view, row.key)
         return None
+
+    async def _still_mine(self, row: OutboxRow) -> bool:
+        """Renew this worker's lease on the row, if it still holds it."""
+        until = self._clock() + LEASE
+        async with self._db.transaction() as session:
+            renewed = await session.execute(
+                self._lease_renew, {"row": row.id, "mine": row.leased_until, "until": until}
+            )
+        if renewed.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        row.leased_until = until
+        return True
 
     async def _find_sent(
         self, platform: Platform, row: OutboxRow, card_ref: str | None
@@ -530,6 +557,19 @@ def _lease_written_statement() -> UpdateBase:
         .values(leased_until=bindparam("until"))
         .returning(OutboxRow)
         .execution_options(synchronize_session=False)
+    )
+
+
+def _lease_renew_statement() -> UpdateBase:
+    """Hold row `row` until `until`, if it is still pending and its lease is still `mine`."""
+    return (
+        update(OutboxRow)
+        .where(
+            col(OutboxRow.id) == bindparam("row"),
+            col(OutboxRow.state) == OutboxState.PENDING,
+            col(OutboxRow.leased_until) == bindparam("mine"),
+        )
+        .values(leased_until=bindparam("until"))
     )
 
 

@@ -16,6 +16,8 @@ import aiohttp
 import pytest
 from slack_sdk.http_retry.async_handler import RetryState
 from slack_sdk.http_retry.request import HttpRequest
+from sqlalchemy import select, update
+from sqlmodel import col
 
 from bot.app import App, build_platforms
 from bot.clock import utc_now
@@ -29,6 +31,7 @@ from bot.views import Notice
 from fake_slack import FakeSlack, Posted, button, command, message, sign, user
 from harness import eventually
 from slack_chat import OWNER, SHARED, SlackChat, buttons, shown
+from storage.models import OutboxRow, OutboxState
 
 
 @pytest.fixture
@@ -378,6 +381,40 @@ async def test_a_card_whose_look_up_keeps_failing_is_sent_before_it_is_given_up(
         assert fake.count("conversations.history") == 1
     finally:
         await slack.stop()
+
+
+async def test_a_row_taken_by_another_instance_while_being_looked_up_is_left_to_it(
+    slack: SlackChat, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, db = slack.fake, slack.app.db
+    await slack.setup_team()
+    look_up = slack.platform.find_sent
+
+    async def slow_look_up(*args: Any, **kwargs: Any) -> str | None:
+        found = await look_up(*args, **kwargs)
+        # meanwhile our lease lapsed and another instance leased the row
+        async with db.transaction() as session:
+            await session.execute(
+                update(OutboxRow)
+                .where(col(OutboxRow.state) == OutboxState.PENDING)
+                .values(leased_until=utc_now() + LEASE)
+            )
+        return found
+
+    monkeypatch.setattr(slack.platform, "find_sent", slow_look_up)
+    fake.fail("chat.postMessage", "internal_error", status=500)  # not kept, but unsure
+    await slack.write("UCUST", "Where is my parcel?", SHARED, ts="304.1")
+    await slack.until(lambda: fake.count("conversations.history") == 1)
+    await slack.app.settle()
+
+    assert fake.in_channel(OWNER) == []  # the other instance posts it, not this one
+    async with db.read() as session:
+        (row,) = (
+            await session.scalars(
+                select(OutboxRow).where(col(OutboxRow.target) == f"slack:{OWNER}")
+            )
+        ).all()
+    assert (row.state, row.attempts) == (OutboxState.PENDING, 1)
 
 
 async def test_a_card_posted_just_before_a_crash_is_not_posted_again(
