@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 ErrorHook = Callable[[BaseException, str], None]
 #: how long a worker holds the rows it is delivering
 LEASE = timedelta(seconds=60)
+#: seconds a row's look-up for an earlier send may take (`Platform.find_sent`)
+LOOK_UP_BUDGET = 10.0
 
 
 class OutboxWriter:
@@ -115,6 +117,11 @@ class OutboxWriter:
             "next_attempt_at": self.now,
             "created_at": self.now,
         }
+
+
+#: rows whose message reference, when they return one, is where the card now is (an
+#: update posts the card when it was never posted)
+_POSTS_CARD = frozenset({OutboxKind.SEND, OutboxKind.UPDATE})
 
 
 class _LeaseLost(Exception):
@@ -352,10 +359,13 @@ class OutboxWorker:
         deadline = loop.time() + LEASE.total_seconds() / 2
         try:
             for i, row in enumerate(rows):
-                ok, ref = await self._deliver(row, cards)
+                try:
+                    ok, ref = await self._deliver(row, cards)
+                except _LeaseLost:
+                    break  # the rows behind it lapsed with it: theirs too, not ours
                 if ok:
                     sent.append((row, ref))
-                    if row.kind == OutboxKind.SEND and row.conversation_id and ref:
+                    if row.kind in _POSTS_CARD and row.conversation_id and ref:
                         cards[row.conversation_id] = ref
                 if not ok or loop.time() > deadline:
                     await self._release(rows[i + 1 :])
@@ -367,13 +377,19 @@ class OutboxWorker:
         return sent
 
     async def _release(self, rows: list[OutboxRow]) -> None:
-        if rows:
+        """Hand rows back, those this worker still holds (a lease that lapsed may be
+        another instance's now)."""
+        held: dict[datetime | None, list[int | None]] = {}
+        for row in rows:
+            held.setdefault(row.leased_until, []).append(row.id)
+        if held:
             async with self._db.transaction() as session:
-                await session.execute(
-                    update(OutboxRow)
-                    .where(col(OutboxRow.id).in_([row.id for row in rows]))
-                    .values(leased_until=None)
-                )
+                for mine, ids in held.items():
+                    await session.execute(
+                        update(OutboxRow)
+                        .where(col(OutboxRow.id).in_(ids), col(OutboxRow.leased_until) == mine)
+                        .values(leased_until=None)
+                    )
 
     def _pace_wait(self, platform: str, lane: str, loop_now: float) -> float:
         """Seconds before this lane may send again (the platform's per-channel rate)."""
@@ -387,9 +403,8 @@ class OutboxWorker:
         try:
             return True, await self._send(row, cards)
         except _LeaseLost:
-            log.info(
-                "outbox row %s: its lease lapsed while looking it up; left to its taker", row.id
-            )
+            log.info("outbox row %s: lease lapsed while looking it up; left to its taker", row.id)
+            raise
         except DeliveryError as exc:
             await self._failed(row, exc)
         except Exception as exc:  # an adapter bug: keep the row, retry later, report it
@@ -420,6 +435,10 @@ class OutboxWorker:
             await platform.send_private(PersonId(row.target), view, row.key, context)
             return None
         if card_ref is None:
+            if row.kind == OutboxKind.UPDATE:
+                # The card never made it (its channel refused the bot then): an update
+                # carries the whole card, so it is posted now instead.
+                return await platform.send(ChannelId(row.target), view, row.key)
             raise DeliveryError("the card was never posted", permanent=True)
         if row.kind == OutboxKind.REPLY:
             return await platform.reply(ChannelId(row.target), card_ref, view, row.key)
@@ -442,13 +461,22 @@ class OutboxWorker:
         self, platform: Platform, row: OutboxRow, card_ref: str | None
     ) -> str | None:
         try:
-            return await platform.find_sent(
-                row.target,
-                row.key,
-                since=row.created_at,
-                thread=card_ref if row.kind == OutboxKind.REPLY else None,
-                private=row.kind == OutboxKind.PRIVATE,
-            )
+            # Lanes go together and a pass is booked when all are done: a slow look-up
+            # (pages of a busy channel, rate limits) must not hold up every channel.
+            async with asyncio.timeout(LOOK_UP_BUDGET):
+                return await platform.find_sent(
+                    row.target,
+                    row.key,
+                    since=row.created_at,
+                    thread=card_ref if row.kind == OutboxKind.REPLY else None,
+                    private=row.kind == OutboxKind.PRIVATE,
+                )
+        except TimeoutError:
+            slow = DeliveryError(f"looking for an earlier send took over {LOOK_UP_BUDGET:.0f} s")
+            if row.attempts + 2 < self._max_attempts:
+                raise slow from None
+            log.warning("cannot look for row %s's earlier send (%s): sending it", row.id, slow)
+            return None
         except DeliveryError as exc:
             if not exc.permanent and row.attempts + 2 < self._max_attempts:
                 raise  # asked again at the next attempt
@@ -466,7 +494,7 @@ class OutboxWorker:
         posted = [
             {"number": row.conversation_id, "channel": row.target, "ref": ref}
             for row, ref in delivered
-            if row.kind == OutboxKind.SEND and row.conversation_id and ref
+            if row.kind in _POSTS_CARD and row.conversation_id and ref
         ]
         async with self._db.transaction() as session:
             await session.execute(
@@ -498,12 +526,21 @@ class OutboxWorker:
                 delay,
             )
         async with self._db.transaction() as session:
-            await session.execute(
-                update(OutboxRow).where(col(OutboxRow.id) == row.id).values(**values)
+            booked = await session.execute(
+                update(OutboxRow)
+                # Only while this worker holds it: if its lease lapsed meanwhile, the row
+                # is another instance's now, and so is what becomes of it.
+                .where(
+                    col(OutboxRow.id) == row.id,
+                    col(OutboxRow.leased_until) == row.leased_until,
+                )
+                .values(**values)
             )
-        if give_up and row.kind != OutboxKind.PRIVATE and self._gave_up is not None:
-            # A channel that takes nothing any more takes nothing from anyone: people
-            # are told privately (and a private message given up on is not announced).
+        if booked.rowcount != 1:  # type: ignore[attr-defined]
+            return
+        if error.refused and row.kind != OutboxKind.PRIVATE and self._gave_up is not None:
+            # A channel that takes nothing from the bot any more: its admins are told
+            # privately (and a private message given up on is not announced).
             day = self._clock().date().isoformat()
             event_id = EventId(f"undeliverable:{day}:{row.target}"[:MAX_EVENT_ID])
             try:
@@ -556,7 +593,8 @@ def _lease_written_statement() -> UpdateBase:
         )
         .values(leased_until=bindparam("until"))
         .returning(OutboxRow)
-        .execution_options(synchronize_session=False)
+        # rows the session already holds get the new lease too (`_still_mine` reads it)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
 
 

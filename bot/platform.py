@@ -5,6 +5,8 @@ Errors raised by adapters while delivering (the outbox decides what to do with t
     DeliveryError            the message did not get through
      ├── retry_after set     the platform said when to try again (HTTP 429 Retry-After)
      ├── permanent=True      trying again cannot help (channel gone, bot removed)
+     │    └── refused=True   because the channel takes nothing from the bot (gone,
+     │                       archived, the bot removed): admins are told
      └── uncertain=True      it may have got through all the same (a timeout, an HTTP 5xx)
 """
 
@@ -27,12 +29,14 @@ class DeliveryError(Exception):
         retry_after: float | None = None,
         permanent: bool = False,
         uncertain: bool = False,
+        refused: bool = False,
     ):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
-        self.permanent = permanent
+        self.permanent = permanent or refused
         self.uncertain = uncertain
+        self.refused = refused
 
 
 class StartError(Exception):

@@ -111,7 +111,7 @@ class RecordingPlatform:
     ) -> str:
         self.calls.append(key)
         if target in self.gone:
-            raise DeliveryError("channel_not_found", permanent=True)
+            raise DeliveryError("channel_not_found", refused=True)
         if self.rate_limited:
             self.rate_limited -= 1
             raise DeliveryError("ratelimited", retry_after=self.retry_after)

@@ -120,6 +120,26 @@ async def test_a_private_team_channel_without_the_bot_is_reported_to_the_admins(
     told = next(t for t in fake.told("UADMIN") if "could not post" in t)
     assert "the channel of team support" in told and "invite me back" in told
 
+    # invited now: the next change of #1 brings its card, whole
+    fake.outside.discard("GSUPPORT")
+    await slack.say("UANN", "claim 1", where="GSUPPORT")
+    (card,) = fake.in_channel("GSUPPORT")
+    assert "#1" in shown(card.blocks) and "Ann" in shown(card.blocks)
+    await slack.say("UANN", "replied 1", where="GSUPPORT")
+    assert len(fake.in_channel("GSUPPORT")) == 1  # and then it is updated in place
+
+
+async def test_a_card_someone_deleted_is_not_reported_as_a_channel_refusing_the_bot(
+    slack: SlackChat,
+) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    await slack.write("UCUST", "Hello?", SHARED, ts="132.1")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    fake.fail("chat.update", "message_not_found")  # someone deleted the card
+    await slack.say("UANN", "claim 1")
+    assert not any("could not post" in t for t in fake.told("UADMIN"))
+
 
 async def test_the_bots_own_messages_and_edits_are_not_customers(slack: SlackChat) -> None:
     fake = slack.fake

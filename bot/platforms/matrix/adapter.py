@@ -541,8 +541,7 @@ def _delivery_error(answer: ErrorResponse) -> DeliveryError:
         retry_ms = getattr(answer, "retry_after_ms", None) or 1000
         return DeliveryError(reason, retry_after=retry_ms / 1000)
     # Not in the room any more, or the room is gone: resending cannot help.
-    permanent = code in ("M_FORBIDDEN", "M_NOT_FOUND")
-    return DeliveryError(reason, permanent=permanent)
+    return DeliveryError(reason, refused=code in ("M_FORBIDDEN", "M_NOT_FOUND"))
 
 
 def matrix_settings(settings: Settings) -> MatrixSettings:

@@ -68,6 +68,8 @@ PERMANENT_ERRORS = frozenset(
 )
 #: answers that Slack documents as "some aspect of the operation may have succeeded"
 SLACK_TROUBLE = frozenset({"internal_error", "fatal_error", "request_timeout"})
+#: the channel takes nothing from the bot any more (its admins are told)
+REFUSALS = frozenset({"channel_not_found", "is_archived"})
 #: an ephemeral reply cannot reach the person there: a DM does
 EPHEMERAL_FALLBACK = frozenset(
     {"channel_not_found", "not_in_channel", "user_not_in_channel", "is_archived"}
@@ -420,7 +422,7 @@ class SlackPlatform:
             # Say why for good: a private channel needs /invite; an app made from an
             # older manifest lacks channels:join; an archived channel takes nobody.
             raise DeliveryError(
-                f"not_in_channel, and joining failed: {exc.reason}", permanent=True
+                f"not_in_channel, and joining failed: {exc.reason}", refused=True
             ) from None
         log.info("Slack: joined %s to post there", channel)
         return await self._post_once(channel, view, key, thread_ts)
@@ -580,6 +582,7 @@ class SlackPlatform:
             raise DeliveryError(
                 error,
                 permanent=error in PERMANENT_ERRORS,
+                refused=error in REFUSALS,
                 # Slack's own trouble: the message may have been kept all the same
                 uncertain=response.status_code >= 500 or error in SLACK_TROUBLE,
             ) from None
