@@ -291,6 +291,17 @@ async def test_a_watched_room_customer_becomes_a_card_and_the_owners_thread_repl
     assert "<b>broken</b>" not in content["formatted_body"]
     assert content["m.mentions"] == {}  # neither @room nor the user id pings anyone
 
+    # a photo in the thread, without words, is a follow-up too
+    photo = {"msgtype": "m.image", "body": "box.jpg", "url": "mxc://inloop.test/box"}
+    await customer.send(
+        public, {**photo, "m.relates_to": {"rel_type": "m.thread", "event_id": asked}}
+    )
+    await ann.until(
+        lambda: any(
+            "📎 box.jpg (file)" in c["content"]["body"] for c in cards(ann, owner_room, bot)
+        )
+    )
+
     await ann.say(owner_room, "!inloop claim 1")
     await told(ann, bot, "is yours")
     await ann.say(public, "Sorry about that, a new one is on its way", thread=asked)
