@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.events import Event, PersonId, local_part, platform_of
 from bot.intake.feeds import FeedPoller
 from bot.intake.webhook import Webhook
+from bot.messages import texts_for
 from bot.outbox import OutboxWorker
 from bot.people import Directory
 from bot.platform import EventSink, PersonInfo, Platform
@@ -31,6 +32,7 @@ from handlers import (
     commitments,
     digest,
     feeds,
+    forms,
     help,
     home,
     queue,
@@ -190,6 +192,7 @@ def build_platforms(settings: Settings, db: Database | None = None) -> dict[str,
             api_url=settings.slack_api_url,
             http_port=settings.slack_http_port,
             language=settings.language,
+            forms=forms.forms(texts_for(settings.language)),
         )
     if settings.matrix_homeserver and settings.matrix_user_id:
         from bot.platforms.matrix.adapter import MatrixPlatform, matrix_settings
@@ -234,8 +237,6 @@ async def export_digest(settings: Settings, week: str, team: str, form: str) -> 
 
     Raises ValueError with the sentence to show when the week or the team is wrong.
     """
-    from bot.messages import texts_for
-
     texts = texts_for(settings.language)
     db = Database(settings.database_url)
     try:

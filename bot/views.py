@@ -23,6 +23,32 @@ class Button:
     command: str = ""
     #: another way where there are no buttons, in the reader's words (e.g. "or react ✋")
     also: str = ""
+    #: the form (see `Form`) that asks what the command still needs, where the platform
+    #: has forms (Slack modals); elsewhere `command` says what to type
+    form: str = ""
+
+
+@dataclass(frozen=True)
+class FormField:
+    name: str
+    label: str
+    multiline: bool = False
+    required: bool = True
+    max_length: int = 3000
+    initial: str = ""
+
+
+@dataclass(frozen=True)
+class Form:
+    """What a button asks before it acts (a modal, in Slack); submitted, it becomes a
+    command: `command` is a template over the field names and `value`, the button's
+    value, e.g. `ask {value} {question}`."""
+
+    form_id: str
+    title: str
+    submit: str
+    fields: tuple[FormField, ...]
+    command: str
 
 
 @dataclass(frozen=True)

@@ -61,16 +61,26 @@ def _buttons(texts: Texts, conversation: Conversation, prefix: str) -> tuple[But
     def button(label: str, action: str, style: ButtonStyle = "default", also: str = "") -> Button:
         return Button(label, action, n, style, f"{prefix} {action} {n}", also)
 
+    # the question is typed in the form; where there are no forms, after the command
+    ask = Button(
+        texts.button_ask,
+        "ask",
+        n,
+        command=f"{prefix} ask {n} {texts.form_ask_placeholder}",
+        form="ask",
+    )
     by_status = {
         Status.OPEN: (button(texts.button_claim, "claim", "primary", texts.button_claim_also),),
         Status.CLAIMED: (
             button(texts.button_replied, "replied", "primary"),
             button(texts.button_release, "release"),
             button(texts.button_resolve, "resolve"),
+            ask,
         ),
         Status.REPLIED: (
             button(texts.button_resolve, "resolve", "primary"),
             button(texts.button_release, "release"),
+            ask,
         ),
         Status.RESOLVED: (button(texts.button_reopen, "reopen"),),
     }

@@ -37,6 +37,13 @@ class Texts:
     button_resolve: str
     button_release: str
     button_reopen: str
+    #: the owner asks an outside expert about the conversation (a form in Slack)
+    button_ask: str
+    form_ask_title: str
+    form_ask_submit: str
+    form_ask_question: str
+    #: what the command still needs, where a button only shows what to type
+    form_ask_placeholder: str
     # -- claims ----------------------------------------------------------------
     claimed_you: str
     already_yours: str

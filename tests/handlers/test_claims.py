@@ -29,7 +29,7 @@ async def test_claim_reply_resolve_updates_the_same_card(chat: Chat) -> None:
     told = await chat.say("ann", "claim 1")
     assert "#1 is yours" in told
     assert field_value(chat.platform.card(1), "Owner") == "Ann"
-    assert button_actions(chat.platform.card(1)) == ["replied", "release", "resolve"]
+    assert button_actions(chat.platform.card(1)) == ["replied", "release", "resolve", "ask"]
 
     assert "marked replied" in await chat.say("ann", "replied 1")
     assert field_value(chat.platform.card(1), "Status") == "Replied"

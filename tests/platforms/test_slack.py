@@ -27,7 +27,7 @@ from bot.outbox import LEASE
 from bot.platform import DeliveryError, StartError
 from bot.platforms.slack import translate as tr
 from bot.platforms.slack.adapter import ConnectionRetry, SlackPlatform, Turnstile
-from bot.views import Notice
+from bot.views import Form, FormField, Notice
 from fake_slack import FakeSlack, Posted, button, command, message, sign, user
 from harness import eventually
 from slack_chat import OWNER, SHARED, SlackChat, buttons, shown
@@ -70,7 +70,12 @@ async def test_watched_channel_mention_to_card_claim_and_thread_reply(slack: Sla
     assert "#1" in told
     _, blocks = slack.card(1)
     assert "Ann" in shown(blocks)
-    assert buttons(blocks) == ["inloop:replied", "inloop:release", "inloop:resolve"]
+    assert buttons(blocks) == [
+        "inloop:replied",
+        "inloop:release",
+        "inloop:resolve",
+        "inloop_form_open:ask",
+    ]
     assert len(fake.in_channel(OWNER)) == 1  # updated in place, not posted again
     assert fake.count("chat.update") == 1
 
@@ -574,11 +579,11 @@ async def test_a_form_submission_is_validated_inline_then_runs_its_command(
     slack: SlackChat,
 ) -> None:
     fake = slack.fake
-    slack.platform.forms["claim"] = tr.Form(
+    slack.platform.forms["claim"] = Form(
         form_id="claim",
         title="Claim",
         submit="Claim",
-        fields=(tr.FormField("number", "Conversation number"),),
+        fields=(FormField("number", "Conversation number"),),
         command="claim {number}",
     )
 
@@ -595,7 +600,7 @@ async def test_a_form_submission_is_validated_inline_then_runs_its_command(
                 "hash": f"h-{value}",
                 "type": "modal",
                 "callback_id": "inloop_form:claim",
-                "private_metadata": OWNER,
+                "private_metadata": tr.form_metadata(OWNER, ""),
                 "state": {"values": {"number": {"number": entry}}},
             },
         }
@@ -770,6 +775,53 @@ async def test_the_digest_chart_is_uploaded_and_advice_goes_in_the_card_thread(
     png, filename = fake.files[file_id]
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and filename.endswith(".png")
     assert title.startswith("Inloop ")
+
+
+async def test_ask_an_expert_opens_a_form_whose_question_asks_the_consultant(
+    slack: SlackChat,
+) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    await slack.write("UCUST", "Where is my parcel?", SHARED, ts="311.1")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    await slack.say("UADMIN", "role <@UBOB|bob> consultant")
+    await slack.say("UADMIN", "consultants here", where="CPOOL")
+    await slack.press("UANN", "claim", "1")
+
+    envelope = await fake.push(
+        "interactive", button("UANN", OWNER, "inloop_form_open:ask", "1", "trig-ask")
+    )
+    await fake.acked(envelope)
+    await eventually(lambda: fake.count("views.open") == 1)
+    (modal,) = fake.views.values()
+    assert modal["callback_id"] == "inloop_form:ask" and modal["title"]["text"] == "Ask an expert"
+
+    question = {"type": "plain_text_input", "value": "What do I tell them?\nThey are upset."}
+    before = slack.handled
+    envelope = await fake.push(
+        "interactive",
+        {
+            "type": "view_submission",
+            "team": {"id": "T1"},
+            "user": {"id": "UANN", "team_id": "T1"},
+            "api_app_id": "A1",
+            "trigger_id": "trig-ask-2",
+            "view": {
+                **modal,
+                "id": "VASK",
+                "hash": "h1",
+                "state": {"values": {"question": {"question": question}}},
+            },
+        },
+    )
+    assert await fake.acked(envelope) == {}  # the modal closes
+    await eventually(lambda: slack.handled > before)
+    await slack.app.settle()
+    assert any("1-A1" in t for t in fake.told("UANN"))  # asked, with its number
+    # the consultants' pool has the question, line breaks and all
+    assert any(
+        "What do I tell them?\nThey are upset." in shown(p.blocks) for p in fake.in_channel("CPOOL")
+    )
 
 
 async def test_a_lost_connection_is_retried_unless_the_retry_could_post_twice() -> None:

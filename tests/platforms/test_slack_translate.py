@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from bot.events import Command, Message
 from bot.platforms.slack import translate as tr
-from bot.views import Button, Card, Field, Home, HomeSection, Notice
+from bot.views import Button, Card, Field, Form, FormField, Home, HomeSection, Notice
 from fake_slack import button, command, event, message, user
 from slack_chat import buttons, shown
 
@@ -190,21 +191,21 @@ def test_only_full_members_of_the_workspace_are_staff(who: dict[str, Any], staff
 
 # -- forms ------------------------------------------------------------------------------
 
-FORM = tr.Form(
+FORM = Form(
     form_id="answer",
     title="Answer",
     submit="Send",
-    fields=(tr.FormField("number", "Conversation"), tr.FormField("text", "Answer", True)),
+    fields=(FormField("number", "Conversation"), FormField("text", "Answer", True)),
     command="answer {number} {text}",
 )
 
 
 def test_a_form_is_a_modal_with_one_input_per_field() -> None:
-    modal = tr.form_modal(FORM, "Cancel", "C1")
+    modal = tr.form_modal(FORM, "Cancel", tr.form_metadata("C1", ""))
     assert modal["callback_id"] == "inloop_form:answer"
     assert [b["block_id"] for b in modal["blocks"]] == ["number", "text"]
     assert modal["blocks"][1]["element"]["multiline"] is True
-    assert modal["private_metadata"] == "C1"
+    assert modal["private_metadata"] == tr.form_metadata("C1", "")
 
 
 def test_a_form_submission_with_a_missing_field_gets_inline_errors() -> None:
@@ -218,10 +219,36 @@ def test_a_form_submission_with_a_missing_field_gets_inline_errors() -> None:
     assert tr.form_errors(FORM, values, "x") == {}
     body = {
         "user": {"id": "U1"},
-        "view": {"id": "V1", "hash": "h", "private_metadata": "C1", **view},
+        "view": {"id": "V1", "hash": "h", "private_metadata": tr.form_metadata("C1", "9"), **view},
     }
     cmd = tr.form_event(body, FORM, values)
     assert cmd.text == "answer 4 all good" and cmd.channel == "slack:C1"
+
+
+def test_a_button_with_a_form_opens_it_and_its_value_completes_the_command() -> None:
+    ask = Form(
+        "ask",
+        "Ask an expert",
+        "Ask",
+        (FormField("question", "Question", True),),
+        "ask {value} {question}",
+    )
+    shown_card = replace(card("x"), buttons=(Button("Ask an expert", "ask", "7", form="ask"),))
+    (element,) = [
+        e
+        for b in tr.message(shown_card, LABELS).blocks or []
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["type"] == "button"
+    ]
+    assert (element["action_id"], element["value"]) == ("inloop_form_open:ask", "7")
+    view = {"state": {"values": {"question": {"question": {"value": "Is it\nbroken?"}}}}}
+    body = {
+        "user": {"id": "U1"},
+        "view": {"id": "V2", "hash": "h", "private_metadata": tr.form_metadata("C1", "7"), **view},
+    }
+    cmd = tr.form_event(body, ask, tr.form_values(ask, view))
+    assert cmd.text == "ask 7 Is it\nbroken?" and cmd.channel == "slack:C1"
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import collections
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +38,7 @@ from bot.events import ChannelId, Event, PersonId, local_part
 from bot.messages import texts_for
 from bot.platform import DeliveryError, EventSink, PersonInfo, StartError
 from bot.platforms.slack import translate as tr
-from bot.views import Chart, Home, Notice, View
+from bot.views import Chart, Form, Home, Notice, View
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,7 @@ class SlackPlatform:
         pace_seconds: float = 1.0,
         ping_interval: float = 10.0,
         rate_limit_retries: int = 1,
+        forms: Mapping[str, Form] | None = None,
     ):
         #: Slack allows about one message a second per channel; the outbox paces to it
         self.pace_seconds = pace_seconds
@@ -205,7 +206,8 @@ class SlackPlatform:
         self.bot_user_id = ""
         self.team_id = ""
         self.workspace_url = ""
-        self.forms: dict[str, tr.Form] = {}
+        #: the core's forms by id, opened by buttons that name one (`Button.form`)
+        self.forms: dict[str, Form] = dict(forms or {})
         self._sink: EventSink | None = None
         self._session: aiohttp.ClientSession | None = None
         self._socket: AsyncSocketModeHandler | None = None
@@ -339,6 +341,26 @@ class SlackPlatform:
                 if event is not None:
                     await self._hand(event)
 
+        @app.action(re.compile(f"^{re.escape(tr.FORM_OPEN_PREFIX)}"))
+        async def on_form_button(
+            ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any]
+        ) -> None:
+            await ack()
+            form_id = str(action["action_id"]).removeprefix(tr.FORM_OPEN_PREFIX)
+            if form_id not in self.forms:
+                log.warning("Slack: a button asked for form %r, which is not registered", form_id)
+                return
+            where = (body.get("channel") or {}).get("id")
+            try:  # a trigger id is good for 3 s: the modal opens now, the command comes later
+                await self.open_form(
+                    body["trigger_id"],
+                    form_id,
+                    tr.channel(where) if where else None,
+                    str(action.get("value", "")),
+                )
+            except (SlackApiError, aiohttp.ClientError) as exc:
+                log.warning("Slack: could not open form %s: %s", form_id, exc)
+
         @app.view(re.compile(f"^{re.escape(tr.FORM_PREFIX)}"))
         async def on_form(ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
             view = body["view"]
@@ -389,13 +411,14 @@ class SlackPlatform:
             await self._sink.handle(event)
 
     async def open_form(
-        self, trigger_id: str, form_id: str, context: ChannelId | None = None
+        self, trigger_id: str, form_id: str, context: ChannelId | None = None, value: str = ""
     ) -> None:
-        """Open one of the registered forms (the answer to a button or command)."""
+        """Open one of the registered forms (the answer to a button that names it)."""
         form = self.forms[form_id]
+        where = local_part(context) if context and context != tr.NO_CHANNEL else ""
         await self.client.views_open(
             trigger_id=trigger_id,
-            view=tr.form_modal(form, self._labels.close, local_part(context) if context else ""),
+            view=tr.form_modal(form, self._labels.close, tr.form_metadata(where, value)),
         )
 
     # -- Platform: outbound ----------------------------------------------------------

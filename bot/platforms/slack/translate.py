@@ -7,6 +7,7 @@ whose constructors know the field names; `to_dict()` validates lengths on the wa
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from bot.events import (
     Reaction,
 )
 from bot.platform import PersonInfo
-from bot.views import Button, Card, Chart, Home, Notice, View
+from bot.views import Button, Card, Chart, Form, Home, Notice, View
 
 PREFIX = "/inloop"
 #: Block Kit's limits (docs: Block Kit reference, "blocks" and "text object")
@@ -57,6 +58,8 @@ SHOW_FULL = "inloop_show_full"
 #: interactions with no channel (Home tab buttons) answer by DM
 NO_CHANNEL = ChannelId("slack:-")
 FORM_PREFIX = "inloop_form:"
+#: a card button that opens a form first (`Button.form`)
+FORM_OPEN_PREFIX = "inloop_form_open:"
 
 
 def person(user_id: str) -> PersonId:
@@ -353,7 +356,10 @@ def link_markup(url: str) -> str:
 def _button(button: Button) -> ButtonElement:
     return ButtonElement(
         text=_plain(button.label, BUTTON_LABEL_LIMIT),
-        action_id=f"{ACTION_PREFIX}{button.action}",
+        # a button with a form opens it (a modal); the others act at once
+        action_id=f"{FORM_OPEN_PREFIX}{button.form}"
+        if button.form
+        else f"{ACTION_PREFIX}{button.action}",
         value=button.value[:2000],
         style=None if button.style == "default" else button.style,
     )
@@ -392,31 +398,6 @@ def text_modal(title: str, text: str, labels: Labels) -> dict[str, Any]:
 
 
 # -- forms (modals with inputs, validated with inline errors) ----------------------------
-
-
-@dataclass(frozen=True)
-class FormField:
-    name: str
-    label: str
-    multiline: bool = False
-    required: bool = True
-    max_length: int = 3000
-    initial: str = ""
-
-
-@dataclass(frozen=True)
-class Form:
-    """A modal that collects values and becomes a core command when submitted.
-
-    `command` is a template over the field names, e.g. `answer {number} {text}`;
-    later features (Ask an expert, Answer, Commit time) declare theirs.
-    """
-
-    form_id: str
-    title: str
-    submit: str
-    fields: tuple[FormField, ...]
-    command: str
 
 
 def form_modal(form: Form, close: str, metadata: str = "") -> dict[str, Any]:
@@ -463,16 +444,25 @@ def form_command(form: Form, values: Mapping[str, str]) -> str:
     return form.command.format(**values)
 
 
+def form_metadata(where: str, value: str) -> str:
+    """What a form's modal carries back (Slack returns private_metadata untouched): the
+    channel it was opened from and the value of the button that opened it."""
+    return json.dumps({"channel": where, "value": value})
+
+
 def form_event(body: Mapping[str, Any], form: Form, values: Mapping[str, str]) -> Command:
-    """A valid submission becomes the form's command (the context channel rides along
-    in private_metadata, as Slack returns it untouched)."""
+    """A valid submission becomes the form's command."""
     view = body["view"]
-    where = view.get("private_metadata") or ""
+    try:
+        carried = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        carried = {}
+    where, value = str(carried.get("channel") or ""), str(carried.get("value") or "")
     return Command(
         event_id=EventId(f"slack:form:{view['id']}:{view.get('hash', '')}"),
         sender=person(body["user"]["id"]),
         channel=channel(where) if where else NO_CHANNEL,
-        text=form_command(form, values),
+        text=form_command(form, {**values, "value": value}),
         raw=body,
     )
 

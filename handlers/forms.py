@@ -1,0 +1,21 @@
+"""The forms buttons open where the platform has them (Slack modals).
+
+Submitted, a form is an ordinary command: the form only asks for what the command
+needs, so every rule stays with the command's handler.
+"""
+
+from __future__ import annotations
+
+from bot.messages import Texts
+from bot.views import Form, FormField
+
+
+def forms(texts: Texts) -> dict[str, Form]:
+    ask = Form(
+        form_id="ask",
+        title=texts.form_ask_title,
+        submit=texts.form_ask_submit,
+        fields=(FormField("question", texts.form_ask_question, multiline=True, max_length=2000),),
+        command="ask {value} {question}",
+    )
+    return {form.form_id: form for form in (ask,)}
