@@ -498,7 +498,15 @@ async def _request_card(
     said = "\n".join(f"{m.author_name}: {m.text}" for m in mentions)
     text, _ = trim(said, CONTEXT_LIMIT)
     take = Button(texts.button_take, "take", str(ident), "primary", f"{ctx.prefix} take {ident}")
-    buttons = (take,) if pool else ()
+    answer = Button(
+        texts.button_answer,
+        "answer",
+        str(ident),
+        "primary",
+        f"{ctx.prefix} answer {ident} {texts.form_answer_placeholder}",
+        form="answer",
+    )
+    buttons = (take,) if pool else (answer,)
     customer = conversation.customer_name
     shown_state = (Field(texts.card_status, state),) if state else ()
     return Card(

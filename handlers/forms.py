@@ -18,4 +18,11 @@ def forms(texts: Texts) -> dict[str, Form]:
         fields=(FormField("question", texts.form_ask_question, multiline=True, max_length=2000),),
         command="ask {value} {question}",
     )
-    return {form.form_id: form for form in (ask,)}
+    answer = Form(
+        form_id="answer",
+        title=texts.form_answer_title,
+        submit=texts.form_answer_submit,
+        fields=(FormField("advice", texts.form_answer_text, multiline=True, max_length=2000),),
+        command="answer {value} {advice}",
+    )
+    return {form.form_id: form for form in (ask, answer)}

@@ -44,6 +44,12 @@ class Texts:
     form_ask_question: str
     #: what the command still needs, where a button only shows what to type
     form_ask_placeholder: str
+    #: the consultant answers an advice request (a form in Slack)
+    button_answer: str
+    form_answer_title: str
+    form_answer_submit: str
+    form_answer_text: str
+    form_answer_placeholder: str
     # -- claims ----------------------------------------------------------------
     claimed_you: str
     already_yours: str

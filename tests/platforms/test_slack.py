@@ -824,6 +824,51 @@ async def test_ask_an_expert_opens_a_form_whose_question_asks_the_consultant(
     )
 
 
+async def test_the_consultant_answers_through_a_form_and_the_owner_reads_it_in_the_thread(
+    slack: SlackChat,
+) -> None:
+    fake = slack.fake
+    await slack.setup_team()
+    await slack.write("UCUST", "Where is my parcel?", SHARED, ts="312.1")
+    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    await slack.say("UADMIN", "claim 1")
+    await slack.say("UADMIN", "role <@UBOB|bob> consultant")
+    await slack.say("UADMIN", "ask 1 What do I tell them? slack:UBOB")
+
+    (request,) = [p for p in fake.in_channel("UBOB") if "1-A1" in p.text]  # Bob's DM
+    assert "inloop_form_open:answer" in buttons(request.blocks)
+    envelope = await fake.push(
+        "interactive", button("UBOB", "DUBOB", "inloop_form_open:answer", "1-A1", "trig-an")
+    )
+    await fake.acked(envelope)
+    await eventually(lambda: fake.count("views.open") == 1)
+    (modal,) = fake.views.values()
+    advice = {"type": "plain_text_input", "value": "Give them the tracking link."}
+    before = slack.handled
+    envelope = await fake.push(
+        "interactive",
+        {
+            "type": "view_submission",
+            "team": {"id": "T1"},
+            "user": {"id": "UBOB", "team_id": "T1"},
+            "api_app_id": "A1",
+            "trigger_id": "trig-an-2",
+            "view": {
+                **modal,
+                "id": "VANSWER",
+                "hash": "h1",
+                "state": {"values": {"advice": {"advice": advice}}},
+            },
+        },
+    )
+    assert await fake.acked(envelope) == {}
+    await eventually(lambda: slack.handled > before)
+    await slack.app.settle()
+    card_ts = fake.in_channel(OWNER)[0].ts
+    thread = [p.text for p in fake.in_channel(OWNER) if p.thread_ts == card_ts]
+    assert any("1-A1 from Bob: Give them the tracking link." in t for t in thread)
+
+
 async def test_a_lost_connection_is_retried_unless_the_retry_could_post_twice() -> None:
     retry = ConnectionRetry()
 
