@@ -98,6 +98,8 @@ class Home:
 
     title: str
     sections: tuple[HomeSection, ...] = ()
+    #: what the person can start from here (e.g. commit time: a form in Slack)
+    buttons: tuple[Button, ...] = ()
 
 
 View = Card | Notice | Chart | Home
@@ -129,6 +131,7 @@ def view_from_dict(data: dict[str, Any]) -> View:
                 )
                 for s in body.get("sections", ())
             ),
+            buttons=tuple(Button(**b) for b in body.get("buttons", ())),
         )
     return _card(body)
 

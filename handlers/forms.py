@@ -25,4 +25,17 @@ def forms(texts: Texts) -> dict[str, Form]:
         fields=(FormField("advice", texts.form_answer_text, multiline=True, max_length=2000),),
         command="answer {value} {advice}",
     )
-    return {form.form_id: form for form in (ask, answer)}
+    commit = Form(
+        form_id="commit",
+        title=texts.form_commit_title,
+        submit=texts.form_commit_submit,
+        fields=(
+            FormField("days", texts.form_commit_days, max_length=60),
+            FormField("start", texts.form_commit_time, max_length=5),
+            FormField("duration", texts.form_commit_duration, max_length=10),
+            FormField("tz", texts.form_commit_tz, required=False, max_length=64),
+        ),
+        # an empty time zone leaves a trailing space: the command reads it as none given
+        command="commit {days} {start} {duration} {tz}",
+    )
+    return {form.form_id: form for form in (ask, answer, commit)}

@@ -13,7 +13,7 @@ from bot.context import Context
 from bot.events import PersonId
 from bot.people import is_staff
 from bot.router import ANYONE, Router, UsageError
-from bot.views import Home, HomeSection
+from bot.views import Button, Home, HomeSection
 from handlers import advice, card
 from storage import conversations
 from storage.models import Role
@@ -42,9 +42,17 @@ async def home(ctx: Context, args: Sequence[str]) -> None:
         mine = await conversations.owned_by(ctx.session, me.id)
         # Teams have no member lists: everybody on staff sees every team's waiting queue.
         waiting, total = await conversations.unclaimed(ctx.session, None, HOME_LIMIT)
+        commit = Button(
+            texts.button_commit,
+            "commit",
+            "",
+            command=f"{ctx.prefix} commit {texts.form_commit_placeholder}",
+            form="commit",
+        )
         view = Home(
             texts.home_title,
-            (
+            buttons=(commit,),
+            sections=(
                 HomeSection(
                     texts.home_mine.format(count=len(mine)),
                     tuple([await card.render(ctx, c) for c in mine[:HOME_LIMIT]]),

@@ -50,6 +50,15 @@ class Texts:
     form_answer_submit: str
     form_answer_text: str
     form_answer_placeholder: str
+    #: a weekly block of dialogue time, from the Home tab (a form in Slack)
+    button_commit: str
+    form_commit_title: str
+    form_commit_submit: str
+    form_commit_days: str
+    form_commit_time: str
+    form_commit_duration: str
+    form_commit_tz: str
+    form_commit_placeholder: str
     # -- claims ----------------------------------------------------------------
     claimed_you: str
     already_yours: str

@@ -21,6 +21,8 @@ async def test_home_shows_what_i_claimed_and_what_waits(chat: Chat) -> None:
     assert [c.title for c in mine.cards] == ["#1 · twitter · Giulia (@giulia)"]
     assert waiting.heading == "Waiting for someone to claim them (1)"
     assert [b.action for b in waiting.cards[0].buttons] == ["claim"]
+    # where there are no forms, the page says what to type to commit time
+    assert [b.command for b in home.buttons] == ["!inloop commit DAYS HH:MM DURATION [TZ]"]
     # it went to Ann alone, as her own page
     assert [d.target for d in chat.platform.delivered if d.view is home] == [person("ann")]
 

@@ -289,6 +289,44 @@ async def test_home_tab_shows_mine_and_waiting_with_buttons(slack: SlackChat) ->
     await slack.until(lambda: "Claimed by you (2)" in shown(fake.homes["UANN"]["blocks"]))
 
 
+async def test_commit_time_from_the_home_tab_through_a_form(slack: SlackChat) -> None:
+    fake = slack.fake
+    await slack.send_event(
+        {"type": "app_home_opened", "user": "UANN", "channel": "DANN", "tab": "home"}
+    )
+    await slack.until(lambda: "UANN" in fake.homes)
+    assert buttons(fake.homes["UANN"]["blocks"])[0] == "inloop_form_open:commit"
+
+    home = {"id": "VHOME", "type": "home"}
+    pressed = button("UANN", None, "inloop_form_open:commit", "", "trig-commit", view=home)
+    await fake.acked(await fake.push("interactive", pressed))
+    await eventually(lambda: fake.count("views.open") == 1)
+    (modal,) = fake.views.values()
+    assert [b["block_id"] for b in modal["blocks"]] == ["days", "start", "duration", "tz"]
+    typed = {"days": "mon,wed", "start": "09:00", "duration": "30m", "tz": None}
+    values = {k: {k: {"type": "plain_text_input", "value": v}} for k, v in typed.items()}
+    before = slack.handled
+    envelope = await fake.push(
+        "interactive",
+        {
+            "type": "view_submission",
+            "team": {"id": "T1"},
+            "user": {"id": "UANN", "team_id": "T1"},
+            "api_app_id": "A1",
+            "trigger_id": "trig-commit-2",
+            "view": {**modal, "id": "VC", "hash": "h", "state": {"values": values}},
+        },
+    )
+    assert await fake.acked(envelope) == {}  # the time zone may stay empty
+    await eventually(lambda: slack.handled > before)
+    await slack.app.settle()
+    # her own time zone (Slack's, Europe/Rome) since she left it empty
+    assert any(
+        t.startswith("Commitment 1: Mon, Wed at 09:00 for 30m (Europe/Rome).")
+        for t in fake.told("UANN")
+    )
+
+
 async def test_a_retried_event_is_handled_once(slack: SlackChat) -> None:
     fake = slack.fake
     await slack.setup_team()

@@ -135,6 +135,8 @@ def render(view: View, chart_path: str = "") -> str:
         return f"(chart) {literal(view.title)}: {chart_path}"
     if isinstance(view, Home):
         parts = [literal(view.title)]
+        if view.buttons:
+            parts.append("   ".join(f"[{b.label}] {b.command}" for b in view.buttons))
         for section in view.sections:
             parts.append(f"== {literal(section.heading)}")
             parts += [render(card) for card in section.cards] or [literal(section.empty)]

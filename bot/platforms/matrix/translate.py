@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote, unquote
 
 from bot.events import ChannelId, Command, EventId, Message, PersonId, Reaction, local_part
-from bot.views import Card, Chart, Home, View
+from bot.views import Button, Card, Chart, Home, View
 
 PREFIX = "!inloop"
 #: a Matrix user id written in text: @localpart:server (server may carry a port)
@@ -269,14 +269,9 @@ def _card(card: Card) -> tuple[str, str]:
         else:
             rich.append(html.escape(card.link))
     if card.buttons:
-        plain.append("   ".join(f"[{b.label}] {b.command}" for b in card.buttons))
-        rich.append(
-            " · ".join(
-                f"{html.escape(b.label)}: <code>{html.escape(b.command)}</code>"
-                + (f" {html.escape(b.also)}" if b.also else "")
-                for b in card.buttons
-            )
-        )
+        body, formatted = _buttons(card.buttons)
+        plain.append(body)
+        rich.append(formatted)
     # The plain body is what notifications and old clients show; rich lines join with <br>,
     # except a blockquote, which is already a block.
     formatted = "<br>".join(rich).replace("<br><blockquote>", "<blockquote>")
@@ -297,9 +292,24 @@ def edit(content: Content, original: str) -> Content:
     }
 
 
+def _buttons(buttons: Sequence[Button]) -> tuple[str, str]:
+    """Matrix has no buttons: what to type instead, plain and rich."""
+    plain = "   ".join(f"[{b.label}] {b.command}" for b in buttons)
+    rich = " · ".join(
+        f"{html.escape(b.label)}: <code>{html.escape(b.command)}</code>"
+        + (f" {html.escape(b.also)}" if b.also else "")
+        for b in buttons
+    )
+    return plain, rich
+
+
 def _home(view: Home) -> tuple[str, str]:
     """Matrix has no Home tab: the overview comes as one message, sections one after another."""
     bodies, htmls = [view.title], [f"<h4>{html.escape(view.title)}</h4>"]
+    if view.buttons:
+        body, formatted = _buttons(view.buttons)
+        bodies.append(body)
+        htmls.append(f"<p>{formatted}</p>")
     for section in view.sections:
         bodies.append(section.heading)
         htmls.append(f"<p><b>{html.escape(section.heading)}</b></p>")

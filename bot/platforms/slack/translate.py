@@ -373,6 +373,8 @@ def _plain(text: str, limit: int = SECTION_TEXT_LIMIT) -> PlainTextObject:
 
 def home_blocks(home: Home, labels: Labels) -> list[Block]:
     blocks: list[Block] = [HeaderBlock(text=_plain(home.title, HEADER_LIMIT))]
+    if home.buttons:
+        blocks.append(ActionsBlock(elements=[_button(b) for b in home.buttons]))
     for section in home.sections:
         blocks.append(DividerBlock())
         blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*{escape(section.heading)}*")))
