@@ -16,7 +16,7 @@ import hmac
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -457,6 +457,27 @@ class FakeSlack:
 
 
 # -- payloads as Slack sends them -------------------------------------------------------
+
+
+def view_submission(
+    uid: str, modal: dict[str, Any], typed: Mapping[str, str | None], view_id: str
+) -> dict[str, Any]:
+    """What Slack sends when `uid` submits `modal` with `typed` (field → text, None: empty)."""
+    values = {k: {k: {"type": "plain_text_input", "value": v}} for k, v in typed.items()}
+    return {
+        "type": "view_submission",
+        "team": {"id": TEAM},
+        "user": {"id": uid, "team_id": TEAM},
+        "api_app_id": "A1",
+        "trigger_id": f"trig-{view_id}",
+        "view": {
+            **modal,
+            "id": view_id,
+            "hash": f"h-{view_id}-{len(str(typed))}",
+            "type": "modal",
+            "state": {"values": values},
+        },
+    }
 
 
 def event(body: dict[str, Any], event_id: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bot.app import App, build_platforms
@@ -11,7 +11,7 @@ from bot.config import load_settings
 from bot.events import Event
 from bot.platform import EventSink
 from bot.platforms.slack.adapter import SlackPlatform
-from fake_slack import FakeSlack, button, command, event, message, user
+from fake_slack import FakeSlack, button, command, event, message, user, view_submission
 from harness import eventually
 
 _ids = itertools.count(1)
@@ -110,6 +110,28 @@ class SlackChat:
     async def send_event(self, body: dict[str, Any], event_id: str = "", expect: int = 1) -> str:
         """Push an event; wait until `expect` events reached the core (0: only the ack)."""
         return await self._deliver("events_api", event(body, event_id or f"Ev{next(_ids)}"), expect)
+
+    async def open_form(
+        self, uid: str, where: str | None, form: str, value: str, **kw: Any
+    ) -> dict[str, Any]:
+        """`uid` presses a button that opens `form`; returns the modal Slack shows."""
+        opened = self.fake.count("views.open")
+        pressed = button(uid, where, f"inloop_form_open:{form}", value, f"trig-{next(_ids)}", **kw)
+        await self.fake.acked(await self.fake.push("interactive", pressed))
+        await eventually(lambda: self.fake.count("views.open") > opened)
+        return list(self.fake.views.values())[-1]
+
+    async def fill_form(
+        self, uid: str, modal: dict[str, Any], typed: Mapping[str, str | None]
+    ) -> dict[str, Any]:
+        """`uid` submits `modal`; returns Slack's ack (`{}` closes it: the command ran)."""
+        before = self.handled
+        submitted = view_submission(uid, modal, typed, f"V{next(_ids)}")
+        ack = await self.fake.acked(await self.fake.push("interactive", submitted))
+        if ack == {}:
+            await eventually(lambda: self.handled > before)
+            await self.app.settle()
+        return ack
 
     async def until(self, check: Callable[[], bool]) -> None:
         await eventually(check)

@@ -297,29 +297,10 @@ async def test_commit_time_from_the_home_tab_through_a_form(slack: SlackChat) ->
     await slack.until(lambda: "UANN" in fake.homes)
     assert buttons(fake.homes["UANN"]["blocks"])[0] == "inloop_form_open:commit"
 
-    home = {"id": "VHOME", "type": "home"}
-    pressed = button("UANN", None, "inloop_form_open:commit", "", "trig-commit", view=home)
-    await fake.acked(await fake.push("interactive", pressed))
-    await eventually(lambda: fake.count("views.open") == 1)
-    (modal,) = fake.views.values()
+    modal = await slack.open_form("UANN", None, "commit", "", view={"id": "VH", "type": "home"})
     assert [b["block_id"] for b in modal["blocks"]] == ["days", "start", "duration", "tz"]
     typed = {"days": "mon,wed", "start": "09:00", "duration": "30m", "tz": None}
-    values = {k: {k: {"type": "plain_text_input", "value": v}} for k, v in typed.items()}
-    before = slack.handled
-    envelope = await fake.push(
-        "interactive",
-        {
-            "type": "view_submission",
-            "team": {"id": "T1"},
-            "user": {"id": "UANN", "team_id": "T1"},
-            "api_app_id": "A1",
-            "trigger_id": "trig-commit-2",
-            "view": {**modal, "id": "VC", "hash": "h", "state": {"values": values}},
-        },
-    )
-    assert await fake.acked(envelope) == {}  # the time zone may stay empty
-    await eventually(lambda: slack.handled > before)
-    await slack.app.settle()
+    assert await slack.fill_form("UANN", modal, typed) == {}  # the time zone may stay empty
     # her own time zone (Slack's, Europe/Rome) since she left it empty
     assert any(
         t.startswith("Commitment 1: Mon, Wed at 09:00 for 30m (Europe/Rome).")
@@ -625,33 +606,14 @@ async def test_a_form_submission_is_validated_inline_then_runs_its_command(
         command="claim {number}",
     )
 
-    def submission(value: str | None) -> dict[str, Any]:
-        entry = {"type": "plain_text_input", "value": value}
-        return {
-            "type": "view_submission",
-            "team": {"id": "T1"},
-            "user": {"id": "UANN", "team_id": "T1"},
-            "api_app_id": "A1",
-            "trigger_id": "trig-form",
-            "view": {
-                "id": "VFORM",
-                "hash": f"h-{value}",
-                "type": "modal",
-                "callback_id": "inloop_form:claim",
-                "private_metadata": tr.form_metadata(OWNER, ""),
-                "state": {"values": {"number": {"number": entry}}},
-            },
-        }
-
-    envelope = await fake.push("interactive", submission(None))
-    ack = await fake.acked(envelope)
+    modal = {
+        "callback_id": "inloop_form:claim",
+        "private_metadata": tr.form_metadata(OWNER, ""),
+    }
+    ack = await slack.fill_form("UANN", modal, {"number": None})
     assert ack == {"response_action": "errors", "errors": {"number": "Please fill this in."}}
 
-    before = slack.handled
-    envelope = await fake.push("interactive", submission("42"))
-    assert await fake.acked(envelope) == {}  # the modal closes
-    await eventually(lambda: slack.handled > before)
-    await slack.app.settle()
+    assert await slack.fill_form("UANN", modal, {"number": "42"}) == {}  # the modal closes
     assert "#42" in fake.told("UANN")[-1]  # the command ran: there is no #42
 
 
@@ -826,40 +788,14 @@ async def test_ask_an_expert_opens_a_form_whose_question_asks_the_consultant(
     await slack.say("UADMIN", "consultants here", where="CPOOL")
     await slack.press("UANN", "claim", "1")
 
-    envelope = await fake.push(
-        "interactive", button("UANN", OWNER, "inloop_form_open:ask", "1", "trig-ask")
-    )
-    await fake.acked(envelope)
-    await eventually(lambda: fake.count("views.open") == 1)
-    (modal,) = fake.views.values()
+    modal = await slack.open_form("UANN", OWNER, "ask", "1")
     assert modal["callback_id"] == "inloop_form:ask" and modal["title"]["text"] == "Ask an expert"
-
-    question = {"type": "plain_text_input", "value": "What do I tell them?\nThey are upset."}
-    before = slack.handled
-    envelope = await fake.push(
-        "interactive",
-        {
-            "type": "view_submission",
-            "team": {"id": "T1"},
-            "user": {"id": "UANN", "team_id": "T1"},
-            "api_app_id": "A1",
-            "trigger_id": "trig-ask-2",
-            "view": {
-                **modal,
-                "id": "VASK",
-                "hash": "h1",
-                "state": {"values": {"question": {"question": question}}},
-            },
-        },
-    )
-    assert await fake.acked(envelope) == {}  # the modal closes
-    await eventually(lambda: slack.handled > before)
-    await slack.app.settle()
+    typed = {"question": "What do I tell them?\nThey are upset."}
+    assert await slack.fill_form("UANN", modal, typed) == {}  # the modal closes
     assert any("1-A1" in t for t in fake.told("UANN"))  # asked, with its number
     # the consultants' pool has the question, line breaks and all
-    assert any(
-        "What do I tell them?\nThey are upset." in shown(p.blocks) for p in fake.in_channel("CPOOL")
-    )
+    pool = [shown(p.blocks) for p in fake.in_channel("CPOOL")]
+    assert any("What do I tell them?\nThey are upset." in text for text in pool)
 
 
 async def test_the_consultant_answers_through_a_form_and_the_owner_reads_it_in_the_thread(
@@ -875,33 +811,8 @@ async def test_the_consultant_answers_through_a_form_and_the_owner_reads_it_in_t
 
     (request,) = [p for p in fake.in_channel("UBOB") if "1-A1" in p.text]  # Bob's DM
     assert "inloop_form_open:answer" in buttons(request.blocks)
-    envelope = await fake.push(
-        "interactive", button("UBOB", "DUBOB", "inloop_form_open:answer", "1-A1", "trig-an")
-    )
-    await fake.acked(envelope)
-    await eventually(lambda: fake.count("views.open") == 1)
-    (modal,) = fake.views.values()
-    advice = {"type": "plain_text_input", "value": "Give them the tracking link."}
-    before = slack.handled
-    envelope = await fake.push(
-        "interactive",
-        {
-            "type": "view_submission",
-            "team": {"id": "T1"},
-            "user": {"id": "UBOB", "team_id": "T1"},
-            "api_app_id": "A1",
-            "trigger_id": "trig-an-2",
-            "view": {
-                **modal,
-                "id": "VANSWER",
-                "hash": "h1",
-                "state": {"values": {"advice": {"advice": advice}}},
-            },
-        },
-    )
-    assert await fake.acked(envelope) == {}
-    await eventually(lambda: slack.handled > before)
-    await slack.app.settle()
+    modal = await slack.open_form("UBOB", "DUBOB", "answer", "1-A1")
+    assert await slack.fill_form("UBOB", modal, {"advice": "Give them the tracking link."}) == {}
     card_ts = fake.in_channel(OWNER)[0].ts
     thread = [p.text for p in fake.in_channel(OWNER) if p.thread_ts == card_ts]
     assert any("1-A1 from Bob: Give them the tracking link." in t for t in thread)
