@@ -420,7 +420,8 @@ class OutboxWorker:
             raise DeliveryError(f"platform {row.platform!r} is not running", permanent=True)
         view = view_from_dict(json.loads(row.payload))
         card_ref = cards.get(row.conversation_id or 0)
-        if row.maybe_sent and row.kind != OutboxKind.UPDATE:  # an edit can simply be redone
+        # An edit can simply be redone; an update that posts the card (below) cannot.
+        if row.maybe_sent and (row.kind != OutboxKind.UPDATE or card_ref is None):
             found = await self._find_sent(platform, row, card_ref)
             if found is not None:
                 return found or None

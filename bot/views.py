@@ -7,7 +7,7 @@ text can never become markup or a mass ping.
 from __future__ import annotations
 
 import base64
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 ButtonStyle = Literal["default", "primary", "danger"]
@@ -36,6 +36,8 @@ class FormField:
     required: bool = True
     max_length: int = 3000
     initial: str = ""
+    #: the command reads it as one word: spaces typed in it are dropped ("mon, wed")
+    one_word: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def view_from_dict(data: dict[str, Any]) -> View:
                 )
                 for s in body.get("sections", ())
             ),
-            buttons=tuple(Button(**b) for b in body.get("buttons", ())),
+            buttons=tuple(_button(b) for b in body.get("buttons", ())),
         )
     return _card(body)
 
@@ -143,6 +145,15 @@ def _card(body: dict[str, Any]) -> Card:
         text=body.get("text", ""),
         more=body.get("more", ""),
         link=body.get("link", ""),
-        buttons=tuple(Button(**b) for b in body.get("buttons", ())),
+        buttons=tuple(_button(b) for b in body.get("buttons", ())),
         fallback=body.get("fallback", ""),
     )
+
+
+def _button(body: dict[str, Any]) -> Button:
+    # Only the fields this version knows: a row written by a newer version (several
+    # instances mid-deploy) still loads, without what it added.
+    return Button(**{k: v for k, v in body.items() if k in _BUTTON_FIELDS})
+
+
+_BUTTON_FIELDS = frozenset(f.name for f in fields(Button))

@@ -30,10 +30,10 @@ def forms(texts: Texts) -> dict[str, Form]:
         title=texts.form_commit_title,
         submit=texts.form_commit_submit,
         fields=(
-            FormField("days", texts.form_commit_days, max_length=60),
-            FormField("start", texts.form_commit_time, max_length=5),
-            FormField("duration", texts.form_commit_duration, max_length=10),
-            FormField("tz", texts.form_commit_tz, required=False, max_length=64),
+            FormField("days", texts.form_commit_days, max_length=60, one_word=True),
+            FormField("start", texts.form_commit_time, max_length=5, one_word=True),
+            FormField("duration", texts.form_commit_duration, max_length=10, one_word=True),
+            FormField("tz", texts.form_commit_tz, required=False, max_length=64, one_word=True),
         ),
         # an empty time zone leaves a trailing space: the command reads it as none given
         command="commit {days} {start} {duration} {tz}",

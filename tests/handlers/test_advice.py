@@ -174,3 +174,14 @@ async def test_the_advice_list_names_each_state_from_the_reader_s_side(chat: Cha
     )
     await chat.say("sage", "lang it")
     assert "1-A1 · #1 · per te · 0m" in await chat.say("sage", "advice")
+
+
+async def test_a_question_ending_in_a_time_or_an_emoji_is_a_question(chat: Chat) -> None:
+    await chat.say("boss", "team add support")
+    await chat.say("boss", "consultants here", where="experts")
+    await chat.mention("Giulia", "Where is it?")
+    await chat.say("ann", "claim 1")
+    told = await chat.say("ann", "ask 1 They want it by 10:30")
+    assert "1-A1" in told
+    told = await chat.say("ann", "ask 1 Thanks :pray:")
+    assert "1-A2" in told

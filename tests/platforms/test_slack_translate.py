@@ -12,7 +12,18 @@ import pytest
 
 from bot.events import Command, Message
 from bot.platforms.slack import translate as tr
-from bot.views import Button, Card, Field, Form, FormField, Home, HomeSection, Notice
+from bot.views import (
+    Button,
+    Card,
+    Field,
+    Form,
+    FormField,
+    Home,
+    HomeSection,
+    Notice,
+    view_from_dict,
+    view_to_dict,
+)
 from fake_slack import button, command, event, message, user
 from slack_chat import buttons, shown
 
@@ -344,3 +355,23 @@ def test_titles_and_labels_fit_their_limits_even_when_escaping_makes_them_longer
     assert all(len(f["text"]) <= 2000 for f in body.blocks[1]["fields"])
     assert len(body.text) <= 3000
     assert "&amp" in body.text and not body.text.rstrip("…").endswith(("&", "&a", "&am", "&amp"))
+
+
+def test_one_word_fields_lose_the_spaces_people_type_in_them() -> None:
+    commit = Form(
+        "commit",
+        "Commit time",
+        "Commit",
+        (FormField("days", "Days", one_word=True), FormField("note", "Note")),
+        "commit {days} {note}",
+    )
+    assert tr.form_command(commit, {"days": "mon, wed ,fri", "note": "a b"}) == (
+        "commit mon,wed,fri a b"
+    )
+
+
+def test_a_view_written_by_a_newer_version_still_loads() -> None:
+    written = view_to_dict(Card("#1", (), "x", buttons=(Button("Claim", "claim", "1"),)))
+    written["buttons"][0]["added_later"] = True
+    loaded = view_from_dict(written)
+    assert isinstance(loaded, Card) and loaded.buttons[0].action == "claim"

@@ -330,7 +330,8 @@ def card_blocks(card: Card, labels: Labels) -> list[Block]:
         blocks.append(ContextBlock(elements=notes))
     buttons = [_button(b) for b in card.buttons[:24]]
     number = card.buttons[0].value if card.buttons else ""
-    if (trimmed or card.more) and number:
+    # "Show full text" runs `show N`: only a conversation's card has a number to show
+    if (trimmed or card.more) and number.isdigit():
         buttons.append(
             ButtonElement(
                 text=_plain(labels.show_full, BUTTON_LABEL_LIMIT),
@@ -443,7 +444,10 @@ def form_errors(form: Form, values: Mapping[str, str], required: str) -> dict[st
 
 
 def form_command(form: Form, values: Mapping[str, str]) -> str:
-    return form.command.format(**values)
+    squeezed = {f.name for f in form.fields if f.one_word}
+    return form.command.format(
+        **{k: "".join(v.split()) if k in squeezed else v for k, v in values.items()}
+    )
 
 
 def form_metadata(where: str, value: str) -> str:
