@@ -316,7 +316,10 @@ async def test_commit_time_from_the_home_tab_through_a_form(slack: SlackChat) ->
     modal = await slack.open_form("UANN", None, "commit", "", view={"id": "VH", "type": "home"})
     assert [b["block_id"] for b in modal["blocks"]] == ["days", "start", "duration", "tz"]
     typed = {"days": "mon, wed", "start": "09:00", "duration": "30m", "tz": None}
+    published = fake.count("views.publish")
     assert await slack.fill_form("UANN", modal, typed) == {}  # the time zone may stay empty
+    # the Home tab is published again, as after any of its buttons
+    await slack.until(lambda: fake.count("views.publish") > published)
     # her own time zone (Slack's, Europe/Rome) since she left it empty
     assert any(
         t.startswith("Commitment 1: Mon, Wed at 09:00 for 30m (Europe/Rome).")

@@ -313,14 +313,7 @@ class SlackPlatform:
                     await self._hand(event)
             if (body.get("view") or {}).get("type") == "home":
                 # the Home tab shows the change at once, as the card in the channel does
-                home = tr.home_opened_event(
-                    {
-                        "event_id": f"home-after:{body.get('trigger_id')}",
-                        "event": {"user": body["user"]["id"], "tab": "home"},
-                    }
-                )
-                if home is not None:
-                    await self._hand(home)
+                await self._refresh_home(body["user"]["id"], f"home-after:{body.get('trigger_id')}")
 
         @app.action(tr.SHOW_FULL)
         async def on_show_full(ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
@@ -357,6 +350,7 @@ class SlackPlatform:
                     form_id,
                     tr.channel(where) if where else None,
                     str(action.get("value", "")),
+                    from_home=(body.get("view") or {}).get("type") == "home",
                 )
             except (SlackApiError, aiohttp.ClientError) as exc:
                 log.warning("Slack: could not open form %s: %s", form_id, exc)
@@ -374,7 +368,10 @@ class SlackPlatform:
                 await ack(response_action="errors", errors=errors)
                 return
             await ack()
-            await self._hand(tr.form_event(body, form, values))
+            submitted = tr.form_event(body, form, values)
+            await self._hand(submitted)
+            if tr.form_from_home(body):  # what it changed shows there at once
+                await self._refresh_home(body["user"]["id"], f"home-after:{submitted.event_id}")
 
         @app.event("message")
         async def on_message(body: dict[str, Any]) -> None:
@@ -405,20 +402,31 @@ class SlackPlatform:
         if event is not None:
             self._turnstile.take(event.event_id, event.channel)
 
+    async def _refresh_home(self, user: str, event_id: str) -> None:
+        home = tr.home_opened_event({"event_id": event_id, "event": {"user": user, "tab": "home"}})
+        if home is not None:
+            await self._hand(home)
+
     async def _hand(self, event: Event) -> None:
         assert self._sink is not None, "events arrive only after start()"
         async with self._turnstile.turn(event.event_id):
             await self._sink.handle(event)
 
     async def open_form(
-        self, trigger_id: str, form_id: str, context: ChannelId | None = None, value: str = ""
+        self,
+        trigger_id: str,
+        form_id: str,
+        context: ChannelId | None = None,
+        value: str = "",
+        *,
+        from_home: bool = False,
     ) -> None:
         """Open one of the registered forms (the answer to a button that names it)."""
         form = self.forms[form_id]
         where = local_part(context) if context and context != tr.NO_CHANNEL else ""
+        carried = tr.form_metadata(where, value, home=from_home)
         await self.client.views_open(
-            trigger_id=trigger_id,
-            view=tr.form_modal(form, self._labels.close, tr.form_metadata(where, value)),
+            trigger_id=trigger_id, view=tr.form_modal(form, self._labels.close, carried)
         )
 
     # -- Platform: outbound ----------------------------------------------------------

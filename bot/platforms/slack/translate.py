@@ -450,19 +450,29 @@ def form_command(form: Form, values: Mapping[str, str]) -> str:
     )
 
 
-def form_metadata(where: str, value: str) -> str:
+def form_metadata(where: str, value: str, *, home: bool = False) -> str:
     """What a form's modal carries back (Slack returns private_metadata untouched): the
-    channel it was opened from and the value of the button that opened it."""
-    return json.dumps({"channel": where, "value": value})
+    channel it was opened from, the value of the button that opened it, and whether
+    that button was on the Home tab."""
+    return json.dumps({"channel": where, "value": value, "home": home})
+
+
+def _carried(view: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        carried = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+    return carried if isinstance(carried, dict) else {}
+
+
+def form_from_home(body: Mapping[str, Any]) -> bool:
+    return bool(_carried(body["view"]).get("home"))
 
 
 def form_event(body: Mapping[str, Any], form: Form, values: Mapping[str, str]) -> Command:
     """A valid submission becomes the form's command."""
     view = body["view"]
-    try:
-        carried = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        carried = {}
+    carried = _carried(view)
     where, value = str(carried.get("channel") or ""), str(carried.get("value") or "")
     return Command(
         event_id=EventId(f"slack:form:{view['id']}:{view.get('hash', '')}"),
