@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.events import ChannelId, PersonId
+from bot.events import ChannelId, PersonId, platform_of
 from bot.messages import Texts, texts_for
 from bot.outbox import OutboxWriter
 from bot.people import Directory
@@ -28,6 +29,8 @@ class Context:
     channel: ChannelId | None = None
     #: how commands are written on the sender's platform, e.g. "!inloop"
     prefix: str = "!inloop"
+    #: how commands are written on each platform, for views read by someone else
+    prefixes: Mapping[str, str] = field(default_factory=dict)
     #: the command as typed, after the prefix (free text keeps its line breaks)
     command_text: str = ""
 
@@ -50,6 +53,10 @@ class Context:
     def as_sender(self, person: Person) -> Context:
         """The same unit of work, acting for `person` (listeners resolve senders lazily)."""
         return replace(self, person=person)
+
+    def prefix_on(self, ref: str) -> str:
+        """How the reader `ref` (a person or a channel) writes commands on their platform."""
+        return self.prefixes.get(platform_of(ref), "!inloop")
 
     def texts_of(self, person: Person) -> Texts:
         return texts_for(self.directory.language(person))

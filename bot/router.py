@@ -162,6 +162,7 @@ class Router:
             directory=self._directory,
             now=now,
             channel_language=self._channel_language,
+            prefixes=self._prefixes,
         )
         if (batch_listener := self._batch_listeners.get(type(events[0]))) is not None:
             return await batch_listener(ctx, events)

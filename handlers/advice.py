@@ -177,15 +177,33 @@ async def ask(ctx: Context, args: Sequence[str]) -> None:
     if consultant is not None:
         texts_for_them = ctx.texts_of(consultant)
         view = await _request_card(
-            ctx, texts_for_them, conversation, ident, question, owner=owner, pool=False
+            ctx,
+            texts_for_them,
+            conversation,
+            ident,
+            question,
+            owner=owner,
+            pool=False,
+            prefix=ctx.prefix_on(consultant.ref),
         )
         ctx.tell(consultant, view)
     else:
-        view = await _request_card(
-            ctx, ctx.channel_texts, conversation, ident, question, owner=owner, pool=True
-        )
+        # one card per platform: each pool's buttons say how to type them there
+        views: dict[str, Card] = {}
         for pool in pools:
-            ctx.out.post(ChannelId(pool.channel), view)
+            prefix = ctx.prefix_on(pool.channel)
+            if prefix not in views:
+                views[prefix] = await _request_card(
+                    ctx,
+                    ctx.channel_texts,
+                    conversation,
+                    ident,
+                    question,
+                    owner=owner,
+                    pool=True,
+                    prefix=prefix,
+                )
+            ctx.out.post(ChannelId(pool.channel), views[prefix])
     conversations.audit(ctx.session, conversation.id, ctx.sender.id, "advice", ctx.now, str(ident))
     await card.refresh(ctx, conversation)
 
@@ -386,6 +404,7 @@ async def asked_of_me(ctx: Context, limit: int) -> tuple[list[Card], int]:
                 questions.get(request.id or 0, ""),
                 owner=_name(await _person(ctx, request.asked_by)),
                 pool=False,
+                prefix=ctx.prefix,  # the consultant's own page
                 state=texts.advice_states_for_you[request.status],
             )
         )
@@ -492,6 +511,7 @@ async def _request_card(
     *,
     owner: str,
     pool: bool,
+    prefix: str,
     state: str = "",
 ) -> Card:
     """What a consultant needs to answer, and nothing more: this conversation only."""
@@ -499,13 +519,14 @@ async def _request_card(
     mentions = await conversations.mentions(ctx.session, conversation.id)
     said = "\n".join(f"{m.author_name}: {m.text}" for m in mentions)
     text, _ = trim(said, CONTEXT_LIMIT)
-    take = Button(texts.button_take, "take", str(ident), "primary", f"{ctx.prefix} take {ident}")
+    # `prefix`: the reader's (a consultant on Matrix answers an owner on Slack)
+    take = Button(texts.button_take, "take", str(ident), "primary", f"{prefix} take {ident}")
     answer = Button(
         texts.button_answer,
         "answer",
         str(ident),
         "primary",
-        f"{ctx.prefix} answer {ident} {texts.form_answer_placeholder}",
+        f"{prefix} answer {ident} {texts.form_answer_placeholder}",
         form="answer",
     )
     buttons = (take,) if pool else (answer,)

@@ -61,6 +61,8 @@ async def test_an_owner_on_slack_gets_advice_from_a_consultant_on_matrix(
         # the consultant, on Matrix, gets the context privately
         request = await told(expert, bot, "Advice wanted: 1-A1")
         assert "Cosa le rispondo?" in request and "La mia scatola" in request
+        # its button says how to answer on Matrix, not with Slack's /inloop
+        assert "!inloop answer 1-A1" in request and "/inloop" not in request
 
         room = next(r for r, i in expert.client.rooms.items() if bot.user_id in i.users)
         await expert.say(room, "!inloop answer 1-A1 Scusati e offri il reso gratuito.")
