@@ -473,19 +473,16 @@ class OutboxWorker:
                     private=row.kind == OutboxKind.PRIVATE,
                 )
         except TimeoutError:
-            slow = DeliveryError(f"looking for an earlier send took over {LOOK_UP_BUDGET:.0f} s")
-            if row.attempts + 2 < self._max_attempts:
-                raise slow from None
-            log.warning("cannot look for row %s's earlier send (%s): sending it", row.id, slow)
-            return None
+            failure = DeliveryError(f"looking for an earlier send took over {LOOK_UP_BUDGET} s")
         except DeliveryError as exc:
-            if not exc.permanent and row.attempts + 2 < self._max_attempts:
-                raise  # asked again at the next attempt
-            # Looking is refused for good (e.g. a scope the app lacks), or has failed
-            # until the row's last tries: sending again risks a message twice, not
-            # sending loses it. Twice is the lesser harm.
-            log.warning("cannot look for row %s's earlier send (%s): sending it", row.id, exc)
-            return None
+            failure = exc
+        if not failure.permanent and row.attempts + 2 < self._max_attempts:
+            raise failure  # asked again at the next attempt
+        # Looking is refused for good (e.g. a scope the app lacks), or has failed until
+        # the row's last tries: sending again risks a message twice, not sending loses
+        # it. Twice is the lesser harm.
+        log.warning("cannot look for row %s's earlier send (%s): sending it", row.id, failure)
+        return None
 
     async def _sent(self, delivered: list[tuple[OutboxRow, str | None]]) -> None:
         """Book a whole pass as sent in one transaction, and remember where cards went."""
