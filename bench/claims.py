@@ -36,10 +36,17 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
-from bench.common import QuietPlatform, add_database_options, percentile, run_bench, verdict
+from bench.common import (
+    QuietPlatform,
+    add_database_options,
+    display_name,
+    percentile,
+    run_bench,
+    verdict,
+)
 from bot.app import App
 from bot.config import load_settings
-from bot.events import Author, ChannelId, Command, EventId, MentionReceived, PersonId, local_part
+from bot.events import Author, ChannelId, Command, EventId, MentionReceived, PersonId
 from bot.messages import texts_for
 from bot.views import Card, Notice, View
 from storage.models import Conversation
@@ -123,10 +130,6 @@ class BenchPlatform(QuietPlatform):
                 if expectation.remaining <= 0:
                     expectation.done.set()
                     self._expectations.remove(expectation)
-
-
-def display_name(person: str) -> str:
-    return local_part(person).capitalize()
 
 
 # -- what the bot should say ---------------------------------------------------------

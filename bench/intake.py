@@ -318,7 +318,7 @@ class Bench:
         assert self.app.webhook is not None
         return self.app.webhook.port
 
-    def job(self, requests: int, per_request: int, interval: float = 0.0, clients: int = 4) -> Job:
+    def job(self, requests: int, per_request: int, clients: int, interval: float = 0.0) -> Job:
         job = Job(self.port, self.run, self._next, requests, per_request, clients, interval)
         self._next += requests * per_request
         return job
@@ -365,7 +365,7 @@ class Bench:
 
     async def paced(self, seconds: float, rate: float, results: Results) -> None:
         count = max(1, round(seconds * rate))
-        job = self.job(count, 1, 1 / rate)
+        job = self.job(count, 1, clients=1, interval=1 / rate)
         cpu = time.process_time()
         answers = await run_client(job, self.args.same_process)
         self.book("paced", job, answers, results)
@@ -450,8 +450,8 @@ async def run(args: argparse.Namespace, url: str) -> Results:
         await bench.settle("setup", results)
         bench.platform.log.clear()  # the admin's "team created": not what is checked
         # Warm up (not reported): connections, the statement cache, both request shapes.
-        await bench.load("warm-up", bench.job(2, BATCH_SIZE), results)
-        await bench.load("warm-up", bench.job(20, 1), results)
+        await bench.load("warm-up", bench.job(2, BATCH_SIZE, clients=args.clients), results)
+        await bench.load("warm-up", bench.job(20, 1, clients=args.single_clients), results)
         if args.batches:
             job = bench.job(args.batches, BATCH_SIZE, clients=args.clients)
             phase = await bench.load(f"batches of {BATCH_SIZE}", job, results)

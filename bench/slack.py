@@ -131,27 +131,32 @@ class Store:
     """
 
     def __init__(self, path: Path, *, orm: bool) -> None:
-        self.orm = orm
-        self.path = path
-        self.db = Database(f"sqlite+aiosqlite:///{path}")
-        self.raw = sqlite3.connect(path)
-        self.raw.execute("PRAGMA journal_mode=WAL")
-        self.raw.execute("PRAGMA synchronous=NORMAL")
-        self.raw.execute("CREATE TABLE IF NOT EXISTS kept (event_id TEXT PRIMARY KEY, text TEXT)")
-        self.raw.commit()
+        raw = sqlite3.connect(path)
+        raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute("PRAGMA synchronous=NORMAL")
+        raw.execute("CREATE TABLE IF NOT EXISTS kept (event_id TEXT PRIMARY KEY, text TEXT)")
+        raw.commit()
+        # the one way in that this store measures
+        self.raw: sqlite3.Connection | None = None if orm else raw
+        if orm:
+            raw.close()
+        self.db = Database(f"sqlite+aiosqlite:///{path}") if orm else None
         self.table = Table("kept", MetaData(), Column("event_id", String), Column("text", Text))
 
     async def keep(self, event_id: str, text: str) -> None:
-        if not self.orm:
+        if self.raw is not None:
             with self.raw:
                 self.raw.execute("INSERT INTO kept VALUES (?, ?)", (event_id, text))
             return
+        assert self.db is not None
         async with self.db.transaction() as session:
             await session.execute(insert(self.table), {"event_id": event_id, "text": text})
 
     async def close(self) -> None:
-        self.raw.close()
-        await self.db.dispose()
+        if self.raw is not None:
+            self.raw.close()
+        if self.db is not None:
+            await self.db.dispose()
 
 
 async def inloop(fake: Any, events: int, ids: itertools.count[int], db: Path) -> list[float]:

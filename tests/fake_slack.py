@@ -113,16 +113,11 @@ def user(
 
 
 class FakeSlack:
-    def __init__(
-        self,
-        *,
-        bot_token: str = "xoxb-test",
-        app_token: str = "xapp-test",
-        scopes: frozenset[str] | None = None,
-    ) -> None:
+    def __init__(self, *, bot_token: str = "xoxb-test", app_token: str = "xapp-test") -> None:
         self.bot_token = bot_token
         self.app_token = app_token
-        self.scopes = manifest_scopes() if scopes is None else scopes
+        #: what the app was granted (a test may take one away)
+        self.scopes = manifest_scopes()
         self.users: dict[str, dict[str, Any]] = {
             BOT_USER: {**user(BOT_USER, "inloop"), "is_bot": True}
         }

@@ -133,13 +133,19 @@ class SlackChat:
             await self.app.settle()
         return ack
 
+    async def customer_card(self, text: str, *, ts: str, uid: str = "UCUST") -> None:
+        """A customer writes in the watched channel; returns when the card is in #OWNER."""
+        cards = len(self.fake.in_channel(OWNER))
+        await self.write(uid, text, SHARED, ts=ts)
+        await self.until(lambda: len(self.fake.in_channel(OWNER)) > cards)
+
     async def until(self, check: Callable[[], bool]) -> None:
         await eventually(check)
         await self.app.settle()
 
-    async def setup_team(self) -> None:
-        """Ada makes #OWNER team support's channel and watches #SHARED."""
-        assert "support" in await self.say("UADMIN", "team add support")
+    async def setup_team(self, owner: str = OWNER) -> None:
+        """Ada makes #owner team support's channel and watches #SHARED."""
+        assert "support" in await self.say("UADMIN", "team add support", where=owner)
         assert "support" in await self.say("UADMIN", "team watch", where=SHARED)
 
     def card(self, number: int) -> tuple[str, list[dict[str, Any]]]:
@@ -148,6 +154,11 @@ class SlackChat:
             if posted.blocks and f"#{number} " in str(posted.blocks[0]):
                 return posted.text, posted.blocks
         raise AssertionError(f"no card #{number} in {OWNER}")
+
+
+def refusals(fake: FakeSlack) -> list[str]:
+    """What the admin was told of channels that refuse the bot."""
+    return [t for t in fake.told("UADMIN") if "could not post" in t]
 
 
 def buttons(blocks: list[dict[str, Any]]) -> list[str]:

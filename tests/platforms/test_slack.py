@@ -30,7 +30,7 @@ from bot.platforms.slack.adapter import ConnectionRetry, SlackPlatform, Turnstil
 from bot.views import Form, FormField, Notice
 from fake_slack import FakeSlack, Posted, button, command, message, sign, user
 from harness import eventually
-from slack_chat import OWNER, SHARED, SlackChat, buttons, shown
+from slack_chat import OWNER, SHARED, SlackChat, buttons, refusals, shown
 from storage.models import OutboxRow, OutboxState
 
 
@@ -56,8 +56,7 @@ async def test_watched_channel_mention_to_card_claim_and_thread_reply(slack: Sla
     fake = slack.fake
     await slack.setup_team()
 
-    await slack.write("UCUST", "My order <!channel> arrived broken", SHARED, ts="100.1")
-    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    await slack.customer_card("My order <!channel> arrived broken", ts="100.1")
 
     text, blocks = slack.card(1)
     assert "Giulia" in shown(blocks) and "slack" in shown(blocks)
@@ -108,8 +107,7 @@ async def test_a_public_team_channel_the_bot_was_not_invited_to_is_joined(
     fake = slack.fake
     fake.outside.add(OWNER)  # someone typed /inloop team add there without /invite
     await slack.setup_team()
-    await slack.write("UCUST", "Hello?", SHARED, ts="130.1")
-    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    await slack.customer_card("Hello?", ts="130.1")
     assert fake.count("conversations.join") == 1 and OWNER not in fake.outside
 
 
@@ -118,11 +116,10 @@ async def test_a_private_team_channel_without_the_bot_is_reported_to_the_admins(
 ) -> None:
     fake = slack.fake
     fake.outside.add("GSUPPORT")  # private: the bot cannot join it by itself
-    assert "support" in await slack.say("UADMIN", "team add support", where="GSUPPORT")
-    assert "support" in await slack.say("UADMIN", "team watch", where=SHARED)
+    await slack.setup_team(owner="GSUPPORT")
     await slack.write("UCUST", "Hello?", SHARED, ts="131.1")
-    await slack.until(lambda: any("could not post" in t for t in fake.told("UADMIN")))
-    told = next(t for t in fake.told("UADMIN") if "could not post" in t)
+    await slack.until(lambda: bool(refusals(fake)))
+    (told,) = refusals(fake)
     assert "the channel of team support" in told and "invite me back" in told
 
     # invited now: the next change of #1 brings its card, whole
@@ -137,10 +134,9 @@ async def test_a_private_team_channel_without_the_bot_is_reported_to_the_admins(
 async def test_a_card_posted_late_by_an_update_is_not_posted_twice(slack: SlackChat) -> None:
     fake = slack.fake
     fake.outside.add("GSUPPORT")
-    await slack.say("UADMIN", "team add support", where="GSUPPORT")
-    await slack.say("UADMIN", "team watch", where=SHARED)
+    await slack.setup_team(owner="GSUPPORT")
     await slack.write("UCUST", "Hello?", SHARED, ts="133.1")
-    await slack.until(lambda: any("could not post" in t for t in fake.told("UADMIN")))
+    await slack.until(lambda: bool(refusals(fake)))
     fake.outside.discard("GSUPPORT")
     # the update that brings the card is kept by Slack, which answers 500 all the same
     fake.fail("chat.postMessage", "internal_error", status=500, after_effect=True)
@@ -155,11 +151,10 @@ async def test_a_card_someone_deleted_is_not_reported_as_a_channel_refusing_the_
 ) -> None:
     fake = slack.fake
     await slack.setup_team()
-    await slack.write("UCUST", "Hello?", SHARED, ts="132.1")
-    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    await slack.customer_card("Hello?", ts="132.1")
     fake.fail("chat.update", "message_not_found")  # someone deleted the card
     await slack.say("UANN", "claim 1")
-    assert not any("could not post" in t for t in fake.told("UADMIN"))
+    assert refusals(fake) == []
 
 
 async def test_the_bots_own_messages_and_edits_are_not_customers(slack: SlackChat) -> None:
@@ -186,8 +181,7 @@ async def test_the_bots_own_messages_and_edits_are_not_customers(slack: SlackCha
 async def test_every_slash_command_answers_privately(slack: SlackChat) -> None:
     fake = slack.fake
     await slack.setup_team()
-    await slack.write("UCUST", "Where is my parcel?", SHARED, ts="300.1")
-    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    await slack.customer_card("Where is my parcel?", ts="300.1")
     commands = [
         "help",
         "queue",
@@ -345,16 +339,14 @@ async def test_a_lost_socket_mode_connection_reconnects(slack: SlackChat) -> Non
     await fake.drop_connections()
     await eventually(lambda: fake.connections == 2)
     assert fake.count("apps.connections.open") == opened + 1
-    await slack.write("UCUST", "still there?", SHARED, ts="700.1")
-    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    await slack.customer_card("still there?", ts="700.1")
 
 
 async def test_show_full_text_opens_a_modal_with_all_of_it(slack: SlackChat) -> None:
     fake = slack.fake
     await slack.setup_team()
     long_text = "parcel " * 700 + "THE END"
-    await slack.write("UCUST", long_text, SHARED, ts="800.1")
-    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    await slack.customer_card(long_text, ts="800.1")
     _, blocks = slack.card(1)
     assert "THE END" not in shown(blocks)
     assert "inloop_show_full" in buttons(blocks)
@@ -491,8 +483,7 @@ async def test_a_card_posted_just_before_a_crash_is_not_posted_again(
         raise RuntimeError("the process died between posting and booking it")
 
     monkeypatch.setattr(outbox, "_sent", die)
-    await slack.write("UCUST", "Where is my parcel?", SHARED, ts="301.1")
-    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    await slack.customer_card("Where is my parcel?", ts="301.1")
     monkeypatch.setattr(outbox, "_sent", book)
 
     # The dead worker's lease lapses a minute later (LEASE); then the row goes again.
@@ -661,8 +652,7 @@ async def test_when_the_modal_cannot_open_the_full_text_comes_as_a_reply(
 ) -> None:
     fake = slack.fake
     await slack.setup_team()
-    await slack.write("UCUST", "word " * 200 + "THE END", SHARED, ts="810.1")
-    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    await slack.customer_card("word " * 200 + "THE END", ts="810.1")
     fake.fail("views.open", "expired_trigger_id")
 
     before = slack.handled
@@ -771,8 +761,7 @@ async def test_the_digest_chart_is_uploaded_and_advice_goes_in_the_card_thread(
 ) -> None:
     fake = slack.fake
     await slack.setup_team()
-    await slack.write("UCUST", "Where is my parcel?", SHARED, ts="310.1")
-    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    await slack.customer_card("Where is my parcel?", ts="310.1")
     await slack.say("UADMIN", "claim 1")
     await slack.say("UADMIN", "role <@UANN|ann> consultant")
     await slack.say("UADMIN", "ask 1 What do I tell them? slack:UANN")
@@ -801,8 +790,7 @@ async def test_ask_an_expert_opens_a_form_whose_question_asks_the_consultant(
 ) -> None:
     fake = slack.fake
     await slack.setup_team()
-    await slack.write("UCUST", "Where is my parcel?", SHARED, ts="311.1")
-    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    await slack.customer_card("Where is my parcel?", ts="311.1")
     await slack.say("UADMIN", "role <@UBOB|bob> consultant")
     await slack.say("UADMIN", "consultants here", where="CPOOL")
     await slack.press("UANN", "claim", "1")
@@ -822,8 +810,7 @@ async def test_the_consultant_answers_through_a_form_and_the_owner_reads_it_in_t
 ) -> None:
     fake = slack.fake
     await slack.setup_team()
-    await slack.write("UCUST", "Where is my parcel?", SHARED, ts="312.1")
-    await slack.until(lambda: len(fake.in_channel(OWNER)) == 1)
+    await slack.customer_card("Where is my parcel?", ts="312.1")
     await slack.say("UADMIN", "claim 1")
     await slack.say("UADMIN", "role <@UBOB|bob> consultant")
     await slack.say("UADMIN", "ask 1 What do I tell them? slack:UBOB")
