@@ -56,7 +56,7 @@ class Context:
 
     def prefix_on(self, ref: str) -> str:
         """How the reader `ref` (a person or a channel) writes commands on their platform."""
-        return self.prefixes.get(platform_of(ref), "!inloop")
+        return prefix_on(self.prefixes, platform_of(ref))
 
     def texts_of(self, person: Person) -> Texts:
         return texts_for(self.directory.language(person))
@@ -68,3 +68,9 @@ class Context:
     def tell(self, person: Person, view: View) -> None:
         """Tell someone else privately; the view reaches their own platform."""
         self.out.tell(PersonId(person.ref), view)
+
+
+def prefix_on(prefixes: Mapping[str, str], platform: str) -> str:
+    """How commands are written on `platform` ("/inloop" on Slack); the console's way
+    where a platform says nothing."""
+    return prefixes.get(platform, "!inloop")

@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
-from bot.context import Context
-from bot.events import Action, ChannelId, Command, Event, Message, PersonId, Reaction, platform_of
+from bot.context import Context, prefix_on
+from bot.events import Action, ChannelId, Command, Event, Message, PersonId, Reaction
 from bot.messages import Texts, texts_for
 from bot.outbox import OutboxWriter
 from bot.people import Directory
@@ -109,7 +109,7 @@ class Router:
         return [s for s in self._commands.values() if not s.roles or role in s.roles]
 
     def prefix(self, platform: str) -> str:
-        return self._prefixes.get(platform, "!inloop")
+        return prefix_on(self._prefixes, platform)
 
     # -- dispatch -------------------------------------------------------------------
 
@@ -174,7 +174,7 @@ class Router:
 
     async def _dispatch_one(self, ctx: Context, event: Event) -> None:
         if isinstance(event, Command | Action | Message | Reaction):
-            ctx = replace(ctx, channel=event.channel, prefix=self.prefix(platform_of(event.sender)))
+            ctx = replace(ctx, channel=event.channel, prefix=ctx.prefix_on(event.sender))
         if isinstance(event, Command | Action):
             person = await self._directory.ensure(ctx.session, event.sender, ctx.now)
             command = event.text if isinstance(event, Command) else ""

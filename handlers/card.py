@@ -15,10 +15,12 @@ from storage.models import Conversation, Status, Team
 CARD_TEXT_LIMIT = 600
 
 
-async def render(ctx: Context, conversation: Conversation) -> Card:
-    return build(
-        ctx.channel_texts, ctx.prefix, conversation, await cards.facts(ctx.session, conversation)
-    )
+async def render(ctx: Context, conversation: Conversation, where: str | None = None) -> Card:
+    """The card as shown `where` (a channel; else to the sender): its buttons say how to
+    type them on that platform, whoever's action changed the card."""
+    prefix = ctx.prefix_on(where) if where else ctx.prefix
+    facts = await cards.facts(ctx.session, conversation)
+    return build(ctx.channel_texts, prefix, conversation, facts)
 
 
 def build(texts: Texts, prefix: str, conversation: Conversation, facts: CardFacts) -> Card:
@@ -101,7 +103,7 @@ async def refresh(ctx: Context, conversation: Conversation) -> None:
     if channel is None:
         return  # no team yet: the card is posted when one is created
     assert conversation.id is not None
-    card = await render(ctx, conversation)
+    card = await render(ctx, conversation, channel)
     if conversation.card_channel is None and not await outbox.card_queued(
         ctx.session, conversation.id
     ):
@@ -112,5 +114,5 @@ async def refresh(ctx: Context, conversation: Conversation) -> None:
 
 async def post(ctx: Context, conversation: Conversation, team: Team) -> None:
     assert conversation.id is not None
-    card = await render(ctx, conversation)
+    card = await render(ctx, conversation, team.channel)
     ctx.out.post(ChannelId(team.channel), card, card_of=conversation.id)

@@ -213,7 +213,7 @@ async def _announce(
             continue
         latest = threads[key][-1]
         facts = CardFacts(team_name=team.name, latest_text=latest.text, latest_url=latest.url)
-        view = card.build(ctx.channel_texts, ctx.prefix, conversation, facts)
+        view = card.build(ctx.channel_texts, ctx.prefix_on(team.channel), conversation, facts)
         cards.append((ChannelId(team.channel), view, conversation.id))
     await ctx.out.post_cards(cards)
     if not waiting or len(await conversations.without_team(ctx.session)) > len(waiting):
