@@ -70,6 +70,9 @@ class Card:
     buttons: tuple[Button, ...] = ()
     #: a short plain line for notifications and clients that cannot render the card
     fallback: str = ""
+    #: the conversation whose full text `show` gives, for a card trimmed or with `more`
+    #: (Slack: a "Show full text" button); "" when the card is not a conversation's
+    show: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,7 @@ def _card(body: dict[str, Any]) -> Card:
         link=body.get("link", ""),
         buttons=tuple(_button(b) for b in body.get("buttons", ())),
         fallback=body.get("fallback", ""),
+        show=body.get("show", ""),
     )
 
 

@@ -51,6 +51,7 @@ def build(texts: Texts, prefix: str, conversation: Conversation, facts: CardFact
         more=texts.card_more.format(command=f"{prefix} show {number}") if trimmed else "",
         link=facts.latest_url or conversation.url,
         buttons=_buttons(texts, conversation, prefix),
+        show=str(number),
         fallback=texts.card_fallback.format(
             number=number, customer=customer, source=conversation.source, status=status
         ),

@@ -50,6 +50,7 @@ def card(text: str, **kw: Any) -> Card:
         text=text,
         buttons=(Button("Claim", "claim", "7", "primary"),),
         fallback="#7 from Giulia <!here> on slack: Open",
+        show="7",
         **kw,
     )
 

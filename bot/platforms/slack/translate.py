@@ -329,18 +329,19 @@ def card_blocks(card: Card, labels: Labels) -> list[Block]:
     if notes:
         blocks.append(ContextBlock(elements=notes))
     buttons = [_button(b) for b in card.buttons[:24]]
-    number = card.buttons[0].value if card.buttons else ""
-    # "Show full text" runs `show N`: only a conversation's card has a number to show
-    if (trimmed or card.more) and number.isdigit():
+    if (trimmed or card.more) and card.show:
         buttons.append(
             ButtonElement(
                 text=_plain(labels.show_full, BUTTON_LABEL_LIMIT),
                 action_id=SHOW_FULL,
-                value=number[:2000],
+                value=card.show[:2000],
             )
         )
     if buttons:
-        blocks.append(ActionsBlock(block_id=f"inloop_card_{number}"[:255], elements=buttons))
+        # unique per card in a view (the Home tab shows many)
+        first = card.buttons[0].value if card.buttons else ""
+        block_id = f"inloop_card_{card.show or first}"
+        blocks.append(ActionsBlock(block_id=block_id[:255], elements=buttons))
     return blocks[:MESSAGE_BLOCKS_LIMIT]
 
 
