@@ -7,12 +7,12 @@ from collections.abc import Sequence
 
 from bot.context import Context
 from bot.events import Undeliverable, local_part
-from bot.messages import CATALOG
+from bot.messages import CATALOG, Texts
 from bot.people import ADMINS, STAFF
 from bot.router import ANYONE, Router, UsageError
 from bot.views import Notice
 from handlers import card
-from handlers.people import named_person
+from handlers.people import named_person, tell_admins
 from handlers.routing import normalise_tags
 from storage import conversations, people, teams
 from storage.models import Role, Team
@@ -33,14 +33,16 @@ async def undeliverable(ctx: Context, event: Undeliverable) -> None:
     """A channel refuses the bot's messages for good: the admins are the ones who can
     invite it back (or move the team)."""
     team = await teams.by_channel(ctx.session, event.channel)
-    for admin in await people.with_role(ctx.session, Role.ADMIN):
-        texts = ctx.texts_of(admin)
+
+    def words(texts: Texts) -> str:
         place = (
             texts.undeliverable_team.format(team=team.name)
             if team is not None
             else local_part(event.channel)
         )
-        ctx.tell(admin, Notice(texts.undeliverable.format(place=place, reason=event.reason)))
+        return texts.undeliverable.format(place=place, reason=event.reason)
+
+    await tell_admins(ctx, words)
 
 
 async def list_teams(ctx: Context, args: Sequence[str]) -> None:

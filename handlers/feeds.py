@@ -10,9 +10,9 @@ from bot.events import FeedProblem
 from bot.messages import Texts
 from bot.people import ADMINS
 from bot.router import Router, UsageError
-from bot.views import Notice
-from storage import feeds, people, teams
-from storage.models import Feed, Role, Team
+from handlers.people import tell_admins
+from storage import feeds, teams
+from storage.models import Feed, Team
 
 
 def register(router: Router, poll_minutes: int) -> None:
@@ -108,11 +108,11 @@ async def feed_remove(ctx: Context, args: Sequence[str]) -> None:
 
 
 async def on_problem(ctx: Context, event: FeedProblem) -> None:
-    for admin in await people.with_role(ctx.session, Role.ADMIN):
-        texts = ctx.texts_of(admin)
-        text = (
+    await tell_admins(
+        ctx,
+        lambda texts: (
             texts.feed_failing.format(url=event.feed_url, error=event.error)
             if event.error
             else texts.feed_recovered.format(url=event.feed_url)
-        )
-        ctx.tell(admin, Notice(text))
+        ),
+    )

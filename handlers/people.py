@@ -1,11 +1,15 @@
-"""Finding the person a command names."""
+"""Finding the person a command names; telling the admins."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.context import Context
 from bot.events import PersonId, platform_of
+from bot.messages import Texts
+from bot.views import Notice
 from storage import people
-from storage.models import Person
+from storage.models import Person, Role
 
 
 async def named_person(ctx: Context, ref: str) -> Person | None:
@@ -27,3 +31,9 @@ async def named_person(ctx: Context, ref: str) -> Person | None:
     except LookupError:
         ctx.reply(ctx.texts.unknown_person.format(person=ref))
         return None
+
+
+async def tell_admins(ctx: Context, words: Callable[[Texts], str]) -> None:
+    """Tell every admin privately, each in their own language (`words` picks the text)."""
+    for admin in await people.with_role(ctx.session, Role.ADMIN):
+        ctx.tell(admin, Notice(words(ctx.texts_of(admin))))

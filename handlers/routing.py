@@ -22,11 +22,12 @@ from bot.router import Router, UsageError
 from bot.views import Notice
 from handlers import card
 from handlers.claims import reopen_conversation
+from handlers.people import tell_admins
 from handlers.text import one_line
-from storage import conversations, people, teams
+from storage import conversations, teams
 from storage import events as processed
 from storage.cards import CardFacts
-from storage.models import Conversation, Person, Role, Status, Team
+from storage.models import Conversation, Person, Status, Team
 
 
 def register(router: Router) -> None:
@@ -218,15 +219,13 @@ async def _announce(
     await ctx.out.post_cards(cards)
     if not waiting or len(await conversations.without_team(ctx.session)) > len(waiting):
         return  # nothing waits, or admins were told when the first one began to wait
-    for admin in await people.with_role(ctx.session, Role.ADMIN):
-        ctx.tell(
-            admin,
-            Notice(
-                ctx.texts_of(admin).no_team_for_mention.format(
-                    number=waiting[0].id, customer=waiting[0].customer_name
-                )
-            ),
-        )
+    first = waiting[0]
+    await tell_admins(
+        ctx,
+        lambda texts: texts.no_team_for_mention.format(
+            number=first.id, customer=first.customer_name
+        ),
+    )
 
 
 async def _follow_up(
