@@ -233,7 +233,7 @@ def test_a_form_submission_with_a_missing_field_gets_inline_errors() -> None:
         "user": {"id": "U1"},
         "view": {"id": "V1", "hash": "h", "private_metadata": tr.form_metadata("C1", "9"), **view},
     }
-    cmd = tr.form_event(body, FORM, values)
+    cmd = tr.form_event(body, FORM, values, tr.form_carried(body["view"]))
     assert cmd.text == "answer 4 all good" and cmd.channel == "slack:C1"
 
 
@@ -255,11 +255,14 @@ def test_a_button_with_a_form_opens_it_and_its_value_completes_the_command() -> 
     ]
     assert (element["action_id"], element["value"]) == ("inloop_form_open:ask", "7")
     view = {"state": {"values": {"question": {"question": {"value": "Is it\nbroken?"}}}}}
-    body = {
-        "user": {"id": "U1"},
-        "view": {"id": "V2", "hash": "h", "private_metadata": tr.form_metadata("C1", "7"), **view},
+    modal: dict[str, Any] = {
+        "id": "V2",
+        "hash": "h",
+        "private_metadata": tr.form_metadata("C1", "7"),
+        **view,
     }
-    cmd = tr.form_event(body, ask, tr.form_values(ask, view))
+    body = {"user": {"id": "U1"}, "view": modal}
+    cmd = tr.form_event(body, ask, tr.form_values(ask, view), tr.form_carried(modal))
     assert cmd.text == "ask 7 Is it\nbroken?" and cmd.channel == "slack:C1"
 
 

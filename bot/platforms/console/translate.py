@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,7 +18,7 @@ from bot.events import (
     PersonId,
 )
 from bot.intake.mentions import Invalid, parse_mention
-from bot.views import Card, Chart, Home, View
+from bot.views import Button, Card, Chart, Home, View
 
 PREFIX = "!inloop"
 _MENTION = re.compile(r"(?<![\w:])@([\w.-]+)")
@@ -136,7 +137,7 @@ def render(view: View, chart_path: str = "") -> str:
     if isinstance(view, Home):
         parts = [literal(view.title)]
         if view.buttons:
-            parts.append("   ".join(f"[{b.label}] {b.command}" for b in view.buttons))
+            parts.append(_button_line(view.buttons))
         for section in view.sections:
             parts.append(f"== {literal(section.heading)}")
             parts += [render(card) for card in section.cards] or [literal(section.empty)]
@@ -152,7 +153,12 @@ def render(view: View, chart_path: str = "") -> str:
     if view.link:
         lines.append(f"│ {literal(view.link)}")
     if view.buttons:
-        lines.append("└ " + "   ".join(f"[{b.label}] {b.command}" for b in view.buttons))
+        lines.append("└ " + _button_line(view.buttons))
     else:  # the last line closes the box: no bare corner on a line of its own
         lines[-1] = "└" + lines[-1][1:]
     return "\n".join(lines)
+
+
+def _button_line(buttons: Sequence[Button]) -> str:
+    """What to type instead of pressing each button."""
+    return "   ".join(f"[{b.label}] {b.command}" for b in buttons)

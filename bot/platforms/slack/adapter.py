@@ -368,9 +368,10 @@ class SlackPlatform:
                 await ack(response_action="errors", errors=errors)
                 return
             await ack()
-            submitted = tr.form_event(body, form, values)
+            carried = tr.form_carried(view)
+            submitted = tr.form_event(body, form, values, carried)
             await self._hand(submitted)
-            if tr.form_from_home(body):  # what it changed shows there at once
+            if carried.get("home"):  # what it changed shows there at once
                 await self._refresh_home(body["user"]["id"], f"home-after:{submitted.event_id}")
 
         @app.event("message")
@@ -403,9 +404,7 @@ class SlackPlatform:
             self._turnstile.take(event.event_id, event.channel)
 
     async def _refresh_home(self, user: str, event_id: str) -> None:
-        home = tr.home_opened_event({"event_id": event_id, "event": {"user": user, "tab": "home"}})
-        if home is not None:
-            await self._hand(home)
+        await self._hand(tr.home_command(user, event_id))
 
     async def _hand(self, event: Event) -> None:
         assert self._sink is not None, "events arrive only after start()"

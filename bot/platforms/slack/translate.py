@@ -229,12 +229,19 @@ def home_opened_event(body: Mapping[str, Any]) -> Command | None:
     event = body.get("event") or {}
     if event.get("tab", "home") != "home" or not event.get("user"):
         return None
+    return home_command(event["user"], str(body["event_id"]), event.get("channel"), body)
+
+
+def home_command(
+    user: str, event_id: str, channel_id: str | None = None, raw: Mapping[str, Any] | None = None
+) -> Command:
+    """`home` for `user`: their Home tab (re)published."""
     return Command(
-        event_id=EventId(f"slack:{body['event_id']}"),
-        sender=person(event["user"]),
-        channel=channel(event["channel"]) if event.get("channel") else NO_CHANNEL,
+        event_id=EventId(f"slack:{event_id}"),
+        sender=person(user),
+        channel=channel(channel_id) if channel_id else NO_CHANNEL,
         text="home",
-        raw=body,
+        raw=raw or {},
     )
 
 
@@ -458,7 +465,8 @@ def form_metadata(where: str, value: str, *, home: bool = False) -> str:
     return json.dumps({"channel": where, "value": value, "home": home})
 
 
-def _carried(view: Mapping[str, Any]) -> dict[str, Any]:
+def form_carried(view: Mapping[str, Any]) -> dict[str, Any]:
+    """What `form_metadata` put in the modal, as Slack gives it back."""
     try:
         carried = json.loads(view.get("private_metadata") or "{}")
     except ValueError:
@@ -466,14 +474,11 @@ def _carried(view: Mapping[str, Any]) -> dict[str, Any]:
     return carried if isinstance(carried, dict) else {}
 
 
-def form_from_home(body: Mapping[str, Any]) -> bool:
-    return bool(_carried(body["view"]).get("home"))
-
-
-def form_event(body: Mapping[str, Any], form: Form, values: Mapping[str, str]) -> Command:
-    """A valid submission becomes the form's command."""
+def form_event(
+    body: Mapping[str, Any], form: Form, values: Mapping[str, str], carried: Mapping[str, Any]
+) -> Command:
+    """A valid submission becomes the form's command (`carried`: see `form_carried`)."""
     view = body["view"]
-    carried = _carried(view)
     where, value = str(carried.get("channel") or ""), str(carried.get("value") or "")
     return Command(
         event_id=EventId(f"slack:form:{view['id']}:{view.get('hash', '')}"),
