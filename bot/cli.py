@@ -22,7 +22,6 @@ from bot.platform import StartError
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 1
 #: where the intake webhook takes mentions (bot/intake/webhook.py)
-WEBHOOK_PATH = "/v1/mentions"
 #: what a port that cannot be listened on raises (taken, not this machine's, privileged)
 _BIND_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
@@ -174,6 +173,8 @@ def _say_webhook(settings: Settings) -> None:
 
 
 def _webhook_url(settings: Settings) -> str:
+    from bot.intake.webhook import WEBHOOK_PATH  # aiohttp: only when there is a webhook
+
     if settings.intake_port == 0:  # the system picks the port when it is bound
         return f"{settings.intake_host}, on a free port (INTAKE_PORT=0), at {WEBHOOK_PATH}"
     return f"http://{settings.intake_host}:{settings.intake_port}{WEBHOOK_PATH}"

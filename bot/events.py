@@ -96,6 +96,15 @@ class Reaction:
     raw: Raw = field(default_factory=dict, compare=False)
 
 
+def bounded(natural: str) -> EventId:
+    """An event id that fits the dedup column: as it is, or its kind (what comes before
+    the first ":") and a hash of it, so that two long ids never meet."""
+    if len(natural) <= MAX_EVENT_ID:
+        return EventId(natural)
+    kind = natural.partition(":")[0]
+    return EventId(f"{kind}:sha256:" + hashlib.sha256(natural.encode()).hexdigest())
+
+
 @dataclass(frozen=True)
 class Author:
     name: str
@@ -123,11 +132,8 @@ class MentionReceived:
     def event_id(self) -> EventId:
         """(source, external_id) is the mention: whichever door it came through, and
         however often, it is one event (a re-delivery is a retry)."""
-        natural = f"mention:{len(self.source)}:{self.source}:{self.external_id}"
-        if len(natural) <= MAX_EVENT_ID:
-            return EventId(natural)
-        # External ids may be 512 characters; the dedup column holds 255.
-        return EventId("mention:sha256:" + hashlib.sha256(natural.encode()).hexdigest())
+        # External ids may be 512 characters: `bounded` fits them to the column.
+        return bounded(f"mention:{len(self.source)}:{self.source}:{self.external_id}")
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from sqlmodel import col
 
 from bot.clock import Clock
-from bot.events import MAX_EVENT_ID, ChannelId, EventId, PersonId, Undeliverable, platform_of
+from bot.events import ChannelId, PersonId, Undeliverable, bounded, platform_of
 from bot.platform import DeliveryError, Platform
 from bot.views import View, view_from_dict, view_to_dict
 from storage.database import Database
@@ -540,7 +540,7 @@ class OutboxWorker:
             # A channel that takes nothing from the bot any more: its admins are told
             # privately (and a private message given up on is not announced).
             day = self._clock().date().isoformat()
-            event_id = EventId(f"undeliverable:{day}:{row.target}"[:MAX_EVENT_ID])
+            event_id = bounded(f"undeliverable:{day}:{row.target}")
             try:
                 await self._gave_up(Undeliverable(event_id, ChannelId(row.target), error.reason))
             except Exception as exc:

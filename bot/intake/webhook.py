@@ -30,6 +30,9 @@ from bot.intake.mentions import MAX_BATCH, Invalid, parse_mention
 from bot.platform import EventSink
 from storage.database import Database
 
+#: where listening tools POST their mentions
+WEBHOOK_PATH = "/v1/mentions"
+
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
@@ -70,7 +73,7 @@ class Webhook:
     async def start(self, sink: EventSink) -> None:
         self._group = GroupCommit(sink, self._db, most=MAX_BATCH)
         app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_post("/v1/mentions", self._mentions)
+        app.router.add_post(WEBHOOK_PATH, self._mentions)
         app.router.add_get("/healthz", self._health)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -78,7 +81,7 @@ class Webhook:
         sock = socket.create_server((self._host, self._port), reuse_port=False)
         self._port = sock.getsockname()[1]
         await web.SockSite(self._runner, sock).start()
-        log.info("intake webhook listening on http://%s:%d/v1/mentions", self._host, self.port)
+        log.info("intake webhook listening on http://%s:%d%s", self._host, self.port, WEBHOOK_PATH)
 
     async def stop(self) -> None:
         if self._runner is not None:
