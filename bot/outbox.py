@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import bindparam, exists, insert, or_, select, update
@@ -165,12 +166,6 @@ class OutboxWorker:
         self._gave_up = gave_up
         self._last_sent: dict[str, float] = {}
         self._written: set[int] = set()
-        # Built once: composing a statement costs more than running it on SQLite.
-        self._lease_due = _lease_due_statement()
-        self._lease_written = _lease_written_statement()
-        self._rows_sent = _rows_sent_statement()
-        self._lease_renew = _lease_renew_statement()
-        self._card_posted = _card_posted_statement()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         #: counts kicks, so the worker only reports idle after seeing the latest one
@@ -279,7 +274,9 @@ class OutboxWorker:
         # only if it is among them, hence all of them or none.
         now = self._clock()
         async with self._db.transaction() as session:
-            leased = await session.scalars(self._lease_written, {"ids": ids, "until": now + LEASE})
+            leased = await session.scalars(
+                _lease_written_statement(), {"ids": ids, "until": now + LEASE}
+            )
             rows = leased.all()
             cards = await _card_refs(session, rows)
         if len(rows) < len(ids):
@@ -338,7 +335,8 @@ class OutboxWorker:
         is delivered by one of them. A lease outlives a crash by LEASE, then lapses and the
         row is resent, marked `maybe_sent`."""
         result = await session.execute(
-            self._lease_due, {"ids": [row.id for row in rows], "now": now, "until": now + LEASE}
+            _lease_due_statement(),
+            {"ids": [row.id for row in rows], "now": now, "until": now + LEASE},
         )
         taken: dict[int | None, bool] = dict(result.all())  # id → maybe_sent
         for row in rows:
@@ -451,7 +449,7 @@ class OutboxWorker:
         until = self._clock() + LEASE
         async with self._db.transaction() as session:
             renewed = await session.execute(
-                self._lease_renew, {"row": row.id, "mine": row.leased_until, "until": until}
+                _lease_renew_statement(), {"row": row.id, "mine": row.leased_until, "until": until}
             )
         if renewed.rowcount != 1:  # type: ignore[attr-defined]
             return False
@@ -496,10 +494,10 @@ class OutboxWorker:
         ]
         async with self._db.transaction() as session:
             await session.execute(
-                self._rows_sent, {"ids": [row.id for row, _ in delivered], "now": now}
+                _rows_sent_statement(), {"ids": [row.id for row, _ in delivered], "now": now}
             )
             if posted:
-                await session.execute(self._card_posted, posted)  # one executemany
+                await session.execute(_card_posted_statement(), posted)  # one executemany
 
     async def _failed(self, row: OutboxRow, error: DeliveryError) -> None:
         attempts = row.attempts + 1
@@ -547,6 +545,11 @@ class OutboxWorker:
                 self._on_error(exc, f"announcing outbox row {row.id} given up")
 
 
+# The statements are built once (`cache`): composing one costs more than running it on
+# SQLite.
+
+
+@cache
 def _lease_due_statement() -> UpdateBase:
     """Lease rows by id (`ids`, until `until`) still pending and free at `now`."""
     return (
@@ -568,6 +571,7 @@ def _lease_due_statement() -> UpdateBase:
     )
 
 
+@cache
 def _lease_written_statement() -> UpdateBase:
     """Lease rows by id (`ids`, until `until`) that are new, free, and head their lane:
     no older row of the same lane, outside `ids`, is pending."""
@@ -596,6 +600,7 @@ def _lease_written_statement() -> UpdateBase:
     )
 
 
+@cache
 def _lease_renew_statement() -> UpdateBase:
     """Hold row `row` until `until`, if it is still pending and its lease is still `mine`."""
     return (
@@ -609,6 +614,7 @@ def _lease_renew_statement() -> UpdateBase:
     )
 
 
+@cache
 def _rows_sent_statement() -> UpdateBase:
     """Book rows (`ids`) as sent at `now`."""
     return (
@@ -618,6 +624,7 @@ def _rows_sent_statement() -> UpdateBase:
     )
 
 
+@cache
 def _card_posted_statement() -> UpdateBase:
     """Where a card went (`number`, `channel`, `ref`), executed for many at once."""
     conversations = table(Conversation)
