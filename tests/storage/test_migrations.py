@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy.engine import Connection
 from harness import Chat, channel
 from recording import field_value
 from storage.database import Database
-from storage.migrate import alembic_config, current_revision, upgrade
+from storage.migrate import SchemaTooNew, alembic_config, current_revision, upgrade
 
 TABLES = {
     "advice_message",
@@ -115,3 +116,34 @@ async def test_a_watched_message_stored_before_0009_arriving_again_is_a_retry(
         assert len(again.platform.in_channel(channel("support"))) == 2
     finally:
         await again.stop()
+
+
+async def test_instances_that_start_together_on_one_database_migrate_once(
+    database_url: str,
+) -> None:
+    """Three instances started at once on an empty PostgreSQL: one died with
+    `duplicate key value violates unique constraint "pg_type_typname_nsp_index"`."""
+    dbs = [Database(database_url) for _ in range(3)]
+    try:
+        # Without the migration lock they collide, or wait on each other for ever.
+        await asyncio.wait_for(asyncio.gather(*(upgrade(db) for db in dbs)), timeout=60)
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert [await current_revision(db) for db in dbs] == [head] * 3
+        async with dbs[0].engine.connect() as conn:
+            assert await conn.run_sync(_tables) == TABLES
+    finally:
+        for db in dbs:
+            await db.dispose()
+
+
+async def test_an_older_inloop_refuses_a_database_a_newer_one_upgraded(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        await upgrade(db)
+        async with db.engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
+        with pytest.raises(SchemaTooNew, match=r"0099_future.*newer Inloop"):
+            await upgrade(db)
+        assert await current_revision(db) == "0099_future"  # untouched
+    finally:
+        await db.dispose()
