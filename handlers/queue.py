@@ -58,7 +58,11 @@ def focus_among(
         return Focus()
     return Focus(
         tuple(t for t in every if t.id in theirs),
-        tuple((t, waiting[t.id]) for t in every if t.id not in theirs and waiting.get(t.id or 0)),
+        tuple(
+            (t, waiting[t.id])
+            for t in every
+            if t.id is not None and t.id not in theirs and waiting.get(t.id)
+        ),
     )
 
 

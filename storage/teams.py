@@ -107,7 +107,7 @@ async def waiting_by_team(session: AsyncSession) -> dict[int, int]:
         .where(col(Conversation.status) == Status.OPEN, col(Conversation.team_id).is_not(None))
         .group_by(col(Conversation.team_id))
     )
-    return {int(team_id): int(count) for team_id, count in rows.all()}
+    return {int(team_id): int(count) for team_id, count in rows.all() if team_id is not None}
 
 
 async def memberships(session: AsyncSession) -> dict[int, set[int]]:
