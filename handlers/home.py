@@ -70,7 +70,12 @@ async def home(ctx: Context, args: Sequence[str]) -> None:
                     texts.home_unclaimed_empty,
                 ),
                 *(
-                    [HomeSection(texts.queue_elsewhere.format(elsewhere=elsewhere))]
+                    [
+                        HomeSection(
+                            texts.home_elsewhere,
+                            empty=texts.home_elsewhere_text.format(elsewhere=elsewhere),
+                        )
+                    ]
                     if elsewhere
                     else []
                 ),

@@ -288,6 +288,9 @@ class Texts:
     home_unclaimed: str
     #: the waiting conversations of the person's teams
     home_unclaimed_teams: str
+    #: the section saying how many wait in the teams the person is not in
+    home_elsewhere: str
+    home_elsewhere_text: str
     home_unclaimed_empty: str
     home_not_staff: str
     home_title_consultant: str

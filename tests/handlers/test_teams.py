@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.views import Home
+from bot.views import Card, Home
 from harness import Chat, person
 from recording import field_value
 
@@ -154,7 +154,8 @@ async def test_home_shows_my_teams_first_and_counts_the_others(chat: Chat) -> No
     assert mine.heading == "Claimed by you (0)"
     assert waiting.heading == "Waiting in billing for someone to claim them (1)"
     assert [c.title for c in waiting.cards] == ["#1 · twitter · Giulia (@giulia)"]
-    assert elsewhere.heading == "Also 2 waiting in support: `queue all`"
+    assert elsewhere.heading == "Other teams"
+    assert elsewhere.empty == "2 waiting in support: `queue all` lists them."
     assert elsewhere.cards == ()
 
 
@@ -212,6 +213,7 @@ def reminder_text(chat: Chat, who: str) -> str:
         for d in chat.platform.delivered
         if d.kind == "private"
         and d.target == person(who)
-        and getattr(d.view, "title", "").startswith("Dialogue time")
+        and isinstance(d.view, Card)
+        and d.view.title.startswith("Dialogue time")
     ]
     return text
