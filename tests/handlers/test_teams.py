@@ -180,7 +180,7 @@ async def test_team_members_lists_and_sets_the_members(chat: Chat) -> None:
     chat.platform.unknown.add("nobody")
     await chat.say("boss", "team members billing console:luca")
     answer = await chat.say("boss", "team members billing console:marta console:nobody")
-    assert "nobody" in answer
+    assert answer.startswith("I can't find `console:nobody`.")
     assert await chat.say("boss", "team members billing") == "Members of billing: Luca."
 
 
@@ -217,3 +217,17 @@ def reminder_text(chat: Chat, who: str) -> str:
         and d.view.title.startswith("Dialogue time")
     ]
     return text
+
+
+async def test_the_queue_says_what_waits_elsewhere_in_italian_too(chat: Chat) -> None:
+    await two_teams(chat)
+    await chat.say("ann", "lang it")
+    await chat.mention("Giulia", "Rimborso?")
+
+    assert await chat.say("ann", "queue", where="support") == (
+        "Niente in attesa per support; 1 in attesa in billing: `queue all`"
+    )
+    assert await chat.say("ann", "team join") == (
+        "Ora fai parte di support: le sue conversazioni vengono prima nella tua coda, "
+        "nella tua home e nei promemoria."
+    )
