@@ -15,7 +15,7 @@ from handlers import card
 from handlers.people import named_person, tell_admins
 from handlers.routing import normalise_tags
 from storage import conversations, people, teams
-from storage.models import Role, Team
+from storage.models import Person, Role, Team
 
 _TEAM_NAME = re.compile(r"^[\w][\w.-]{0,79}$")
 
@@ -24,6 +24,9 @@ def register(router: Router) -> None:
     router.command("teams", list_teams, STAFF)
     router.command("team add", team_add, ADMINS)
     router.command("team tags", team_tags, ADMINS)
+    router.command("team join", team_join, STAFF)
+    router.command("team leave", team_leave, STAFF)
+    router.command("team members", team_members, ADMINS)
     router.command("role", role, ADMINS)
     router.command("lang", lang, ANYONE)
     router.on(Undeliverable, undeliverable)
@@ -59,7 +62,7 @@ async def list_teams(ctx: Context, args: Sequence[str]) -> None:
                 team=t.name,
                 default=texts.team_default_mark if t.is_default else "",
                 channel=t.channel,
-                tags=t.tags or "—",
+                tags=_listed(t.tags),
             )
             for t in every
         )
@@ -86,7 +89,7 @@ async def team_add(ctx: Context, args: Sequence[str]) -> None:
     )
     ctx.session.add(team)
     await ctx.session.flush()
-    lines = [texts.team_added.format(team=name, tags=team.tags or "—")]
+    lines = [texts.team_added.format(team=name, tags=_listed(team.tags))]
     if first:
         lines.append(texts.team_added_default)
         # Conversations that arrived before any team existed were kept: post them now.
@@ -107,14 +110,97 @@ async def team_tags(ctx: Context, args: Sequence[str]) -> None:
     if len(args) < 2:
         raise UsageError()
     texts = ctx.texts
-    team = await teams.by_name(ctx.session, args[0])
+    team = await _team_named(ctx, args[0])
+    if team is None:
+        return
+    clear = [a.lower() for a in args[1:]] == ["none"]
+    tags = [] if clear else normalise_tags(args[1:])
+    if not tags and not clear:
+        raise UsageError()  # only commas and `#`: no tag at all
+    team.tags = " ".join(tags)
+    ctx.session.add(team)
+    if clear:
+        ctx.reply(texts.team_tags_cleared.format(team=team.name))
+    else:
+        ctx.reply(texts.team_tags_set.format(team=team.name, tags=_listed(team.tags)))
+
+
+def _listed(tags: str) -> str:
+    """Stored tags (space-separated) one by one, for people: `refund, rimborso`."""
+    return ", ".join(tags.split()) or "—"
+
+
+async def _team_named(ctx: Context, name: str) -> Team | None:
+    """The team called `name`, or None after telling the sender which teams there are."""
+    team = await teams.by_name(ctx.session, name)
     if team is None:
         names = ", ".join(t.name for t in await teams.every(ctx.session)) or "—"
-        ctx.reply(texts.team_unknown.format(team=args[0], teams=names))
+        ctx.reply(ctx.texts.team_unknown.format(team=name, teams=names))
+    return team
+
+
+async def _team_meant(ctx: Context, args: Sequence[str]) -> Team | None:
+    """The team named in `[TEAM]`, or else the one whose owner channel this is."""
+    if len(args) > 1:
+        raise UsageError()
+    if args:
+        return await _team_named(ctx, args[0])
+    here = await teams.by_channel(ctx.session, ctx.channel) if ctx.channel else None
+    if here is None:
+        names = ", ".join(t.name for t in await teams.every(ctx.session)) or "—"
+        ctx.reply(ctx.texts.team_which.format(teams=names))
+    return here
+
+
+async def team_join(ctx: Context, args: Sequence[str]) -> None:
+    team = await _team_meant(ctx, args)
+    if team is None:
         return
-    team.tags = " ".join(normalise_tags(args[1:]))
-    ctx.session.add(team)
-    ctx.reply(texts.team_tags_set.format(team=team.name, tags=team.tags))
+    assert team.id is not None and ctx.sender.id is not None
+    if await teams.join(ctx.session, team.id, ctx.sender.id, ctx.now):
+        ctx.reply(ctx.texts.team_joined.format(team=team.name))
+    else:
+        ctx.reply(ctx.texts.team_already_member.format(team=team.name))
+
+
+async def team_leave(ctx: Context, args: Sequence[str]) -> None:
+    team = await _team_meant(ctx, args)
+    if team is None:
+        return
+    assert team.id is not None and ctx.sender.id is not None
+    if await teams.leave(ctx.session, team.id, ctx.sender.id):
+        ctx.reply(ctx.texts.team_left.format(team=team.name))
+    else:
+        ctx.reply(ctx.texts.team_not_member.format(team=team.name))
+
+
+async def team_members(ctx: Context, args: Sequence[str]) -> None:
+    """`team members TEAM`: who they are; with people (or `none`), who they are now."""
+    if not args:
+        raise UsageError()
+    texts = ctx.texts
+    team = await _team_named(ctx, args[0])
+    if team is None:
+        return
+    assert team.id is not None
+    if len(args) > 1:
+        chosen: dict[int, Person] = {}
+        if [a.lower() for a in args[1:]] != ["none"]:
+            for ref in args[1:]:
+                found = await named_person(ctx, ref)
+                if found is None:
+                    return  # the sender was told whom; nothing changed
+                assert found.id is not None
+                chosen.setdefault(found.id, found)
+        await teams.set_members(ctx.session, team.id, chosen, ctx.now)
+    now_members = await teams.members(ctx.session, team.id)
+    if not now_members:
+        ctx.reply(texts.team_members_none.format(team=team.name))
+        return
+    template = texts.team_members_set if len(args) > 1 else texts.team_members_list
+    ctx.reply(
+        template.format(team=team.name, people=", ".join(p.display_name for p in now_members))
+    )
 
 
 async def role(ctx: Context, args: Sequence[str]) -> None:

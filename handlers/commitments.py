@@ -26,7 +26,7 @@ from bot.router import Router, UsageError, not_allowed
 from bot.scheduler import Scheduler
 from bot.views import Button, ButtonStyle, Card, Field
 from handlers.people import named_person
-from handlers.queue import queue_line
+from handlers.queue import Focus, focus_among, queue_line
 from handlers.text import number
 from storage import commitments as store
 from storage import conversations, teams
@@ -37,7 +37,6 @@ from storage.models import (
     DialogueSession,
     Person,
     SessionOutcome,
-    Team,
 )
 
 #: a block found this late (Inloop was down) is recorded missed, never sent
@@ -562,16 +561,22 @@ class Commitments:
     async def _queue(
         self, ctx: Context, texts: Texts, person: Person, commitment: Commitment
     ) -> list[str]:
-        """Their claimed-but-unreplied conversations, then their team's unclaimed ones,
-        oldest first, at most REMINDER_QUEUE in all, then how many more there are."""
+        """Their claimed-but-unreplied conversations, then the unclaimed ones of their teams
+        and of the team the commitment was made in (every team's if neither), oldest
+        first, at most REMINDER_QUEUE in all, then how many more there are, and how many
+        wait in the other teams."""
         assert person.id is not None
         claimed, claimed_excerpts = await _claimed(ctx)
         mine = claimed.get(person.id, [])
         shown_mine = mine[:REMINDER_QUEUE]
         room = REMINDER_QUEUE - len(shown_mine)
-        team, unclaimed, total, excerpts = await _unclaimed(ctx, commitment.team_id)
+        focus = await _focus(ctx, person.id, commitment.team_id)
+        unclaimed, total, excerpts = await _unclaimed(ctx, focus.team_ids)
         waiting = unclaimed[:room]
+        elsewhere = focus.elsewhere_text(texts)
         if not mine and not total:
+            if elsewhere:
+                return [texts.queue_empty_for.format(teams=focus.names(), elsewhere=elsewhere)]
             return [texts.reminder_empty]
         excerpts = {**excerpts, **claimed_excerpts}
         lines: list[str] = []
@@ -580,8 +585,8 @@ class Commitments:
             lines += [queue_line(ctx, texts, c, excerpts) for c in shown_mine]
         if total:
             heading = (
-                texts.reminder_unclaimed_team.format(team=team.name, count=total)
-                if team
+                texts.reminder_unclaimed_team.format(team=focus.names(), count=total)
+                if focus.teams
                 else texts.reminder_unclaimed.format(count=total)
             )
             lines.append(heading)
@@ -589,6 +594,8 @@ class Commitments:
         rest = len(mine) - len(shown_mine) + total - len(waiting)
         if rest > 0:
             lines.append(texts.queue_more.format(count=rest))
+        if elsewhere:
+            lines.append(texts.queue_elsewhere.format(elsewhere=elsewhere))
         return lines
 
     def _checkin(
@@ -636,23 +643,40 @@ async def _claimed(ctx: Context) -> tuple[dict[int, list[Conversation]], dict[in
     return cached
 
 
+async def _focus(ctx: Context, person_id: int, team_id: int | None) -> Focus:
+    """The teams a reminder shows first: the person's, and the commitment's own.
+
+    The teams, everyone's memberships and how many wait in each team are read once
+    per transaction, like `_unclaimed`.
+    """
+    cached = ctx.session.info.get("commitments.teams")
+    if cached is None:
+        cached = (
+            await teams.every(ctx.session),
+            await teams.memberships(ctx.session),
+            await teams.waiting_by_team(ctx.session),
+        )
+        ctx.session.info["commitments.teams"] = cached
+    every, members, waiting = cached
+    theirs = members.get(person_id, set()) | ({team_id} if team_id is not None else set())
+    return focus_among(every, theirs, waiting)
+
+
 async def _unclaimed(
-    ctx: Context, team_id: int | None
-) -> tuple[Team | None, list[Conversation], int, dict[int, str]]:
-    """The team's (or every team's) unclaimed conversations: at most REMINDER_QUEUE, their
-    total, and their latest messages.
+    ctx: Context, team_ids: Sequence[int] | None
+) -> tuple[list[Conversation], int, dict[int, str]]:
+    """The unclaimed conversations of these teams (or of every team): at most
+    REMINDER_QUEUE, their total, and their latest messages.
 
     Kept in the transaction's `session.info` for the rest of it: a thousand blocks
-    starting in the same minute are one batch, and they all show the same team
-    queue, read once instead of a thousand times.
+    starting in the same minute are one batch, and those of the same teams all show
+    the same queue, read once instead of a thousand times.
     """
-    cache: dict[int | None, tuple[Team | None, list[Conversation], int, dict[int, str]]]
+    cache: dict[tuple[int, ...] | None, tuple[list[Conversation], int, dict[int, str]]]
     cache = ctx.session.info.setdefault("commitments.unclaimed", {})
-    if team_id not in cache:
-        team = await ctx.session.get(Team, team_id) if team_id else None
-        waiting, total = await conversations.unclaimed(
-            ctx.session, team.id if team else None, REMINDER_QUEUE
-        )
+    key = tuple(sorted(team_ids)) if team_ids is not None else None
+    if key not in cache:
+        waiting, total = await conversations.unclaimed(ctx.session, key, REMINDER_QUEUE)
         excerpts = await conversations.latest_texts(ctx.session, [c.id for c in waiting if c.id])
-        cache[team_id] = (team, list(waiting), total, excerpts)
-    return cache[team_id]
+        cache[key] = (list(waiting), total, excerpts)
+    return cache[key]

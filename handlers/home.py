@@ -15,6 +15,7 @@ from bot.people import is_staff
 from bot.router import ANYONE, Router, UsageError
 from bot.views import Button, Home, HomeSection
 from handlers import advice, card
+from handlers.queue import focus_of
 from storage import conversations
 from storage.models import Role
 
@@ -40,8 +41,11 @@ async def home(ctx: Context, args: Sequence[str]) -> None:
         view = Home(texts.home_title, (HomeSection(texts.home_not_staff),))
     else:
         mine = await conversations.owned_by(ctx.session, me.id)
-        # Teams have no member lists: everybody on staff sees every team's waiting queue.
-        waiting, total = await conversations.unclaimed(ctx.session, None, HOME_LIMIT)
+        # Their teams' waiting conversations (every team's if they belong to none),
+        # and how many wait in the other teams.
+        focus = await focus_of(ctx, me.id)
+        waiting, total = await conversations.unclaimed(ctx.session, focus.team_ids, HOME_LIMIT)
+        elsewhere = focus.elsewhere_text(texts)
         commit = Button(
             texts.button_commit,
             "commit",
@@ -59,9 +63,21 @@ async def home(ctx: Context, args: Sequence[str]) -> None:
                     texts.home_mine_empty,
                 ),
                 HomeSection(
-                    texts.home_unclaimed.format(count=total),
+                    texts.home_unclaimed_teams.format(teams=focus.names(), count=total)
+                    if focus.teams
+                    else texts.home_unclaimed.format(count=total),
                     tuple([await card.render(ctx, c) for c in waiting]),
                     texts.home_unclaimed_empty,
+                ),
+                *(
+                    [
+                        HomeSection(
+                            texts.home_elsewhere,
+                            empty=texts.home_elsewhere_text.format(elsewhere=elsewhere),
+                        )
+                    ]
+                    if elsewhere
+                    else []
                 ),
             ),
         )

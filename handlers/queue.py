@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 from bot.context import Context
 from bot.messages import Texts
@@ -21,19 +22,81 @@ def register(router: Router) -> None:
     router.command("show", show, STAFF | {Role.CONSULTANT})
 
 
+@dataclass(frozen=True)
+class Focus:
+    """The teams a person sees first (their teams), and how many wait in the others.
+
+    Membership decides what people see first, not what they may do: anyone on
+    staff can still claim anywhere (`queue all` lists every team).
+    """
+
+    #: the teams shown first; empty: every team (someone in no team sees them all)
+    teams: tuple[Team, ...] = ()
+    #: the other teams where unclaimed conversations wait, with how many
+    elsewhere: tuple[tuple[Team, int], ...] = ()
+
+    @property
+    def team_ids(self) -> list[int] | None:
+        """For `conversations.unclaimed`: these teams, or None for every team."""
+        return [t.id for t in self.teams if t.id is not None] or None
+
+    def names(self) -> str:
+        return ", ".join(t.name for t in self.teams)
+
+    def elsewhere_text(self, texts: Texts) -> str:
+        """Like "2 waiting in billing, 1 waiting in sales"; empty if nothing waits elsewhere."""
+        return ", ".join(
+            texts.queue_waiting_in.format(count=n, team=t.name) for t, n in self.elsewhere
+        )
+
+
+def focus_among(
+    every: Sequence[Team], theirs: Collection[int], waiting: Mapping[int, int]
+) -> Focus:
+    """The focus of someone whose teams are `theirs`, given how many wait in each team."""
+    if not theirs:
+        return Focus()
+    return Focus(
+        tuple(t for t in every if t.id in theirs),
+        tuple(
+            (t, waiting[t.id])
+            for t in every
+            if t.id is not None and t.id not in theirs and waiting.get(t.id)
+        ),
+    )
+
+
+async def focus_of(ctx: Context, person_id: int, also: int | None = None) -> Focus:
+    """A person's focus: the teams they belong to, and `also` (the owner channel's team
+    where they ask)."""
+    theirs = {t.id for t in await teams.teams_of(ctx.session, person_id) if t.id is not None}
+    if also is not None:
+        theirs.add(also)
+    if not theirs:
+        return Focus()
+    return focus_among(
+        await teams.every(ctx.session), theirs, await teams.waiting_by_team(ctx.session)
+    )
+
+
 async def queue(ctx: Context, args: Sequence[str]) -> None:
-    if args:
+    everything = [a.lower() for a in args] == ["all"]
+    if args and not everything:
         raise UsageError()
     texts = ctx.texts
     assert ctx.sender.id is not None
     mine = await conversations.owned_by(ctx.session, ctx.sender.id)
-    # In a team's owner channel, the team's queue; anywhere else, every team's.
-    team = await teams.by_channel(ctx.session, ctx.channel) if ctx.channel else None
-    waiting, total = await conversations.unclaimed(
-        ctx.session, team.id if team else None, QUEUE_LIMIT
-    )
+    # The person's teams first, and the team of the owner channel they ask in;
+    # `queue all`, or someone in no team asking elsewhere: every team's.
+    here = await teams.by_channel(ctx.session, ctx.channel) if ctx.channel else None
+    focus = Focus() if everything else await focus_of(ctx, ctx.sender.id, here.id if here else None)
+    waiting, total = await conversations.unclaimed(ctx.session, focus.team_ids, QUEUE_LIMIT)
+    elsewhere = focus.elsewhere_text(texts)
     if not mine and not waiting:
-        ctx.reply(texts.queue_empty)
+        if elsewhere:
+            ctx.reply(texts.queue_empty_for.format(teams=focus.names(), elsewhere=elsewhere))
+        else:
+            ctx.reply(texts.queue_empty)
         return
     listed = [*mine[:QUEUE_LIMIT], *waiting]
     excerpts = await conversations.latest_texts(ctx.session, [c.id for c in listed if c.id])
@@ -45,14 +108,16 @@ async def queue(ctx: Context, args: Sequence[str]) -> None:
             lines.append(texts.queue_more.format(count=len(mine) - QUEUE_LIMIT))
     if waiting:
         heading = (
-            texts.queue_unclaimed_team.format(team=team.name, count=total)
-            if team
+            texts.queue_unclaimed_team.format(team=focus.names(), count=total)
+            if focus.teams
             else texts.queue_unclaimed.format(count=total)
         )
         lines.append(heading)
         lines += [queue_line(ctx, texts, c, excerpts) for c in waiting]
         if total > len(waiting):
             lines.append(texts.queue_more.format(count=total - len(waiting)))
+    if elsewhere:
+        lines.append(texts.queue_elsewhere.format(elsewhere=elsewhere))
     ctx.reply("\n".join(lines))
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from storage import events as processed
 from storage.cards import CardFacts
 from storage.models import Conversation, Person, Status, Team
 
+_TAG_SEPARATORS = re.compile(r"[,\s]+")
+
 
 def register(router: Router) -> None:
     router.on_batch(MentionReceived, ingest)
@@ -42,11 +45,14 @@ def fold(text: str) -> str:
 
 
 def normalise_tags(tags: Iterable[str]) -> list[str]:
+    """Tags folded, without `#`, once each, in order; each item split on commas and
+    spaces, as `commit` days are (`refund,rimborso` is two tags, never one)."""
     seen: dict[str, None] = {}
-    for tag in tags:
-        cleaned = fold(tag.strip().lstrip("#"))
-        if cleaned:
-            seen.setdefault(cleaned, None)
+    for item in tags:
+        for tag in _TAG_SEPARATORS.split(item):
+            cleaned = fold(tag.strip().lstrip("#"))
+            if cleaned:
+                seen.setdefault(cleaned, None)
     return list(seen)
 
 

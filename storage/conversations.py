@@ -141,12 +141,15 @@ async def owned_by(session: AsyncSession, person_id: int) -> Sequence[Conversati
 
 
 async def unclaimed(
-    session: AsyncSession, team_id: int | None, limit: int
+    session: AsyncSession, team_id: int | Collection[int] | None, limit: int
 ) -> tuple[Sequence[Conversation], int]:
-    """Open conversations nobody has claimed, oldest first, and how many there are in all."""
+    """Open conversations nobody has claimed, oldest first, and how many there are in all:
+    in one team, in several (a person's teams), or anywhere (None)."""
     where = [col(Conversation.status) == Status.OPEN]
-    if team_id is not None:
+    if isinstance(team_id, int):
         where.append(col(Conversation.team_id) == team_id)
+    elif team_id is not None:
+        where.append(col(Conversation.team_id).in_(team_id))
     total = await session.scalar(select(func.count()).select_from(Conversation).where(*where))
     rows = (
         await session.scalars(

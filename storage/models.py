@@ -73,6 +73,18 @@ class Team(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_utc())
 
 
+class TeamMember(SQLModel, table=True):
+    """A person who belongs to a team: it decides what they see first (their queue,
+    home and reminders), not what they may do."""
+
+    __tablename__ = "team_member"
+
+    team_id: int = Field(foreign_key="team.id", primary_key=True)
+    #: indexed: a person's queue looks up their teams
+    person_id: int = Field(foreign_key="person.id", primary_key=True, index=True)
+    created_at: datetime = Field(sa_column=_utc())
+
+
 class Conversation(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source", "conversation_key", name="uq_conversation_source_key"),

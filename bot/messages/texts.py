@@ -88,6 +88,11 @@ class Texts:
     queue_empty: str
     queue_line: str
     queue_more: str
+    #: "{count} waiting in {team}": one team's share of `queue_empty_for`/`queue_elsewhere`
+    queue_waiting_in: str
+    #: nothing in the person's teams (`teams`), but some in others (`elsewhere`)
+    queue_empty_for: str
+    queue_elsewhere: str
     show_header: str
     show_mention: str
     show_history: str
@@ -108,9 +113,18 @@ class Texts:
     team_channel_taken: str
     team_unknown: str
     team_tags_set: str
+    team_tags_cleared: str
     teams_none: str
     teams_line: str
     team_default_mark: str
+    team_which: str
+    team_joined: str
+    team_already_member: str
+    team_left: str
+    team_not_member: str
+    team_members_list: str
+    team_members_set: str
+    team_members_none: str
     role_set: str
     role_told: str
     role_unknown: str
@@ -272,6 +286,11 @@ class Texts:
     home_mine: str
     home_mine_empty: str
     home_unclaimed: str
+    #: the waiting conversations of the person's teams
+    home_unclaimed_teams: str
+    #: the section saying how many wait in the teams the person is not in
+    home_elsewhere: str
+    home_elsewhere_text: str
     home_unclaimed_empty: str
     home_not_staff: str
     home_title_consultant: str

@@ -176,12 +176,12 @@ async def test_team_tags_changes_where_new_mentions_go(chat: Chat) -> None:
     await chat.say("boss", "team add support", where="support")
     await chat.say("boss", "team add billing", where="billing")
     assert await chat.say("boss", "team tags billing Fattura #Invoice") == (
-        "Team billing now routes on: fattura invoice."
+        "Team billing now routes on: fattura, invoice."
     )
     await chat.mention("Anna", "La mia fattura è sbagliata")
     assert field_value(chat.platform.card(1), "Team") == "billing"
     teams = await chat.say("ann", "teams")
     assert teams.splitlines() == [
         "support (default) — channel console:#support — tags: —",
-        "billing — channel console:#billing — tags: fattura invoice",
+        "billing — channel console:#billing — tags: fattura, invoice",
     ]

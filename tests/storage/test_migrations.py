@@ -34,6 +34,7 @@ TABLES = {
     "processed_event",
     "role_channel",
     "team",
+    "team_member",
     "watched_channel",
 }
 
@@ -147,3 +148,32 @@ async def test_an_older_inloop_refuses_a_database_a_newer_one_upgraded(database_
         assert await current_revision(db) == "0099_future"  # untouched
     finally:
         await db.dispose()
+
+
+async def test_team_members_go_with_a_downgrade_and_come_back_with_the_upgrade(
+    database_url: str,
+) -> None:
+    """0011 adds memberships: downgrading drops them and nothing else, upgrading again
+    starts with nobody a member."""
+    chat = await Chat(database_url).start()
+    await chat.say("boss", "team add support", where="support")
+    await chat.say("ann", "team join support")
+    await chat.stop()
+    db = Database(database_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(lambda sync: _downgrade(sync, "0010"))
+            assert await conn.run_sync(_tables) == TABLES - {"team_member"}
+        await upgrade(db)
+        async with db.engine.connect() as conn:
+            assert await conn.run_sync(_tables) == TABLES
+    finally:
+        await db.dispose()
+
+    again = await Chat(database_url).start()
+    try:
+        assert await again.say("boss", "team members support") == (
+            "support has no members. `team join support` joins it."
+        )
+    finally:
+        await again.stop()
