@@ -37,7 +37,7 @@ from storage.models import (
 
 CONSULTANTS = frozenset({Role.CONSULTANT})
 PEOPLE = STAFF | CONSULTANTS
-_ID = re.compile(r"^#?(\d{1,9})-A(\d{1,6})$", re.IGNORECASE)
+_ID = re.compile(r"#?([0-9]{1,9})-A([0-9]{1,6})", re.IGNORECASE)
 CONTEXT_LIMIT = 2500
 #: the scheduler's name for the sweep that chases late advice
 SLA_SWEEP = "advice-sla"
@@ -424,7 +424,7 @@ async def may_read(ctx: Context, conversation_id: int) -> bool:
 
 
 async def _request(ctx: Context, value: str) -> tuple[AdviceRequest, AdviceId, Conversation] | None:
-    match = _ID.match(value)
+    match = _ID.fullmatch(value)
     if match is None:
         ctx.reply(ctx.texts.advice_bad_id.format(value=value))
         return None
