@@ -13,11 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.config import PLATFORMS
 from bot.context import Context
 from bot.events import ChannelId, Tick, platform_of
 from bot.messages import Texts
-from bot.people import ADMINS, STAFF, is_manager
+from bot.people import ADMINS, STAFF, is_manager, writes_a_person
 from bot.router import Router, UsageError
 from bot.views import Button, Card, Field, Notice
 from handlers import card, claims
@@ -128,8 +127,8 @@ async def ask(ctx: Context, args: Sequence[str]) -> None:
     consultant: Person | None = None
     question = words_after(ctx.command_text, 2) or " ".join(args[1:])
     last = args[-1]
-    # `slack:U1` at the end names a consultant; "by 10:30" or ":pray:" is the question's
-    if len(args) > 2 and last.partition(":")[0] in PLATFORMS:
+    # `@sage` or `<@U1>` at the end names a consultant; "by 10:30" or ":pray:" is the question's
+    if len(args) > 2 and writes_a_person(last):
         consultant = await named_person(ctx, last)
         if consultant is None:
             return

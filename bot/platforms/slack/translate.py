@@ -84,12 +84,10 @@ def unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-_USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
-
-
 def command_text(text: str) -> str:
-    """`/inloop reassign 3 <@U123|ann>` → `reassign 3 slack:U123`: the core's person ids."""
-    return unescape(_USER_MENTION.sub(lambda m: str(person(m.group(1))), text)).strip()
+    """A command's text as typed: `<@U123|ann>` stays, for the core to resolve where an
+    argument names a person; in free text it stays what was written (shown escaped)."""
+    return unescape(text).strip()
 
 
 def clip(text: str, limit: int) -> tuple[str, bool]:
