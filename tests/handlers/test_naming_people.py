@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from bot.events import PersonId
-from bot.people import written_ref, writes_a_person
+from bot.people import writes_a_person, written_ref
 from harness import Chat, person
 from recording import field_value
 from storage.models import Person
