@@ -131,12 +131,15 @@ def test_the_full_text_modal_splits_long_text_into_sections() -> None:
 # -- inbound ----------------------------------------------------------------------------
 
 
-def test_person_mentions_in_a_command_become_inloop_ids() -> None:
+def test_a_command_keeps_its_text_as_typed_for_the_core_to_resolve() -> None:
+    # Only Slack's own escaping is undone: a mention stays a mention (the core resolves
+    # it where an argument names a person), free text stays what was written.
     cmd = tr.command_event(command("U1", "C1", "reassign 3 <@U123|ann> &lt;x&gt;", "t1"))
-    assert cmd.text == "reassign 3 slack:U123 <x>"
+    assert cmd.text == "reassign 3 <@U123|ann> <x>"
     assert cmd.sender == "slack:U1" and cmd.channel == "slack:C1"
     assert cmd.event_id == "slack:command:t1"
-    assert tr.command_text("role <@W99> manager") == "role slack:W99 manager"
+    said = "answer 1-A1 ask <@W99> and @luca, not <!here> or @channel"
+    assert tr.command_text(said) == said
 
 
 def test_a_message_keeps_its_ts_and_thread_and_uses_the_envelope_event_id() -> None:
@@ -334,7 +337,7 @@ def test_a_dm_to_the_app_is_a_command() -> None:
     body = event(message("U1", "D1", "/inloop claim <@U2|bob>", "1.1", channel_type="im"), "E")
     found = tr.message_event(body, "UBOT")
     assert isinstance(found, Command)
-    assert (found.text, found.channel) == ("claim slack:U2", "slack:D1")
+    assert (found.text, found.channel) == ("claim <@U2|bob>", "slack:D1")
     plain = tr.message_event(
         event(message("U1", "D1", "help", "1.2", channel_type="im"), "E2"), "UBOT"
     )

@@ -217,9 +217,11 @@ def render(view: View, *, mention: str | None = None) -> Content:
     elif isinstance(view, Home):
         body, formatted = _home(view)
     else:
+        # A notice is plain text (bot.views): shown as written, a user id in it too
+        # (`matrix:@boss:example.org` is text, not a pill).
         text = view.title if isinstance(view, Chart) else view.text
         body = text
-        formatted = _pills(_lines(text))
+        formatted = _lines(text)
     mentions: Content = {"user_ids": [mention]} if mention else {}
     return {
         "msgtype": "m.notice",
@@ -228,17 +230,6 @@ def render(view: View, *, mention: str | None = None) -> Content:
         "formatted_body": formatted,
         "m.mentions": mentions,
     }
-
-
-_QUALIFIED = re.compile(r"matrix:(@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d+)?)", re.IGNORECASE)
-
-
-def _pills(markup: str) -> str:
-    """People the bot names (`matrix:@ann:example.org`) shown as pills. A pill alone pings
-    nobody: with `m.mentions` present, clients notify only the people listed there."""
-    return _QUALIFIED.sub(
-        lambda m: f'<a href="https://matrix.to/#/{m.group(1)}">{m.group(1)}</a>', markup
-    )
 
 
 def _lines(text: str) -> str:
