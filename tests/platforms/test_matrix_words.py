@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from matrix_people import MatrixPerson
 from test_matrix import (  # noqa: F401  (fixtures used by name)
     Bot,
     People,
@@ -16,6 +15,8 @@ from test_matrix import (  # noqa: F401  (fixtures used by name)
     setup_team,
     told,
 )
+
+from matrix_people import MatrixPerson
 
 
 def direct_contents(person: MatrixPerson, bot_id: str) -> list[dict[str, Any]]:
