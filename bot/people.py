@@ -115,16 +115,13 @@ class Directory:
 
     async def ensure(self, session: AsyncSession, ref: PersonId, now: datetime) -> Person:
         """The row of someone who acts (a sender) or whom the settings name (an admin):
-        they exist, whatever their platform says of them."""
-        person = await find(session, ref)
-        if person is not None:
-            self._known.add(ref)
-            return person
-        try:
-            info = self._fetched.pop(ref, None) or await self.lookup(ref)
-        except LookupError:  # e.g. a console admin of INLOOP_ADMINS nobody has been yet
-            info = PersonInfo(display_name=local_part(ref), is_staff=False)
-        return await self._add(session, ref, info, now)
+        they exist, even when their platform knows nothing of them (a console admin of
+        INLOOP_ADMINS nobody has been yet)."""
+        found = await self.named(session, ref, now)
+        if found is None:
+            unknown = PersonInfo(display_name=local_part(ref), is_staff=False)
+            found = await self._add(session, ref, unknown, now)
+        return found
 
     async def named(self, session: AsyncSession, ref: PersonId, now: datetime) -> Person | None:
         """The row of someone a command names; None when nobody knows them. A person

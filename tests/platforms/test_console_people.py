@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_console import assert_clean_exit, run_console, script
+from test_console import assert_clean_exit, console_env, run_console, script
 
 SAID = "Talk to @marta and @luca, not @here or @room"
 
@@ -73,3 +73,12 @@ def test_free_text_is_printed_as_it_was_typed(tmp_path: Path) -> None:
     followed = session.turn(f"!inloop followup 1-A1 {SAID}").said
     assert any(s.where == "dm:expert" and SAID in s.text for s in followed), followed
     assert "console:" not in session.stdout
+
+
+def test_an_admin_of_the_settings_is_somebody_before_anyone_has_been_them(
+    tmp_path: Path,
+) -> None:
+    env = console_env(tmp_path, INLOOP_ADMINS="console:admin,console:boss")
+    session = run_console(tmp_path, script("!inloop role @boss manager"), env=env)
+    assert_clean_exit(session)
+    assert session.turn("!inloop role @boss manager").said[0].text == "boss is now manager."
