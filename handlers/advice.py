@@ -425,7 +425,7 @@ async def may_read(ctx: Context, conversation_id: int) -> bool:
 async def _request(ctx: Context, value: str) -> tuple[AdviceRequest, AdviceId, Conversation] | None:
     match = _ID.fullmatch(value)
     if match is None:
-        ctx.reply(ctx.texts.advice_bad_id.format(value=value))
+        ctx.reply(ctx.texts.advice_bad_id.format(value=one_line(value, 40)))
         return None
     ident = AdviceId(int(match.group(1)), int(match.group(2)))
     request = await advice.lock(ctx.session, ident.conversation, ident.seq)

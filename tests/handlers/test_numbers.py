@@ -33,6 +33,13 @@ async def test_conversation_numbers_in_every_command_answer_with_the_usage(
     for command, usage in [
         (f"claim {value}", "claim N"),
         (f"release {value}", "release N"),
+        (f"replied {value}", "replied N"),
+        (f"resolve {value}", "resolve N"),
+        (f"reopen {value}", "reopen N"),
+        (f"start {value}", "start ID"),
+        (f"skip {value}", "skip ID"),
+        (f"snooze {value}", "snooze ID"),
+        (f"done {value}", "done ID"),
         (f"show {value}", "show N"),
         (f"reassign {value} @ann", "reassign N @person"),
         (f"log 20m {value}", "log DURATION [N]"),
@@ -62,3 +69,13 @@ async def test_minutes_of_a_partial_block_answer_with_the_usage(chat: Chat, valu
 async def test_an_echoed_number_is_cut_short(chat: Chat) -> None:
     told = await chat.say("boss", "claim " + "7" * 5000)
     assert len(told) < 400
+
+
+@pytest.mark.parametrize("value", ["²-A1", "٣-A1", "1-A٣", "1" * 4301 + "-A1"])
+async def test_advice_ids_of_strange_digits_are_not_advice_ids(chat: Chat, value: str) -> None:
+    await chat.say("boss", "team add support")
+    await chat.mention("Giulia", "La scatola è rotta.")
+    await chat.say("boss", "role @expert consultant")
+    told = await chat.say("expert", f"take {value}")
+    assert told.endswith("is not an advice request (write it like 3-A1).")
+    assert len(told) < 200
