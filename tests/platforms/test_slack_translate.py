@@ -24,7 +24,7 @@ from bot.views import (
     view_from_dict,
     view_to_dict,
 )
-from fake_slack import button, command, event, message, user
+from fake_slack import button, command, event, message, read, user
 from slack_chat import buttons, shown
 
 LABELS = tr.Labels("Show full text", "Full text", "Close")
@@ -81,6 +81,38 @@ def test_the_fallback_and_notices_are_escaped_too() -> None:
     assert tr.message(Notice("Giulia <!channel> wrote"), LABELS).text == (
         "Giulia &lt;!channel&gt; wrote"
     )
+
+
+@pytest.mark.parametrize("text", HARD_CASES)
+def test_a_notice_is_plain_text_shown_as_written(text: str) -> None:
+    body = tr.message(
+        Notice(f"New message on #1 from Giulia: {text}\nRate it: `rate 1-A1`"), LABELS
+    )
+
+    # as `text` alone Slack would read it as mrkdwn; plain_text sections show it as typed
+    assert body.blocks and {b["text"]["type"] for b in body.blocks} == {"plain_text"}
+    assert (
+        read(body.text, body.blocks)
+        == f"New message on #1 from Giulia: {text}\nRate it: `rate 1-A1`"
+    )
+    everything = json.dumps(body.blocks) + body.text
+    assert "<!" not in everything and "<@" not in everything and "<http" not in everything
+
+
+def test_a_long_notice_fills_sections_within_the_limits_and_keeps_every_character() -> None:
+    lines = ["&" * 700, *(f"{n} · {'x' * 90}" for n in range(400)), ""]
+    body = tr.message(Notice("\n".join(lines)), LABELS)
+
+    assert all(len(b["text"]["text"]) <= 3000 for b in body.blocks)
+    assert 1 < len(body.blocks) <= 50
+    assert read("", body.blocks).replace("\n", "") == "".join(lines)
+
+
+def test_card_fields_are_plain_text_too() -> None:
+    body = tr.message(card("x"), LABELS)
+    fields = [f for b in body.blocks for f in b.get("fields", [])]
+    assert fields and {f["type"] for f in fields} == {"plain_text"}
+    assert "Owner\n&lt;@U1|x&gt;" in [f["text"] for f in fields]
 
 
 def test_a_5000_character_text_is_trimmed_within_the_limits_with_a_show_full_button() -> None:
