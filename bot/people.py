@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,6 +11,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.config import PLATFORMS
 from bot.events import PersonId, local_part
 from bot.messages import language_of
 from bot.platform import PersonInfo
@@ -27,6 +29,59 @@ FETCHED_MEMORY = 10_000
 STAFF = frozenset({Role.EMPLOYEE, Role.MANAGER, Role.ADMIN})
 MANAGERS = frozenset({Role.MANAGER, Role.ADMIN})
 ADMINS = frozenset({Role.ADMIN})
+
+
+#: a Slack user mention as Slack writes it in a command: `<@U123>` or `<@U123|ann>`
+_SLACK_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]+")
+#: a Matrix user id: @localpart:server (the server may carry a port)
+_MATRIX_USER = re.compile(r"@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::[0-9]{1,5})?", re.IGNORECASE)
+#: a console name, as `/as NAME` takes it
+_CONSOLE_NAME = re.compile(r"[\w.-]{1,40}")
+
+
+def written_ref(written: str, platform: str) -> PersonId | None:
+    """The person a command argument names, as a platform-qualified id; None when it is
+    no way of writing a person. `platform` is the writer's: a bare name is one of theirs.
+
+    The one rule for every command that takes a person (README, "Naming people"):
+
+        console   luca  @luca  console:luca  @console:luca      → console:luca
+        Slack     <@U123>  <@U123|ann>  slack:U123  @slack:U123  → slack:U123
+        Matrix    @ann:example.org (a pill is the same)  matrix:@ann:example.org
+
+    A platform's name before the colon wins over a Matrix id that looks alike
+    (`@console:luca` is the console's luca, not a user of a server called luca).
+    """
+    text = written.strip()
+    if (mention := _SLACK_MENTION.fullmatch(text)) is not None:
+        return PersonId(f"slack:{mention[1]}")
+    bare = text.removeprefix("@")
+    head, colon, rest = bare.partition(":")
+    if colon and head.lower() in PLATFORMS:
+        return _qualified(head.lower(), rest)
+    if _MATRIX_USER.fullmatch(text):
+        return PersonId(f"matrix:{text}")
+    if platform == "console" and not colon:
+        return _qualified("console", bare)
+    return None
+
+
+def _qualified(platform: str, local: str) -> PersonId | None:
+    if platform == "console" and _CONSOLE_NAME.fullmatch(local):
+        return PersonId(f"console:{local.lower()}")  # the console's names are lower case
+    if platform == "slack" and _SLACK_USER.fullmatch(local):
+        return PersonId(f"slack:{local}")
+    if platform == "matrix" and _MATRIX_USER.fullmatch(local):
+        return PersonId(f"matrix:{local}")
+    return None
+
+
+def writes_a_person(word: str) -> bool:
+    """Whether `word` is written as a person, not as a word of free text: with `@`, as a
+    Slack mention or platform-qualified (a bare `luca` at the end of a question is a word)."""
+    head = word.removeprefix("@").partition(":")
+    return word.startswith(("@", "<@")) or (bool(head[1]) and head[0].lower() in PLATFORMS)
 
 
 @dataclass(frozen=True)
@@ -59,11 +114,32 @@ class Directory:
             self._fetched[ref] = await self.lookup(ref)
 
     async def ensure(self, session: AsyncSession, ref: PersonId, now: datetime) -> Person:
+        """The row of someone who acts (a sender) or whom the settings name (an admin):
+        they exist, even when their platform knows nothing of them (a console admin of
+        INLOOP_ADMINS nobody has been yet)."""
+        found = await self.named(session, ref, now)
+        if found is None:
+            unknown = PersonInfo(display_name=local_part(ref), is_staff=False)
+            found = await self._add(session, ref, unknown, now)
+        return found
+
+    async def named(self, session: AsyncSession, ref: PersonId, now: datetime) -> Person | None:
+        """The row of someone a command names; None when nobody knows them. A person
+        Inloop has not met is asked of their platform first (Slack `users.info`, the
+        Matrix profile, the console's personas): a typo never becomes a person."""
         person = await find(session, ref)
         if person is not None:
             self._known.add(ref)
             return person
-        info = self._fetched.pop(ref, None) or await self.lookup(ref)
+        try:
+            info = self._fetched.pop(ref, None) or await self.lookup(ref)
+        except LookupError:
+            return None
+        return await self._add(session, ref, info, now)
+
+    async def _add(
+        self, session: AsyncSession, ref: PersonId, info: PersonInfo, now: datetime
+    ) -> Person:
         person = Person(
             ref=ref,
             display_name=info.display_name or local_part(ref),

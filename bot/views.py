@@ -77,6 +77,10 @@ class Card:
 
 @dataclass(frozen=True)
 class Notice:
+    """A plain message, mostly a private answer. Its text mixes Inloop's words with
+    other people's (a customer's follow-up, a question, a name), so every platform shows
+    all of it exactly as written: no mrkdwn in Slack, no pills in Matrix."""
+
     text: str
 
 

@@ -13,11 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.config import PLATFORMS
 from bot.context import Context
 from bot.events import ChannelId, Tick, platform_of
 from bot.messages import Texts
-from bot.people import ADMINS, STAFF, is_manager
+from bot.people import ADMINS, STAFF, is_manager, writes_a_person
 from bot.router import Router, UsageError
 from bot.views import Button, Card, Field, Notice
 from handlers import card, claims
@@ -37,7 +36,7 @@ from storage.models import (
 
 CONSULTANTS = frozenset({Role.CONSULTANT})
 PEOPLE = STAFF | CONSULTANTS
-_ID = re.compile(r"^#?(\d{1,9})-A(\d{1,6})$", re.IGNORECASE)
+_ID = re.compile(r"#?([0-9]{1,9})-A([0-9]{1,6})", re.IGNORECASE)
 CONTEXT_LIMIT = 2500
 #: the scheduler's name for the sweep that chases late advice
 SLA_SWEEP = "advice-sla"
@@ -128,8 +127,8 @@ async def ask(ctx: Context, args: Sequence[str]) -> None:
     consultant: Person | None = None
     question = words_after(ctx.command_text, 2) or " ".join(args[1:])
     last = args[-1]
-    # `slack:U1` at the end names a consultant; "by 10:30" or ":pray:" is the question's
-    if len(args) > 2 and last.partition(":")[0] in PLATFORMS:
+    # `@sage` or `<@U1>` at the end names a consultant; "by 10:30" or ":pray:" is the question's
+    if len(args) > 2 and writes_a_person(last):
         consultant = await named_person(ctx, last)
         if consultant is None:
             return
@@ -424,9 +423,9 @@ async def may_read(ctx: Context, conversation_id: int) -> bool:
 
 
 async def _request(ctx: Context, value: str) -> tuple[AdviceRequest, AdviceId, Conversation] | None:
-    match = _ID.match(value)
+    match = _ID.fullmatch(value)
     if match is None:
-        ctx.reply(ctx.texts.advice_bad_id.format(value=value))
+        ctx.reply(ctx.texts.advice_bad_id.format(value=one_line(value, 40)))
         return None
     ident = AdviceId(int(match.group(1)), int(match.group(2)))
     request = await advice.lock(ctx.session, ident.conversation, ident.seq)

@@ -27,7 +27,7 @@ from bot.scheduler import Scheduler
 from bot.views import Button, ButtonStyle, Card, Field
 from handlers.people import named_person
 from handlers.queue import Focus, focus_among, queue_line
-from handlers.text import number
+from handlers.text import number, one_line, whole
 from storage import commitments as store
 from storage import conversations, teams
 from storage.models import (
@@ -65,9 +65,9 @@ _DAYS = {
     **{name: i + 1 for i, name in enumerate(("lun", "mar", "mer", "gio", "ven", "sab", "dom"))},
 }
 _GROUPS = {"weekdays": (1, 2, 3, 4, 5), "daily": (1, 2, 3, 4, 5, 6, 7)}
-_TIME = re.compile(r"(\d{1,2}):(\d{2})")
+_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})")
 #: 30m, 1h, 1h30m, 1h30 (a bare number is ambiguous: refused)
-_DURATION = re.compile(r"(?:(\d{1,2})h)?(?:(\d{1,3})m)?|(\d{1,2})h(\d{1,2})")
+_DURATION = re.compile(r"(?:([0-9]{1,2})h)?(?:([0-9]{1,3})m)?|([0-9]{1,2})h([0-9]{1,2})")
 #: answers that settle a block; the person may still correct one with another
 _ANSWERED = (
     SessionOutcome.DONE,
@@ -136,7 +136,7 @@ def parse_zone(value: str, texts: Texts) -> str:
 
 
 def parse_date(value: str, texts: Texts) -> date:
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
         try:
             return date.fromisoformat(value)
         except ValueError:  # 2026-02-30
@@ -409,15 +409,13 @@ class Commitments:
             )
             return
         high = block.minutes_planned
-        value = args[1].lower().removesuffix("m")
-        if not value.isdigit() or not 1 <= int(value) <= high:
-            raise UsageError(texts.bad_partial.format(value=args[1], high=high))
-        block.minutes_given = int(value)
+        given = whole(args[1].lower().removesuffix("m"), 1, high)
+        if given is None:
+            raise UsageError(texts.bad_partial.format(value=one_line(args[1], 40), high=high))
+        block.minutes_given = given
         self._move(ctx, block, SessionOutcome.PARTIAL, None)
         ctx.reply(
-            texts.block_partial.format(
-                id=block.id, given=duration(int(value)), duration=duration(high)
-            )
+            texts.block_partial.format(id=block.id, given=duration(given), duration=duration(high))
         )
 
     async def _block(

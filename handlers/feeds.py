@@ -11,6 +11,7 @@ from bot.messages import Texts
 from bot.people import ADMINS
 from bot.router import Router, UsageError
 from handlers.people import tell_admins
+from handlers.text import number
 from storage import feeds, teams
 from storage.models import Feed, Team
 
@@ -97,11 +98,12 @@ def _state(texts: Texts, feed: Feed) -> str:
 
 
 async def feed_remove(ctx: Context, args: Sequence[str]) -> None:
-    if len(args) != 1 or not args[0].isdigit():
+    if len(args) != 1:
         raise UsageError()
-    feed = await ctx.session.get(Feed, int(args[0]))
+    n = number(args[0])
+    feed = await ctx.session.get(Feed, n)
     if feed is None:
-        ctx.reply(ctx.texts.feed_unknown.format(id=args[0]))
+        ctx.reply(ctx.texts.feed_unknown.format(id=n))
         return
     await ctx.session.delete(feed)
     ctx.reply(ctx.texts.feed_removed.format(id=feed.id, url=feed.url))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import datetime
 
 from bot.router import UsageError
 
+#: the largest number a command takes (ids are 32-bit integers in the database)
+MAX_NUMBER = 2**31 - 1
+#: at most ten ASCII digits: enough for MAX_NUMBER, never a 4,300-digit `int()`
+_NUMBER = re.compile(r"#?([0-9]{1,10})")
 #: characters that glue to the one before them; a cut must not separate them
 _JOINERS = {"\u200d", "\ufe0f", "\ufe0e"}
 
@@ -36,12 +41,26 @@ def age(since: datetime, now: datetime) -> str:
     return f"{minutes // (24 * 60)}d"
 
 
-def number(value: str, problem: str) -> int:
-    """`3` or `#3` → 3; anything else is a usage error that says what was wrong."""
-    digits = value.removeprefix("#")
-    if not digits.isdigit() or not 0 < int(digits) < 2**31:
-        raise UsageError(problem.format(value=value))
-    return int(digits)
+def number(value: str, problem: str = "", *, low: int = 1, high: int = MAX_NUMBER) -> int:
+    """`3` or `#3` → 3, within [low, high]; anything else is a usage error that says what
+    was wrong (`problem`, a template over `value`; "" for the usage line alone).
+
+    The one parser of numbers people type. ASCII digits only: `str.isdigit()` also takes
+    `²` and `٣`, which `int()` then refuses or reads, and `int()` refuses more than 4,300
+    digits; both must be the usage line, not "something went wrong".
+    """
+    found = whole(value, low, high)
+    if found is None:
+        raise UsageError(problem.format(value=one_line(value, 40)))
+    return found
+
+
+def whole(value: str, low: int = 1, high: int = MAX_NUMBER) -> int | None:
+    """`number` for a caller whose error names more than the value: None when it is none."""
+    match = _NUMBER.fullmatch(value)
+    if match is None or not low <= int(match[1]) <= high:
+        return None
+    return int(match[1])
 
 
 def words_after(text: str, count: int) -> str:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from bot.recurrence import zone
 
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$", re.IGNORECASE)
+_WEEK = re.compile(r"^([0-9]{4})-W([0-9]{2})$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, order=True)

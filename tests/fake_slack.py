@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -447,11 +448,49 @@ class FakeSlack:
         said = [e.text for e in self.ephemeral if e.user == uid]
         return said + [p.text for p in self.posted if p.channel == uid]
 
+    def read_by(self, uid: str) -> list[str]:
+        """What `uid` read privately (ephemeral or DM), oldest first, as Slack shows it."""
+        said = [read(e.text, e.blocks) for e in self.ephemeral if e.user == uid]
+        return said + [read(p.text, p.blocks) for p in self.posted if p.channel == uid]
+
     def count(self, method: str) -> int:
         return sum(1 for m, _ in self.calls if m == method)
 
 
 # -- payloads as Slack sends them -------------------------------------------------------
+
+
+#: mrkdwn's inline formatting: `*bold*`, `_italic_`, `~strike~`, `` `code` ``
+_MRKDWN = re.compile(r"(?<!\w)([*_~`])(?=\S)(.+?)(?<=\S)\1(?!\w)")
+
+
+def read(text: str, blocks: list[dict[str, Any]]) -> str:
+    """What a person reads in a message: its blocks when it has any, else its `text`,
+    which Slack renders as mrkdwn. In mrkdwn the formatting characters are consumed
+    (`*bold*` reads as bold, without its stars); plain_text shows every character."""
+    if not blocks:
+        return _rendered(text, "mrkdwn")
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in ("plain_text", "mrkdwn"):
+                out.append(_rendered(str(node["text"]), node["type"]))
+                return
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(blocks)
+    return "\n".join(out)
+
+
+def _rendered(text: str, kind: str) -> str:
+    if kind == "mrkdwn":
+        text = _MRKDWN.sub(lambda m: m[2], text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def view_submission(

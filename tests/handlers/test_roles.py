@@ -51,7 +51,8 @@ async def test_role_with_a_wrong_name_or_arguments_answers_with_usage(chat: Chat
     assert "`boss` is not a role" in await chat.say("boss", "role console:ann boss")
     told = await chat.say("boss", "role")
     assert "Usage:" in told and "role @person" in told
-    assert "I can't find `ann`" in await chat.say("boss", "role ann admin")
+    chat.platform.unknown.add("nobody_ever")
+    assert "I can't find `nobody_ever`" in await chat.say("boss", "role nobody_ever admin")
 
 
 async def test_unknown_commands_get_the_list_of_what_you_may_do(chat: Chat) -> None:

@@ -418,6 +418,8 @@ def test_an_advice_note_after_a_restart_hangs_from_its_card(tmp_path: Path) -> N
         script(
             "!inloop team add support",
             "/mention Giulia: broken box",
+            "/as carla",  # carla is somebody on the console once someone has been her
+            "/as admin",
             "!inloop role @carla consultant",
             "/in #pool",
             "!inloop consultants here",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from nio import RoomSendError
@@ -21,7 +22,7 @@ def event(
     return {"type": kind, "sender": sender, "event_id": "$e1", "content": content}
 
 
-def test_a_command_names_people_by_user_id_or_pill_as_matrix_ids() -> None:
+def test_a_command_keeps_user_ids_as_typed_and_a_pill_is_its_user_id() -> None:
     typed = inbound(
         event({"msgtype": "m.text", "body": "!inloop role @bob:other.net manager"}), ROOM, BOT
     )
@@ -38,8 +39,8 @@ def test_a_command_names_people_by_user_id_or_pill_as_matrix_ids() -> None:
         BOT,
     )
 
-    assert isinstance(typed, Command) and typed.text == "role matrix:@bob:other.net manager"
-    assert isinstance(pill, Command) and pill.text == "reassign 3 matrix:@bob:other.net"
+    assert isinstance(typed, Command) and typed.text == "role @bob:other.net manager"
+    assert isinstance(pill, Command) and pill.text == "reassign 3 @bob:other.net"
     assert typed.sender == "matrix:@ann:example.org" and typed.channel == f"matrix:{ROOM}"
 
 
@@ -158,14 +159,21 @@ def test_rate_limits_are_waited_out_and_a_lost_room_is_given_up() -> None:
     assert not down.permanent and down.retry_after is None
 
 
-def test_people_the_bot_names_are_pills_that_ping_nobody() -> None:
-    content = render(Notice("Unknown person matrix:@bob:other.net"))
+def test_a_notice_shows_user_ids_and_markup_literally() -> None:
+    said = "Giulia wrote: ask matrix:@boss:example.org or @boss:example.org, @room <b>x</b> *y*"
+    content = render(Notice(said))
 
-    assert (
-        '<a href="https://matrix.to/#/@bob:other.net">@bob:other.net</a>'
-        in content["formatted_body"]
-    )
+    assert content["body"] == said
+    assert "<a" not in content["formatted_body"] and "matrix.to" not in content["formatted_body"]
+    assert html.unescape(content["formatted_body"]) == said
     assert content["m.mentions"] == {}
+
+
+def test_free_text_in_a_command_stays_as_typed() -> None:
+    said = "!inloop answer 1-A1 Ask @boss:example.org or matrix:@ann:example.org, not @room"
+    typed = inbound(event({"msgtype": "m.text", "body": said}), ROOM, BOT)
+    assert isinstance(typed, Command)
+    assert typed.text == said.removeprefix("!inloop ")
 
 
 def test_a_claim_button_offers_the_reaction_in_the_cards_language() -> None:

@@ -24,7 +24,7 @@ from bot.views import (
     view_from_dict,
     view_to_dict,
 )
-from fake_slack import button, command, event, message, user
+from fake_slack import button, command, event, message, read, user
 from slack_chat import buttons, shown
 
 LABELS = tr.Labels("Show full text", "Full text", "Close")
@@ -83,6 +83,38 @@ def test_the_fallback_and_notices_are_escaped_too() -> None:
     )
 
 
+@pytest.mark.parametrize("text", HARD_CASES)
+def test_a_notice_is_plain_text_shown_as_written(text: str) -> None:
+    body = tr.message(
+        Notice(f"New message on #1 from Giulia: {text}\nRate it: `rate 1-A1`"), LABELS
+    )
+
+    # as `text` alone Slack would read it as mrkdwn; plain_text sections show it as typed
+    assert body.blocks and {b["text"]["type"] for b in body.blocks} == {"plain_text"}
+    assert (
+        read(body.text, body.blocks)
+        == f"New message on #1 from Giulia: {text}\nRate it: `rate 1-A1`"
+    )
+    everything = json.dumps(body.blocks) + body.text
+    assert "<!" not in everything and "<@" not in everything and "<http" not in everything
+
+
+def test_a_long_notice_fills_sections_within_the_limits_and_keeps_every_character() -> None:
+    lines = ["&" * 700, *(f"{n} · {'x' * 90}" for n in range(400)), ""]
+    body = tr.message(Notice("\n".join(lines)), LABELS)
+
+    assert all(len(b["text"]["text"]) <= 3000 for b in body.blocks)
+    assert 1 < len(body.blocks) <= 50
+    assert read("", body.blocks).replace("\n", "") == "".join(lines)
+
+
+def test_card_fields_are_plain_text_too() -> None:
+    body = tr.message(card("x"), LABELS)
+    fields = [f for b in body.blocks for f in b.get("fields", [])]
+    assert fields and {f["type"] for f in fields} == {"plain_text"}
+    assert "Owner\n&lt;@U1|x&gt;" in [f["text"] for f in fields]
+
+
 def test_a_5000_character_text_is_trimmed_within_the_limits_with_a_show_full_button() -> None:
     text = "&" * 1000 + "x" * 4000
     body = tr.message(card(text), LABELS)
@@ -131,12 +163,15 @@ def test_the_full_text_modal_splits_long_text_into_sections() -> None:
 # -- inbound ----------------------------------------------------------------------------
 
 
-def test_person_mentions_in_a_command_become_inloop_ids() -> None:
+def test_a_command_keeps_its_text_as_typed_for_the_core_to_resolve() -> None:
+    # Only Slack's own escaping is undone: a mention stays a mention (the core resolves
+    # it where an argument names a person), free text stays what was written.
     cmd = tr.command_event(command("U1", "C1", "reassign 3 <@U123|ann> &lt;x&gt;", "t1"))
-    assert cmd.text == "reassign 3 slack:U123 <x>"
+    assert cmd.text == "reassign 3 <@U123|ann> <x>"
     assert cmd.sender == "slack:U1" and cmd.channel == "slack:C1"
     assert cmd.event_id == "slack:command:t1"
-    assert tr.command_text("role <@W99> manager") == "role slack:W99 manager"
+    said = "answer 1-A1 ask <@W99> and @luca, not <!here> or @channel"
+    assert tr.command_text(said) == said
 
 
 def test_a_message_keeps_its_ts_and_thread_and_uses_the_envelope_event_id() -> None:
@@ -334,7 +369,7 @@ def test_a_dm_to_the_app_is_a_command() -> None:
     body = event(message("U1", "D1", "/inloop claim <@U2|bob>", "1.1", channel_type="im"), "E")
     found = tr.message_event(body, "UBOT")
     assert isinstance(found, Command)
-    assert (found.text, found.channel) == ("claim slack:U2", "slack:D1")
+    assert (found.text, found.channel) == ("claim <@U2|bob>", "slack:D1")
     plain = tr.message_event(
         event(message("U1", "D1", "help", "1.2", channel_type="im"), "E2"), "UBOT"
     )

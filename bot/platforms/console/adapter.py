@@ -68,6 +68,8 @@ class ConsolePlatform:
         #: where charts are written, for the user to open
         self._files = files
         self._persona = persona
+        #: the names spoken as in this run (`/as NAME`): the console's people
+        self._personas = {persona.lower()}
         self._channel = channel
         self._stdin = stdin or sys.stdin
         if isinstance(self._stdin, io.TextIOWrapper):
@@ -159,6 +161,7 @@ class ConsolePlatform:
                 self._print(text)
             case SwitchPersona(name=name):
                 self._persona = name
+                self._personas.add(name)
                 self._print(f"(you are now {name})")
             case SwitchChannel(channel=channel):
                 self._channel = channel
@@ -224,7 +227,10 @@ class ConsolePlatform:
         return self._delivered.get(key)
 
     async def user_info(self, person: PersonId) -> PersonInfo:
-        # Every console persona is somebody in the company trying Inloop out.
+        # Every console persona is somebody in the company trying Inloop out; a name
+        # nobody has been (`reassign 1 @nobody_ever`) is nobody, not a new person.
+        if local_part(person) not in self._personas:
+            raise LookupError(person)
         return PersonInfo(display_name=literal(local_part(person)), is_staff=True)
 
     def _show(self, view: View) -> str:

@@ -21,7 +21,6 @@ from bot.intake.mentions import Invalid, parse_mention
 from bot.views import Button, Card, Chart, Home, View
 
 PREFIX = "!inloop"
-_MENTION = re.compile(r"(?<![\w:])@([\w.-]+)")
 
 
 @dataclass(frozen=True)
@@ -76,9 +75,9 @@ def parse_line(line: str, persona: str, where: str, now: datetime) -> Line:
     sender, room = person(persona), channel(where)
     head, _, rest = text.partition(" ")
     if head.lower() == PREFIX:
-        # `@ann` names the console person `console:ann`, the id form the core understands.
-        command = _MENTION.sub(lambda m: str(person(m.group(1))), rest.strip())
-        return Command(event_id, sender, room, command, raw={"line": line})
+        # As typed: free text keeps its `@marta` and `@here`; the core resolves the
+        # arguments that name a person (handlers.people.named_person).
+        return Command(event_id, sender, room, rest.strip(), raw={"line": line})
     return Message(event_id, sender, room, text, raw={"line": line})
 
 

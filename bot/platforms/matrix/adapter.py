@@ -442,11 +442,23 @@ class MatrixPlatform:
                 answer = await self.client.get_displayname(user)
                 if isinstance(answer, ProfileGetDisplayNameResponse) and answer.displayname:
                     name = answer.displayname
+                elif (
+                    isinstance(answer, ErrorResponse)
+                    and answer.status_code == "M_NOT_FOUND"
+                    and not self._is_member(user)
+                ):
+                    # No such user: a typo in a command must not become a person.
+                    raise LookupError(person)
         return PersonInfo(
             display_name=name or local_part(person),
             # People of the bot's own homeserver are the company's; others are customers.
             is_staff=translate.server_of(user) == self._own_server,
         )
+
+    def _is_member(self, user: str) -> bool:
+        """Whether `user` is in a room the bot is in (then they exist, profile or not)."""
+        rooms = self._client.rooms.values() if self._client is not None else ()
+        return any(user in room.users for room in rooms)
 
     def _known_name(self, user: str) -> str:
         """The display name from the rooms' member lists, which sync keeps: the core asks

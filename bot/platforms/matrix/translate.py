@@ -18,8 +18,6 @@ from bot.events import ChannelId, Command, EventId, Message, PersonId, Reaction,
 from bot.views import Button, Card, Chart, Home, View
 
 PREFIX = "!inloop"
-#: a Matrix user id written in text: @localpart:server (server may carry a port)
-_USER = re.compile(r"(?<![\w:])(@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d+)?)", re.IGNORECASE)
 _MATRIX_TO_USER = re.compile(r"^https://matrix\.to/#/(@[^/?]+)")
 
 Content = dict[str, Any]
@@ -101,9 +99,11 @@ def inbound(source: Mapping[str, Any], room_id: str, own_user: str) -> ChatEvent
 
 
 def command_text(body: str, content: Mapping[str, Any]) -> str | None:
-    """`!inloop role @ann:example.org manager` → `role matrix:@ann:example.org manager`.
+    """`!inloop role @ann:example.org manager` → `role @ann:example.org manager`: the
+    text as typed, for the core to resolve the arguments that name a person.
 
-    None when the message is not a command. Pills (links to a user) count as that user.
+    None when the message is not a command. A pill (a link to a user) is written as the
+    user id it links to: its visible text is only a display name.
     """
     text = _strip_reply_fallback(body).strip()
     formatted = content.get("formatted_body")
@@ -113,7 +113,7 @@ def command_text(body: str, content: Mapping[str, Any]) -> str | None:
     head, _, rest = text.partition(" ")
     if head.lower() != PREFIX:
         return None
-    return _USER.sub(lambda m: str(person(m.group(1))), rest.strip())
+    return rest.strip()
 
 
 def _strip_reply_fallback(body: str) -> str:
@@ -217,9 +217,11 @@ def render(view: View, *, mention: str | None = None) -> Content:
     elif isinstance(view, Home):
         body, formatted = _home(view)
     else:
+        # A notice is plain text (bot.views): shown as written, a user id in it too
+        # (`matrix:@boss:example.org` is text, not a pill).
         text = view.title if isinstance(view, Chart) else view.text
         body = text
-        formatted = _pills(_lines(text))
+        formatted = _lines(text)
     mentions: Content = {"user_ids": [mention]} if mention else {}
     return {
         "msgtype": "m.notice",
@@ -228,17 +230,6 @@ def render(view: View, *, mention: str | None = None) -> Content:
         "formatted_body": formatted,
         "m.mentions": mentions,
     }
-
-
-_QUALIFIED = re.compile(r"matrix:(@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::\d+)?)", re.IGNORECASE)
-
-
-def _pills(markup: str) -> str:
-    """People the bot names (`matrix:@ann:example.org`) shown as pills. A pill alone pings
-    nobody: with `m.mentions` present, clients notify only the people listed there."""
-    return _QUALIFIED.sub(
-        lambda m: f'<a href="https://matrix.to/#/{m.group(1)}">{m.group(1)}</a>', markup
-    )
 
 
 def _lines(text: str) -> str:

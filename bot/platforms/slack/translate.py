@@ -84,12 +84,10 @@ def unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-_USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
-
-
 def command_text(text: str) -> str:
-    """`/inloop reassign 3 <@U123|ann>` → `reassign 3 slack:U123`: the core's person ids."""
-    return unescape(_USER_MENTION.sub(lambda m: str(person(m.group(1))), text)).strip()
+    """A command's text as typed: `<@U123|ann>` stays, for the core to resolve where an
+    argument names a person; in free text it stays what was written (shown escaped)."""
+    return unescape(text).strip()
 
 
 def clip(text: str, limit: int) -> tuple[str, bool]:
@@ -295,12 +293,36 @@ def message(view: View, labels: Labels) -> SlackMessage:
         return SlackMessage(text=escape(view.title), blocks=_dicts(home_blocks(view, labels)))
     if isinstance(view, Chart):  # the file goes up separately; this is its caption
         return SlackMessage(text=escape(view.title))
-    return SlackMessage(text=notice_text(view))
+    return SlackMessage(text=notice_text(view), blocks=_dicts(notice_blocks(view)))
 
 
 def notice_text(notice: Notice) -> str:
-    # Notices carry customer names and text too: escaped like everything else.
+    # Notices carry customer names and text too: escaped like everything else. With
+    # blocks, this is only what notifications show.
     return escape(notice.text)
+
+
+def notice_blocks(notice: Notice) -> list[Block]:
+    """A notice as plain_text sections. Sent as a message's `text` alone, Slack would read
+    it as mrkdwn: a customer's `*bold* _it_ ~s~` and backticks would become formatting.
+    A notice is plain text (bot.views), so it is shown exactly as written, line breaks
+    kept, in as many sections as its length needs."""
+    # 600 plain characters escape to at most 3,000 (`&` → `&amp;`): a longer line is cut
+    # in such pieces; lines and pieces are packed into sections up to Slack's limit.
+    step = SECTION_TEXT_LIMIT // 5
+    chunks, size = [""], 0
+    for n, line in enumerate(notice.text.splitlines() or [""]):
+        for i in range(0, max(len(line), 1), step):
+            piece = ("\n" if n and not i else "") + line[i : i + step]
+            grown = len(escape(piece))
+            if size + grown > SECTION_TEXT_LIMIT:
+                piece, grown = piece.removeprefix("\n"), len(escape(piece.removeprefix("\n")))
+                chunks.append("")
+                size = 0
+            chunks[-1] += piece
+            size += grown
+    sections: list[Block] = [SectionBlock(text=_plain(chunk)) for chunk in chunks]
+    return sections[:MESSAGE_BLOCKS_LIMIT]
 
 
 def _fallback(card: Card) -> str:
@@ -314,11 +336,10 @@ def card_blocks(card: Card, labels: Labels) -> list[Block]:
     if card.fields:
         blocks.append(
             SectionBlock(
+                # plain_text: a value may be someone's words (the question of an advice
+                # request, a name), shown as written, never as mrkdwn
                 fields=[
-                    MarkdownTextObject(
-                        text=f"*{escape(f.label)}*\n{_escaped_clip(f.value, FIELD_LIMIT - 100)[0]}",
-                        verbatim=True,
-                    )
+                    _plain(f"{f.label}\n{f.value}", FIELD_LIMIT)
                     for f in card.fields[:10]  # a section has at most 10 fields
                 ]
             )
