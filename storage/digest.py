@@ -35,7 +35,8 @@ class Raw:
 
     #: person id → action → count (claimed, replied, resolved) from the audit log
     actions: dict[int, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
-    #: person id → minutes from the customer's first message to the claim / first reply
+    #: person id → minutes from the customer's first message to the conversation's first
+    #: claim / first reply, for the conversations this person claimed / replied to first
     to_claim: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     to_reply: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     #: team id → the same, by team
@@ -110,31 +111,58 @@ async def week(
     def ours(team: int | None) -> bool:
         return team_id is None or team == team_id
 
-    # Claims and first replies of the week, with who owns the conversation now.
-    for owner, team, minutes in await _fetch(
+    # The team's time to claim: every conversation first claimed this week, whoever took it.
+    for team, minutes in await _fetch(
         session,
         select(
-            col(Conversation.owner_id),
             col(Conversation.team_id),
             minutes_between(col(Conversation.claimed_at), col(Conversation.created_at)),
         ).where(*between(col(Conversation.claimed_at))),
     ):
-        if not ours(team):
-            continue
-        if owner is not None:
-            raw.to_claim[owner].append(minutes)
-        if team is not None:
+        if team is not None and ours(team):
             raw.team_to_claim[team].append(minutes)
-    for owner, team, minutes in await _fetch(
+
+    # A person's times are those of what they did, from the audit log: the entry that
+    # set a conversation's claimed_at (a claim, or a reply to an unclaimed one) is
+    # the claimer's, the one that set first_reply_at the first replier's. Whoever owns
+    # the conversation now (after a reassign) did neither. Entries of one instant (a
+    # claim and a reply in one go): the first written counts.
+    claim_at = col(Conversation.claimed_at) == col(AuditEntry.at)
+    reply_at = (col(Conversation.first_reply_at) == col(AuditEntry.at)) & (
+        col(AuditEntry.action) == "replied"
+    )
+    claims: dict[int, tuple[int, float]] = {}
+    replies: dict[int, tuple[int, float]] = {}
+    for conversation, actor, team, claimed, replied, to_claim, to_reply in await _fetch(
         session,
         select(
-            col(Conversation.owner_id),
+            col(AuditEntry.conversation_id),
+            col(AuditEntry.actor_id),
             col(Conversation.team_id),
+            claim_at,
+            reply_at,
+            minutes_between(col(Conversation.claimed_at), col(Conversation.created_at)),
             minutes_between(col(Conversation.first_reply_at), col(Conversation.created_at)),
-        ).where(*between(col(Conversation.first_reply_at))),
+        )
+        .join(Conversation, col(Conversation.id) == col(AuditEntry.conversation_id))
+        .where(
+            col(AuditEntry.action).in_(("claimed", "replied")),
+            col(AuditEntry.actor_id).is_not(None),
+            *between(col(AuditEntry.at)),
+            claim_at | reply_at,
+        )
+        .order_by(col(AuditEntry.id)),
     ):
-        if owner is not None and ours(team):
-            raw.to_reply[owner].append(minutes)
+        if not ours(team):
+            continue
+        if claimed:
+            claims.setdefault(conversation, (actor, to_claim))
+        if replied:
+            replies.setdefault(conversation, (actor, to_reply))
+    for actor, minutes in claims.values():
+        raw.to_claim[actor].append(minutes)
+    for actor, minutes in replies.values():
+        raw.to_reply[actor].append(minutes)
 
     # Opened this week, and how many waited longer than the target to be claimed.
     waited = minutes_between(
