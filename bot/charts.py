@@ -10,7 +10,10 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 WIDTH_PX, HEIGHT_PX, DPI = 1200, 800, 100
 #: a longer name is cut with "…": the bars, not the names, should have the width
@@ -37,8 +40,19 @@ def digest_chart(
     days: Sequence[tuple[str, int]],
     words: ChartWords,
 ) -> bytes:
-    """A PNG of WIDTH_PX × HEIGHT_PX. `people`: (name, committed, given) minutes, drawn
-    top to bottom in this order; `days`: (label, mentions)."""
+    """A PNG of WIDTH_PX × HEIGHT_PX of `digest_figure`."""
+    buffer = io.BytesIO()
+    digest_figure(people, days, words).savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def digest_figure(
+    people: Sequence[tuple[str, int, int]],
+    days: Sequence[tuple[str, int]],
+    words: ChartWords,
+) -> Figure:
+    """`people`: (name, committed, given) minutes, drawn top to bottom in this order;
+    `days`: (label, mentions)."""
     # Imported here: matplotlib and numpy are 40 MB of a bot that draws once a week.
     from matplotlib.figure import Figure
 
@@ -49,9 +63,7 @@ def digest_chart(
     figure.suptitle(words.heading, fontsize=15, fontweight="bold")
     _people(left, people, words)
     _days(right, days, words)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
+    return figure
 
 
 def _people(axes: Any, people: Sequence[tuple[str, int, int]], words: ChartWords) -> None:

@@ -464,6 +464,15 @@ def _times(percent: float) -> str:
 
 
 def chart(d: Digest, texts: Texts) -> Chart:
+    title = texts.digest_chart_title.format(week=d.week)
+    return Chart(title, f"inloop-digest-{d.week}.png", digest_chart(*chart_parts(d, texts)))
+
+
+def chart_parts(
+    d: Digest, texts: Texts
+) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]], ChartWords]:
+    """What the chart draws: (name, committed, given) per person, (day, mentions) per
+    day, and its words in the reader's language."""
     # Only people with time committed or given have bars. 1200 × 800 px hold ~20 names
     # (each drawn label also costs ~5 ms: 483 people took 2-3 s and were unreadable):
     # the panel's title says how many of how many it shows.
@@ -485,21 +494,19 @@ def chart(d: Digest, texts: Texts) -> Chart:
         no_data=texts.digest_chart_no_data,
     )
     days = [(f"{texts.day_names[day.isoweekday() - 1]} {day.day:02d}", n) for day, n in d.per_day]
-    title = texts.digest_chart_title.format(week=d.week)
-    return Chart(title, f"inloop-digest-{d.week}.png", digest_chart(people, days, words))
+    return people, days, words
 
 
 def _dates(d: Digest, texts: Texts) -> str:
-    """`30 Nov – 6 Dec 2026`; `29 Dec 2025 – 4 Jan 2026` across a new year."""
+    """`30 Nov – 6 Dec 2026`, `16 – 22 Nov 2026`, `29 Dec 2025 – 4 Jan 2026`."""
     local = zone(d.tz)
     first = d.start.astimezone(local).date()
     last = (d.end.astimezone(local) - timedelta(days=1)).date()
-
-    def day(when: date, with_year: bool) -> str:
-        text = f"{when.day} {texts.month_names[when.month - 1]}"
-        return f"{text} {when.year}" if with_year else text
-
-    return f"{day(first, first.year != last.year)} – {day(last, True)}"
+    end = f"{last.day} {texts.month_names[last.month - 1]} {last.year}"
+    if (first.year, first.month) == (last.year, last.month):
+        return f"{first.day} – {end}"
+    start = f"{first.day} {texts.month_names[first.month - 1]}"
+    return f"{start} {first.year} – {end}" if first.year != last.year else f"{start} – {end}"
 
 
 # -- exports ------------------------------------------------------------------------------

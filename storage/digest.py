@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, case, func, literal_column, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import col
 
@@ -111,58 +112,50 @@ async def week(
     def ours(team: int | None) -> bool:
         return team_id is None or team == team_id
 
-    # The team's time to claim: every conversation first claimed this week, whoever took it.
-    for team, minutes in await _fetch(
-        session,
-        select(
-            col(Conversation.team_id),
-            minutes_between(col(Conversation.claimed_at), col(Conversation.created_at)),
-        ).where(*between(col(Conversation.claimed_at))),
+    # Times to claim and to first reply: the team's are every conversation's; a
+    # person's are those of what they did, from the audit log: the entry that set a
+    # conversation's claimed_at (a claim, or a reply to an unclaimed one) is the
+    # claimer's, the one that set first_reply_at the first replier's. Whoever owns the
+    # conversation now (after a reassign) did neither, and a manager who reassigned an
+    # unclaimed conversation claimed nothing (it counts for the team only). Driven by
+    # the conversations' time index, each joined to its entry through the audit log's
+    # (at, action, …) index: no scan of the week's log.
+    for moment, setters, times in (
+        (col(Conversation.claimed_at), ("claimed", "replied"), raw.to_claim),
+        (col(Conversation.first_reply_at), ("replied",), raw.to_reply),
     ):
-        if team is not None and ours(team):
-            raw.team_to_claim[team].append(minutes)
-
-    # A person's times are those of what they did, from the audit log: the entry that
-    # set a conversation's claimed_at (a claim, or a reply to an unclaimed one) is
-    # the claimer's, the one that set first_reply_at the first replier's. Whoever owns
-    # the conversation now (after a reassign) did neither. Entries of one instant (a
-    # claim and a reply in one go): the first written counts.
-    claim_at = col(Conversation.claimed_at) == col(AuditEntry.at)
-    reply_at = (col(Conversation.first_reply_at) == col(AuditEntry.at)) & (
-        col(AuditEntry.action) == "replied"
-    )
-    claims: dict[int, tuple[int, float]] = {}
-    replies: dict[int, tuple[int, float]] = {}
-    for conversation, actor, team, claimed, replied, to_claim, to_reply in await _fetch(
-        session,
-        select(
-            col(AuditEntry.conversation_id),
-            col(AuditEntry.actor_id),
-            col(Conversation.team_id),
-            claim_at,
-            reply_at,
-            minutes_between(col(Conversation.claimed_at), col(Conversation.created_at)),
-            minutes_between(col(Conversation.first_reply_at), col(Conversation.created_at)),
-        )
-        .join(Conversation, col(Conversation.id) == col(AuditEntry.conversation_id))
-        .where(
-            col(AuditEntry.action).in_(("claimed", "replied")),
-            col(AuditEntry.actor_id).is_not(None),
-            *between(col(AuditEntry.at)),
-            claim_at | reply_at,
-        )
-        .order_by(col(AuditEntry.id)),
-    ):
-        if not ours(team):
-            continue
-        if claimed:
-            claims.setdefault(conversation, (actor, to_claim))
-        if replied:
-            replies.setdefault(conversation, (actor, to_reply))
-    for actor, minutes in claims.values():
-        raw.to_claim[actor].append(minutes)
-    for actor, minutes in replies.values():
-        raw.to_reply[actor].append(minutes)
+        by = aliased(AuditEntry)
+        claims = times is raw.to_claim
+        first: dict[int, tuple[int | None, int | None, float]] = {}
+        for conversation, team, minutes, entry, actor in await _fetch(
+            session,
+            select(
+                col(Conversation.id),
+                col(Conversation.team_id),
+                minutes_between(moment, col(Conversation.created_at)),
+                col(by.id),
+                col(by.actor_id),
+            )
+            .outerjoin(
+                by,
+                (col(by.at) == moment)
+                & col(by.action).in_(setters)
+                & (col(by.conversation_id) == col(Conversation.id))
+                & col(by.actor_id).is_not(None),
+            )
+            .where(*between(moment)),
+        ):
+            if not ours(team):
+                continue
+            # entries of one instant (claimed and replied in one go): the first written
+            known = first.get(conversation)
+            if known is None or (entry is not None and (known[0] is None or entry < known[0])):
+                first[conversation] = (entry, actor, minutes)
+            if claims and known is None and team is not None:
+                raw.team_to_claim[team].append(minutes)
+        for _, actor, minutes in first.values():
+            if actor is not None:
+                times[actor].append(minutes)
 
     # Opened this week, and how many waited longer than the target to be claimed.
     waited = minutes_between(
