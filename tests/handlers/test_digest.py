@@ -392,9 +392,9 @@ async def test_times_are_credited_to_who_acted_not_to_who_owns_it_now(
     assert rows[("Marta", "claimed")] == (1, 0)
     assert rows[("Luca", "to_claim")] == (None, None)
     assert rows[("Luca", "to_reply")] == (None, None)
-    people = {p["name"]: p for p in json.loads(digest.as_json(figures))["people"]}
-    assert (people["Marta"]["to_claim"], people["Marta"]["to_reply"]) == (10.0, 30.0)
-    assert (people["Luca"]["to_claim"], people["Luca"]["to_reply"]) == (None, None)
+    exported = {p["name"]: p for p in json.loads(digest.as_json(figures))["people"]}
+    assert (exported["Marta"]["to_claim"], exported["Marta"]["to_reply"]) == (10.0, 30.0)
+    assert (exported["Luca"]["to_claim"], exported["Luca"]["to_reply"]) == (None, None)
     await chat.stop()
 
 
