@@ -33,6 +33,8 @@ class ChartWords:
     minutes: str
     days_title: str
     no_data: str
+    #: what the people panel says when it has nothing to draw (no_data, or why not)
+    no_people: str
 
 
 def digest_chart(
@@ -69,7 +71,7 @@ def digest_figure(
 def _people(axes: Any, people: Sequence[tuple[str, int, int]], words: ChartWords) -> None:
     axes.set_title(words.people_title, loc="left", fontsize=11, wrap=True)
     if not any(committed or given for _, committed, given in people):
-        _no_data(axes, words)
+        _no_data(axes, words.no_people)
         return
     from matplotlib.ticker import MaxNLocator
 
@@ -105,7 +107,7 @@ def _people(axes: Any, people: Sequence[tuple[str, int, int]], words: ChartWords
 def _days(axes: Any, days: Sequence[tuple[str, int]], words: ChartWords) -> None:
     axes.set_title(words.days_title, loc="left", fontsize=11)
     if not any(count for _, count in days):
-        _no_data(axes, words)
+        _no_data(axes, words.no_data)
         return
     from matplotlib.ticker import MaxNLocator
 
@@ -123,7 +125,7 @@ def _days(axes: Any, days: Sequence[tuple[str, int]], words: ChartWords) -> None
     axes.spines[["top", "right"]].set_visible(False)
 
 
-def _no_data(axes: Any, words: ChartWords) -> None:
+def _no_data(axes: Any, saying: str) -> None:
     """An empty panel says so, instead of an axis of nothing (0.000 to 0.054)."""
     axes.set_xticks([])
     axes.set_yticks([])
@@ -132,8 +134,10 @@ def _no_data(axes: Any, words: ChartWords) -> None:
     axes.text(
         0.5,
         0.5,
-        words.no_data,
+        saying,
         transform=axes.transAxes,
+        multialignment="center",
+        linespacing=1.6,
         ha="center",
         va="center",
         fontsize=13,

@@ -492,6 +492,8 @@ def chart_parts(
         minutes=minutes,
         days_title=per_day,
         no_data=texts.digest_chart_no_data,
+        # a team's digest has no commitments (they are a person's, across teams)
+        no_people=texts.digest_chart_no_data if d.team is None else texts.digest_chart_team_time,
     )
     days = [(f"{texts.day_names[day.isoweekday() - 1]} {day.day:02d}", n) for day, n in d.per_day]
     return people, days, words

@@ -271,6 +271,7 @@ EN = Texts(
     digest_chart_people="Time committed and given, per person",
     digest_chart_people_top="Time committed and given: the {shown} people who committed most, of {total}",
     digest_chart_no_data="no data this week",
+    digest_chart_team_time="Time committed is counted for the whole company:\nsee the digest without a team",
     digest_chart_whole="Whole company",
     managers_set="This channel gets the weekly digest, every Monday at 09:00 ({tz}).",
     # -- commitments (weekly dialogue time) ------------------------------------------

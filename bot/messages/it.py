@@ -271,6 +271,7 @@ IT = Texts(
     digest_chart_people="Tempo promesso e dedicato, per persona",
     digest_chart_people_top="Tempo promesso e dedicato: le {shown} persone che hanno promesso di più, su {total}",
     digest_chart_no_data="nessun dato questa settimana",
+    digest_chart_team_time="Il tempo promesso si conta per tutta l'azienda:\nvedi il resoconto senza team",
     digest_chart_whole="Tutta l'azienda",
     managers_set="Questo canale riceve il resoconto settimanale, ogni lunedì alle 09:00 ({tz}).",
     # -- commitments (weekly dialogue time) ------------------------------------------

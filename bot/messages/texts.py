@@ -215,6 +215,8 @@ class Texts:
     digest_chart_people: str
     digest_chart_people_top: str
     digest_chart_no_data: str
+    #: the people panel of one team's chart: commitments are not counted by team
+    digest_chart_team_time: str
     #: the chart's heading when it is not one team's
     digest_chart_whole: str
     managers_set: str

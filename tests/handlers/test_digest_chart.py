@@ -20,7 +20,7 @@ W49 = IsoWeek(2026, 49)  # Monday 30 November to Sunday 6 December 2026
 
 def _digest(
     week: IsoWeek = W49,
-    team: str | None = "support",
+    team: str | None = None,
     people: tuple[PersonFigures, ...] = (),
     per_day: tuple[int, ...] = (0,) * 7,
 ) -> Digest:
@@ -53,10 +53,11 @@ NORMAL = (
 
 
 def test_the_heading_names_the_team_and_the_dates() -> None:
-    assert _figure(_digest()).get_suptitle() == "support · 30 Nov – 6 Dec 2026"
-    assert _figure(_digest(team=None)).get_suptitle() == "Whole company · 30 Nov – 6 Dec 2026"
-    assert _figure(_digest(IsoWeek(2026, 47))).get_suptitle() == "support · 16 – 22 Nov 2026"
-    new_year = _figure(_digest(IsoWeek(2026, 1), team=None), "it")
+    assert _figure(_digest(team="support")).get_suptitle() == "support · 30 Nov – 6 Dec 2026"
+    assert _figure(_digest()).get_suptitle() == "Whole company · 30 Nov – 6 Dec 2026"
+    same_month = _figure(_digest(IsoWeek(2026, 47), team="support"))
+    assert same_month.get_suptitle() == "support · 16 – 22 Nov 2026"
+    new_year = _figure(_digest(IsoWeek(2026, 1)), "it")
     assert new_year.get_suptitle() == "Tutta l'azienda · 29 dic 2025 – 4 gen 2026"
 
 
@@ -77,6 +78,16 @@ def test_an_empty_week_says_no_data_instead_of_an_empty_axis() -> None:
     people, days = _figure(_digest(people=NORMAL)).axes
     assert "no data this week" not in _texts(people)
     assert _texts(days) == ["no data this week"]
+
+
+def test_a_teams_chart_says_where_its_peoples_time_is() -> None:
+    # commitments are a person's, across teams: a team's digest does not count them
+    team = tuple(_person(p.name, None, None) for p in NORMAL)
+    people, _ = _figure(_digest(team="support", people=team, per_day=(1,) * 7)).axes
+
+    assert _texts(people) == [
+        "Time committed is counted for the whole company:\nsee the digest without a team"
+    ]
 
 
 def test_a_normal_week_draws_who_gave_time_and_each_days_count() -> None:
@@ -119,7 +130,8 @@ def test_fifty_people_are_readable_the_twenty_who_committed_most() -> None:
         _person(f"Person {i:02d} Bartholomew-Fitzgerald", 30 + 10 * (i % 12), 20 * (i % 15))
         for i in range(50)
     )
-    figure = _figure(_digest(people=crowd, per_day=(1200, 3000, 2500, 1800, 2200, 300, 100)))
+    week = (1200, 3000, 2500, 1800, 2200, 300, 100)
+    figure = _figure(_digest(team="support", people=crowd, per_day=week))
     people, days = figure.axes
 
     names = people.get_yticklabels()
