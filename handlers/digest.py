@@ -358,9 +358,7 @@ class _Before:
 
 def as_text(d: Digest, texts: Texts) -> str:
     before = _Before.of(d)
-    local = zone(d.tz)
-    first = d.start.astimezone(local).date()
-    last = (d.end.astimezone(local) - timedelta(days=1)).date()
+    first, last = _span(d)
     lines = [
         texts.digest_title.format(
             week=d.week,
@@ -499,11 +497,15 @@ def chart_parts(
     return people, days, words
 
 
+def _span(d: Digest) -> tuple[date, date]:
+    """The week's first and last day, in its time zone."""
+    local = zone(d.tz)
+    return d.start.astimezone(local).date(), (d.end.astimezone(local) - timedelta(days=1)).date()
+
+
 def _dates(d: Digest, texts: Texts) -> str:
     """`30 Nov – 6 Dec 2026`, `16 – 22 Nov 2026`, `29 Dec 2025 – 4 Jan 2026`."""
-    local = zone(d.tz)
-    first = d.start.astimezone(local).date()
-    last = (d.end.astimezone(local) - timedelta(days=1)).date()
+    first, last = _span(d)
     end = f"{last.day} {texts.month_names[last.month - 1]} {last.year}"
     if (first.year, first.month) == (last.year, last.month):
         return f"{first.day} – {end}"
@@ -514,7 +516,7 @@ def _dates(d: Digest, texts: Texts) -> str:
 # -- exports ------------------------------------------------------------------------------
 
 
-def figure_name(text: str) -> str:
+def _figure_name(text: str) -> str:
     """One style for every figure name in the exports: snake_case (`mentions_from_console`)."""
     return re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")
 
@@ -537,7 +539,7 @@ def as_rows(d: Digest) -> list[dict[str, Any]]:
                 "week": str(d.week),
                 "section": section,
                 "name": name,
-                "figure": figure_name(figure),
+                "figure": _figure_name(figure),
                 "value": value,
                 "previous": old,
             }
