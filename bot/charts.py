@@ -9,58 +9,141 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 WIDTH_PX, HEIGHT_PX, DPI = 1200, 800, 100
+#: a longer name is cut with "…": the bars, not the names, should have the width
+NAME_CHARS = 22
+COMMITTED_COLOUR, GIVEN_COLOUR, MENTIONS_COLOUR = "#9db4c0", "#2e86ab", "#f18f01"
+
+
+@dataclass(frozen=True)
+class ChartWords:
+    """Every word drawn, in the reader's language."""
+
+    #: the figure's heading: the team (or the whole company) and the dates
+    heading: str
+    people_title: str
+    committed: str
+    given: str
+    minutes: str
+    days_title: str
+    no_data: str
+    #: what the people panel says when it has nothing to draw (no_data, or why not)
+    no_people: str
 
 
 def digest_chart(
-    title: str,
     people: Sequence[tuple[str, int, int]],
     days: Sequence[tuple[str, int]],
-    labels: tuple[str, str, str, str],
+    words: ChartWords,
 ) -> bytes:
-    """A PNG of WIDTH_PX × HEIGHT_PX. `people`: (name, committed, given) minutes;
-    `days`: (label, mentions); `labels`: committed, given, minutes, mentions per day."""
+    """A PNG of WIDTH_PX × HEIGHT_PX of `digest_figure`."""
+    buffer = io.BytesIO()
+    digest_figure(people, days, words).savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def digest_figure(
+    people: Sequence[tuple[str, int, int]],
+    days: Sequence[tuple[str, int]],
+    words: ChartWords,
+) -> Figure:
+    """`people`: (name, committed, given) minutes, drawn top to bottom in this order;
+    `days`: (label, mentions)."""
     # Imported here: matplotlib and numpy are 40 MB of a bot that draws once a week.
     from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI, layout="constrained")
+    # People side by side with the week: names read across, one line each, and up
+    # to ~25 people fit the height without their labels touching.
+    left, right = figure.subplots(1, 2, width_ratios=(3, 2))
+    figure.suptitle(words.heading, fontsize=15, fontweight="bold")
+    _people(left, people, words)
+    _days(right, days, words)
+    return figure
+
+
+def _people(axes: Any, people: Sequence[tuple[str, int, int]], words: ChartWords) -> None:
+    axes.set_title(words.people_title, loc="left", fontsize=11, wrap=True)
+    if not any(committed or given for _, committed, given in people):
+        _no_data(axes, words.no_people)
+        return
     from matplotlib.ticker import MaxNLocator
 
-    committed_label, given_label, minutes_label, per_day_label = labels
-    figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
-    top, bottom = figure.subplots(2, 1)
-    figure.suptitle(title)
-
-    names = [name for name, _, _ in people] or ["—"]
-    positions = range(len(names))
-    width = 0.4
-    top.bar(
-        [p - width / 2 for p in positions],
-        [c for _, c, _ in people] or [0],
-        width,
-        label=committed_label,
-        color="#9db4c0",
+    rows = range(len(people))
+    height = 0.4
+    axes.barh(
+        [r - height / 2 for r in rows],
+        [committed for _, committed, _ in people],
+        height,
+        label=words.committed,
+        color=COMMITTED_COLOUR,
     )
-    top.bar(
-        [p + width / 2 for p in positions],
-        [g for _, _, g in people] or [0],
-        width,
-        label=given_label,
-        color="#2e86ab",
+    axes.barh(
+        [r + height / 2 for r in rows],
+        [given for _, _, given in people],
+        height,
+        label=words.given,
+        color=GIVEN_COLOUR,
     )
-    top.set_xticks(list(positions), names, rotation=30 if len(names) > 8 else 0, ha="right")
-    top.set_ylabel(minutes_label)
-    top.set_ylim(bottom=0)
-    top.yaxis.set_major_locator(MaxNLocator(integer=True))
-    top.legend()
+    axes.set_yticks(list(rows), [_short(name) for name, _, _ in people])
+    axes.tick_params(axis="y", labelsize=9 if len(people) <= 12 else 8, length=0)
+    axes.set_ylim(len(people) - 0.5, -0.5)  # upside down: the first person on top
+    axes.set_xlabel(words.minutes)
+    axes.set_xlim(left=0)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(axis="x", color="#e0e0e0")
+    axes.set_axisbelow(True)
+    axes.spines[["top", "right"]].set_visible(False)
+    # under the axis, not over the bars: with 20 people every corner has some
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncols=2, frameon=False)
 
-    day_positions = list(range(len(days)))
-    bottom.bar(day_positions, [count for _, count in days], color="#f18f01")
-    bottom.set_xticks(day_positions, [label for label, _ in days])
-    bottom.set_ylim(bottom=0)
-    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
-    bottom.set_title(per_day_label)
 
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
+def _days(axes: Any, days: Sequence[tuple[str, int]], words: ChartWords) -> None:
+    axes.set_title(words.days_title, loc="left", fontsize=11)
+    if not any(count for _, count in days):
+        _no_data(axes, words.no_data)
+        return
+    from matplotlib.ticker import MaxNLocator
+
+    positions = list(range(len(days)))
+    bars = axes.bar(positions, [count for _, count in days], color=MENTIONS_COLOUR)
+    # seven numbers: cheap to draw, and the reader needs no grid to read them
+    axes.bar_label(bars, fontsize=9, padding=2)
+    axes.set_xticks(positions, [label for label, _ in days])
+    axes.tick_params(axis="x", length=0, labelsize=9)
+    axes.set_ylim(bottom=0)
+    axes.margins(y=0.12)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(axis="y", color="#e0e0e0")
+    axes.set_axisbelow(True)
+    axes.spines[["top", "right"]].set_visible(False)
+
+
+def _no_data(axes: Any, saying: str) -> None:
+    """An empty panel says so, instead of an axis of nothing (0.000 to 0.054)."""
+    axes.set_xticks([])
+    axes.set_yticks([])
+    for spine in axes.spines.values():
+        spine.set_color("#d0d0d0")
+    axes.text(
+        0.5,
+        0.5,
+        saying,
+        transform=axes.transAxes,
+        multialignment="center",
+        linespacing=1.6,
+        ha="center",
+        va="center",
+        fontsize=13,
+        color="#808080",
+    )
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1].rstrip() + "…"

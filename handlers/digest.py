@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -18,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.charts import digest_chart
+from bot.charts import ChartWords, digest_chart
 from bot.context import Context
 from bot.events import ChannelId, PersonId, Tick, platform_of
 from bot.messages import Texts
@@ -53,6 +54,7 @@ class PersonFigures:
 
     @property
     def kept(self) -> float | None:
+        """Percent of the time committed that was given (over 100: more than committed)."""
         if not self.committed:
             return None
         return 100.0 * (self.given or 0) / self.committed
@@ -83,7 +85,8 @@ class TeamFigures:
 class Digest:
     week: IsoWeek
     tz: str
-    team: str
+    #: None: the whole company
+    team: str | None
     start: datetime
     end: datetime
     people: tuple[PersonFigures, ...]
@@ -162,6 +165,7 @@ async def build(
         if team is None:
             return None
         team_id, team_name = team.id, team.name
+    team_label = team_name or None
     # The teams, and what waits now, are the same for both weeks: read once.
     teams_now = await raw_digest.teams(session, team_id)
     waiting: dict[int, tuple[tuple[tuple[int, str], ...], int]] = {}
@@ -173,9 +177,11 @@ async def build(
             total,
         )
     previous = await _week(
-        session, week.previous(), tz, team_id, team_name, teams_now, waiting, claim_target, now
+        session, week.previous(), tz, team_id, team_label, teams_now, waiting, claim_target, now
     )
-    this = await _week(session, week, tz, team_id, team_name, teams_now, waiting, claim_target, now)
+    this = await _week(
+        session, week, tz, team_id, team_label, teams_now, waiting, claim_target, now
+    )
     return replace(this, previous=previous)
 
 
@@ -184,7 +190,7 @@ async def _week(
     week: IsoWeek,
     tz: str,
     team_id: int | None,
-    team_name: str,
+    team_name: str | None,
     teams_now: Sequence[Team],
     waiting: Mapping[int, tuple[tuple[tuple[int, str], ...], int]],
     claim_target: int,
@@ -310,28 +316,49 @@ def _day(day: date, texts: Texts, *, with_year: bool) -> str:
     return f"{text} {day.year}" if with_year else text
 
 
-def _previous_by_name(
-    d: Digest,
-) -> tuple[dict[str, PersonFigures], dict[str, ConsultantFigures], dict[str, TeamFigures]]:
-    """The week before's figures, by name (empty when there is no week before)."""
-    if d.previous is None:
-        return {}, {}, {}
-    before = d.previous
-    return (
-        {p.name: p for p in before.people},
-        {c.name: c for c in before.consultants},
-        {t.name: t for t in before.teams},
-    )
+@dataclass(frozen=True)
+class _Before:
+    """The week before's figures, by name, as the trends and the exports compare them.
+
+    Without a week before, every lookup is None (nothing to compare). With one,
+    someone absent from it did nothing then: their counts rise from zero, and their
+    times have nothing to compare.
+    """
+
+    known: bool
+    people: dict[str, PersonFigures]
+    consultants: dict[str, ConsultantFigures]
+    teams: dict[str, TeamFigures]
+
+    @staticmethod
+    def of(d: Digest) -> _Before:
+        before = d.previous
+        if before is None:
+            return _Before(False, {}, {}, {})
+        return _Before(
+            True,
+            {p.name: p for p in before.people},
+            {c.name: c for c in before.consultants},
+            {t.name: t for t in before.teams},
+        )
+
+    def person(self, name: str) -> PersonFigures | None:
+        if not self.known:
+            return None
+        return self.people.get(name) or PersonFigures(name, 0, 0, 0, None, None, 0, 0)
+
+    def consultant(self, name: str) -> ConsultantFigures | None:
+        if not self.known:
+            return None
+        return self.consultants.get(name) or ConsultantFigures(name, 0, 0, None, 0)
+
+    def team(self, name: str) -> TeamFigures | None:
+        return self.teams.get(name)
 
 
 def as_text(d: Digest, texts: Texts) -> str:
-    prev_people, prev_consultants, prev_teams = _previous_by_name(d)
-    # Someone absent the week before did nothing then: their counts rise from zero.
-    quiet_person = PersonFigures("", 0, 0, 0, None, None, 0, 0) if d.previous else None
-    quiet_consultant = ConsultantFigures("", 0, 0, None, 0) if d.previous else None
-    local = zone(d.tz)
-    first = d.start.astimezone(local).date()
-    last = (d.end.astimezone(local) - timedelta(days=1)).date()
+    before = _Before.of(d)
+    first, last = _span(d)
     lines = [
         texts.digest_title.format(
             week=d.week,
@@ -346,7 +373,7 @@ def as_text(d: Digest, texts: Texts) -> str:
         texts.digest_people,
     ]
     for p in d.people:
-        b = prev_people.get(p.name, quiet_person)
+        b = before.person(p.name)
         commitment = ""
         if p.committed is not None:
             sessions = ", ".join(
@@ -357,17 +384,21 @@ def as_text(d: Digest, texts: Texts) -> str:
             kept = p.kept
             given = f"{p.given or 0} min{_trend(p.given or 0, b.given if b else None)}"
             listed = texts.digest_sessions.format(list=sessions) if sessions else ""
-            commitment = (
-                texts.digest_commitment.format(
+            if kept is None:
+                # time logged without a commitment: there is no share of it to keep
+                commitment = texts.digest_uncommitted.format(given=given, sessions=listed)
+            elif round(kept) > 100:
+                # "kept 350%" reads oddly: more than committed is a multiple of it
+                commitment = texts.digest_commitment_over.format(
+                    committed=p.committed, given=given, times=_times(kept), sessions=listed
+                )
+            else:
+                commitment = texts.digest_commitment.format(
                     committed=p.committed,
                     given=given,
                     kept=f"{kept:.0f}%" + _trend(kept, b.kept if b else None),
                     sessions=listed,
                 )
-                if kept is not None
-                # time logged without a commitment: there is no share of it to keep
-                else texts.digest_uncommitted.format(given=given, sessions=listed)
-            )
         lines.append(
             texts.digest_person.format(
                 name=p.name,
@@ -383,7 +414,7 @@ def as_text(d: Digest, texts: Texts) -> str:
         lines.append(texts.digest_nobody)
     lines += ["", texts.digest_consultants]
     for c in d.consultants:
-        cb = prev_consultants.get(c.name, quiet_consultant)
+        cb = before.consultant(c.name)
         lines.append(
             texts.digest_consultant.format(
                 name=c.name,
@@ -397,7 +428,7 @@ def as_text(d: Digest, texts: Texts) -> str:
         lines.append(texts.digest_nobody)
     lines += ["", texts.digest_teams]
     for t in d.teams:
-        tb = prev_teams.get(t.name)
+        tb = before.team(t.name)
         sources = ", ".join(f"{s} {n}" for s, n in t.by_source.items())
         lines.append(
             texts.digest_team.format(
@@ -420,75 +451,128 @@ def as_text(d: Digest, texts: Texts) -> str:
             lines.append(texts.digest_unclaimed.format(count=t.unclaimed_total, list=listed + more))
         else:
             lines.append(texts.digest_nothing_unclaimed)
+    if not d.teams:
+        lines.append(texts.digest_nobody)
     return "\n".join(lines)
 
 
+def _times(percent: float) -> str:
+    """350.0 → `3.5`, 200.0 → `2`, 101.0 → `1.01`: the multiple of the time committed."""
+    return f"{percent / 100:.2f}".rstrip("0").rstrip(".")
+
+
 def chart(d: Digest, texts: Texts) -> Chart:
-    # 1200 px hold ~20 names; each drawn label costs ~5 ms (483 people: 2-3 s, unreadable)
-    ranked = sorted(d.people, key=lambda p: (-(p.committed or 0), -(p.given or 0), p.name))
-    people = [(p.name, p.committed or 0, p.given or 0) for p in ranked[:CHART_PEOPLE]]
-    if len(ranked) > CHART_PEOPLE:
-        people.append((f"+{len(ranked) - CHART_PEOPLE}", 0, 0))
     title = texts.digest_chart_title.format(week=d.week)
+    return Chart(title, f"inloop-digest-{d.week}.png", digest_chart(*chart_parts(d, texts)))
+
+
+def chart_parts(
+    d: Digest, texts: Texts
+) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]], ChartWords]:
+    """What the chart draws: (name, committed, given) per person, (day, mentions) per
+    day, and its words in the reader's language."""
+    # Only people with time committed or given have bars. 1200 × 800 px hold ~20 names
+    # (each drawn label also costs ~5 ms: 483 people took 2-3 s and were unreadable):
+    # the panel's title says how many of how many it shows.
+    timed = [p for p in d.people if p.committed or p.given]
+    ranked = sorted(timed, key=lambda p: (-(p.committed or 0), -(p.given or 0), p.name))
+    people = [(p.name, p.committed or 0, p.given or 0) for p in ranked[:CHART_PEOPLE]]
+    committed, given, minutes, per_day = texts.digest_chart_labels
+    words = ChartWords(
+        heading=f"{d.team or texts.digest_chart_whole} · {_dates(d, texts)}",
+        people_title=(
+            texts.digest_chart_people_top.format(shown=len(people), total=len(ranked))
+            if len(ranked) > len(people)
+            else texts.digest_chart_people
+        ),
+        committed=committed,
+        given=given,
+        minutes=minutes,
+        days_title=per_day,
+        no_data=texts.digest_chart_no_data,
+        # a team's digest has no commitments (they are a person's, across teams)
+        no_people=texts.digest_chart_no_data if d.team is None else texts.digest_chart_team_time,
+    )
     days = [(f"{texts.day_names[day.isoweekday() - 1]} {day.day:02d}", n) for day, n in d.per_day]
-    png = digest_chart(title, people, days, texts.digest_chart_labels)
-    return Chart(title, f"inloop-digest-{d.week}.png", png)
+    return people, days, words
+
+
+def _span(d: Digest) -> tuple[date, date]:
+    """The week's first and last day, in its time zone."""
+    local = zone(d.tz)
+    return d.start.astimezone(local).date(), (d.end.astimezone(local) - timedelta(days=1)).date()
+
+
+def _dates(d: Digest, texts: Texts) -> str:
+    """`30 Nov – 6 Dec 2026`, `16 – 22 Nov 2026`, `29 Dec 2025 – 4 Jan 2026`."""
+    first, last = _span(d)
+    end = f"{last.day} {texts.month_names[last.month - 1]} {last.year}"
+    if (first.year, first.month) == (last.year, last.month):
+        return f"{first.day} – {end}"
+    start = f"{first.day} {texts.month_names[first.month - 1]}"
+    return f"{start} {first.year} – {end}" if first.year != last.year else f"{start} – {end}"
 
 
 # -- exports ------------------------------------------------------------------------------
 
 
+def _figure_name(text: str) -> str:
+    """One style for every figure name in the exports: snake_case (`mentions_from_console`)."""
+    return re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")
+
+
 def as_rows(d: Digest) -> list[dict[str, Any]]:
-    """One row per figure: section, name, figure, value, previous week's value."""
+    """One row per figure: section, name, figure, value, previous week's value.
+
+    `previous` follows the text's trends: empty when there is no week before or
+    nothing to compare (a median of nothing), 0 for a count of someone absent then.
+    """
     rows: list[dict[str, Any]] = []
 
-    def add(section: str, name: str, figures: Any, before: Any) -> None:
-        for key, value in asdict(figures).items():
-            if key in ("name", "unclaimed") or isinstance(value, dict):
-                continue
-            old = getattr(before, key, None) if before is not None else None
-            if isinstance(value, float):  # medians, in minutes: a tenth is plenty
-                value, old = round(value, 1), round(old, 1) if isinstance(old, float) else old
-            rows.append(
-                {
-                    "week": str(d.week),
-                    "section": section,
-                    "name": name,
-                    "figure": key,
-                    "value": value,
-                    "previous": old,
-                }
-            )
-
-    prev_people, prev_consultants, prev_teams = _previous_by_name(d)
-    for p in d.people:
-        add("person", p.name, p, prev_people.get(p.name))
-    for c in d.consultants:
-        add("consultant", c.name, c, prev_consultants.get(c.name))
-    for t in d.teams:
-        add("team", t.name, t, prev_teams.get(t.name))
-        for source, count in t.by_source.items():
-            rows.append(
-                {
-                    "week": str(d.week),
-                    "section": "team",
-                    "name": t.name,
-                    "figure": f"mentions from {source}",
-                    "value": count,
-                    "previous": None,
-                }
-            )
-    for day, count in d.per_day:
+    def row(section: str, name: str, figure: str, value: Any, old: Any) -> None:
+        if isinstance(value, float):  # medians and shares: a tenth is plenty
+            value = round(value, 1)
+        if isinstance(old, float):
+            old = round(old, 1)
         rows.append(
             {
                 "week": str(d.week),
-                "section": "day",
-                "name": day.isoformat(),
-                "figure": "mentions",
-                "value": count,
-                "previous": None,
+                "section": section,
+                "name": name,
+                "figure": _figure_name(figure),
+                "value": value,
+                "previous": old,
             }
         )
+
+    def add(section: str, name: str, figures: Any, before: Any, skip: tuple[str, ...]) -> None:
+        for key, value in asdict(figures).items():
+            if key in ("name", "unclaimed", *skip) or isinstance(value, dict):
+                continue
+            row(section, name, key, value, getattr(before, key, None))
+
+    before = _Before.of(d)
+    # a team's digest has no commitments: they are a person's, not a team's
+    mine = ("committed", "given") if d.team is not None else ()
+    for p in d.people:
+        b = before.person(p.name)
+        add("person", p.name, p, b, mine)
+        if d.team is None:
+            row("person", p.name, "kept", p.kept, b.kept if b else None)
+            old_sessions = b.sessions if b else None
+            for outcome, count in p.sessions.items():
+                old = old_sessions.get(outcome, 0) if old_sessions is not None else None
+                row("person", p.name, f"sessions_{outcome}", count, old)
+    for c in d.consultants:
+        add("consultant", c.name, c, before.consultant(c.name), ())
+    for t in d.teams:
+        tb = before.team(t.name)
+        add("team", t.name, t, tb, ())
+        for source, count in t.by_source.items():
+            old = tb.by_source.get(source, 0) if tb is not None else None
+            row("team", t.name, f"mentions_from_{source}", count, old)
+    for day, count in d.per_day:  # a date has no week before
+        row("day", day.isoformat(), "mentions", count, None)
     return rows
 
 
@@ -509,6 +593,9 @@ def as_json(d: Digest) -> str:
         data["start"] = digest.start.isoformat()
         data["end"] = digest.end.isoformat()
         data["per_day"] = [[day.isoformat(), n] for day, n in digest.per_day]
+        # the share kept is a figure of the text and the CSV: the JSON has it too
+        for person, figures in zip(data["people"], digest.people, strict=True):
+            person["kept"] = round(figures.kept, 1) if figures.kept is not None else None
         data.pop("previous", None)
         return data
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, case, func, literal_column, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import col
 
@@ -35,7 +36,8 @@ class Raw:
 
     #: person id → action → count (claimed, replied, resolved) from the audit log
     actions: dict[int, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
-    #: person id → minutes from the customer's first message to the claim / first reply
+    #: person id → minutes from the customer's first message to the conversation's first
+    #: claim / first reply, for the conversations this person claimed / replied to first
     to_claim: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     to_reply: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     #: team id → the same, by team
@@ -79,9 +81,11 @@ def _minutes_postgresql(element: minutes_between, compiler: Any, **kw: Any) -> s
     return f"CAST(GREATEST(0, {minutes}) AS DOUBLE PRECISION)"
 
 
-async def _fetch(session: AsyncSession, statement: Any) -> list[tuple[Any, ...]]:
-    """Plain tuples: these rows are summed and sorted, never written back."""
-    return [tuple(row) for row in (await session.execute(statement)).all()]
+async def _fetch(session: AsyncSession, statement: Any) -> Sequence[Any]:
+    """Plain rows, run on the connection: these rows are summed and sorted, never written
+    back, so the ORM's row loading (and a tuple per row) is work for nothing: a week
+    is some 50,000 rows."""
+    return (await (await session.connection()).execute(statement)).all()
 
 
 async def week(
@@ -110,31 +114,50 @@ async def week(
     def ours(team: int | None) -> bool:
         return team_id is None or team == team_id
 
-    # Claims and first replies of the week, with who owns the conversation now.
-    for owner, team, minutes in await _fetch(
-        session,
-        select(
-            col(Conversation.owner_id),
-            col(Conversation.team_id),
-            minutes_between(col(Conversation.claimed_at), col(Conversation.created_at)),
-        ).where(*between(col(Conversation.claimed_at))),
+    # Times to claim and to first reply: the team's are every conversation's; a
+    # person's are those of what they did, from the audit log: the entry that set a
+    # conversation's claimed_at (a claim, or a reply to an unclaimed one) is the
+    # claimer's, the one that set first_reply_at the first replier's. Whoever owns the
+    # conversation now (after a reassign) did neither, and a manager who reassigned an
+    # unclaimed conversation claimed nothing (it counts for the team only). Driven by
+    # the conversations' time index, each joined to its entry through the audit log's
+    # (at, action, …) index: no scan of the week's log.
+    for moment, setters, times in (
+        (col(Conversation.claimed_at), ("claimed", "replied"), raw.to_claim),
+        (col(Conversation.first_reply_at), ("replied",), raw.to_reply),
     ):
-        if not ours(team):
-            continue
-        if owner is not None:
-            raw.to_claim[owner].append(minutes)
-        if team is not None:
-            raw.team_to_claim[team].append(minutes)
-    for owner, team, minutes in await _fetch(
-        session,
-        select(
-            col(Conversation.owner_id),
-            col(Conversation.team_id),
-            minutes_between(col(Conversation.first_reply_at), col(Conversation.created_at)),
-        ).where(*between(col(Conversation.first_reply_at))),
-    ):
-        if owner is not None and ours(team):
-            raw.to_reply[owner].append(minutes)
+        by = aliased(AuditEntry)
+        claims = times is raw.to_claim
+        first: dict[int, tuple[int | None, int | None, float]] = {}
+        for conversation, team, minutes, entry, actor in await _fetch(
+            session,
+            select(
+                col(Conversation.id),
+                col(Conversation.team_id),
+                minutes_between(moment, col(Conversation.created_at)),
+                col(by.id),
+                col(by.actor_id),
+            )
+            .outerjoin(
+                by,
+                (col(by.at) == moment)
+                & col(by.action).in_(setters)
+                & (col(by.conversation_id) == col(Conversation.id))
+                & col(by.actor_id).is_not(None),
+            )
+            .where(*between(moment)),
+        ):
+            if not ours(team):
+                continue
+            # entries of one instant (claimed and replied in one go): the first written
+            known = first.get(conversation)
+            if known is None or (entry is not None and (known[0] is None or entry < known[0])):
+                first[conversation] = (entry, actor, minutes)
+            if claims and known is None and team is not None:
+                raw.team_to_claim[team].append(minutes)
+        for _, actor, minutes in first.values():
+            if actor is not None:
+                times[actor].append(minutes)
 
     # Opened this week, and how many waited longer than the target to be claimed.
     waited = minutes_between(

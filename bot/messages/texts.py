@@ -208,6 +208,8 @@ class Texts:
     digest_person: str
     digest_legend: str
     digest_commitment: str
+    #: given more than committed: a multiple of it, not "kept 350%"
+    digest_commitment_over: str
     digest_uncommitted: str
     digest_sessions: str
     digest_session_names: dict[str, str]
@@ -222,7 +224,15 @@ class Texts:
     digest_bad_week: str
     digest_unknown_team: str
     digest_chart_title: str
+    #: legend committed, legend given, the minutes axis, the mentions panel's title
     digest_chart_labels: tuple[str, str, str, str]
+    digest_chart_people: str
+    digest_chart_people_top: str
+    digest_chart_no_data: str
+    #: the people panel of one team's chart: commitments are not counted by team
+    digest_chart_team_time: str
+    #: the chart's heading when it is not one team's
+    digest_chart_whole: str
     managers_set: str
     # -- commitments (weekly dialogue time) ------------------------------------------
     day_names: tuple[str, ...]

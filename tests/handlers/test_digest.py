@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import re
 import struct
 import subprocess
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bot.charts import digest_chart
+from bot.charts import ChartWords, digest_chart
 from handlers.weeks import IsoWeek
 from harness import Chat, channel, person
 
@@ -191,10 +192,13 @@ async def test_the_cli_exports_the_same_figures_as_csv(tmp_path: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     figures = {(r["section"], r["name"], r["figure"]): (r["value"], r["previous"]) for r in rows}
     assert figures[("person", "Ann", "to_claim")] == ("20.0", "30.0")
-    assert figures[("person", "Bob", "resolved")] == ("1", "")
+    # Bob did nothing the week before: as the text's ▲1, his previous is 0, not empty
+    assert figures[("person", "Bob", "resolved")] == ("1", "0")
+    assert figures[("person", "Bob", "to_reply")] == ("", "")
     assert figures[("consultant", "Expert", "to_answer")] == ("120.0", "")
     assert figures[("team", "support", "over_target")] == ("2", "0")
-    assert figures[("team", "support", "mentions from twitter")] == ("2", "")
+    assert figures[("team", "support", "mentions_from_twitter")] == ("2", "1")
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", figure) for _, _, figure in figures)
     assert figures[("day", "2026-11-16", "mentions")] == ("2", "")
     assert (tmp_path / "w47.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -312,9 +316,9 @@ async def test_the_chart_names_the_days_in_the_readers_language(
 ) -> None:
     drawn: list[list[tuple[str, int]]] = []
 
-    def spy(title: str, people: Any, days: list[tuple[str, int]], labels: Any) -> bytes:
+    def spy(people: Any, days: list[tuple[str, int]], words: ChartWords) -> bytes:
         drawn.append(days)
-        return digest_chart(title, people, days, labels)
+        return digest_chart(people, days, words)
 
     monkeypatch.setattr("handlers.digest.digest_chart", spy)
     chat = await _digest_chat(database_url)
@@ -331,4 +335,112 @@ async def test_the_chart_names_the_days_in_the_readers_language(
         "sab 21",
         "dom 22",
     ]
+    await chat.stop()
+
+
+async def _figures(chat: Chat, week: str, team: str = "") -> Any:
+    from handlers import digest
+
+    async with chat.app.db.read() as session:
+        figures = await digest.build(
+            session, IsoWeek(int(week[:4]), int(week[-2:])), ROME, team, 60, chat.clock()
+        )
+    assert figures is not None
+    return figures
+
+
+async def test_times_are_credited_to_who_acted_not_to_who_owns_it_now(
+    database_url: str,
+) -> None:
+    from handlers import digest
+
+    chat = await _digest_chat(database_url)
+    await chat.say("boss", "team add support")
+    await chat.say("luca", "queue")  # luca is known, so #1 can be reassigned to him
+    chat.clock.now = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
+    await chat.mention("Giulia", "ordine rotto")  # #1
+    chat.clock.advance(minutes=10)
+    await chat.say("marta", "claim 1")
+    chat.clock.advance(minutes=20)
+    await chat.say("marta", "replied 1")
+    chat.clock.advance(minutes=30)
+    assert (await chat.say("boss", "reassign 1 console:luca")).startswith("#1 now belongs to")
+    chat.clock.advance(minutes=30)
+    await chat.say("luca", "replied 1")  # his reply, but not the first one
+    await chat.mention("Marco", "taglia?")  # #2, claimed by a reply after 5 min
+    chat.clock.advance(minutes=5)
+    await chat.say("ann", "replied 2")
+    chat.clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+    text = await chat.say("boss", "digest 2026-W47")
+
+    lines = text.splitlines()
+    people = lines[lines.index("People") + 1 : lines.index("Consultants") - 1]
+    assert people == [
+        "• Ann: claimed 0, replied 1 ▲1, resolved 0 · median time to claim 5 min,"
+        " to first reply 5 min",
+        "• Luca: claimed 0, replied 1 ▲1, resolved 0 · median time to claim —, to first reply —",
+        "• Marta: claimed 1 ▲1, replied 1 ▲1, resolved 0 · median time to claim 10 min,"
+        " to first reply 30 min",
+    ]
+    # the team's time to claim is every first claim's, whoever made it: 5 and 10 min
+    assert "opened 2 ▲2 · median time to claim 8 min" in text
+
+    figures = await _figures(chat, "2026-W47")
+    rows = {(r["name"], r["figure"]): (r["value"], r["previous"]) for r in digest.as_rows(figures)}
+    assert rows[("Marta", "to_claim")] == (10.0, None)
+    assert rows[("Marta", "claimed")] == (1, 0)
+    assert rows[("Luca", "to_claim")] == (None, None)
+    assert rows[("Luca", "to_reply")] == (None, None)
+    exported = {p["name"]: p for p in json.loads(digest.as_json(figures))["people"]}
+    assert (exported["Marta"]["to_claim"], exported["Marta"]["to_reply"]) == (10.0, 30.0)
+    assert (exported["Luca"]["to_claim"], exported["Luca"]["to_reply"]) == (None, None)
+    await chat.stop()
+
+
+async def test_the_json_names_the_team_or_null_for_the_whole_company(database_url: str) -> None:
+    from handlers import digest
+
+    chat = await _digest_chat(database_url)
+    await _seed(chat)
+
+    whole = json.loads(digest.as_json(await _figures(chat, "2026-W47")))
+    support = json.loads(digest.as_json(await _figures(chat, "2026-W47", "support")))
+
+    assert whole["team"] is None and whole["previous"]["team"] is None
+    assert support["team"] == "support"
+    await chat.stop()
+
+
+async def test_an_empty_week_without_teams_says_nobody_under_teams(chat: Chat) -> None:
+    text = await chat.say("boss", "digest 2026-W40")
+
+    assert "\n\nTeams\n  nobody\n" in text
+
+
+async def test_more_time_given_than_committed_is_a_multiple_not_a_percent(
+    database_url: str,
+) -> None:
+    chat = await _digest_chat(database_url)
+    await chat.say("boss", "team add support")
+    chat.clock.now = datetime(2026, 11, 16, 7, 0, tzinfo=UTC)  # Monday 08:00 in Rome
+    assert (await chat.say("ann", "commit mon 09:00 30m Europe/Rome")).startswith("Commitment 1")
+    await chat.at(datetime(2026, 11, 16, 8, 0, tzinfo=UTC))
+    await chat.at(datetime(2026, 11, 16, 9, 0, tzinfo=UTC))
+    block = re.search(r"Block (\d+):", chat.platform.last_private(person("ann")))
+    assert block is not None
+    await chat.say("ann", f"done {block.group(1)}")
+    assert (await chat.say("ann", "log 1h15m")).startswith("Logged 1h15m")
+    chat.clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+    text = await chat.say("boss", "digest 2026-W47")
+    await chat.say("boss", "lang it")
+    italian = await chat.say("boss", "digest 2026-W47")
+
+    assert (
+        "• Ann: committed 30 min, gave 105 min ▲105 (3.5× the time committed) · sessions done 1 · "
+        in text
+    )
+    assert "%" not in text
+    assert "impegno 30 min, dedicati 105 min ▲105 (3.5× il tempo promesso) · " in italian
     await chat.stop()
