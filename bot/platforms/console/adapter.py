@@ -3,18 +3,32 @@
 Interactive in a terminal, or driven from a pipe (`inloop run < script.txt`):
 then each input line is echoed after its prompt so the transcript reads like a
 chat, and at the end of input everything pending is delivered before exit.
+
+In a terminal the input line is prompt_toolkit's: editing keys and history (Up),
+and whatever is printed meanwhile (a card, a log warning) goes above the input line,
+which is drawn again below it with the half-typed text as it was. Ctrl-D, or Ctrl-C
+on an empty line, leaves; Ctrl-C on a half-typed line clears it, as in a shell.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.application import get_app_session
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.output import Output
+from prompt_toolkit.patch_stdout import patch_stdout
 
 from bot.clock import Clock
 from bot.events import ChannelId, Event, Message, PersonId, local_part
@@ -26,6 +40,7 @@ from bot.platforms.console.translate import (
     Quit,
     SwitchChannel,
     SwitchPersona,
+    fit,
     literal,
     parse_line,
     render,
@@ -43,10 +58,6 @@ A first walk-through:
   /as marta
   {prefix} claim 1                 (marta is told it is taken)
 """
-
-
-#: ANSI "erase the line": what the cursor is on, from its start after a carriage return
-CLEAR_LINE = "\x1b[2K"
 
 
 class ConsolePlatform:
@@ -74,9 +85,15 @@ class ConsolePlatform:
             # A script saved in another encoding must not end the session: show U+FFFD instead.
             self._stdin.reconfigure(errors="replace")
         self._stdout = stdout or sys.stdout
-        self._interactive = self._stdin.isatty()
-        #: the prompt on the terminal while it waits for a line ("" when none is shown)
-        self._prompt = ""
+        # Both ends a terminal: with output to a file, the pipe mode's transcript (prompt
+        # and typed line) is what reads right there.
+        self._interactive = self._stdin.isatty() and self._stdout.isatty()
+        #: where printing goes: above the input line while the terminal has one
+        self._out: TextIO = self._stdout
+        #: the terminal, for its width; None in pipe mode (lines as long as they come).
+        #: prompt_toolkit's default session, the process's own terminal: patch_stdout
+        #: prints from a thread of its own, which finds the running prompt only there.
+        self._terminal: Output | None = get_app_session().output if self._interactive else None
         # Message refs are stored with the cards and outlive this run: a new run must not
         # reuse one (its replies would hang from another run's card).
         self._run = uuid.uuid4().hex[:8]
@@ -87,14 +104,14 @@ class ConsolePlatform:
         self.finished = asyncio.Event()
 
     async def start(self, sink: EventSink) -> None:
-        self._print(
-            WELCOME.format(
-                persona=self._persona,
-                channel=self._channel,
-                prefix=PREFIX,
-                directives=DIRECTIVES_HELP,
-            )
+        welcome = WELCOME.format(
+            persona=self._persona,
+            channel=self._channel,
+            prefix=PREFIX,
+            directives=DIRECTIVES_HELP,
         )
+        # its lines fitted to the terminal, then the empty line WELCOME ends with
+        self._print("\n".join([*fit(welcome, self._columns()), ""]))
         self._task = asyncio.create_task(self._read(sink), name="console")
 
     async def stop(self) -> None:
@@ -103,28 +120,74 @@ class ConsolePlatform:
         self.finished.set()
 
     async def _read(self, sink: EventSink) -> None:
-        lines = self._reader()
         try:
             # What the start queued (a reminder sent late after a downtime) comes before
             # the first prompt, not in the middle of the first answer.
             await sink.settle()
-            while True:
-                prompt = f"{self._persona}@#{self._channel}> "
-                if self._interactive:
-                    self._stdout.write(prompt)
-                    self._stdout.flush()
-                    self._prompt = prompt
-                line = await lines.get()
-                self._prompt = ""
-                if not line:
-                    break
-                if not self._interactive and line.strip():
-                    self._print(prompt + literal(line.rstrip("\n")))
-                if not await self._take(line, sink):
-                    break
+            if self._interactive:
+                await self._converse(sink)
+            else:
+                await self._follow(sink)
             await sink.settle()
         finally:
             self.finished.set()
+
+    async def _follow(self, sink: EventSink) -> None:
+        """Pipe mode: each line echoed after its prompt, plain text only."""
+        lines = self._reader()
+        while True:
+            prompt = f"{self._persona}@#{self._channel}> "
+            line = await lines.get()
+            if not line:
+                break
+            if line.strip():
+                self._print(prompt + literal(line.rstrip("\n")))
+            if not await self._take(line, sink):
+                break
+
+    async def _converse(self, sink: EventSink) -> None:
+        """A terminal: lines read with editing and history, output above the input line."""
+        with self._above_the_prompt():
+            session: PromptSession[str] = PromptSession(key_bindings=_keys())
+            while True:
+                try:
+                    line = await session.prompt_async(
+                        f"{self._persona}@#{self._channel}> ",
+                        # SIGINT stays the app's (it stops Inloop); at the prompt Ctrl-C
+                        # is a key, see _keys. A failing task is logged, not a modal
+                        # "Press ENTER" screen.
+                        handle_sigint=False,
+                        set_exception_handler=False,
+                    )
+                except EOFError:  # Ctrl-D, or Ctrl-C on an empty line
+                    return
+                if not await self._take(line, sink):
+                    return
+
+    @contextmanager
+    def _above_the_prompt(self) -> Iterator[None]:
+        """Everything printed while the prompt is up (this adapter's lines, stray prints,
+        and the log where it goes to the terminal) written above the input line instead
+        of through it."""
+        # Escape sequences in what is printed are shown, not obeyed (raw=False).
+        with patch_stdout():
+            above = sys.stdout
+            # The log's handlers took the real stream when logging was set up.
+            handlers = [
+                h
+                for h in logging.getLogger().handlers
+                if isinstance(h, logging.StreamHandler) and _is_terminal(h.stream)
+            ]
+            before = [h.stream for h in handlers]
+            for handler in handlers:
+                handler.setStream(above)
+            self._out = above
+            try:
+                yield
+            finally:
+                self._out = self._stdout
+                for handler, stream in zip(handlers, before, strict=True):
+                    handler.setStream(stream)
 
     def _reader(self) -> asyncio.Queue[str]:
         """Lines from stdin, read by a daemon thread: a blocked read never holds up exit
@@ -186,21 +249,21 @@ class ConsolePlatform:
         # from ("#3", not "console-7"), in this run and in the next ones.
         ref = self._new_ref(view.title.split(" ", 1)[0][:40] if isinstance(view, Card) else "")
         self._delivered[key] = ref
-        self._print(_indent(f"[{local_part(channel)}] ", self._show(view)))
+        self._say(f"[{local_part(channel)}] ", view)
         return ref
 
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
         if key in self._delivered:
             return
         self._delivered[key] = message_ref
-        self._print(_indent(f"[{local_part(channel)}] (card updated) ", self._show(view)))
+        self._say(f"[{local_part(channel)}] (card updated) ", view)
 
     async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
         if key in self._delivered:
             return self._delivered[key]
         ref = self._delivered[key] = self._new_ref("")
         thread = literal(message_ref.partition(" ")[2] or message_ref)
-        self._print(_indent(f"[{local_part(channel)}] (thread of {thread}) ", self._show(view)))
+        self._say(f"[{local_part(channel)}] (thread of {thread}) ", view)
         return ref
 
     async def send_private(
@@ -209,7 +272,7 @@ class ConsolePlatform:
         if key in self._delivered:
             return
         self._delivered[key] = ""
-        self._print(_indent(f"[dm:{local_part(person)}] ", self._show(view)))
+        self._say(f"[dm:{local_part(person)}] ", view)
 
     async def find_sent(
         self,
@@ -227,14 +290,24 @@ class ConsolePlatform:
         # Every console persona is somebody in the company trying Inloop out.
         return PersonInfo(display_name=literal(local_part(person)), is_staff=True)
 
-    def _show(self, view: View) -> str:
+    def _say(self, head: str, view: View) -> None:
+        """`view` after `head`, its other lines under its first, all within the terminal."""
+        columns = self._columns()
+        width = None if columns is None else columns - len(head)
+        self._print(_indent(head, self._show(view, width)))
+
+    def _columns(self) -> int | None:
+        """The terminal's width, asked each time (the window may have been resized)."""
+        return None if self._terminal is None else self._terminal.get_size().columns
+
+    def _show(self, view: View, width: int | None) -> str:
         """Terminal text for a view; a chart is written to a file the user can open."""
         if not isinstance(view, Chart):
-            return render(view)
+            return render(view, width=width)
         self._files.mkdir(parents=True, exist_ok=True)
         path = (self._files / Path(view.filename).name).resolve()
         path.write_bytes(view.png)
-        return render(view, str(path))
+        return render(view, str(path), width)
 
     def _new_ref(self, label: str) -> str:
         """`console-RUN-N`, and ` LABEL` for a card: unique across runs on one database."""
@@ -243,13 +316,28 @@ class ConsolePlatform:
         return f"{ref} {label}" if label else ref
 
     def _print(self, text: str) -> None:
-        if self._prompt:
-            # Said while the terminal waits at the prompt (a reminder, a webhook mention):
-            # over the prompt's line, then the prompt again below it.
-            self._stdout.write(f"\r{CLEAR_LINE}{text}\n{self._prompt}")
+        self._out.write(text + "\n")
+        self._out.flush()
+
+
+def _keys() -> KeyBindings:
+    """Ctrl-C as in a shell: a half-typed line is dropped; on an empty line it leaves,
+    as Ctrl-D does (prompt_toolkit's own Ctrl-C would raise KeyboardInterrupt)."""
+    keys = KeyBindings()
+
+    @keys.add("c-c")
+    def _interrupt(event: KeyPressEvent) -> None:
+        if event.current_buffer.text:
+            event.current_buffer.reset()
         else:
-            self._stdout.write(text + "\n")
-        self._stdout.flush()
+            event.app.exit(exception=EOFError, style="class:exiting")
+
+    return keys
+
+
+def _is_terminal(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _indent(head: str, body: str) -> str:
