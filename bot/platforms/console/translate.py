@@ -194,15 +194,18 @@ def _wrap(line: str, width: int | None) -> list[str]:
 
 def _pack(pieces: Sequence[str], sep: str, width: int | None) -> list[str]:
     """`pieces` joined by `sep`, a new row where the next piece would not fit: a field or
-    a button is cut only when it is wider than a whole row."""
+    a button is cut only when it is wider than a whole row, and then has rows of its own."""
     if width is None:
         return [sep.join(pieces)]
     rows: list[str] = []
+    joinable = False  # the last row holds whole pieces only
     for piece in pieces:
-        if rows and len(rows[-1]) + len(sep) + len(piece) <= width:
+        if joinable and len(rows[-1]) + len(sep) + len(piece) <= width:
             rows[-1] += sep + piece
         else:
-            rows += _wrap(piece, width)
+            cut = _wrap(piece, width)
+            rows += cut
+            joinable = len(cut) == 1
     return rows or [""]
 
 
