@@ -196,6 +196,18 @@ def test_walk_through_claim_refusal_reply_and_resolve(tmp_path: Path) -> None:
     assert session.stdout.count("[#general] (card updated) ┌ #1") == 3
 
 
+def test_the_readme_walk_through_is_what_the_console_prints(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## A walk through the console", 1)[1]
+    shown = section.split("```\n", 2)[1]
+    typed = [m.group(3) for m in map(_PROMPT.match, shown.splitlines()) if m]
+    session = run_console(tmp_path, script(*typed))
+
+    assert_clean_exit(session)
+    printed = session.stdout[session.stdout.index(shown.splitlines()[0]) :]
+    assert printed == shown
+
+
 def test_an_unknown_command_answers_privately_with_the_usage(tmp_path: Path) -> None:
     session = run_console(tmp_path, script("!inloop frobnicate"))
 

@@ -286,6 +286,7 @@ def test_a_card_fits_the_width_it_is_given_without_losing_a_word() -> None:
     # fields and buttons are cut between one another, not inside one
     assert "│ Owner: nobody yet · Team: support" in fitted
     assert fitted[-2:] == ["│ [Claim] !inloop claim 12", "└ [Show all] !inloop show 12"]
+
     # every word is still there, in order (a " · " between two fields becomes a new row)
     def words(rows: list[str]) -> list[str]:
         return [word for row in rows for word in row[2:].split() if word != "·"]
