@@ -4,31 +4,21 @@ Interactive in a terminal, or driven from a pipe (`inloop run < script.txt`):
 then each input line is echoed after its prompt so the transcript reads like a
 chat, and at the end of input everything pending is delivered before exit.
 
-In a terminal the input line is prompt_toolkit's: editing keys and history (Up),
-and whatever is printed meanwhile (a card, a log warning) goes above the input line,
-which is drawn again below it with the half-typed text as it was. Ctrl-D, or Ctrl-C
-on an empty line, leaves; Ctrl-C on a half-typed line clears it, as in a shell.
+In a terminal the input line is prompt_toolkit's (terminal.py): whatever is printed
+meanwhile (a card, a log warning) goes above the input line, which is drawn again
+below it with the half-typed text as it was; what is printed fits the terminal's width.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import logging
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
-
-from prompt_toolkit import PromptSession
-from prompt_toolkit.application import get_app_session
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
-from prompt_toolkit.output import Output
-from prompt_toolkit.patch_stdout import patch_stdout
+from typing import TYPE_CHECKING, TextIO
 
 from bot.clock import Clock
 from bot.events import ChannelId, Event, Message, PersonId, local_part
@@ -46,6 +36,9 @@ from bot.platforms.console.translate import (
     render,
 )
 from bot.views import Card, Chart, View
+
+if TYPE_CHECKING:
+    from bot.platforms.console.terminal import Terminal
 
 WELCOME = """\
 Inloop console — try Inloop here, no Slack or Matrix account needed.
@@ -85,15 +78,17 @@ class ConsolePlatform:
             # A script saved in another encoding must not end the session: show U+FFFD instead.
             self._stdin.reconfigure(errors="replace")
         self._stdout = stdout or sys.stdout
-        # Both ends a terminal: with output to a file, the pipe mode's transcript (prompt
-        # and typed line) is what reads right there.
-        self._interactive = self._stdin.isatty() and self._stdout.isatty()
         #: where printing goes: above the input line while the terminal has one
         self._out: TextIO = self._stdout
-        #: the terminal, for its width; None in pipe mode (lines as long as they come).
-        #: prompt_toolkit's default session, the process's own terminal: patch_stdout
-        #: prints from a thread of its own, which finds the running prompt only there.
-        self._terminal: Output | None = get_app_session().output if self._interactive else None
+        #: None in pipe mode (lines as long as they come)
+        self._terminal: Terminal | None = None
+        # Both ends a terminal: with output to a file, the pipe mode's transcript (prompt
+        # and typed line) is what reads right there.
+        if self._stdin.isatty() and self._stdout.isatty():
+            # Imported here: prompt_toolkit is for a person at a terminal only.
+            from bot.platforms.console.terminal import Terminal
+
+            self._terminal = Terminal()
         # Message refs are stored with the cards and outlive this run: a new run must not
         # reuse one (its replies would hang from another run's card).
         self._run = uuid.uuid4().hex[:8]
@@ -124,7 +119,7 @@ class ConsolePlatform:
             # What the start queued (a reminder sent late after a downtime) comes before
             # the first prompt, not in the middle of the first answer.
             await sink.settle()
-            if self._interactive:
+            if self._terminal is not None:
                 await self._converse(sink)
             else:
                 await self._follow(sink)
@@ -136,58 +131,25 @@ class ConsolePlatform:
         """Pipe mode: each line echoed after its prompt, plain text only."""
         lines = self._reader()
         while True:
-            prompt = f"{self._persona}@#{self._channel}> "
             line = await lines.get()
             if not line:
                 break
             if line.strip():
-                self._print(prompt + literal(line.rstrip("\n")))
+                self._print(self._prompt() + literal(line.rstrip("\n")))
             if not await self._take(line, sink):
                 break
 
     async def _converse(self, sink: EventSink) -> None:
         """A terminal: lines read with editing and history, output above the input line."""
-        with self._above_the_prompt():
-            session: PromptSession[str] = PromptSession(key_bindings=_keys())
-            while True:
-                try:
-                    line = await session.prompt_async(
-                        f"{self._persona}@#{self._channel}> ",
-                        # SIGINT stays the app's (it stops Inloop); at the prompt Ctrl-C
-                        # is a key, see _keys. A failing task is logged, not a modal
-                        # "Press ENTER" screen.
-                        handle_sigint=False,
-                        set_exception_handler=False,
-                    )
-                except EOFError:  # Ctrl-D, or Ctrl-C on an empty line
-                    return
-                if not await self._take(line, sink):
-                    return
-
-    @contextmanager
-    def _above_the_prompt(self) -> Iterator[None]:
-        """Everything printed while the prompt is up (this adapter's lines, stray prints,
-        and the log where it goes to the terminal) written above the input line instead
-        of through it."""
-        # Escape sequences in what is printed are shown, not obeyed (raw=False).
-        with patch_stdout():
-            above = sys.stdout
-            # The log's handlers took the real stream when logging was set up.
-            handlers = [
-                h
-                for h in logging.getLogger().handlers
-                if isinstance(h, logging.StreamHandler) and _is_terminal(h.stream)
-            ]
-            before = [h.stream for h in handlers]
-            for handler in handlers:
-                handler.setStream(above)
+        assert self._terminal is not None
+        with self._terminal.above_the_prompt() as above:
             self._out = above
             try:
-                yield
+                while (line := await self._terminal.read(self._prompt())) is not None:
+                    if not await self._take(line, sink):
+                        return
             finally:
                 self._out = self._stdout
-                for handler, stream in zip(handlers, before, strict=True):
-                    handler.setStream(stream)
 
     def _reader(self) -> asyncio.Queue[str]:
         """Lines from stdin, read by a daemon thread: a blocked read never holds up exit
@@ -297,8 +259,10 @@ class ConsolePlatform:
         self._print(_indent(head, self._show(view, width)))
 
     def _columns(self) -> int | None:
-        """The terminal's width, asked each time (the window may have been resized)."""
-        return None if self._terminal is None else self._terminal.get_size().columns
+        return None if self._terminal is None else self._terminal.columns
+
+    def _prompt(self) -> str:
+        return f"{self._persona}@#{self._channel}> "
 
     def _show(self, view: View, width: int | None) -> str:
         """Terminal text for a view; a chart is written to a file the user can open."""
@@ -318,26 +282,6 @@ class ConsolePlatform:
     def _print(self, text: str) -> None:
         self._out.write(text + "\n")
         self._out.flush()
-
-
-def _keys() -> KeyBindings:
-    """Ctrl-C as in a shell: a half-typed line is dropped; on an empty line it leaves,
-    as Ctrl-D does (prompt_toolkit's own Ctrl-C would raise KeyboardInterrupt)."""
-    keys = KeyBindings()
-
-    @keys.add("c-c")
-    def _interrupt(event: KeyPressEvent) -> None:
-        if event.current_buffer.text:
-            event.current_buffer.reset()
-        else:
-            event.app.exit(exception=EOFError, style="class:exiting")
-
-    return keys
-
-
-def _is_terminal(stream: object) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
 
 
 def _indent(head: str, body: str) -> str:
