@@ -78,8 +78,6 @@ class ConsolePlatform:
             # A script saved in another encoding must not end the session: show U+FFFD instead.
             self._stdin.reconfigure(errors="replace")
         self._stdout = stdout or sys.stdout
-        #: where printing goes: above the input line while the terminal has one
-        self._out: TextIO = self._stdout
         #: None in pipe mode (lines as long as they come)
         self._terminal: Terminal | None = None
         # Both ends a terminal: with output to a file, the pipe mode's transcript (prompt
@@ -88,7 +86,7 @@ class ConsolePlatform:
             # Imported here: prompt_toolkit is for a person at a terminal only.
             from bot.platforms.console.terminal import Terminal
 
-            self._terminal = Terminal()
+            self._terminal = Terminal(self._stdout)
         # Message refs are stored with the cards and outlive this run: a new run must not
         # reuse one (its replies would hang from another run's card).
         self._run = uuid.uuid4().hex[:8]
@@ -142,14 +140,9 @@ class ConsolePlatform:
     async def _converse(self, sink: EventSink) -> None:
         """A terminal: lines read with editing and history, output above the input line."""
         assert self._terminal is not None
-        with self._terminal.above_the_prompt() as above:
-            self._out = above
-            try:
-                while (line := await self._terminal.read(self._prompt())) is not None:
-                    if not await self._take(line, sink):
-                        return
-            finally:
-                self._out = self._stdout
+        while (line := await self._terminal.read(self._prompt())) is not None:
+            if not await self._take(line, sink):
+                return
 
     def _reader(self) -> asyncio.Queue[str]:
         """Lines from stdin, read by a daemon thread: a blocked read never holds up exit
@@ -280,8 +273,11 @@ class ConsolePlatform:
         return f"{ref} {label}" if label else ref
 
     def _print(self, text: str) -> None:
-        self._out.write(text + "\n")
-        self._out.flush()
+        if self._terminal is not None:
+            self._terminal.print(text)
+            return
+        self._stdout.write(text + "\n")
+        self._stdout.flush()
 
 
 def _indent(head: str, body: str) -> str:

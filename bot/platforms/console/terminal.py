@@ -26,32 +26,47 @@ class Terminal:
     shell.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stdout: TextIO) -> None:
         self._output = get_app_session().output
         self._session: PromptSession[str] = PromptSession(key_bindings=_keys())
+        self._stdout = stdout
+        #: while the input line is up: the stream that prints above it
+        self._above: TextIO | None = None
 
     @property
     def columns(self) -> int:
         """Asked each time: the window may have been resized."""
         return self._output.get_size().columns
 
+    def print(self, text: str) -> None:
+        """`text` on lines of its own: above the input line while there is one."""
+        stream = self._above or self._stdout
+        stream.write(text + "\n")
+        stream.flush()
+
     async def read(self, prompt: str) -> str | None:
-        """The next line typed after `prompt`; None when the person leaves."""
+        """The next line typed after `prompt`; None when the person leaves.
+
+        Only while it waits does printing go through prompt_toolkit's proxy: between two
+        lines it is written at once, so all of an answer is out before the next prompt
+        is drawn (the proxy writes from a thread of its own, a moment later).
+        """
         try:
-            return await self._session.prompt_async(
-                prompt,
-                # SIGINT stays the app's (it stops Inloop); at the prompt Ctrl-C is a key,
-                # see _keys. A failing task is logged, not a modal "Press ENTER" screen.
-                handle_sigint=False,
-                set_exception_handler=False,
-            )
+            with self._above_the_prompt():
+                return await self._session.prompt_async(
+                    prompt,
+                    # SIGINT stays the app's (it stops Inloop); here Ctrl-C is a key (_keys).
+                    # A failing task is logged, not a modal "Press ENTER" screen.
+                    handle_sigint=False,
+                    set_exception_handler=False,
+                )
         except EOFError:  # Ctrl-D, or Ctrl-C on an empty line
             return None
 
     @contextmanager
-    def above_the_prompt(self) -> Iterator[TextIO]:
-        """A stream that prints above the input line instead of through it. Stray prints
-        and the log (where it goes to the terminal) go there too meanwhile."""
+    def _above_the_prompt(self) -> Iterator[None]:
+        """Printing goes above the input line instead of through it: this console's, stray
+        prints, and the log where it goes to the terminal."""
         # Escape sequences in what is printed are shown, not obeyed (raw=False).
         with patch_stdout():
             above = sys.stdout
@@ -64,9 +79,11 @@ class Terminal:
             before = [h.stream for h in handlers]
             for handler in handlers:
                 handler.setStream(above)
+            self._above = above
             try:
-                yield above
+                yield
             finally:
+                self._above = None
                 for handler, stream in zip(handlers, before, strict=True):
                     handler.setStream(stream)
 
