@@ -214,12 +214,14 @@ def test_a_card_arriving_while_you_type_goes_above_and_your_line_stays(
 def test_a_log_warning_gets_a_line_of_its_own_above_the_prompt(
     tmp_path: Path, terminal: Callable[..., Terminal]
 ) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as feed_server:
-        feed_server.settimeout(TIMEOUT)
-        url = f"http://127.0.0.1:{feed_server.getsockname()[1]}/feed.xml"
-        assert_clean_exit(run_console(tmp_path, script(f"!inloop feed add {url}")))
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/feed.xml"
+    assert_clean_exit(run_console(tmp_path, script(f"!inloop feed add {url}")))
 
-        # The next run polls the feed at once; its server answers when admin is typing.
+    # The next run polls the feed at once; its server answers when admin is typing.
+    with socket.create_server(("127.0.0.1", port)) as feed_server:
+        feed_server.settimeout(TIMEOUT)
         term = terminal()
         term.type("half typed")
         term.until_typed(PROMPT + "half typed")
