@@ -141,7 +141,7 @@ def render(view: View, chart_path: str = "", width: int | None = None) -> str:
     if isinstance(view, Home):
         parts = _wrap(literal(view.title), width)
         if view.buttons:
-            parts += _pack([_button(b) for b in view.buttons], _BUTTONS, width)
+            parts += _button_rows(view.buttons, width)
         for section in view.sections:
             parts += _wrap(f"== {literal(section.heading)}", width)
             for card in section.cards:
@@ -160,23 +160,24 @@ def render(view: View, chart_path: str = "", width: int | None = None) -> str:
     if view.link:
         rows.append(literal(view.link))  # one piece, to be copied or clicked
     if view.buttons:
-        rows += _pack([_button(b) for b in view.buttons], _BUTTONS, inner)
+        rows += _button_rows(view.buttons, inner)
     # The box: a corner on its first and last line (the buttons, when there are any).
     edges = ["┌ "] + ["│ "] * (len(rows) - 2) + ["└ "]
     return "\n".join(edge + row for edge, row in zip(edges, rows, strict=True))
 
 
-_BUTTONS = "   "
-
-
-def _button(button: Button) -> str:
-    """What to type instead of pressing the button."""
-    return f"[{button.label}] {button.command}"
+def _button_rows(buttons: Sequence[Button], width: int | None) -> list[str]:
+    """What to type instead of pressing each button."""
+    return _pack([f"[{b.label}] {b.command}" for b in buttons], "   ", width)
 
 
 def fit(text: str, width: int | None) -> list[str]:
     """Each line of `text`, wrapped to `width`."""
     return [row for line in text.splitlines() or [""] for row in _wrap(line, width)]
+
+
+#: below this a wrapped line is more breaks than words: past the edge is better
+_NARROWEST = 20
 
 
 def _wrap(line: str, width: int | None) -> list[str]:
@@ -207,7 +208,3 @@ def _pack(pieces: Sequence[str], sep: str, width: int | None) -> list[str]:
             rows += cut
             joinable = len(cut) == 1
     return rows or [""]
-
-
-#: below this a wrapped line is more breaks than words: past the edge is better
-_NARROWEST = 20
