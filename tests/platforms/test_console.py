@@ -3,22 +3,15 @@ and what a person would read on stdout."""
 
 from __future__ import annotations
 
-import json
 import os
-import pty
 import re
-import select
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from bot.intake.webhook import sign
 from bot.platforms.console.translate import render
 from bot.views import Button, Card, Field
 
@@ -201,6 +194,18 @@ def test_walk_through_claim_refusal_reply_and_resolve(tmp_path: Path) -> None:
     # one card, posted once and then only edited
     assert session.stdout.count("[#general] ┌ #1") == 1
     assert session.stdout.count("[#general] (card updated) ┌ #1") == 3
+
+
+def test_the_readme_walk_through_is_what_the_console_prints(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## A walk through the console", 1)[1]
+    shown = section.split("```\n", 2)[1]
+    typed = [m.group(3) for m in map(_PROMPT.match, shown.splitlines()) if m]
+    session = run_console(tmp_path, script(*typed))
+
+    assert_clean_exit(session)
+    printed = session.stdout[session.stdout.index(shown.splitlines()[0]) :]
+    assert printed == shown
 
 
 def test_an_unknown_command_answers_privately_with_the_usage(tmp_path: Path) -> None:
@@ -443,92 +448,6 @@ def test_an_advice_note_after_a_restart_hangs_from_its_card(tmp_path: Path) -> N
     assert any(s.where == "#pool" and "Advice wanted: 1-A1" in s.text for s in asked)
     notes = [s for s in second.turn("!inloop answer 1-A1 a refund").said if s.where == "#general"]
     assert notes[0].text.startswith("(thread of #1) Advice for the owner")
-
-
-# -- in a terminal -----------------------------------------------------------------------
-
-
-class Terminal:
-    """`inloop run` in a pseudo-terminal, as a person at a keyboard has it."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str]):
-        self._screen, tty = pty.openpty()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"],
-            stdin=tty,
-            stdout=tty,
-            stderr=subprocess.PIPE,
-            cwd=tmp_path,
-            env=env,
-        )
-        os.close(tty)
-        self._seen = b""
-        self._read = 0
-
-    def type(self, line: str) -> None:
-        os.write(self._screen, line.encode() + b"\n")
-
-    def until(self, shown: str) -> str:
-        """What the screen showed since the last call, up to and including `shown`."""
-        wanted = shown.encode()
-        deadline = time.monotonic() + TIMEOUT
-        while wanted not in self._seen[self._read :]:
-            left = deadline - time.monotonic()
-            assert left > 0, f"{shown!r} never shown after:\n{self._seen[self._read :]!r}"
-            ready, _, _ = select.select([self._screen], [], [], left)
-            if ready:
-                self._seen += os.read(self._screen, 65536)
-        end = self._seen.index(wanted, self._read) + len(wanted)
-        text, self._read = self._seen[self._read : end], end
-        return text.decode()
-
-    def close(self) -> int:
-        code = self.process.wait(timeout=TIMEOUT)
-        os.close(self._screen)
-        return code
-
-
-def test_in_a_terminal_what_arrives_meanwhile_gets_its_own_line_and_the_prompt_again(
-    tmp_path: Path,
-) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        port = probe.getsockname()[1]
-    secret = "a-webhook-secret-of-some-length"
-    env = console_env(tmp_path, INTAKE_SECRET=secret, INTAKE_PORT=str(port))
-    terminal = Terminal(tmp_path, env)
-    prompt = "admin@#general> "
-    terminal.until(prompt)
-    terminal.type("!inloop team add support")
-    answered = terminal.until(prompt)
-    assert answered.startswith("!inloop team add support\r\n[dm:admin] Team support created")
-
-    # A customer writes while admin sits at the prompt.
-    _post_mention(port, secret, "My order arrived broken")
-    arrived = terminal.until("My order arrived broken") + terminal.until(prompt)
-    terminal.type("/quit")
-
-    assert terminal.close() == 0
-    # on a line of its own, cleared of the waiting prompt; then the prompt again
-    assert arrived.startswith("\r\x1b[2K[#general] ┌ #1 · x · Ann\r\n")
-    assert arrived.endswith("\r\n" + prompt)
-
-
-def _post_mention(port: int, secret: str, text: str) -> None:
-    body = json.dumps(
-        {"source": "x", "external_id": "1", "author": {"name": "Ann"}, "text": text}
-    ).encode()
-    stamp = str(int(time.time()))
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/mentions",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            "X-Inloop-Timestamp": stamp,
-            "X-Inloop-Signature": sign(secret, stamp, body),
-        },
-    )
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-        assert response.status == 202
 
 
 def test_a_card_without_buttons_closes_its_box_on_its_last_line() -> None:

@@ -3,6 +3,10 @@
 Interactive in a terminal, or driven from a pipe (`inloop run < script.txt`):
 then each input line is echoed after its prompt so the transcript reads like a
 chat, and at the end of input everything pending is delivered before exit.
+
+In a terminal the input line is prompt_toolkit's (terminal.py): whatever is printed
+meanwhile (a card, a log warning) goes above the input line, which is drawn again
+below it with the half-typed text as it was; what is printed fits the terminal's width.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import threading
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.clock import Clock
 from bot.events import ChannelId, Event, Message, PersonId, local_part
@@ -26,11 +30,15 @@ from bot.platforms.console.translate import (
     Quit,
     SwitchChannel,
     SwitchPersona,
+    fit,
     literal,
     parse_line,
     render,
 )
 from bot.views import Card, Chart, View
+
+if TYPE_CHECKING:
+    from bot.platforms.console.terminal import Terminal
 
 WELCOME = """\
 Inloop console — try Inloop here, no Slack or Matrix account needed.
@@ -43,10 +51,6 @@ A first walk-through:
   /as marta
   {prefix} claim 1                 (marta is told it is taken)
 """
-
-
-#: ANSI "erase the line": what the cursor is on, from its start after a carriage return
-CLEAR_LINE = "\x1b[2K"
 
 
 class ConsolePlatform:
@@ -76,9 +80,15 @@ class ConsolePlatform:
             # A script saved in another encoding must not end the session: show U+FFFD instead.
             self._stdin.reconfigure(errors="replace")
         self._stdout = stdout or sys.stdout
-        self._interactive = self._stdin.isatty()
-        #: the prompt on the terminal while it waits for a line ("" when none is shown)
-        self._prompt = ""
+        #: None in pipe mode (lines as long as they come)
+        self._terminal: Terminal | None = None
+        # Both ends a terminal: with output to a file, the pipe mode's transcript (prompt
+        # and typed line) is what reads right there.
+        if self._stdin.isatty() and self._stdout.isatty():
+            # Imported here: prompt_toolkit is for a person at a terminal only.
+            from bot.platforms.console.terminal import Terminal
+
+            self._terminal = Terminal(self._stdout)
         # Message refs are stored with the cards and outlive this run: a new run must not
         # reuse one (its replies would hang from another run's card).
         self._run = uuid.uuid4().hex[:8]
@@ -89,14 +99,14 @@ class ConsolePlatform:
         self.finished = asyncio.Event()
 
     async def start(self, sink: EventSink) -> None:
-        self._print(
-            WELCOME.format(
-                persona=self._persona,
-                channel=self._channel,
-                prefix=PREFIX,
-                directives=DIRECTIVES_HELP,
-            )
+        welcome = WELCOME.format(
+            persona=self._persona,
+            channel=self._channel,
+            prefix=PREFIX,
+            directives=DIRECTIVES_HELP,
         )
+        # its lines fitted to the terminal, then the empty line WELCOME ends with
+        self._print("\n".join([*fit(welcome, self._columns()), ""]))
         self._task = asyncio.create_task(self._read(sink), name="console")
 
     async def stop(self) -> None:
@@ -105,28 +115,36 @@ class ConsolePlatform:
         self.finished.set()
 
     async def _read(self, sink: EventSink) -> None:
-        lines = self._reader()
         try:
             # What the start queued (a reminder sent late after a downtime) comes before
             # the first prompt, not in the middle of the first answer.
             await sink.settle()
-            while True:
-                prompt = f"{self._persona}@#{self._channel}> "
-                if self._interactive:
-                    self._stdout.write(prompt)
-                    self._stdout.flush()
-                    self._prompt = prompt
-                line = await lines.get()
-                self._prompt = ""
-                if not line:
-                    break
-                if not self._interactive and line.strip():
-                    self._print(prompt + literal(line.rstrip("\n")))
-                if not await self._take(line, sink):
-                    break
+            if self._terminal is not None:
+                await self._converse(sink)
+            else:
+                await self._follow(sink)
             await sink.settle()
         finally:
             self.finished.set()
+
+    async def _follow(self, sink: EventSink) -> None:
+        """Pipe mode: each line echoed after its prompt, plain text only."""
+        lines = self._reader()
+        while True:
+            line = await lines.get()
+            if not line:
+                break
+            if line.strip():
+                self._print(self._prompt() + literal(line.rstrip("\n")))
+            if not await self._take(line, sink):
+                break
+
+    async def _converse(self, sink: EventSink) -> None:
+        """A terminal: lines read with editing and history, output above the input line."""
+        assert self._terminal is not None
+        while (line := await self._terminal.read(self._prompt())) is not None:
+            if not await self._take(line, sink):
+                return
 
     def _reader(self) -> asyncio.Queue[str]:
         """Lines from stdin, read by a daemon thread: a blocked read never holds up exit
@@ -189,21 +207,21 @@ class ConsolePlatform:
         # from ("#3", not "console-7"), in this run and in the next ones.
         ref = self._new_ref(view.title.split(" ", 1)[0][:40] if isinstance(view, Card) else "")
         self._delivered[key] = ref
-        self._print(_indent(f"[{local_part(channel)}] ", self._show(view)))
+        self._say(f"[{local_part(channel)}] ", view)
         return ref
 
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
         if key in self._delivered:
             return
         self._delivered[key] = message_ref
-        self._print(_indent(f"[{local_part(channel)}] (card updated) ", self._show(view)))
+        self._say(f"[{local_part(channel)}] (card updated) ", view)
 
     async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
         if key in self._delivered:
             return self._delivered[key]
         ref = self._delivered[key] = self._new_ref("")
         thread = literal(message_ref.partition(" ")[2] or message_ref)
-        self._print(_indent(f"[{local_part(channel)}] (thread of {thread}) ", self._show(view)))
+        self._say(f"[{local_part(channel)}] (thread of {thread}) ", view)
         return ref
 
     async def send_private(
@@ -212,7 +230,7 @@ class ConsolePlatform:
         if key in self._delivered:
             return
         self._delivered[key] = ""
-        self._print(_indent(f"[dm:{local_part(person)}] ", self._show(view)))
+        self._say(f"[dm:{local_part(person)}] ", view)
 
     async def find_sent(
         self,
@@ -233,14 +251,26 @@ class ConsolePlatform:
             raise LookupError(person)
         return PersonInfo(display_name=literal(local_part(person)), is_staff=True)
 
-    def _show(self, view: View) -> str:
+    def _say(self, head: str, view: View) -> None:
+        """`view` after `head`, its other lines under its first, all within the terminal."""
+        columns = self._columns()
+        width = None if columns is None else columns - len(head)
+        self._print(_indent(head, self._show(view, width)))
+
+    def _columns(self) -> int | None:
+        return None if self._terminal is None else self._terminal.columns
+
+    def _prompt(self) -> str:
+        return f"{self._persona}@#{self._channel}> "
+
+    def _show(self, view: View, width: int | None) -> str:
         """Terminal text for a view; a chart is written to a file the user can open."""
         if not isinstance(view, Chart):
-            return render(view)
+            return render(view, width=width)
         self._files.mkdir(parents=True, exist_ok=True)
         path = (self._files / Path(view.filename).name).resolve()
         path.write_bytes(view.png)
-        return render(view, str(path))
+        return render(view, str(path), width)
 
     def _new_ref(self, label: str) -> str:
         """`console-RUN-N`, and ` LABEL` for a card: unique across runs on one database."""
@@ -249,12 +279,10 @@ class ConsolePlatform:
         return f"{ref} {label}" if label else ref
 
     def _print(self, text: str) -> None:
-        if self._prompt:
-            # Said while the terminal waits at the prompt (a reminder, a webhook mention):
-            # over the prompt's line, then the prompt again below it.
-            self._stdout.write(f"\r{CLEAR_LINE}{text}\n{self._prompt}")
-        else:
-            self._stdout.write(text + "\n")
+        if self._terminal is not None:
+            self._terminal.print(text)
+            return
+        self._stdout.write(text + "\n")
         self._stdout.flush()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 import unicodedata
 import uuid
 from collections.abc import Sequence
@@ -130,34 +131,79 @@ def literal(text: str) -> str:
     return "".join(out)
 
 
-def render(view: View, chart_path: str = "") -> str:
+def render(view: View, chart_path: str = "", width: int | None = None) -> str:
+    """Terminal text for `view`; with a `width`, every line fits in that many columns
+    (a terminal wraps a longer one at its edge, and a card's box falls apart)."""
     if isinstance(view, Chart):
+        # one piece: a path cut over two lines could not be copied
         return f"(chart) {literal(view.title)}: {chart_path}"
     if isinstance(view, Home):
-        parts = [literal(view.title)]
+        parts = _wrap(literal(view.title), width)
         if view.buttons:
-            parts.append(_button_line(view.buttons))
+            parts += _button_rows(view.buttons, width)
         for section in view.sections:
-            parts.append(f"== {literal(section.heading)}")
-            parts += [render(card) for card in section.cards] or [literal(section.empty)]
+            parts += _wrap(f"== {literal(section.heading)}", width)
+            for card in section.cards:
+                parts.append(render(card, width=width))
+            if not section.cards:
+                parts += _wrap(literal(section.empty), width)
         return "\n".join(parts)
     if not isinstance(view, Card):
-        return literal(view.text)
-    lines = [f"┌ {literal(view.title)}"]
-    lines.append("│ " + " · ".join(f"{literal(f.label)}: {literal(f.value)}" for f in view.fields))
-    for text_line in literal(view.text).splitlines() or [""]:
-        lines.append(f"│ {text_line}")
+        return "\n".join(fit(literal(view.text), width))
+    inner = None if width is None else width - 2  # after the box's "│ "
+    rows = _wrap(literal(view.title), inner)
+    rows += _pack([f"{literal(f.label)}: {literal(f.value)}" for f in view.fields], " · ", inner)
+    rows += fit(literal(view.text), inner)
     if view.more:
-        lines.append(f"│ ({literal(view.more)})")
+        rows += _wrap(f"({literal(view.more)})", inner)
     if view.link:
-        lines.append(f"│ {literal(view.link)}")
+        rows.append(literal(view.link))  # one piece, to be copied or clicked
     if view.buttons:
-        lines.append("└ " + _button_line(view.buttons))
-    else:  # the last line closes the box: no bare corner on a line of its own
-        lines[-1] = "└" + lines[-1][1:]
-    return "\n".join(lines)
+        rows += _button_rows(view.buttons, inner)
+    # The box: a corner on its first and last line (the buttons, when there are any).
+    edges = ["┌ "] + ["│ "] * (len(rows) - 2) + ["└ "]
+    return "\n".join(edge + row for edge, row in zip(edges, rows, strict=True))
 
 
-def _button_line(buttons: Sequence[Button]) -> str:
+def _button_rows(buttons: Sequence[Button], width: int | None) -> list[str]:
     """What to type instead of pressing each button."""
-    return "   ".join(f"[{b.label}] {b.command}" for b in buttons)
+    return _pack([f"[{b.label}] {b.command}" for b in buttons], "   ", width)
+
+
+def fit(text: str, width: int | None) -> list[str]:
+    """Each line of `text`, wrapped to `width`."""
+    return [row for line in text.splitlines() or [""] for row in _wrap(line, width)]
+
+
+#: below this a wrapped line is more breaks than words: past the edge is better
+_NARROWEST = 20
+
+
+def _wrap(line: str, width: int | None) -> list[str]:
+    """One line as rows of at most `width` columns, cut between words when it can be;
+    an indented line keeps its indent on the rows it wraps onto."""
+    if width is None or len(line) <= width:
+        return [line]
+    width = max(width, _NARROWEST)
+    indent = line[: len(line) - len(line.lstrip(" "))][: width // 2]
+    rows = textwrap.wrap(
+        line, width, subsequent_indent=indent, break_on_hyphens=False, expand_tabs=False
+    )
+    return rows or [""]
+
+
+def _pack(pieces: Sequence[str], sep: str, width: int | None) -> list[str]:
+    """`pieces` joined by `sep`, a new row where the next piece would not fit: a field or
+    a button is cut only when it is wider than a whole row, and then has rows of its own."""
+    if width is None:
+        return [sep.join(pieces)]
+    rows: list[str] = []
+    joinable = False  # the last row holds whole pieces only
+    for piece in pieces:
+        if joinable and len(rows[-1]) + len(sep) + len(piece) <= width:
+            rows[-1] += sep + piece
+        else:
+            cut = _wrap(piece, width)
+            rows += cut
+            joinable = len(cut) == 1
+    return rows or [""]
