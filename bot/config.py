@@ -291,7 +291,7 @@ def _database_url(value: str) -> str:
             "with @ : / or % in it must be percent-encoded (@ is %40)",
         ) from None
     if port is not None and not 0 < port < 65536:
-        raise ConfigError("DATABASE_URL", f"port {port} is not between 1 and 65535")
+        raise ConfigError("DATABASE_URL", f"{shown!r}: port {port} is not between 1 and 65535")
     return value
 
 
@@ -323,7 +323,7 @@ def database_passwords(url: str) -> tuple[str, ...]:
     if ":" in creds:
         found.append(creds.split(":", 1)[1])
     found += [v for k, v in parse_qsl(url.partition("?")[2]) if k.lower() == "password"]
-    variants = {form for p in found for form in (p, unquote(p), quote(p, safe=""))}
+    variants = {form for p in found for form in (p, unquote(p), quote(unquote(p), safe=""))}
     return tuple(v for v in variants if v)
 
 
