@@ -187,7 +187,7 @@ class App:
                 async with asyncio.timeout_at(max(deadline, loop.time() + 0.25)):
                     await stop()
             except TimeoutError:
-                log.warning("%s did not stop within %.0f s; stopping without it", name, grace)
+                log.warning("%s did not stop within %g s; stopping without it", name, grace)
             except Exception as exc:
                 report_error(exc, f"stopping {name}")
 
@@ -285,9 +285,10 @@ async def run(settings: Settings) -> None:
         if not deadline.is_alive():  # cancelled by something else than our signal
             raise
     finally:
+        # The deadline, once started, is left to run: the process may still be held up
+        # after this returns (the event loop's shutdown waits for its threads).
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-        deadline.cancel()
 
 
 def _exit_now() -> None:

@@ -29,6 +29,8 @@ from bot.platform import StartError
 from bot.platforms.slack.adapter import SlackPlatform
 from bot.views import Notice
 from fake_slack import FakeSlack
+from harness import Chat
+from recording import RecordingPlatform
 from slack_chat import SlackChat
 from storage.database import Database
 from storage.migrate import upgrade
@@ -452,3 +454,32 @@ async def test_a_signal_while_the_outbox_drains_stops_at_once_and_loses_nothing(
     assert sum(states.values()) == 30
     assert len(posted) - 1 <= states.get("sent", 0) <= len(posted)
     assert states.get("pending", 0) == 30 - states.get("sent", 0)
+
+
+# -- a stop is bounded -------------------------------------------------------------------
+
+
+class StuckOnStop(RecordingPlatform):
+    """A platform whose stop never returns (a peer that does not answer the close)."""
+
+    async def stop(self) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_part_that_does_not_stop_is_left_behind_and_the_rest_stop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    chat = Chat(f"sqlite+aiosqlite:///{tmp_path / 'inloop.db'}")
+    chat.platform = StuckOnStop()
+    chat.app.platforms["console"] = chat.platform
+    await chat.start()
+    await chat.say("boss", "team add support")
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+
+    await chat.app.stop(grace=0.5)
+
+    assert loop.time() - began < 3
+    assert "console did not stop within 0.5 s; stopping without it" in caplog.text
+    # the parts after the stuck one were stopped all the same: nothing errs about them
+    assert "stopping the" not in caplog.text
