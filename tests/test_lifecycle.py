@@ -14,6 +14,7 @@ import asyncio
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -294,8 +295,6 @@ def test_a_logged_traceback_carrying_a_secret_is_masked(
         f"    logging.getLogger('slack_sdk').exception('call failed, token %s', "
         f"{SECRETS['SLACK_BOT_TOKEN']!r})\n"
     )
-    import subprocess
-
     done = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
