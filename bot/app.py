@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
-from collections.abc import Mapping, Sequence
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Protocol
 
@@ -44,6 +47,13 @@ from storage.database import Database
 from storage.migrate import upgrade
 
 log = logging.getLogger("inloop")
+
+#: seconds a stop may take (platforms closed, the outbox's sends ended, the database
+#: let go) before Inloop stops without waiting for what is left
+STOP_GRACE = 4.0
+#: seconds after a signal by which the process is gone, whatever holds it up (a thread
+#: in a DNS lookup, a library that swallowed the cancellation)
+SIGNAL_DEADLINE = 8.0
 
 
 class IntakeSource(Protocol):
@@ -145,14 +155,41 @@ class App:
             await source.start(self)
         log.info("Inloop started: %s", ", ".join(self.platforms))
 
-    async def stop(self) -> None:
-        await self.scheduler.stop()
-        for source in self.intake:
-            await source.stop()
-        for platform in self.platforms.values():
-            await platform.stop()
-        await self.outbox.stop()
-        await self.db.dispose()
+    async def serve(self, until: asyncio.Event) -> None:
+        """Start, run until `until` is set, stop. Cancelled at any moment (a signal), it
+        stops what had started; a start that fails stops the others cleanly too."""
+        try:
+            await self.start()
+            await until.wait()
+        finally:
+            await self.stop()
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop every part, in order, within about `grace` seconds.
+
+        A part that does not stop in time (a slow client on the webhook, a platform
+        that does not answer) is left behind, said in a log line, and the next one
+        is stopped all the same: nothing uncommitted is worth a process that will
+        not exit, and what was committed is in the database already.
+        """
+        parts: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("the scheduler", self.scheduler.stop),
+            *((type(source).__name__, source.stop) for source in self.intake),
+            *((name, platform.stop) for name, platform in self.platforms.items()),
+            ("the outbox", self.outbox.stop),
+            ("the database", self.db.dispose),
+        ]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        for name, stop in parts:
+            try:
+                # each part gets at least a moment, even when those before used it all
+                async with asyncio.timeout_at(max(deadline, loop.time() + 0.25)):
+                    await stop()
+            except TimeoutError:
+                log.warning("%s did not stop within %g s; stopping without it", name, grace)
+            except Exception as exc:
+                report_error(exc, f"stopping {name}")
 
     # -- EventSink -----------------------------------------------------------------------
 
@@ -208,28 +245,62 @@ def build_platforms(settings: Settings, db: Database | None = None) -> dict[str,
 
 
 async def run(settings: Settings) -> None:
-    """`inloop run`: start what the settings ask for and run until stopped."""
+    """`inloop run`: start what the settings ask for and run until stopped.
+
+    SIGTERM or SIGINT stops it at any moment: while a platform is still starting
+    (retrying a homeserver that answers 500), while it runs, while the outbox is
+    sending. A second signal stops it at once, and after SIGNAL_DEADLINE seconds
+    nothing holds it up any more. Committed work is in the database either way.
+    """
     db = Database(settings.database_url)
     platforms = build_platforms(settings, db)
     console = platforms.get("console")
     # The console ends on its own (end of input, /quit); servers run until a signal.
-    stopped = console.finished if isinstance(console, ConsolePlatform) else asyncio.Event()
+    finished = console.finished if isinstance(console, ConsolePlatform) else asyncio.Event()
     if console is not None:
         # The console shares the terminal with the log: keep the log to what matters.
         logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
+    app = App(settings, platforms, db=db)
+    # The whole life in one task, so that a signal can cancel whatever it is waiting
+    # for: a start's retries as much as the wait for the end.
+    life = asyncio.create_task(app.serve(finished), name="inloop")
+    deadline = threading.Timer(SIGNAL_DEADLINE, _exit_now)
+    deadline.daemon = True
+
+    def on_signal(signum: signal.Signals) -> None:
+        if deadline.is_alive():  # the second one: no more waiting for a clean stop
+            log.warning("%s again: stopping now", signum.name)
+        else:
+            log.info("%s: stopping", signum.name)
+            deadline.start()
+        finished.set()  # in case the start is past caring for the cancellation
+        life.cancel()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopped.set)
-    app = App(settings, platforms, db=db)
+        loop.add_signal_handler(signum, on_signal, signum)
     try:
-        await app.start()
-    except BaseException:
-        await app.stop()  # a platform refused to start: let the others go cleanly
-        raise
-    try:
-        await stopped.wait()
+        await life
+    except asyncio.CancelledError:
+        if not deadline.is_alive():  # cancelled by something else than our signal
+            raise
     finally:
-        await app.stop()
+        # The deadline, once started, is left to run: the process may still be held up
+        # after this returns (the event loop's shutdown waits for its threads).
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def _exit_now() -> None:
+    """The last resort of a signal: the process goes, whatever is still running.
+
+    Only what was not committed is lost, as it would be on a crash: SQLite and
+    PostgreSQL keep every committed transaction.
+    """
+    log.error("Inloop did not stop within %.0f s of the signal; exiting now", SIGNAL_DEADLINE)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(1)
 
 
 async def export_digest(settings: Settings, week: str, team: str, form: str) -> tuple[str, bytes]:

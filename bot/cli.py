@@ -9,18 +9,29 @@ import errno
 import logging
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
 from bot import __version__
-from bot.config import ConfigError, Settings, load_settings, read_environment, redact
+from bot.config import (
+    ConfigError,
+    Settings,
+    describe_database,
+    load_settings,
+    read_environment,
+    redact,
+)
+from bot.masking import Masker
 from bot.platform import StartError
 
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 1
+#: Ctrl-C outside `inloop run` (128 + SIGINT, as shells say it)
+EXIT_INTERRUPTED = 130
+log = logging.getLogger("inloop")
 #: where the intake webhook takes mentions (bot/intake/webhook.py)
 #: what a port that cannot be listened on raises (taken, not this machine's, privileged)
 _BIND_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
@@ -47,50 +58,71 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG
-    if args.command == "version":
-        print(f"inloop {__version__}")
-        return 0
     try:
-        env = read_environment(Path(args.env_file), required=args.env_file != ".env")
-        settings = load_settings(env)
+        # A file named on purpose must exist, whatever the command (`version` too).
+        env = read_environment(Path(args.env_file or ".env"), required=args.env_file is not None)
     except ConfigError as exc:
         print(f"inloop: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    # From here on, no secret reaches the terminal, valid or not: every log record,
+    # every traceback and every line below is masked.
+    mask = Masker.of(env.secrets())
+    mask.install()
+
+    def fail(line: str, code: int) -> int:
+        print(mask(f"inloop: {line}"), file=sys.stderr)
+        return code
+
+    if args.command == "version":
+        print(f"inloop {__version__}")
+        return 0
     logging.basicConfig(
-        level=settings.log_level,
+        level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for warning in env.unknown_settings():
+        print(mask(f"inloop: warning: {warning}"), file=sys.stderr)
+    try:
+        settings = load_settings(env.values)
+    except ConfigError as exc:
+        return fail(f"configuration error: {exc}", EXIT_CONFIG)
+    logging.getLogger().setLevel(settings.log_level)
     # Migrations say a lot at INFO; only their problems are worth a line.
     logging.getLogger("alembic").setLevel(
         max(logging.WARNING, logging.getLevelName(settings.log_level))
     )
+    try:
+        return _command(settings, args, fail)
+    except KeyboardInterrupt:  # Ctrl-C outside `run` (which stops cleanly on it)
+        return fail("interrupted", EXIT_INTERRUPTED)
+    except Exception:  # Inloop's own bug: the traceback is for its developers (masked)
+        log.critical("inloop %s stopped on an unexpected error", args.command, exc_info=True)
+        return EXIT_UNAVAILABLE
+
+
+def _command(settings: Settings, args: argparse.Namespace, fail: Callable[[str, int], int]) -> int:
     if args.command == "check-config":
         return _check_config(settings)
     try:
         if args.command == "digest":
-            return _digest(settings, args)
+            return _digest(settings, args, fail)
         if args.command == "db":
             return asyncio.run(_db_upgrade(settings))
         # Before anything starts (the console's welcome, the database): a port that is
         # taken is a setting to change, said in one line.
         problem = _cannot_listen(_listeners(settings))
         if problem:
-            print(f"inloop: {problem}", file=sys.stderr)
-            return EXIT_CONFIG
+            return fail(problem, EXIT_CONFIG)
         _say_webhook(settings)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_run(settings))
     except StartError as exc:  # a platform refused to start: a token, a password
-        print(f"inloop: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail(str(exc), EXIT_CONFIG)
     except DBAPIError as exc:
-        print(f"inloop: {_database_problem(settings, exc)}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return fail(_database_problem(settings, exc), EXIT_UNAVAILABLE)
     except OSError as exc:
-        message, code = _os_problem(settings, exc)
-        print(f"inloop: {message}", file=sys.stderr)
-        return code
+        return fail(*_os_problem(settings, exc))
     return 0
 
 
@@ -186,14 +218,13 @@ async def _run(settings: Settings) -> None:
     await run(settings)
 
 
-def _digest(settings: Settings, args: argparse.Namespace) -> int:
+def _digest(settings: Settings, args: argparse.Namespace, fail: Callable[[str, int], int]) -> int:
     from bot.app import export_digest
 
     try:
         body, png = asyncio.run(export_digest(settings, args.week, args.team, args.format))
     except ValueError as exc:
-        print(f"inloop: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail(str(exc), EXIT_CONFIG)
     try:
         if args.out:
             Path(args.out).write_text(body, encoding="utf-8")
@@ -203,8 +234,7 @@ def _digest(settings: Settings, args: argparse.Namespace) -> int:
             Path(args.chart).write_bytes(png)
     except OSError as exc:
         option = "--chart" if args.chart and exc.filename == args.chart else "--out"
-        print(f"inloop: cannot write {exc.filename} ({option}): {_reason(exc)}", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail(f"cannot write {exc.filename} ({option}): {_reason(exc)}", EXIT_CONFIG)
     return 0
 
 
@@ -223,7 +253,7 @@ async def _db_upgrade(settings: Settings) -> int:
 
 def _check_config(settings: Settings) -> int:
     print("configuration is valid")
-    print(f"  database: {'SQLite' if settings.is_sqlite else 'PostgreSQL'}")
+    print(f"  database: {describe_database(settings.database_url)}")
     print(f"  admins: {', '.join(settings.admins) or '(none)'}")
     print(f"  language: {settings.language}, default time zone: {settings.default_tz}")
     if settings.slack_bot_token:
@@ -250,7 +280,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Inloop keeps your company's customer dialogue in-house.",
     )
     parser.add_argument(
-        "--env-file", default=".env", help="file of settings to read (default: .env)"
+        "--env-file",
+        help="file of settings to read; it must exist (default: .env, if there is one)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser(

@@ -6,14 +6,18 @@ This is the only module that reads the environment. A wrong value raises
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote, unquote
 
 from dotenv import dotenv_values
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.events import PersonId, platform_of
 from bot.recurrence import valid_zone
@@ -22,6 +26,48 @@ LANGUAGES = ("en", "it")
 PLATFORMS = ("console", "slack", "matrix")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///inloop.db"
 SLACK_API_URL = "https://slack.com/api/"
+#: the settings whose values are masked wherever Inloop prints (bot/masking.py), with
+#: the password of DATABASE_URL
+SECRET_SETTINGS = (
+    "INTAKE_SECRET",
+    "SLACK_BOT_TOKEN",
+    "SLACK_APP_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "MATRIX_PASSWORD",
+    "MATRIX_ACCESS_TOKEN",
+)
+#: every variable Inloop reads (a test holds this to what `load_settings` asks for)
+KNOWN_SETTINGS = frozenset(
+    {
+        "DATABASE_URL",
+        "INLOOP_ADMINS",
+        "INLOOP_LANGUAGE",
+        "INLOOP_DEFAULT_TZ",
+        "INLOOP_LOG_LEVEL",
+        "OUTBOX_MAX_ATTEMPTS",
+        "INTAKE_SECRET",
+        "INTAKE_HOST",
+        "INTAKE_PORT",
+        "FEED_POLL_MINUTES",
+        "DIGEST_TZ",
+        "CLAIM_TARGET_MINUTES",
+        "ADVICE_SLA_HOURS",
+        "SLACK_BOT_TOKEN",
+        "SLACK_APP_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_HTTP_PORT",
+        "SLACK_API_URL",
+        "MATRIX_HOMESERVER",
+        "MATRIX_USER_ID",
+        "MATRIX_PASSWORD",
+        "MATRIX_ACCESS_TOKEN",
+        "MATRIX_DEVICE_ID",
+        "MATRIX_ALLOWED_SERVERS",
+        "MATRIX_STORE_DIR",
+    }
+)
+#: a name with one of these prefixes is meant for Inloop: unknown, it is a typo
+_OURS = ("INLOOP_", "SLACK_", "MATRIX_", "INTAKE_")
 
 
 class ConfigError(Exception):
@@ -78,9 +124,44 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
+@dataclass(frozen=True)
+class Environment:
+    """What the settings are read from: the process environment over the env file."""
+
+    values: Mapping[str, str]
+    #: the names the env file set (the others come from the process environment)
+    from_file: frozenset[str] = frozenset()
+    #: the env file's name as the user gave it
+    file_name: str = ".env"
+
+    def unknown_settings(self) -> list[str]:
+        """A warning for each INLOOP_/SLACK_/MATRIX_/INTAKE_ name Inloop does not read.
+
+        Such a name is a typo (`INLOOP_ADMIN`) that would otherwise be silently
+        ignored: the warning names the closest setting there is.
+        """
+        warnings = []
+        for name in sorted(self.values):
+            if not name.startswith(_OURS) or name in KNOWN_SETTINGS:
+                continue
+            where = self.file_name if name in self.from_file else "the environment"
+            close = difflib.get_close_matches(name, sorted(KNOWN_SETTINGS), n=1)
+            hint = f"did you mean {close[0]}?" if close else "no Inloop setting is named like it"
+            warnings.append(f"{name} (in {where}) is not an Inloop setting and is ignored: {hint}")
+        return warnings
+
+    def secrets(self) -> tuple[str, ...]:
+        """The values to mask wherever Inloop prints, whether or not they are valid."""
+        values = [self.values.get(name, "") for name in SECRET_SETTINGS]
+        values += [value.strip() for value in values]
+        return tuple(v for v in values if v) + database_passwords(
+            self.values.get("DATABASE_URL", "")
+        )
+
+
 def read_environment(
     env_file: Path | None = Path(".env"), *, required: bool = False
-) -> dict[str, str]:
+) -> Environment:
     """The process environment over the values of `.env` (the environment wins).
 
     A missing `.env` is fine (defaults); a file named on purpose must exist.
@@ -90,8 +171,9 @@ def read_environment(
         raise ConfigError("--env-file", f"{str(env_file)!r} does not exist")
     if env_file is not None and env_file.is_file():
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    from_file = frozenset(values)
     values.update(os.environ)
-    return values
+    return Environment(values, from_file, str(env_file))
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -190,23 +272,74 @@ def _default_store_dir(database_url: str) -> str:
 
 
 def _database_url(value: str) -> str:
+    shown = redact(value)
     if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        got = f" (got {shown!r})" if shown else ""
         raise ConfigError(
             "DATABASE_URL",
-            f"must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (got {redact(value)!r})",
+            f"must start with sqlite+aiosqlite:// or postgresql+asyncpg://{got}",
         )
+    # SQLAlchemy's own parse fails later with the password in its message (a port
+    # that is not a number, an @ inside the password): parse here, say it without it.
+    try:
+        url = make_url(value)
+        port = url.port
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            "DATABASE_URL",
+            f"{shown!r} is not a valid URL: the port must be a number, and a password "
+            "with @ : / or % in it must be percent-encoded (@ is %40)",
+        ) from None
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError("DATABASE_URL", f"{shown!r}: port {port} is not between 1 and 65535")
     return value
 
 
 def redact(url: str) -> str:
-    """Never echo a database password into a log or a terminal."""
+    """What of a database URL can be shown: never a password, never a query.
+
+    Everything up to the last `@` is credentials, whether or not it parses: only a
+    user name (before the first `:`) is kept. A value that is no URL at all, and has
+    no `@` to tell its credentials apart, is not shown ("").
+    """
     url = url.split("?", 1)[0]  # `?password=` is a way to pass it too
     scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
+    if not sep:
+        if "@" not in url:
+            return ""
+        return f"***@{url.rpartition('@')[2]}"
+    if "@" in rest:
         creds, _, host = rest.rpartition("@")
-        user = creds.split(":", 1)[0]
+        user = creds.split(":", 1)[0].split("@", 1)[0]
         return f"{scheme}://{user}:***@{host}"
     return url
+
+
+def database_passwords(url: str) -> tuple[str, ...]:
+    """The password(s) a database URL holds, as written and as decoded, to be masked."""
+    found: list[str] = []
+    rest = url.partition("://")[2] or url
+    creds = rest.split("?", 1)[0].rpartition("@")[0]
+    if ":" in creds:
+        found.append(creds.split(":", 1)[1])
+    found += [v for k, v in parse_qsl(url.partition("?")[2]) if k.lower() == "password"]
+    variants = {form for p in found for form in (p, unquote(p), quote(unquote(p), safe=""))}
+    return tuple(v for v in variants if v)
+
+
+def describe_database(database_url: str) -> str:
+    """Which database, for `check-config`: the SQLite file, or the server and database
+    (never the password)."""
+    url: URL = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            return "SQLite, in memory (nothing is kept)"
+        return f"SQLite, file {Path(url.database).resolve()}"
+    where = url.host or str(url.query.get("host", "")) or "the local socket"
+    if url.port:
+        where += f":{url.port}"
+    user = f" as {url.username}" if url.username else ""
+    return f"PostgreSQL, database {url.database or '(default)'} on {where}{user}"
 
 
 def _people(variable: str, value: str) -> tuple[PersonId, ...]:

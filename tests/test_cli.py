@@ -119,7 +119,8 @@ def test_check_config_with_nothing_set(tmp_path: Path) -> None:
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "configuration is valid"
-    assert "database: SQLite" in done.stdout
+    # which file: the one `inloop run` would create here
+    assert f"  database: SQLite, file {tmp_path.resolve() / 'inloop.db'}" in done.stdout
     assert "admins: console:admin" in done.stdout
     assert "language: en, default time zone: UTC" in done.stdout
     assert "console" in done.stdout
@@ -160,7 +161,7 @@ def test_check_config_never_shows_the_database_password(tmp_path: Path) -> None:
     )
 
     assert done.returncode == 0, done.stderr
-    assert "database: PostgreSQL" in done.stdout
+    assert "  database: PostgreSQL, database inloop on db.example:5432 as inloop" in done.stdout
     assert "admins: slack:U0123, matrix:@ann:example.org" in done.stdout
     assert "language: it, default time zone: Europe/Rome" in done.stdout
     assert "secret" not in done.stdout + done.stderr
@@ -243,6 +244,46 @@ def test_a_bad_value_in_dot_env_is_reported_like_one_in_the_environment(tmp_path
     assert len(done.stderr.splitlines()) == 1
     assert "DATABASE_URL" in done.stderr
     assert "secret" not in done.stdout + done.stderr
+
+
+def test_a_misspelt_setting_in_dot_env_is_named_with_the_closest_one(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("INLOOP_ADMIN=console:luca\nINLOOP_LANGUAGE=it\n")
+
+    done = inloop(tmp_path, "check-config")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "inloop: warning: INLOOP_ADMIN (in .env) is not an Inloop setting and is ignored: "
+        "did you mean INLOOP_ADMINS?"
+    ]
+    assert "admins: console:admin" in done.stdout  # it was ignored indeed
+
+
+def test_a_misspelt_setting_in_the_environment_is_named_too(tmp_path: Path) -> None:
+    done = inloop(tmp_path, "db", "upgrade", env={"SLACK_BOT_TOKNE": "xoxb-1-token"})
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "inloop: warning: SLACK_BOT_TOKNE (in the environment) is not an Inloop setting and "
+        "is ignored: did you mean SLACK_BOT_TOKEN?"
+    ]
+    assert "xoxb-1-token" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["version"], ["check-config"], ["run"], ["db", "upgrade"], ["digest"]],
+    ids=" ".join,
+)
+def test_every_command_refuses_a_missing_env_file(tmp_path: Path, command: list[str]) -> None:
+    done = inloop(tmp_path, "--env-file", str(tmp_path / "missing.env"), *command)
+
+    assert done.returncode == EXIT_CONFIG
+    assert done.stderr.splitlines() == [
+        f"inloop: configuration error: --env-file: '{tmp_path / 'missing.env'}' does not exist"
+    ]
+    assert done.stdout == ""
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_env_file_option_reads_another_file(tmp_path: Path) -> None:

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from bot.config import DEFAULT_DATABASE_URL, ConfigError, load_settings
+from bot.config import (
+    DEFAULT_DATABASE_URL,
+    KNOWN_SETTINGS,
+    SECRET_SETTINGS,
+    ConfigError,
+    Environment,
+    Settings,
+    describe_database,
+    load_settings,
+)
 
 
 def test_nothing_set_gives_a_console_on_a_local_sqlite_file() -> None:
@@ -152,6 +162,12 @@ def test_a_too_short_webhook_secret_is_not_echoed() -> None:
         "postgresql://inloop:secret@db.example:5432/inloop",
         "postgres://inloop:s@cret-secret@db.example/inloop",
         "postgresql://db.example/inloop?user=inloop&password=secret",
+        # no scheme at all
+        "inloop:secret@db.example",
+        # an unencoded @ in the password: SQLAlchemy would fail later, with it in its message
+        "postgresql+asyncpg://inloop:p@ss:secret@db.example:5432/inloop",
+        "postgresql+asyncpg://inloop:secret@db.example:notaport/inloop",
+        "postgresql+asyncpg://inloop:secret@db.example:70000/inloop",
     ],
 )
 def test_a_rejected_database_url_never_shows_its_password(url: str) -> None:
@@ -161,6 +177,104 @@ def test_a_rejected_database_url_never_shows_its_password(url: str) -> None:
     assert raised.value.variable == "DATABASE_URL"
     assert "secret" not in str(raised.value)
     assert "db.example" in str(raised.value)  # still enough to see which URL is wrong
+
+
+def test_a_database_password_written_as_sqlalchemy_wants_it_is_accepted() -> None:
+    url = "postgresql+asyncpg://inloop:p%40ss%3Aword@db.example:5432/inloop"
+
+    assert load_settings({"DATABASE_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("sqlite+aiosqlite:////var/lib/inloop/inloop.db", "SQLite, file /var/lib/inloop/inloop.db"),
+        ("sqlite+aiosqlite:///:memory:", "SQLite, in memory (nothing is kept)"),
+        (
+            "postgresql+asyncpg://inloop:secret@db.example:5433/support?password=secret",
+            "PostgreSQL, database support on db.example:5433 as inloop",
+        ),
+        (
+            "postgresql+asyncpg:///inloop?host=/run/postgresql",
+            "PostgreSQL, database inloop on /run/postgresql",
+        ),
+    ],
+)
+def test_the_database_is_described_without_its_password(url: str, says: str) -> None:
+    assert describe_database(url) == says
+
+
+def test_a_relative_sqlite_file_is_named_where_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    assert describe_database(DEFAULT_DATABASE_URL) == f"SQLite, file {tmp_path / 'inloop.db'}"
+
+
+# -- what is masked, what is unknown -----------------------------------------------------
+
+
+def test_the_secret_settings_are_the_settings_kept_out_of_repr() -> None:
+    hidden = {f.name.upper() for f in fields(Settings) if not f.repr}
+
+    assert hidden == set(SECRET_SETTINGS)
+
+
+def test_every_secret_value_is_to_be_masked_even_an_invalid_one() -> None:
+    env = Environment(
+        {
+            "INTAKE_SECRET": "short",  # refused by validation: still never printed
+            "SLACK_BOT_TOKEN": " xoxb-padded ",
+            "MATRIX_PASSWORD": "matrix-pw",
+            "DATABASE_URL": "postgresql+asyncpg://inloop:p%40ss@db/inloop?password=other",
+            "INLOOP_LANGUAGE": "it",
+        }
+    )
+
+    assert set(env.secrets()) == {
+        "short",
+        " xoxb-padded ",
+        "xoxb-padded",
+        "matrix-pw",
+        "p%40ss",
+        "p@ss",
+        "other",
+    }
+
+
+def test_a_misspelt_setting_is_named_with_the_closest_one() -> None:
+    env = Environment(
+        {"INLOOP_ADMIN": "console:ann", "SLACK_TOKEN": "x", "INLOOP_LANGAUGE": "it"},
+        from_file=frozenset({"INLOOP_ADMIN", "SLACK_TOKEN"}),
+        file_name="prod.env",
+    )
+
+    assert env.unknown_settings() == [
+        "INLOOP_ADMIN (in prod.env) is not an Inloop setting and is ignored: "
+        "did you mean INLOOP_ADMINS?",
+        "INLOOP_LANGAUGE (in the environment) is not an Inloop setting and is ignored: "
+        "did you mean INLOOP_LANGUAGE?",
+        "SLACK_TOKEN (in prod.env) is not an Inloop setting and is ignored: "
+        "did you mean SLACK_BOT_TOKEN?",
+    ]
+
+
+def test_other_programs_settings_are_not_warned_about() -> None:
+    env = Environment(
+        {"PATH": "/bin", "POSTGRES_PASSWORD": "x", "INLOOP_ADMINS": "console:a", "HOME": "/"}
+    )
+
+    assert env.unknown_settings() == []
+
+
+def test_an_unknown_setting_like_no_other_says_so() -> None:
+    env = Environment({"MATRIX_XYZZY": "1"})
+
+    assert env.unknown_settings() == [
+        "MATRIX_XYZZY (in the environment) is not an Inloop setting and is ignored: "
+        "no Inloop setting is named like it"
+    ]
 
 
 # -- config.example.env is true to the code ----------------------------------------------
@@ -203,6 +317,13 @@ def _example_blocks() -> dict[str, tuple[str, str, str]]:
         else:
             comment = []
     return blocks
+
+
+def test_the_known_settings_are_every_variable_the_code_reads() -> None:
+    asked = _Asked()
+    load_settings(asked)
+
+    assert asked.names == KNOWN_SETTINGS
 
 
 def test_the_example_file_has_every_variable_the_code_reads() -> None:

@@ -266,14 +266,27 @@ class SlackPlatform:
         )
         # runs for each envelope in arrival order, before Bolt's concurrent dispatch
         self._socket.client.message_listeners.insert(0, self._received)
+        # The socket client retries every failure forever, a refused token too (an
+        # ERROR every ping interval): the token is checked here, as auth.test checks
+        # the bot token, and the address it gets is the one the client dials.
         try:
-            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            opened = await socket_client.apps_connections_open(app_token=self._app_token)
         except SlackApiError as exc:
             await self.stop()
             error = str(exc.response.get("error", ""))
+            if error in BAD_TOKEN:
+                raise StartError(
+                    f"Slack rejected SLACK_APP_TOKEN ({error}): copy the App-Level Token "
+                    "again (Basic Information → App-Level Tokens)"
+                ) from None
             raise StartError(
                 f"Slack rejected SLACK_APP_TOKEN ({error}): it needs the connections:write scope"
             ) from None
+        except aiohttp.ClientError as exc:
+            await self.stop()
+            raise StartError(f"cannot reach Slack at {self._api_url}: {exc}") from None
+        self._socket.client.wss_uri = str(opened["url"])
+        await self._socket.connect_async()  # type: ignore[no-untyped-call]
         log.info("Slack: connected by Socket Mode as %s", self.bot_user_id)
 
     async def _start_http(self) -> None:
