@@ -223,6 +223,8 @@ EN = Texts(
     advice_to_answer="To answer ({count}):",
     advice_waiting="Waiting for advice ({count}):",
     advice_line="{id} · #{number} · {state} · {age} — {question}",
+    advice_in_pool="In the pool, nobody took them yet ({count}):",
+    advice_pool_line="{id} · #{number} · {age} — {question} · take it: `take {id}`",
     advice_states={
         "open": "waiting in the pool",
         "taken": "waiting for the consultant",

@@ -223,6 +223,8 @@ IT = Texts(
     advice_to_answer="Da rispondere ({count}):",
     advice_waiting="In attesa di consiglio ({count}):",
     advice_line="{id} · #{number} · {state} · {age} — {question}",
+    advice_in_pool="Nel pool, ancora da prendere ({count}):",
+    advice_pool_line="{id} · #{number} · {age} — {question} · per prenderla: `take {id}`",
     advice_states={
         "open": "in attesa nel pool",
         "taken": "in attesa del consulente",

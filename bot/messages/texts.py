@@ -180,6 +180,9 @@ class Texts:
     advice_to_answer: str
     advice_waiting: str
     advice_line: str
+    #: a consultant's list: the pool's untaken requests, each with how to take it
+    advice_in_pool: str
+    advice_pool_line: str
     #: a request's state as its owner reads it, and as its consultant does
     advice_states: dict[str, str]
     advice_states_for_you: dict[str, str]
