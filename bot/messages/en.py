@@ -8,6 +8,7 @@ EN = Texts(
     usage_intro="Usage:",
     help_header="Inloop keeps the dialogue with customers in-house. Commands ({prefix} …):",
     help_footer="Conversations are numbered #N; write the number without #, e.g. `claim 3`.",
+    help_footer_consultant="Advice requests are named N-A1 after their conversation, e.g. `take 3-A1`.",
     help_unknown="There is no command `{command}`. These are the commands:",
     internal_error="Sorry, something went wrong on my side. Nothing was changed; please try again.",
     no_such_conversation="There is no conversation #{number}.",

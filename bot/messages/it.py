@@ -8,6 +8,7 @@ IT = Texts(
     usage_intro="Uso:",
     help_header="Inloop tiene in casa il dialogo con i clienti. Comandi ({prefix} …):",
     help_footer="Le conversazioni sono numerate #N; scrivi il numero senza #, es. `claim 3`.",
+    help_footer_consultant="Le richieste di consiglio hanno il nome N-A1 della loro conversazione, es. `take 3-A1`.",
     help_unknown="Non esiste il comando `{command}`. Questi sono i comandi:",
     internal_error="Scusa, qualcosa è andato storto da parte mia. Non è cambiato nulla: riprova.",
     no_such_conversation="Non esiste la conversazione #{number}.",

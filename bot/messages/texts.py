@@ -13,6 +13,8 @@ class Texts:
     usage_intro: str
     help_header: str
     help_footer: str
+    #: a consultant cannot claim: their footer names advice requests instead
+    help_footer_consultant: str
     help_unknown: str
     internal_error: str
     no_such_conversation: str

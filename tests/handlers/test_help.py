@@ -60,3 +60,20 @@ async def test_help_in_italian(chat: Chat) -> None:
         "Uso:\n!inloop release N — restituisci #N al team"
     )
     assert (await chat.say("ann", "help boh")).startswith("Non esiste il comando `boh`.")
+
+
+async def test_help_ends_with_an_example_the_reader_may_run(chat: Chat) -> None:
+    await chat.say("boss", "role console:expert consultant")
+
+    assert (await chat.say("ann", "help")).splitlines()[-1] == (
+        "Conversations are numbered #N; write the number without #, e.g. `claim 3`."
+    )
+    told = await chat.say("expert", "help")
+    assert "`claim" not in told
+    assert told.splitlines()[-1] == (
+        "Advice requests are named N-A1 after their conversation, e.g. `take 3-A1`."
+    )
+    await chat.say("expert", "lang it")
+    assert (await chat.say("expert", "help")).splitlines()[-1] == (
+        "Le richieste di consiglio hanno il nome N-A1 della loro conversazione, es. `take 3-A1`."
+    )
