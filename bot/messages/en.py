@@ -67,6 +67,7 @@ EN = Texts(
     card_status="Status",
     card_owner="Owner",
     card_nobody="nobody yet",
+    card_nobody_resolved="nobody (resolved unclaimed)",
     card_team="Team",
     card_no_team="none (no team yet)",
     card_mentions="Messages",

@@ -67,6 +67,7 @@ IT = Texts(
     card_status="Stato",
     card_owner="Responsabile",
     card_nobody="ancora nessuno",
+    card_nobody_resolved="nessuno (risolta senza che nessuno la prendesse)",
     card_team="Team",
     card_no_team="nessuno (ancora nessun team)",
     card_mentions="Messaggi",

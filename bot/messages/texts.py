@@ -27,6 +27,7 @@ class Texts:
     card_status: str
     card_owner: str
     card_nobody: str
+    card_nobody_resolved: str
     card_team: str
     card_no_team: str
     card_mentions: str

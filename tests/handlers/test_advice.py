@@ -196,8 +196,7 @@ async def test_a_consultant_s_list_shows_what_waits_in_the_pool_and_how_to_take_
     await chat.say("ann", "ask 1 Spedizione? console:sage")
 
     assert await chat.say("expert", "advice") == (
-        "In the pool, nobody took them yet (1):\n"
-        "1-A1 · #1 · 0m — Rimborso? · take it: `take 1-A1`"
+        "In the pool, nobody took them yet (1):\n1-A1 · #1 · 0m — Rimborso? · take it: `take 1-A1`"
     )
     assert await chat.say("sage", "advice") == (
         "To answer (1):\n1-A2 · #1 · for you · 0m — Spedizione?\n"
