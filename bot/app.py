@@ -40,6 +40,7 @@ from handlers import (
     watch,
     weeks,
 )
+from storage import teams
 from storage.database import Database
 from storage.migrate import upgrade
 
@@ -232,10 +233,20 @@ async def run(settings: Settings) -> None:
         await app.stop()
 
 
+class DigestArgumentError(ValueError):
+    """`inloop digest --week/--team` naming what is not there. A ValueError, which the
+    CLI prints after `inloop: `: worded like its other errors, naming the argument."""
+
+    def __init__(self, option: str, problem: str):
+        super().__init__(f"argument {option}: {problem}")
+        self.option = option
+        self.problem = problem
+
+
 async def export_digest(settings: Settings, week: str, team: str, form: str) -> tuple[str, bytes]:
     """`inloop digest`: the week's figures as text, CSV or JSON, and the chart's PNG.
 
-    Raises ValueError with the sentence to show when the week or the team is wrong.
+    Raises DigestArgumentError when the week or the team is wrong.
     """
     texts = texts_for(settings.language)
     db = Database(settings.database_url)
@@ -244,13 +255,15 @@ async def export_digest(settings: Settings, week: str, team: str, form: str) -> 
         now = utc_now()
         parsed = weeks.parse_week(week, now, settings.digest_tz)
         if parsed is None:
-            raise ValueError(texts.digest_bad_week.format(value=week))
+            raise DigestArgumentError("--week", texts.digest_cli_bad_week.format(value=week))
         async with db.read() as session:
             figures = await digest.build(
                 session, parsed, settings.digest_tz, team, settings.claim_target_minutes, now
             )
-        if figures is None:
-            raise ValueError(texts.digest_unknown_team.format(team=team))
+            if figures is None:
+                known = ", ".join(sorted(t.name for t in await teams.every(session))) or "—"
+                problem = texts.digest_cli_unknown_team.format(team=team, teams=known)
+                raise DigestArgumentError("--team", problem)
         body = {
             "text": lambda: digest.as_text(figures, texts),
             "csv": lambda: digest.as_csv(figures),

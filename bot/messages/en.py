@@ -269,6 +269,9 @@ EN = Texts(
     digest_none="—",
     digest_bad_week="`{value}` is not a week: write this, last or a week like 2026-W47.",
     digest_unknown_team="There is no team called {team}.",
+    #: `inloop digest` in a terminal: no markup, worded like the command line's other errors
+    digest_cli_bad_week="{value} is not a week (use this, last or YYYY-Www, e.g. 2026-W47)",
+    digest_cli_unknown_team="there is no team called {team} (teams: {teams})",
     digest_chart_title="Inloop {week}",
     digest_chart_labels=("committed", "given", "minutes", "mentions per day"),
     managers_set="This channel gets the weekly digest, every Monday at 09:00 ({tz}).",

@@ -213,6 +213,8 @@ class Texts:
     digest_none: str
     digest_bad_week: str
     digest_unknown_team: str
+    digest_cli_bad_week: str
+    digest_cli_unknown_team: str
     digest_chart_title: str
     digest_chart_labels: tuple[str, str, str, str]
     managers_set: str
