@@ -107,7 +107,6 @@ class App:
         )
         for module in (help, claims, queue, home, admin, routing, watch, advice):
             module.register(self.router)
-        feeds.register(self.router, settings.feed_poll_minutes)
         digest.register(self.router, settings.digest_tz, settings.claim_target_minutes)
         advice.register_sla(self.router, timedelta(hours=settings.advice_sla_hours))
         self.scheduler = Scheduler(self.db, clock, report_error)
@@ -119,6 +118,7 @@ class App:
         self.feeds = FeedPoller(
             self.db, clock, report_error, interval_minutes=settings.feed_poll_minutes
         )
+        feeds.register(self.router, settings.feed_poll_minutes, self.feeds.check)
         self.intake: list[IntakeSource] = [self.feeds]
         self.webhook: Webhook | None = None
         if settings.intake_secret:

@@ -181,6 +181,7 @@ EN = Texts(
     feed_any_team="the team its routing tags choose",
     feed_exists="That feed is already watched (feed {id}).",
     feed_bad_url="`{url}` is not an http(s) address.",
+    feed_refused="I did not add {url}: {error}. Nothing was stored.",
     feed_removed="Feed {id} removed: {url}.",
     feed_unknown="There is no feed {id}. `feed list` shows them.",
     feeds_none="No feeds yet. `feed add URL [team]` adds one.",

@@ -181,6 +181,7 @@ IT = Texts(
     feed_any_team="il team scelto dai tag di smistamento",
     feed_exists="Questo feed è già seguito (feed {id}).",
     feed_bad_url="`{url}` non è un indirizzo http(s).",
+    feed_refused="Non ho aggiunto {url}: {error}. Non ho salvato nulla.",
     feed_removed="Feed {id} rimosso: {url}.",
     feed_unknown="Non esiste il feed {id}. `feed list` li mostra.",
     feeds_none="Ancora nessun feed. `feed add URL [team]` ne aggiunge uno.",

@@ -136,6 +136,8 @@ class Texts:
     feed_any_team: str
     feed_exists: str
     feed_bad_url: str
+    #: `feed add` fetched the address once and found no feed there (error: the reason)
+    feed_refused: str
     feed_removed: str
     feed_unknown: str
     feeds_none: str
