@@ -161,7 +161,8 @@ class FeedPoller:
                     resp.headers.get("ETag", ""),
                     resp.headers.get("Last-Modified", ""),
                 )
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        # ValueError: an address no request can be made of (`http://a..b/`, an IDNA error)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise FeedError(f"could not fetch it ({type(exc).__name__}: {exc})") from None
 
     async def _mentions(self, feed: Feed, body: bytes) -> list[MentionReceived]:

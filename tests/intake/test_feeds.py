@@ -262,6 +262,9 @@ async def test_feed_add_fetches_the_feed_once_and_refuses_what_is_not_one(
     told = await chat.say("boss", f"feed add {nowhere}")
     assert told.startswith(f"I did not add {nowhere}: could not fetch it (")
     assert told.endswith("). Nothing was stored.")
+    assert (await chat.say("boss", "feed add http://a..b/feed.xml")).startswith(
+        "I did not add http://a..b/feed.xml: could not fetch it (UnicodeError: "
+    )
     assert await chat.say("boss", "feed list") == "No feeds yet. `feed add URL [team]` adds one."
     await chat.say("boss", "lang it")
     assert await chat.say("boss", f"feed add {missing}") == (
