@@ -24,4 +24,6 @@ async def test_the_italian_card_says_so_too(chat: Chat) -> None:
     await chat.mention("Giulia", "spam, davvero")
     await chat.say("boss", "resolve 1")
 
-    assert "nessuno (risolta senza che nessuno la prendesse)" in await chat.say("boss", "show 1")
+    assert "Responsabile: nessuno (risolta senza essere presa in carico)" in await chat.say(
+        "boss", "show 1"
+    )

@@ -72,11 +72,12 @@ async def test_help_ends_with_an_example_the_reader_may_run(chat: Chat) -> None:
     told = await chat.say("expert", "help")
     assert "`claim" not in told
     assert told.splitlines()[-1] == (
-        "Advice requests are named N-A1 after their conversation, e.g. `take 3-A1`."
+        "Advice requests are written N-A1, N being the conversation's number, e.g. `take 3-A1`."
     )
     await chat.say("expert", "lang it")
     assert (await chat.say("expert", "help")).splitlines()[-1] == (
-        "Le richieste di consiglio hanno il nome N-A1 della loro conversazione, es. `take 3-A1`."
+        "Le richieste di consiglio si scrivono N-A1, dove N è il numero della conversazione,"
+        " es. `take 3-A1`."
     )
 
 
