@@ -43,6 +43,7 @@ from handlers import (
     watch,
     weeks,
 )
+from storage import teams
 from storage.database import Database
 from storage.migrate import upgrade
 
@@ -116,7 +117,6 @@ class App:
         )
         for module in (help, claims, queue, home, admin, routing, watch, advice):
             module.register(self.router)
-        feeds.register(self.router, settings.feed_poll_minutes)
         digest.register(self.router, settings.digest_tz, settings.claim_target_minutes)
         advice.register_sla(self.router, timedelta(hours=settings.advice_sla_hours))
         self.scheduler = Scheduler(self.db, clock, report_error)
@@ -128,6 +128,7 @@ class App:
         self.feeds = FeedPoller(
             self.db, clock, report_error, interval_minutes=settings.feed_poll_minutes
         )
+        feeds.register(self.router, settings.feed_poll_minutes, self.feeds.check)
         self.intake: list[IntakeSource] = [self.feeds]
         self.webhook: Webhook | None = None
         if settings.intake_secret:
@@ -303,10 +304,20 @@ def _exit_now() -> None:
     os._exit(1)
 
 
+class DigestArgumentError(ValueError):
+    """`inloop digest --week/--team` naming what is not there. A ValueError, which the
+    CLI prints after `inloop: `: worded like its other errors, naming the argument."""
+
+    def __init__(self, option: str, problem: str):
+        super().__init__(f"argument {option}: {problem}")
+        self.option = option
+        self.problem = problem
+
+
 async def export_digest(settings: Settings, week: str, team: str, form: str) -> tuple[str, bytes]:
     """`inloop digest`: the week's figures as text, CSV or JSON, and the chart's PNG.
 
-    Raises ValueError with the sentence to show when the week or the team is wrong.
+    Raises DigestArgumentError when the week or the team is wrong.
     """
     texts = texts_for(settings.language)
     db = Database(settings.database_url)
@@ -315,13 +326,15 @@ async def export_digest(settings: Settings, week: str, team: str, form: str) -> 
         now = utc_now()
         parsed = weeks.parse_week(week, now, settings.digest_tz)
         if parsed is None:
-            raise ValueError(texts.digest_bad_week.format(value=week))
+            raise DigestArgumentError("--week", texts.digest_cli_bad_week.format(value=week))
         async with db.read() as session:
             figures = await digest.build(
                 session, parsed, settings.digest_tz, team, settings.claim_target_minutes, now
             )
-        if figures is None:
-            raise ValueError(texts.digest_unknown_team.format(team=team))
+            if figures is None:
+                known = ", ".join(sorted(t.name for t in await teams.every(session))) or "—"
+                problem = texts.digest_cli_unknown_team.format(team=team, teams=known)
+                raise DigestArgumentError("--team", problem)
         body = {
             "text": lambda: digest.as_text(figures, texts),
             "csv": lambda: digest.as_csv(figures),

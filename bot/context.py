@@ -33,6 +33,8 @@ class Context:
     prefixes: Mapping[str, str] = field(default_factory=dict)
     #: the command as typed, after the prefix (free text keeps its line breaks)
     command_text: str = ""
+    #: what the command's prepare step returned, before the transaction (bot/router.py)
+    prepared: object = None
 
     @property
     def sender(self) -> Person:

@@ -12,6 +12,11 @@ nothing changed. Listeners of non-command events each run in a savepoint, so one
 failing listener does not undo the others. A type with a batch listener (intake
 mentions) is handled set-based instead: the listener gets the whole batch, dedupes
 it itself, and if it fails the batch is rolled back whole.
+
+A command that must reach the network first (`feed add` fetches the feed) names a
+prepare step: it runs before the transaction, for someone whose role may run the
+command, and what it returns reaches the handler as `ctx.prepared`. A slow host
+then holds no write transaction.
 """
 
 from __future__ import annotations
@@ -35,8 +40,11 @@ from bot.views import Notice
 from storage import events as processed
 from storage.database import Database
 from storage.models import ProcessedEvent, Role
+from storage.people import find
 
 CommandHandler = Callable[[Context, Sequence[str]], Awaitable[None]]
+#: a command's I/O before its transaction, given its arguments (see the module's doc)
+Prepare = Callable[[Sequence[str]], Awaitable[object]]
 E = TypeVar("E")
 ErrorHook = Callable[[BaseException, str], None]
 #: handles a batch of events of one type; for each, whether it was new
@@ -59,6 +67,7 @@ class CommandSpec:
     name: str
     run: CommandHandler
     roles: frozenset[str]
+    prepare: Prepare | None = None
 
 
 class Router:
@@ -88,8 +97,15 @@ class Router:
 
     # -- registration ---------------------------------------------------------------
 
-    def command(self, name: str, run: CommandHandler, roles: frozenset[str] = ANYONE) -> None:
-        self._commands[name] = CommandSpec(name, run, roles)
+    def command(
+        self,
+        name: str,
+        run: CommandHandler,
+        roles: frozenset[str] = ANYONE,
+        *,
+        prepare: Prepare | None = None,
+    ) -> None:
+        self._commands[name] = CommandSpec(name, run, roles, prepare)
 
     def on(self, event_type: type[E], listener: Callable[[Context, E], Awaitable[None]]) -> None:
         self._listeners[event_type].append(listener)
@@ -117,11 +133,14 @@ class Router:
         """Handle one event; False if it was handled before (a platform's retry)."""
         written: list[int] = []
         try:
+            prepared: object = None
             if isinstance(event, Command | Action | Message | Reaction):
                 await self._directory.prepare(self._db, event.sender)
+            if isinstance(event, Command | Action):
+                prepared = await self._prepare(event)
             async with self._db.transaction() as session:
                 out = OutboxWriter(session, self._clock())
-                fresh = (await self._dispatch(session, out, [event]))[0]
+                fresh = (await self._dispatch(session, out, [event], prepared))[0]
             written = out.written()
             return fresh
         except Exception as exc:
@@ -151,8 +170,24 @@ class Router:
             self._after_commit(written)
         return fresh
 
+    async def _prepare(self, event: Command | Action) -> object:
+        """The command's prepare step, if it has one and the sender may run it."""
+        spec, args = self._match(_command_words(event))
+        if spec is None or spec.prepare is None:
+            return None
+        if spec.roles:
+            async with self._db.read() as session:
+                person = await find(session, event.sender)
+            if person is None or person.role not in spec.roles:
+                return None  # no I/O on behalf of someone who will be told "not allowed"
+        return await spec.prepare(args)
+
     async def _dispatch(
-        self, session: AsyncSession, out: OutboxWriter, events: Sequence[Event]
+        self,
+        session: AsyncSession,
+        out: OutboxWriter,
+        events: Sequence[Event],
+        prepared: object = None,
     ) -> list[bool]:
         """Events of one type, in order; for each, whether it was new (not a retry)."""
         now = out.now
@@ -169,18 +204,17 @@ class Router:
         fresh = await processed.first_times(session, [e.event_id for e in events], now)
         for event, is_new in zip(events, fresh, strict=True):
             if is_new:
-                await self._dispatch_one(ctx, event)
+                await self._dispatch_one(ctx, event, prepared)
         return fresh
 
-    async def _dispatch_one(self, ctx: Context, event: Event) -> None:
+    async def _dispatch_one(self, ctx: Context, event: Event, prepared: object = None) -> None:
         if isinstance(event, Command | Action | Message | Reaction):
             ctx = replace(ctx, channel=event.channel, prefix=ctx.prefix_on(event.sender))
         if isinstance(event, Command | Action):
             person = await self._directory.ensure(ctx.session, event.sender, ctx.now)
             command = event.text if isinstance(event, Command) else ""
-            ctx = replace(ctx, person=person, command_text=command)
-            words = _words(event) if isinstance(event, Command) else [event.action, event.value]
-            await self._run_command(ctx, words)
+            ctx = replace(ctx, person=person, command_text=command, prepared=prepared)
+            await self._run_command(ctx, _command_words(event))
             return
         # Other senders are resolved by the listener that cares: most messages are in
         # channels Inloop does not watch, and their authors need no row.
@@ -193,8 +227,6 @@ class Router:
 
     async def _run_command(self, ctx: Context, words: list[str]) -> None:
         texts = ctx.texts
-        if not words:
-            words = ["help"]
         spec, args = self._match(words)
         if spec is None:
             ctx.reply(self._unknown(ctx, words))
@@ -245,6 +277,14 @@ _SPACE = re.compile(r"\s+")
 
 def _words(command: Command) -> list[str]:
     return [w for w in _SPACE.split(command.text.strip()) if w]
+
+
+def _command_words(event: Command | Action) -> list[str]:
+    """What the sender asked for, as words: a button is its action and value; nothing
+    at all asks for help."""
+    if isinstance(event, Action):
+        return [event.action, event.value]
+    return _words(event) or ["help"]
 
 
 def not_allowed(texts: Texts, command: str, roles: frozenset[str], role: str | None) -> str:

@@ -345,24 +345,28 @@ async def list_advice(ctx: Context, args: Sequence[str]) -> None:
     me = ctx.sender
     assert me.id is not None
     going = await advice.open_for(ctx.session, me.id)
-    if not going:
+    # a consultant may take what waits in the pool: it is theirs to see too
+    pooled = await advice.untaken(ctx.session) if me.role == Role.CONSULTANT else []
+    if not going and not pooled:
         ctx.reply(texts.advice_none)
         return
     to_answer = [r for r in going if r.consultant_id == me.id]
     waiting = [r for r in going if r.asked_by == me.id]
-    questions = await advice.first_questions(ctx.session, [r.id for r in going if r.id])
+    shown = [*going, *pooled]
+    questions = await advice.first_questions(ctx.session, [r.id for r in shown if r.id])
     lines: list[str] = []
     sides = (
-        (texts.advice_to_answer, to_answer, texts.advice_states_for_you),
-        (texts.advice_waiting, waiting, texts.advice_states),
+        (texts.advice_to_answer, to_answer, texts.advice_line, texts.advice_states_for_you),
+        (texts.advice_waiting, waiting, texts.advice_line, texts.advice_states),
+        (texts.advice_in_pool, pooled, texts.advice_pool_line, texts.advice_states),
     )
-    for heading, requests, states in sides:
+    for heading, requests, line, states in sides:
         if requests:
             lines.append(heading.format(count=len(requests)))
             for request in requests:
                 question = questions.get(request.id or 0, "")
                 lines.append(
-                    texts.advice_line.format(
+                    line.format(
                         id=AdviceId(request.conversation_id, request.seq),
                         number=request.conversation_id,
                         state=states[request.status],

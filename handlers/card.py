@@ -42,7 +42,7 @@ def build(texts: Texts, prefix: str, conversation: Conversation, facts: CardFact
         title=texts.card_title.format(number=number, source=conversation.source, customer=customer),
         fields=(
             Field(texts.card_status, status),
-            Field(texts.card_owner, facts.owner_name or texts.card_nobody),
+            Field(texts.card_owner, facts.owner_name or nobody(texts, conversation)),
             Field(texts.card_team, facts.team_name or texts.card_no_team),
             Field(texts.card_mentions, str(conversation.mention_count)),
             *advice_field,
@@ -56,6 +56,13 @@ def build(texts: Texts, prefix: str, conversation: Conversation, facts: CardFact
             number=number, customer=customer, source=conversation.source, status=status
         ),
     )
+
+
+def nobody(texts: Texts, conversation: Conversation) -> str:
+    """No owner: "yet" is true only while the conversation may still be claimed."""
+    if conversation.status == Status.RESOLVED:
+        return texts.card_nobody_resolved
+    return texts.card_nobody
 
 
 def _buttons(texts: Texts, conversation: Conversation, prefix: str) -> tuple[Button, ...]:

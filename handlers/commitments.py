@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from bot.context import Context
@@ -175,6 +175,19 @@ def rule_of(commitment: Commitment) -> Weekly:
     return weekly(commitment.days, commitment.start, commitment.timezone)
 
 
+def next_block(rule: Weekly, now: datetime, away_until: str | None) -> datetime | None:
+    """The next block that will remind: one on a day away (its local day up to and
+    including `away_until`, as the occurrence is recorded) is passed over."""
+    after = now
+    if away_until is not None:
+        back = datetime.combine(
+            date.fromisoformat(away_until) + timedelta(days=1), time(0), tzinfo=zone(rule.tz)
+        )
+        # `next_after` is strict: a block at midnight of the first day back still counts
+        after = max(now, back - timedelta(microseconds=1))
+    return rule.next_after(after)
+
+
 class Commitments:
     def __init__(self, router: Router, scheduler: Scheduler, default_tz: str):
         self._router = router
@@ -215,7 +228,8 @@ class Commitments:
         assert commitment.id is not None
         rule = rule_of(commitment)
         self._scheduler.plan(commitment.id, rule, ctx.now)
-        following = rule.next_after(ctx.now)
+        away = await ctx.session.get(Away, me.id)
+        following = next_block(rule, ctx.now, away.until if away else None)
         ctx.reply(
             texts.commit_made.format(
                 id=commitment.id,
@@ -250,11 +264,12 @@ class Commitments:
             return
         lines = [texts.commitments_header.format(person=whom.display_name)]
         last = await store.last_outcomes(ctx.session, [c.id for c in mine if c.id])
+        away = await ctx.session.get(Away, whom.id)
         for commitment in mine:
             rule = rule_of(commitment)
             # "my local time": the platform's zone, else the zone the block was made in
             shown_tz = whom.timezone if valid_zone(whom.timezone) else commitment.timezone
-            following = rule.next_after(ctx.now)
+            following = next_block(rule, ctx.now, away.until if away else None)
             line = texts.commitment_line.format(
                 id=commitment.id,
                 days=days_text(sorted(rule.weekdays), texts),
@@ -266,7 +281,6 @@ class Commitments:
             if (outcome := last.get(commitment.id or 0)) is not None:
                 line += texts.commitment_last.format(outcome=texts.outcome_names[outcome])
             lines.append(line)
-        away = await ctx.session.get(Away, whom.id)
         if (
             away is not None
             and away.until >= ctx.now.astimezone(zone(self._zone_of(whom))).date().isoformat()

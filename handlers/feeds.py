@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
 
 from bot.context import Context
 from bot.events import FeedProblem
+from bot.intake.feeds import FeedCheck
 from bot.messages import Texts
 from bot.people import ADMINS
 from bot.router import Router, UsageError
@@ -15,24 +16,41 @@ from handlers.text import number
 from storage import feeds, teams
 from storage.models import Feed, Team
 
+#: fetches a feed once and says what it found (the poller's `check`)
+Check = Callable[[str], Awaitable[FeedCheck]]
 
-def register(router: Router, poll_minutes: int) -> None:
+
+def register(router: Router, poll_minutes: int, check: Check) -> None:
+    async def fetch_first(args: Sequence[str]) -> FeedCheck | None:
+        # before the transaction (the router's prepare step): a slow host holds no writer
+        url = _url(args)
+        return await check(url) if url else None
+
     async def add(ctx: Context, args: Sequence[str]) -> None:
         await feed_add(ctx, args, poll_minutes)
 
-    router.command("feed add", add, ADMINS)
+    router.command("feed add", add, ADMINS, prepare=fetch_first)
     router.command("feed list", feed_list, ADMINS)
     router.command("feed remove", feed_remove, ADMINS)
     router.on(FeedProblem, on_problem)
 
 
+def _url(args: Sequence[str]) -> str:
+    """The feed's address, if `feed add` was given one that may be fetched."""
+    if len(args) not in (1, 2):
+        return ""
+    url = args[0].strip("<>")  # Slack wraps links in <>
+    parts = urlsplit(url)
+    return url if parts.scheme in ("http", "https") and parts.netloc else ""
+
+
 async def feed_add(ctx: Context, args: Sequence[str], poll_minutes: int) -> None:
+    """Watch a feed that was fetched once (the router's prepare step) and is one."""
     if len(args) not in (1, 2):
         raise UsageError()
-    texts, url = ctx.texts, args[0].strip("<>")  # Slack wraps links in <>
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        ctx.reply(texts.feed_bad_url.format(url=url))
+    texts, url = ctx.texts, _url(args)
+    if not url:
+        ctx.reply(texts.feed_bad_url.format(url=args[0].strip("<>")))
         return
     team: Team | None = None
     if len(args) == 2:
@@ -44,8 +62,14 @@ async def feed_add(ctx: Context, args: Sequence[str], poll_minutes: int) -> None
     if (existing := await feeds.by_url(ctx.session, url)) is not None:
         ctx.reply(texts.feed_exists.format(id=existing.id))
         return
+    checked = ctx.prepared
+    assert isinstance(checked, FeedCheck), "the router fetches a valid address first"
+    if checked.error:
+        ctx.reply(texts.feed_refused.format(url=url, error=checked.error))
+        return
     feed = Feed(
         url=url,
+        title=checked.title,
         team_id=team.id if team else None,
         since=ctx.now,
         next_poll_at=ctx.now,

@@ -25,7 +25,9 @@ def register(router: Router) -> None:
         lines = [note] if note else []
         lines.append(texts.help_header.format(prefix=ctx.prefix))
         lines += [f"  {texts.usage[name]}" for name in mine]
-        lines.append(texts.help_footer)
+        footer = _footer(texts, mine)
+        if footer:
+            lines.append(footer)
         ctx.reply("\n".join(lines))
 
     router.command("help", help_, ANYONE)
@@ -42,6 +44,15 @@ def named(asked: str, names: Sequence[str]) -> list[str]:
     if words[0] in names:
         return [words[0]]
     return [name for name in names if name.split()[0] == words[0]]
+
+
+def _footer(texts: Texts, mine: Sequence[str]) -> str:
+    """How to name what the reader works on, with an example they may run themselves."""
+    if "claim" in mine:
+        return texts.help_footer
+    if "take" in mine:
+        return texts.help_footer_consultant
+    return ""  # no role yet: nothing to name
 
 
 def _asked(args: Sequence[str], prefix: str) -> str:

@@ -9,7 +9,7 @@ from bot.context import Context
 from bot.messages import Texts
 from bot.people import STAFF
 from bot.router import Router, UsageError
-from handlers import advice
+from handlers import advice, card
 from handlers.text import age, number, one_line, stamp
 from storage import conversations, people, teams
 from storage.models import Conversation, Role, Team
@@ -161,7 +161,7 @@ async def show(ctx: Context, args: Sequence[str]) -> None:
             customer=conversation.customer_name,
             handle=f" ({conversation.customer_handle})" if conversation.customer_handle else "",
             status=texts.status_names[conversation.status],
-            owner=names.get(conversation.owner_id or 0, texts.card_nobody),
+            owner=names.get(conversation.owner_id or 0, card.nobody(texts, conversation)),
             team=team.name if team else texts.card_no_team,
             url=conversation.url or "—",
         ),

@@ -66,6 +66,20 @@ async def open_for(session: AsyncSession, person_id: int) -> Sequence[AdviceRequ
     ).all()
 
 
+async def untaken(session: AsyncSession) -> Sequence[AdviceRequest]:
+    """Requests waiting in the consultants' pool that no consultant took yet, oldest first."""
+    return (
+        await session.scalars(
+            select(AdviceRequest)
+            .where(
+                col(AdviceRequest.status) == AdviceStatus.OPEN,
+                col(AdviceRequest.consultant_id).is_(None),
+            )
+            .order_by(col(AdviceRequest.created_at), col(AdviceRequest.id))
+        )
+    ).all()
+
+
 async def first_questions(session: AsyncSession, request_ids: Sequence[int]) -> dict[int, str]:
     """The question each request was asked with, in one query (a list shows many)."""
     if not request_ids:

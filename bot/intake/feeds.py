@@ -44,6 +44,15 @@ class FeedError(Exception):
 
 
 @dataclass(frozen=True)
+class FeedCheck:
+    """What fetching a feed once said: its title, or why it cannot be watched."""
+
+    title: str = ""
+    #: empty when the address serves an RSS or Atom feed; else what admins are told
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class Fetched:
     status: int
     body: bytes
@@ -98,6 +107,16 @@ class FeedPoller:
             await self._poll(feed)
         return len(due)
 
+    async def check(self, url: str) -> FeedCheck:
+        """Fetch `url` once, as a poll would, to see that a feed is there before it is
+        watched. Never inside a transaction: a slow host must not hold the writers."""
+        try:
+            fetched = await self._get(url, {})
+            parsed = _parse(fetched.body)
+        except FeedError as exc:
+            return FeedCheck(error=str(exc))
+        return FeedCheck(title=_title(parsed)[:255])
+
     async def _poll(self, feed: Feed) -> None:
         assert self._sink is not None
         try:
@@ -111,20 +130,26 @@ class FeedPoller:
         await self._succeeded(feed, fetched)
 
     async def _fetch(self, feed: Feed) -> Fetched:
-        if self._http is None:  # opened on first use: most installations have no feeds
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=30),
-                headers={"User-Agent": "Inloop feed poller"},
-            )
         headers = {}
         if feed.etag:
             headers["If-None-Match"] = feed.etag
         if feed.last_modified:
             headers["If-Modified-Since"] = feed.last_modified
+        fetched = await self._get(feed.url, headers)
+        if fetched.status == 304:
+            return replace(fetched, etag=feed.etag, last_modified=feed.last_modified)
+        return fetched
+
+    async def _get(self, url: str, headers: dict[str, str]) -> Fetched:
+        if self._http is None:  # opened on first use: most installations have no feeds
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=30),
+                headers={"User-Agent": "Inloop feed poller"},
+            )
         try:
-            async with self._http.get(feed.url, headers=headers) as resp:
+            async with self._http.get(url, headers=headers) as resp:
                 if resp.status == 304:
-                    return Fetched(304, b"", feed.etag, feed.last_modified)
+                    return Fetched(304, b"", "", "")
                 if resp.status >= 400:
                     raise FeedError(f"the server answered HTTP {resp.status}")
                 body = await resp.content.read(MAX_FEED_BYTES + 1)
@@ -136,14 +161,13 @@ class FeedPoller:
                     resp.headers.get("ETag", ""),
                     resp.headers.get("Last-Modified", ""),
                 )
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        # ValueError: an address no request can be made of (`http://a..b/`, an IDNA error)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise FeedError(f"could not fetch it ({type(exc).__name__}: {exc})") from None
 
     async def _mentions(self, feed: Feed, body: bytes) -> list[MentionReceived]:
-        parsed: Any = feedparser.parse(body)
-        if not parsed.get("version") and not parsed.entries:
-            raise FeedError("it is not an RSS or Atom feed")
-        title = str(parsed.feed.get("title", "")).strip()
+        parsed = _parse(body)
+        title = _title(parsed)
         source = (title or urlsplit(feed.url).hostname or "feed")[:64]
         team = ""
         if feed.team_id is not None:
@@ -202,6 +226,30 @@ class FeedPoller:
         await self._sink.handle(FeedProblem(EventId(f"feed:{feed.id}:{episode}"), feed.url, error))
 
 
+def _parse(body: bytes) -> Any:
+    parsed: Any = feedparser.parse(body)
+    if not parsed.get("version") and not parsed.entries:
+        raise FeedError("it is not an RSS or Atom feed")
+    return parsed
+
+
+def _title(parsed: Any) -> str:
+    return str(parsed.feed.get("title", "")).strip()
+
+
+def _author(entry: Any, source: str) -> dict[str, str]:
+    """The entry's author as a person: their name shown, their address kept as the
+    handle. RSS writes `anna@example.com (Anna B)`, Atom a name and an email; feedparser
+    takes both apart into `author_detail`."""
+    detail = entry.get("author_detail") or {}
+    email = str(detail.get("email") or "").strip()
+    name = str(detail.get("name") or "").strip() or email or str(entry.get("author") or "")
+    author = {"name": (name.strip() or source)[:255]}
+    if email:
+        author["handle"] = email[:255]
+    return author
+
+
 def _entry_body(entry: Any, source: str, now: datetime) -> tuple[dict[str, Any], datetime]:
     link = str(entry.get("link", ""))
     title = html_to_text(str(entry.get("title", "")))
@@ -213,7 +261,7 @@ def _entry_body(entry: Any, source: str, now: datetime) -> tuple[dict[str, Any],
     body = {
         "source": source,
         "external_id": external_id[:512],
-        "author": {"name": str(entry.get("author") or source)[:255]},
+        "author": _author(entry, source),
         "text": text[:MAX_TEXT] or link or "(empty entry)",
         "url": link if link.startswith(("http://", "https://")) else "",
         "created_at": created.isoformat(),

@@ -13,6 +13,8 @@ class Texts:
     usage_intro: str
     help_header: str
     help_footer: str
+    #: a consultant cannot claim: their footer names advice requests instead
+    help_footer_consultant: str
     help_unknown: str
     internal_error: str
     no_such_conversation: str
@@ -25,6 +27,7 @@ class Texts:
     card_status: str
     card_owner: str
     card_nobody: str
+    card_nobody_resolved: str
     card_team: str
     card_no_team: str
     card_mentions: str
@@ -147,6 +150,8 @@ class Texts:
     feed_any_team: str
     feed_exists: str
     feed_bad_url: str
+    #: `feed add` fetched the address once and found no feed there (error: the reason)
+    feed_refused: str
     feed_removed: str
     feed_unknown: str
     feeds_none: str
@@ -194,6 +199,9 @@ class Texts:
     advice_to_answer: str
     advice_waiting: str
     advice_line: str
+    #: a consultant's list: the pool's untaken requests, each with how to take it
+    advice_in_pool: str
+    advice_pool_line: str
     #: a request's state as its owner reads it, and as its consultant does
     advice_states: dict[str, str]
     advice_states_for_you: dict[str, str]
@@ -223,6 +231,8 @@ class Texts:
     digest_none: str
     digest_bad_week: str
     digest_unknown_team: str
+    digest_cli_bad_week: str
+    digest_cli_unknown_team: str
     digest_chart_title: str
     #: legend committed, legend given, the minutes axis, the mentions panel's title
     digest_chart_labels: tuple[str, str, str, str]

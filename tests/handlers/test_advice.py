@@ -185,3 +185,29 @@ async def test_a_question_ending_in_a_time_or_an_emoji_is_a_question(chat: Chat)
     assert "1-A1" in told
     told = await chat.say("ann", "ask 1 Thanks :pray:")
     assert "1-A2" in told
+
+
+async def test_a_consultant_s_list_shows_what_waits_in_the_pool_and_how_to_take_it(
+    chat: Chat,
+) -> None:
+    await _owner_with_a_conversation(chat)
+    await chat.say("boss", "consultants here", where="experts")
+    await chat.say("ann", "ask 1 Rimborso?")  # to the pool, nobody took it
+    await chat.say("ann", "ask 1 Spedizione? console:sage")
+
+    assert await chat.say("expert", "advice") == (
+        "In the pool, nobody took them yet (1):\n1-A1 · #1 · 0m — Rimborso? · take it: `take 1-A1`"
+    )
+    assert await chat.say("sage", "advice") == (
+        "To answer (1):\n1-A2 · #1 · for you · 0m — Spedizione?\n"
+        "In the pool, nobody took them yet (1):\n"
+        "1-A1 · #1 · 0m — Rimborso? · take it: `take 1-A1`"
+    )
+    # the owner's list stays theirs: the pool is the consultants' business
+    assert "In the pool" not in await chat.say("ann", "advice")
+
+    await chat.say("expert", "take 1-A1")
+    assert await chat.say("expert", "advice") == (
+        "To answer (1):\n1-A1 · #1 · for you · 0m — Rimborso?"
+    )
+    assert "In the pool" not in await chat.say("sage", "advice")

@@ -336,6 +336,26 @@ async def test_away_blocks_are_recorded_without_reminders_until_back(week: Week)
     assert [s.outcome for s in await sessions(week)] == ["away", "away", "checkin", "reminded"]
 
 
+async def test_while_away_the_next_block_shown_is_the_first_after_the_absence(
+    week: Week,
+) -> None:
+    await week.say("ann", "commit mon,wed,fri 09:00 30m UTC")  # Monday 06:00: today's is next
+    await week.say("ann", "away until 2026-11-20")  # this Friday, included
+
+    listed = (await week.say("ann", "commitments")).splitlines()
+    assert listed[1] == "1. Mon, Wed, Fri at 09:00 for 30m (UTC) — next: Mon 2026-11-23 09:00 (UTC)"
+    await week.say("ann", "back")
+    assert "next: Mon 2026-11-16 09:00 (UTC)" in await week.say("ann", "commitments")
+    await week.say("ann", "away until 2026-11-20")
+    told = await week.say("ann", "commit daily 00:00 15m UTC")  # midnight of the day back counts
+    assert "Next: Sat 2026-11-21 00:00 (UTC)." in told
+    # and it is the block that reminds
+    await at(week, datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
+    assert reminders(week, "ann") == []
+    await at(week, datetime(2026, 11, 21, 0, 0, tzinfo=UTC))
+    assert len(reminders(week, "ann")) == 1
+
+
 async def test_snooze_reminds_again_in_15_minutes_and_moves_the_check_in(week: Week) -> None:
     week.clock.now = NINE - timedelta(hours=1)
     await week.say("ann", "commit daily 09:00 30m UTC")

@@ -15,15 +15,22 @@ RSS = (
 )
 
 
+UNTITLED = '<?xml version="1.0"?><rss version="2.0"><channel></channel></rss>'
+
+
 @pytest.fixture
 async def feed_url() -> AsyncIterator[str]:
-    """A local feed with a title and no entries yet."""
+    """A local feed with a title and no entries yet (and at /untitled, one without)."""
     app = web.Application()
 
     async def rss(request: web.Request) -> web.Response:
         return web.Response(text=RSS, content_type="application/rss+xml")
 
+    async def untitled(request: web.Request) -> web.Response:
+        return web.Response(text=UNTITLED, content_type="application/rss+xml")
+
     app.router.add_get("/rss", rss)
+    app.router.add_get("/untitled", untitled)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -32,15 +39,17 @@ async def feed_url() -> AsyncIterator[str]:
     await runner.cleanup()
 
 
-async def test_a_new_feed_says_it_has_no_title_yet_and_was_not_polled(chat: Chat) -> None:
+async def test_a_new_feed_has_the_title_it_was_checked_with_and_was_not_polled(
+    chat: Chat, feed_url: str
+) -> None:
+    untitled = feed_url.replace("/rss", "/untitled")
     await chat.say("boss", "team add support")
-    await chat.say("boss", "feed add https://example.invalid/feed.xml")
-    await chat.say("boss", "feed add https://example.invalid/other.xml support")
+    await chat.say("boss", f"feed add {feed_url}")
+    await chat.say("boss", f"feed add {untitled} support")
 
     assert (await chat.say("boss", "feed list")).splitlines() == [
-        "1. (no title yet) — https://example.invalid/feed.xml → "
-        "the team its routing tags choose — not polled yet",
-        "2. (no title yet) — https://example.invalid/other.xml → support — not polled yet",
+        f"1. Blog comments — {feed_url} → the team its routing tags choose — not polled yet",
+        f"2. (no title yet) — {untitled} → support — not polled yet",
     ]
 
 
@@ -55,11 +64,12 @@ async def test_after_a_poll_the_feed_has_its_title_and_works(chat: Chat, feed_ur
     )
 
 
-async def test_feed_list_in_italian(chat: Chat) -> None:
+async def test_feed_list_in_italian(chat: Chat, feed_url: str) -> None:
+    untitled = feed_url.replace("/rss", "/untitled")
     await chat.say("boss", "lang it")
-    await chat.say("boss", "feed add https://example.invalid/feed.xml")
+    await chat.say("boss", f"feed add {untitled}")
 
     assert await chat.say("boss", "feed list") == (
-        "1. (ancora senza titolo) — https://example.invalid/feed.xml → "
+        f"1. (ancora senza titolo) — {untitled} → "
         "il team scelto dai tag di smistamento — non ancora controllato"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.views import Home
 from harness import Chat
 
 
@@ -60,3 +61,39 @@ async def test_help_in_italian(chat: Chat) -> None:
         "Uso:\n!inloop release N — restituisci #N al team"
     )
     assert (await chat.say("ann", "help boh")).startswith("Non esiste il comando `boh`.")
+
+
+async def test_help_ends_with_an_example_the_reader_may_run(chat: Chat) -> None:
+    await chat.say("boss", "role console:expert consultant")
+
+    assert (await chat.say("ann", "help")).splitlines()[-1] == (
+        "Conversations are numbered #N; write the number without #, e.g. `claim 3`."
+    )
+    told = await chat.say("expert", "help")
+    assert "`claim" not in told
+    assert told.splitlines()[-1] == (
+        "Advice requests are written N-A1, N being the conversation's number, e.g. `take 3-A1`."
+    )
+    await chat.say("expert", "lang it")
+    assert (await chat.say("expert", "help")).splitlines()[-1] == (
+        "Le richieste di consiglio si scrivono N-A1, dove N è il numero della conversazione,"
+        " es. `take 3-A1`."
+    )
+
+
+async def test_italian_help_for_commit_names_italian_days_and_the_home_placeholder(
+    chat: Chat,
+) -> None:
+    await chat.say("ann", "lang it")
+
+    usage = (await chat.say("ann", "help commit")).splitlines()[1]
+    assert usage.startswith("!inloop commit GIORNI HH:MM DURATA [FUSO] — ")
+    assert "GIORNI: lun…dom" in usage
+    # the home page's commit button says the same words
+    await chat.say("ann", "home")
+    (home,) = [d.view for d in chat.platform.delivered if isinstance(d.view, Home)]
+    assert [b.command for b in home.buttons] == ["!inloop commit GIORNI HH:MM DURATA [FUSO]"]
+    # and the example the help gives works as written
+    example = usage.split("ad esempio ", 1)[1].split(" (")[0]
+    assert example == "commit lun,mer,ven 09:00 30m Europe/Rome"
+    assert (await chat.say("ann", example)).startswith("Impegno 1: lun, mer, ven alle 09:00")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +29,12 @@ class Entry:
 class FeedServer:
     entries: list[Entry] = field(default_factory=list)
     broken: bool = False
+    #: the address serves a web page instead of the feed (a site moved its feed)
+    page_instead: bool = False
+    #: while set, /slow keeps its answer until the test lets it go
+    hold: asyncio.Event = field(default_factory=asyncio.Event)
+    #: set when /slow has a request waiting
+    asked: asyncio.Event = field(default_factory=asyncio.Event)
     requests: list[dict[str, str]] = field(default_factory=list)
     version: int = 1
     port: int = 0
@@ -47,10 +55,18 @@ class FeedServer:
     async def page(self, request: web.Request) -> web.Response:
         return web.Response(text="<html><body>not a feed</body></html>", content_type="text/html")
 
+    async def slow(self, request: web.Request) -> web.Response:
+        self.requests.append(dict(request.headers))
+        self.asked.set()
+        await self.hold.wait()
+        return web.Response(text=self._rss(), content_type="application/rss+xml")
+
     def _answer(self, request: web.Request, kind: str, body: str) -> web.Response:
         self.requests.append(dict(request.headers))
         if self.broken:
             return web.Response(status=500, text="boom")
+        if self.page_instead:
+            return web.Response(text="<html><body>moved</body></html>", content_type="text/html")
         etag = f'"v{self.version}"'
         if request.headers.get("If-None-Match") == etag:
             return web.Response(status=304, headers={"ETag": etag})
@@ -91,6 +107,7 @@ async def server() -> AsyncIterator[FeedServer]:
     app.router.add_get("/rss", feed.rss)
     app.router.add_get("/atom", feed.atom)
     app.router.add_get("/page", feed.page)
+    app.router.add_get("/slow", feed.slow)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -127,6 +144,25 @@ async def test_new_rss_entries_become_conversations_and_history_is_skipped(
     assert card.link == "https://blog.example/c-42"
 
 
+async def test_an_rss_author_written_with_an_address_is_shown_by_name(
+    chat: Chat, server: FeedServer
+) -> None:
+    await chat.say("boss", "team add support")
+    await chat.say("boss", f"feed add {server.url('/rss')}")
+    server.add(Entry("c-1", "Hi", "first", "anna@example.com (Anna B)", chat.clock()))
+    server.add(Entry("c-2", "Hey", "second", "bea@example.com", chat.clock()))
+    server.add(Entry("c-3", "Yo", "third", "Carla", chat.clock()))
+
+    await _poll(chat)
+
+    titles = [chat.platform.card(n).title for n in (1, 2, 3)]
+    assert titles == [
+        "#1 · Blog comments · Anna B (anna@example.com)",  # the address is her handle
+        "#2 · Blog comments · bea@example.com",  # all the feed says of her
+        "#3 · Blog comments · Carla",
+    ]
+
+
 async def test_an_unchanged_feed_is_asked_with_its_etag_and_costs_nothing(
     chat: Chat, server: FeedServer
 ) -> None:
@@ -149,10 +185,11 @@ async def test_an_unchanged_feed_is_asked_with_its_etag_and_costs_nothing(
 
 async def test_a_feed_is_not_polled_before_its_interval(chat: Chat, server: FeedServer) -> None:
     await chat.say("boss", f"feed add {server.url('/rss')}")
+    assert len(server.requests) == 1  # fetched once, to see it is a feed
     await _poll(chat)
     chat.clock.advance(minutes=9)
     await _poll(chat)
-    assert len(server.requests) == 1
+    assert len(server.requests) == 2
 
 
 async def test_an_atom_feed_for_a_named_team_goes_to_that_team(
@@ -186,7 +223,7 @@ async def test_a_failing_feed_is_reported_once_then_its_recovery(
         f"The feed {server.url('/rss')} fails: the server answered HTTP 500. "
         "I will keep trying, less often, and tell you when it works again."
     ]
-    assert len(server.requests) == 3
+    assert len(server.requests) == 1 + 3  # the check when added, then three polls
     assert "failing ×3: the server answered HTTP 500" in await chat.say("boss", "feed list")
 
     server.broken = False
@@ -196,10 +233,66 @@ async def test_a_failing_feed_is_reported_once_then_its_recovery(
     )
 
 
-async def test_a_page_that_is_not_a_feed_is_reported(chat: Chat, server: FeedServer) -> None:
-    await chat.say("boss", f"feed add {server.url('/page')}")
+async def test_a_feed_that_turns_into_a_page_is_reported(chat: Chat, server: FeedServer) -> None:
+    await chat.say("boss", f"feed add {server.url('/rss')}")
+    server.page_instead = True
     await _poll(chat)
     assert "it is not an RSS or Atom feed" in chat.platform.last_private(person("boss"))
+
+
+def _closed_port() -> int:
+    """A local port nobody listens on: connecting to it is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_feed_add_fetches_the_feed_once_and_refuses_what_is_not_one(
+    chat: Chat, server: FeedServer
+) -> None:
+    missing = server.url("/missing.xml")
+    assert await chat.say("boss", f"feed add {missing}") == (
+        f"I did not add {missing}: the server answered HTTP 404. Nothing was stored."
+    )
+    page = server.url("/page")
+    assert await chat.say("boss", f"feed add {page}") == (
+        f"I did not add {page}: it is not an RSS or Atom feed. Nothing was stored."
+    )
+    nowhere = f"http://127.0.0.1:{_closed_port()}/feed.xml"
+    told = await chat.say("boss", f"feed add {nowhere}")
+    assert told.startswith(f"I did not add {nowhere}: could not fetch it (")
+    assert told.endswith("). Nothing was stored.")
+    assert (await chat.say("boss", "feed add http://a..b/feed.xml")).startswith(
+        "I did not add http://a..b/feed.xml: could not fetch it (UnicodeError: "
+    )
+    assert await chat.say("boss", "feed list") == "No feeds yet. `feed add URL [team]` adds one."
+    await chat.say("boss", "lang it")
+    assert await chat.say("boss", f"feed add {missing}") == (
+        f"Non ho aggiunto {missing}: the server answered HTTP 404. Non ho salvato nulla."
+    )
+
+    # a feed is accepted, and known by its title at once
+    assert (await chat.say("boss", f"feed add {server.url('/rss')}")).startswith("Feed 1 ")
+    assert (await chat.say("boss", "feed list")).startswith("1. Blog comments — ")
+
+
+async def test_a_slow_feed_host_holds_up_nobody_else(chat: Chat, server: FeedServer) -> None:
+    await chat.say("boss", "team add support")
+    await chat.mention("Giulia", "hello?")
+    adding = asyncio.create_task(chat.say("boss", f"feed add {server.url('/slow')}"))
+    await asyncio.wait_for(server.asked.wait(), timeout=5)  # the host has it, and keeps it
+
+    # meanwhile others work on: nothing waits for the feed host to answer
+    told = await asyncio.wait_for(chat.say("ann", "claim 1"), timeout=5)
+    assert told.startswith("#1 is yours.")
+
+    server.hold.set()
+    assert (await adding).startswith("Feed 1 added:")
+
+
+async def test_only_an_admin_s_feed_add_fetches_anything(chat: Chat, server: FeedServer) -> None:
+    assert (await chat.say("ann", f"feed add {server.url('/rss')}")).startswith("Not allowed")
+    assert server.requests == []
 
 
 async def test_feed_commands_check_their_input(chat: Chat, server: FeedServer) -> None:

@@ -196,7 +196,7 @@ async def test_every_slash_command_answers_privately(slack: SlackChat) -> None:
         "team tags support parcel",
         "route test my parcel is late",
         "feed list",
-        "feed add https://example.org/feed.xml support",
+        "feed add http://127.0.0.1:1/feed.xml support",  # refused at once: nothing listens
         "feed remove 1",
         "lang en",
         "role <@UANN|ann> manager",
