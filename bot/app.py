@@ -206,8 +206,9 @@ class App:
     async def _lookup(self, person: PersonId) -> PersonInfo:
         platform = self.platforms.get(platform_of(person))
         if platform is None:
-            # Someone on a platform that is not running (e.g. named in INLOOP_ADMINS).
-            return PersonInfo(display_name=local_part(person), is_staff=False)
+            # Nobody can vouch for them: a command naming them is refused, while a
+            # sender or an INLOOP_ADMINS entry still gets a row (Directory.ensure).
+            raise LookupError(f"{platform_of(person)} is not running")
         return await platform.user_info(person)
 
 

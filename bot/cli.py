@@ -26,6 +26,7 @@ from bot.config import (
 )
 from bot.masking import Masker
 from bot.platform import StartError
+from storage.migrate import SchemaTooNew
 
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 1
@@ -118,6 +119,8 @@ def _command(settings: Settings, args: argparse.Namespace, fail: Callable[[str, 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_run(settings))
     except StartError as exc:  # a platform refused to start: a token, a password
+        return fail(str(exc), EXIT_CONFIG)
+    except SchemaTooNew as exc:  # a newer Inloop migrated the database: run that one
         return fail(str(exc), EXIT_CONFIG)
     except DBAPIError as exc:
         return fail(_database_problem(settings, exc), EXIT_UNAVAILABLE)

@@ -337,6 +337,29 @@ def test_db_upgrade_keeps_what_the_bot_stored(tmp_path: Path) -> None:
     assert "Ann: hello" in again.stdout
 
 
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("run",)])
+def test_an_older_inloop_on_a_database_a_newer_one_upgraded_says_so_and_exits_2(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    database = tmp_path / "inloop.db"
+    env = {"DATABASE_URL": sqlite_url(database)}
+    assert inloop(tmp_path, "db", "upgrade", env=env).returncode == 0
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE alembic_version SET version_num = '0099_future'")
+
+    done = inloop(tmp_path, *command, env=env, stdin="!inloop teams\n")
+
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "inloop: the database is at revision 0099_future, which this version of Inloop "
+        "does not know: it was upgraded by a newer Inloop. Run the newer version."
+    ]
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            ("0099_future",)
+        ]
+
+
 def test_db_upgrade_on_an_unreachable_server_never_shows_the_password(tmp_path: Path) -> None:
     # port 1 on the loopback: nothing listens there, the connection is refused at once
     env = {"DATABASE_URL": "postgresql+asyncpg://inloop:secret@127.0.0.1:1/inloop"}

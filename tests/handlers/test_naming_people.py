@@ -111,3 +111,16 @@ def test_the_rule_on_every_platform() -> None:
     assert writes_a_person("console:sage")
     assert not writes_a_person("10:30") and not writes_a_person(":pray:")
     assert not writes_a_person("sage")
+
+
+@pytest.mark.parametrize("who", ["matrix:@ghost:example.org", "slack:U0GHOST"])
+async def test_a_person_of_a_platform_that_is_not_running_is_refused(
+    chat: Chat, who: str
+) -> None:
+    """Nobody can vouch for them: a typo in a platform id must not become a person."""
+    await _team(chat)
+
+    told = await chat.say("boss", f"role {who} manager")
+
+    assert "can't find" in told
+    assert who not in await _refs(chat)
