@@ -34,6 +34,7 @@ class ClientErrors:
 
     def warn(self, kind: str, message: str) -> None:
         """A client's mistake of this kind: logged now, or counted if one was this minute."""
+        message = " ".join(message.split())  # one line, whatever the client put in it
         if (window := self._open.get(kind)) is not None:
             window.more += 1
             window.last = message
