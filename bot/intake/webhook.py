@@ -93,7 +93,6 @@ class Webhook:
         host: str = "127.0.0.1",
         port: int = 8080,
         limits: Limits = Limits(),  # frozen: one shared default is safe
-        client_errors: ClientErrors | None = None,
     ):
         self._db = db
         self._secret = secret
@@ -102,7 +101,7 @@ class Webhook:
         self._host = host
         self._port = port
         self._limits = limits
-        self._client_errors = client_errors or ClientErrors(log)
+        self._client_errors = ClientErrors(log)
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         self._group: GroupCommit | None = None
@@ -121,12 +120,12 @@ class Webhook:
             app,
             access_log=None,
             # aiohttp closes a connection still waiting for complete headers when this
-            # runs out: at the start of a connection (aiohttp >= 3.14.5) and after each answer.
+            # runs out: at the start of a connection (aiohttp >= 3.14.4) and after each answer.
             keepalive_timeout=self._limits.headers_seconds,
             lingering_time=self._limits.linger_seconds,
             # What aiohttp itself refuses (a malformed request line, header or chunk)
             # is a client's mistake too: a warning, not its ERROR with a traceback.
-            logger=_ServerLog(log, self._client_errors),
+            logger=_ServerLog(logging.getLogger("aiohttp.server"), self._client_errors),
         )
         await self._runner.setup()
         # Bind the socket ourselves so that port 0 tells us which port it got.
