@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.clock import Clock
@@ -114,8 +114,11 @@ class Webhook:
     async def start(self, sink: EventSink) -> None:
         self._group = GroupCommit(sink, self._db, most=MAX_BATCH)
         app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_post(WEBHOOK_PATH, self._mentions)
-        app.router.add_get("/healthz", self._health)
+        # Every request is routed here, whatever its path and method: aiohttp's own 404s
+        # and 405s would meet an Expect header with its own handler (below).
+        app.router.add_post(WEBHOOK_PATH, self._mentions, expect_handler=self._expect)
+        app.router.add_get("/healthz", self._health, expect_handler=self._expect)
+        app.router.add_route("*", "/{anything:.*}", self._elsewhere, expect_handler=self._expect)
         self._runner = web.AppRunner(
             app,
             access_log=None,
@@ -162,6 +165,25 @@ class Webhook:
             )
             return _Busy()
         return server()
+
+    async def _expect(self, request: web.Request) -> web.StreamResponse | None:
+        """`Expect: 100-continue` (curl sends it for a large body): go on. aiohttp's own
+        handler echoes any other value in a 417, and fails (a 500) if it is not UTF-8."""
+        if request.version != HttpVersion11:
+            return None
+        if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+            return self._refuse(request, 417, "the only Expect understood is 100-continue")
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the 100 is not the answer (as aiohttp's handler does)
+        return None
+
+    async def _elsewhere(self, request: web.Request) -> web.Response:
+        if request.path in (WEBHOOK_PATH, "/healthz"):
+            allowed = "POST" if request.path == WEBHOOK_PATH else "GET, HEAD"
+            response = self._refuse(request, 405, f"{request.path} answers {allowed} only")
+            response.headers[hdrs.ALLOW] = allowed
+            return response
+        return self._refuse(request, 404, f"nothing here: mentions go to POST {WEBHOOK_PATH}")
 
     async def _health(self, request: web.Request) -> web.Response:
         if await self._db.ping():

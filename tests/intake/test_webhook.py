@@ -511,3 +511,54 @@ async def test_an_unstorable_character_in_a_batch_names_the_item(intake: Intake)
     assert status == 400
     assert (answer["field"], answer["index"]) == ("text", 1)
     assert await intake.conversations() == 0
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status", "error"),
+    [
+        (b"POST /v1/mentions", 417, "the only Expect understood is 100-continue"),
+        (b"PUT /healthz", 417, "the only Expect understood is 100-continue"),
+        (b"GET /elsewhere", 417, "the only Expect understood is 100-continue"),
+    ],
+)
+async def test_an_expect_header_that_is_not_utf8_gets_417_not_500(
+    intake: Intake, request_line: bytes, status: int, error: str
+) -> None:
+    # Found by the property tests: aiohttp's own 417 echoed the value and failed on it.
+    request = request_line + b" HTTP/1.1\r\nHost: x\r\nExpect: \x80\r\nConnection: close\r\n\r\n"
+
+    answer = await raw_http(intake.chat.app.webhook.port, request)  # type: ignore[union-attr]
+
+    assert (answer[0], json.loads(answer[1])) == (status, {"error": error})
+
+
+async def test_expect_100_continue_is_answered_and_the_mention_stored(intake: Intake) -> None:
+    # curl sends it for bodies over 1 KiB and waits for the 100 before sending the body.
+    body = json.dumps(mention(text="x" * 5000)).encode()
+    ts = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "X-Inloop-Timestamp": ts,
+        "X-Inloop-Signature": sign(SECRET, ts, body),
+    }
+    url = f"{intake.base}/v1/mentions"
+    async with intake.http.post(url, data=body, headers=headers, expect100=True) as resp:
+        assert resp.status == 202
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status", "error"),
+    [
+        (b"GET /v1/mentions", 405, "/v1/mentions answers POST only"),
+        (b"PUT /healthz", 405, "/healthz answers GET, HEAD only"),
+        (b"POST /v2/mentions", 404, "nothing here: mentions go to POST /v1/mentions"),
+    ],
+)
+async def test_another_path_or_method_gets_a_json_reason(
+    intake: Intake, request_line: bytes, status: int, error: str
+) -> None:
+    request = request_line + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+    answer = await raw_http(intake.chat.app.webhook.port, request)  # type: ignore[union-attr]
+
+    assert (answer[0], json.loads(answer[1])) == (status, {"error": error})
