@@ -2,10 +2,12 @@
 
 Checks, in this order, each answered with its own status and a JSON reason:
 
-    413  body over 1 MiB                     401  signature missing, wrong, or stale
-    415  not application/json               400  not UTF-8, not JSON, a bad field
-    408  the body did not arrive in time     202  stored (only after the commit)
-    200  all of it was stored before         503  the database could not take it: try again
+    404 / 405 / 417  another path or method; an Expect other than 100-continue
+    413  body over 1 MiB                     408  body not there 10 s after the headers
+    401  signature missing, malformed, wrong, or stale
+    415  not application/json               400  not UTF-8, not JSON, too deep, a bad field
+    202  stored (only after the commit)      200  all of it was stored before
+    503  the database could not take it (or too many connections): try again
 
 A request is signed: `X-Inloop-Timestamp: <unix seconds>` and
 `X-Inloop-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`.
@@ -385,9 +387,11 @@ class _ServerLog(logging.LoggerAdapter[logging.Logger]):
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info")
         # (At DEBUG aiohttp logs what it deems noise, e.g. TLS sent to the HTTP port: kept so.)
-        client = isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 400) < 500
-        if client and level >= logging.WARNING:
-            assert isinstance(exc, HttpProcessingError)
+        if (
+            isinstance(exc, HttpProcessingError)
+            and 400 <= (exc.code or 400) < 500
+            and level >= logging.WARNING
+        ):
             self._client_errors.warn(
                 "400 malformed HTTP",
                 f"intake webhook: {exc.code or 400}, a malformed request: {exc.message}",
