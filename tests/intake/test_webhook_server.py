@@ -24,8 +24,9 @@ from bot.intake.webhook import Limits, Webhook, sign
 from harness import Chat
 
 SHORT = Limits(headers_seconds=1.0, body_seconds=2.0, linger_seconds=0.5, connections=8)
-#: how late a deadline may fire on a busy 2-core machine
-SLACK = 1.5
+#: how late a deadline may fire on a busy 2-core machine (seen: a load average of 10);
+#: still far from "never" (the issue's slow clients were all open after 120 s)
+SLACK = 4.0
 
 
 @pytest.fixture
