@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.context import Context
-from bot.events import ChannelId, MentionReceived, PersonId
+from bot.events import ChannelId, MentionReceived
 from bot.people import STAFF
 from bot.router import Router, UsageError
 from bot.views import Card, Field, Notice
@@ -91,23 +91,35 @@ def choose_team(
     return Route(default, "default" if default else "none")
 
 
+#: unclaimed offers a person on duty holds at most: in a burst the rest wait in the
+#: channel, rather than pile up in one person's private messages
+OFFER_LIMIT = 3
+
+
 def choose_offer(
     conversation: Conversation, on_duty: Sequence[OnDuty], offered: Mapping[int, int]
 ) -> OnDuty | None:
     """Whom a new conversation is offered to, privately, among its team's members on
-    duty: the one with the fewest open conversations, counting those offered to them
-    in the same batch (a burst is spread, not heaped on one person); then by name.
-    None: nobody is on duty, and the card in the team channel is all there is.
+    duty: the one with the fewest open conversations, counting offers still unclaimed
+    (those made earlier in their block, and `offered` in this batch: a burst is
+    spread, not heaped on one person); then by name. Nobody holds more than
+    OFFER_LIMIT unclaimed offers. None: nobody to offer it to, and the card in the
+    team channel is all there is.
 
     Every rule of who is offered what is here: one that comes first (a customer's
     relationship owner) goes before this choice.
     """
-    if not on_duty:
+
+    def offers(d: OnDuty) -> int:
+        return d.offers_waiting + offered.get(d.person.id or 0, 0)
+
+    free = [d for d in on_duty if offers(d) < OFFER_LIMIT]
+    if not free:
         return None
     return min(
-        on_duty,
+        free,
         key=lambda d: (
-            d.open_conversations + offered.get(d.person.id or 0, 0),
+            d.open_conversations + offers(d),
             d.person.display_name.casefold(),
             d.person.id or 0,
         ),
@@ -267,8 +279,10 @@ async def _announce(
 async def _offer(ctx: Context, posted: Sequence[tuple[Conversation, Team, CardFacts]]) -> None:
     """Offer each new conversation, privately, to one member of its team on duty.
 
-    Who is on duty is read once for the whole batch (two statements, whatever its
-    size), and the offers made in it count towards each person's load.
+    Who is on duty is read once for the whole batch (three statements, whatever its
+    size), and the offers made in it count towards each person's load. Each offer is
+    in the conversation's history ("Ann was offered it"), which is also how later
+    batches know what each person holds.
     """
     if not posted:
         return
@@ -276,6 +290,7 @@ async def _offer(ctx: Context, posted: Sequence[tuple[Conversation, Team, CardFa
     if not on_duty:
         return
     offered: dict[int, int] = {}
+    history: list[dict[str, Any]] = []
     for conversation, team, facts in posted:
         chosen = choose_offer(conversation, on_duty.get(team.id or 0, []), offered)
         if chosen is None:
@@ -283,7 +298,17 @@ async def _offer(ctx: Context, posted: Sequence[tuple[Conversation, Team, CardFa
         person = chosen.person
         assert person.id is not None and conversation.id is not None
         offered[person.id] = offered.get(person.id, 0) + 1
-        ctx.out.tell(PersonId(person.ref), _offer_card(ctx, person, conversation, facts))
+        ctx.tell(person, _offer_card(ctx, person, conversation, facts))
+        history.append(
+            {
+                "conversation_id": conversation.id,
+                "actor_id": person.id,
+                "action": duty.OFFERED,
+                "detail": "",
+                "at": ctx.now,
+            }
+        )
+    await conversations.audit_many(ctx.session, history)
 
 
 def _offer_card(ctx: Context, person: Person, conversation: Conversation, facts: CardFacts) -> Card:

@@ -146,6 +146,7 @@ EN = Texts(
         "reassigned": "reassigned it",
         "routed": "routed it",
         "advice": "asked for advice",
+        "offered": "was offered it (on duty)",
     },
     audit_details={
         "routed": "routed it to team {detail}",

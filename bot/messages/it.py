@@ -146,6 +146,7 @@ IT = Texts(
         "reassigned": "l'ha riassegnata",
         "routed": "l'ha smistata",
         "advice": "ha chiesto un consiglio",
+        "offered": "l'ha ricevuta in offerta (di turno)",
     },
     audit_details={
         "routed": "l'ha smistata al team {detail}",

@@ -164,3 +164,23 @@ async def test_the_offer_speaks_the_language_of_the_person_on_duty(chat: Chat) -
     )
     # the channel's card stays in the channel's language
     assert field_value(chat.platform.card(1), "Team") == "support"
+
+
+async def test_in_a_burst_nobody_holds_more_than_three_unclaimed_offers(chat: Chat) -> None:
+    await support_with_members(chat, "ann")
+    await chat.say("ann", "commit daily 10:00 1h UTC")
+    await chat.at(TEN)
+
+    await burst(chat, *(f"messaggio {n}" for n in range(10)))
+
+    # the other seven wait in the channel, their cards posted as ever
+    assert [o.title.split()[0] for o in offers(chat, "ann")] == ["#1", "#2", "#3"]
+    assert len(chat.platform.in_channel(channel("support"))) == 10
+    # in a later batch too, until she claims one
+    await chat.mention("Marco", "Rimborso?")
+    assert len(offers(chat, "ann")) == 3
+    assert "#2 is yours" in await chat.say("ann", "claim 2")
+    await chat.mention("Sara", "Ciao")
+    assert [o.title.split()[0] for o in offers(chat, "ann")] == ["#1", "#2", "#3", "#12"]
+    # each offer is in the conversation's history
+    assert "Ann was offered it (on duty)" in await chat.say("ann", "show 12")
