@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.working_hours import WorkingHours, business_minutes, business_time
@@ -74,6 +74,10 @@ INSTANTS = st.datetimes(
 )
 
 
+#: a wait of three years walks a thousand days: no per-example deadline on a busy machine
+patient = settings(deadline=None)
+
+
 @st.composite
 def working_hours(draw: st.DrawFn) -> WorkingHours:
     days = draw(st.frozensets(st.integers(1, 7), min_size=1))
@@ -82,6 +86,7 @@ def working_hours(draw: st.DrawFn) -> WorkingHours:
     return WorkingHours(days, start, end, draw(ZONES))
 
 
+@patient
 @given(INSTANTS, INSTANTS, working_hours())
 def test_working_time_is_never_more_than_the_time_that_passed(
     a: datetime, b: datetime, hours: WorkingHours
@@ -90,6 +95,7 @@ def test_working_time_is_never_more_than_the_time_that_passed(
     assert timedelta(0) <= business_time(start, end, hours) <= end - start
 
 
+@patient
 @given(INSTANTS, INSTANTS, INSTANTS, working_hours())
 def test_a_wait_split_in_two_adds_up(
     a: datetime, b: datetime, c: datetime, hours: WorkingHours
@@ -99,6 +105,7 @@ def test_a_wait_split_in_two_adds_up(
     assert whole == business_time(first, middle, hours) + business_time(middle, last, hours)
 
 
+@patient
 @given(INSTANTS, ZONES)
 def test_every_day_all_day_is_always(start: datetime, tz: str) -> None:
     always = WorkingHours(frozenset(range(1, 8)), 0, 24 * 60, tz)
@@ -106,6 +113,7 @@ def test_every_day_all_day_is_always(start: datetime, tz: str) -> None:
     assert business_time(start, end, always) == end - start
 
 
+@patient
 @given(st.dates(min_value=date(2025, 1, 1), max_value=date(2027, 12, 1)))
 def test_an_office_week_is_45_hours_whatever_the_season(day: date) -> None:
     monday = day - timedelta(days=day.weekday())
