@@ -179,10 +179,16 @@ async def past_targets(
         pending_only=pending_only,
         lock=lock,
     )
+    # Counted from when the present owner took it: someone who claims a conversation
+    # released by another, or is given it, is not told they are late at once.
+    taken = await store.taken_at(ctx.session, [c.id for c in unanswered if c.id is not None])
     for conversation in unanswered:
         assert conversation.team_id is not None and conversation.claimed_at is not None
         team, target = by_id[conversation.team_id], targets[conversation.team_id]
-        waited = business_minutes(conversation.claimed_at, now, target.hours)
+        since = max(
+            conversation.claimed_at, taken.get(conversation.id or 0, conversation.claimed_at)
+        )
+        waited = business_minutes(since, now, target.hours)
         if waited >= target.reply_minutes:
             found.append(Late(conversation, team, False, waited, target.reply_minutes))
     found.sort(key=lambda late: (late.conversation.created_at, late.number))

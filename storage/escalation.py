@@ -7,12 +7,20 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from storage.dialect import table, upsert
-from storage.models import Conversation, EscalationNudge, Person, Role, Status, TeamMember
+from storage.models import (
+    AuditEntry,
+    Conversation,
+    EscalationNudge,
+    Person,
+    Role,
+    Status,
+    TeamMember,
+)
 
 
 class Step(StrEnum):
@@ -75,6 +83,22 @@ async def unreplied(
         query = query.with_for_update(skip_locked=True, of=Conversation)
     order = (col(Conversation.created_at), col(Conversation.id))
     return (await session.scalars(query.order_by(*order))).all()
+
+
+async def taken_at(session: AsyncSession, conversation_ids: Collection[int]) -> dict[int, datetime]:
+    """When each conversation's present owner took it: its last claim or reassignment
+    (`claimed_at` is the first claim, which the digest's time to claim needs)."""
+    if not conversation_ids:
+        return {}
+    rows = await session.execute(
+        select(col(AuditEntry.conversation_id), func.max(col(AuditEntry.at)))
+        .where(
+            col(AuditEntry.conversation_id).in_(conversation_ids),
+            col(AuditEntry.action).in_(("claimed", "reassigned")),
+        )
+        .group_by(col(AuditEntry.conversation_id))
+    )
+    return {int(n): at for n, at in rows.all() if n is not None and at is not None}
 
 
 async def done(session: AsyncSession, conversation_ids: Collection[int]) -> dict[int, set[str]]:

@@ -116,6 +116,34 @@ async def test_an_owner_is_told_privately_when_a_claim_has_no_reply_then_the_man
     assert sum("Waiting past" in m for m in chat.platform.private(person("maria"))) == 1
 
 
+async def test_the_time_to_reply_counts_from_when_the_present_owner_took_it(
+    chat: Chat,
+) -> None:
+    await support(chat)
+    await chat.mention("Giulia", "Il pacco è arrivato rotto")
+    await chat.mention("Marco", "Rimborso?")
+    await chat.say("ann", "claim 1")
+    await chat.say("ann", "claim 2")
+    await chat.at(minutes(90))
+    await chat.say("ann", "release 1")
+    await chat.say("bob", "claim 1")
+    await chat.say("maria", "reassign 2 console:carol")
+
+    await chat.at(minutes(150))  # 2h30m after Ann's claims, 1h after Bob and Carol took them
+    for who in ("ann", "bob", "carol"):
+        assert not any("Still no reply" in m for m in chat.platform.private(person(who))), who
+
+    await chat.at(minutes(210))
+    assert chat.platform.last_private(person("bob")).startswith(
+        "Still no reply, past the reply target:\n"
+        "#1 Giulia (twitter): waiting for your reply for 2h (target 2h)."
+    )
+    assert chat.platform.last_private(person("carol")).startswith(
+        "Still no reply, past the reply target:\n"
+        "#2 Marco (twitter): waiting for your reply for 2h (target 2h)."
+    )
+
+
 async def test_conversations_crossing_together_are_one_message_in_the_channel(
     chat: Chat,
 ) -> None:
