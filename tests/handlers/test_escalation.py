@@ -350,3 +350,18 @@ async def test_targets_and_nudges_in_italian(chat: Chat) -> None:
         "In attesa oltre il doppio dell'obiettivo:\n"
         "#1 in support, Giulia (twitter): non presa in carico da 1h (obiettivo 30m)"
     )
+
+
+async def test_a_long_list_names_twenty_and_counts_the_rest(chat: Chat) -> None:
+    await support(chat)
+    for n in range(25):
+        await chat.mention(f"Cliente{n}", "Aiuto")
+
+    await chat.at(minutes(30))
+
+    [note] = notes(chat.platform)
+    lines = note.splitlines()
+    assert lines[0].startswith("25 conversations have waited past their claim target")
+    assert lines[1] == "#1 Cliente0 (twitter): waited 30m (target 30m)"
+    assert lines[20] == "#20 Cliente19 (twitter): waited 30m (target 30m)"
+    assert lines[21:] == ["…and 5 more.", "Nobody in support is on duty now."]
