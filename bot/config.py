@@ -51,6 +51,7 @@ KNOWN_SETTINGS = frozenset(
         "FEED_POLL_MINUTES",
         "DIGEST_TZ",
         "CLAIM_TARGET_MINUTES",
+        "REPLY_TARGET_MINUTES",
         "ADVICE_SLA_HOURS",
         "SLACK_BOT_TOKEN",
         "SLACK_APP_TOKEN",
@@ -295,6 +296,16 @@ def _database_url(value: str) -> str:
             f"{shown!r} is not a valid URL: the port must be a number, and a password "
             "with @ : / or % in it must be percent-encoded (@ is %40)",
         ) from None
+    # An @ or / left unencoded in a password does not always fail to parse: the
+    # rest of the password then reads as part of the host or the database name
+    # (`bob:pw@rest@host` is host `rest@host`), and would be shown as such.
+    authority, _, path = value.split("?", 1)[0].partition("://")[2].partition("/")
+    if url.get_backend_name() == "postgresql" and (authority.count("@") > 1 or "@" in path):
+        raise ConfigError(
+            "DATABASE_URL",
+            f"{shown!r} is not a valid URL: a password with @ : / or % in it must be "
+            "percent-encoded (@ is %40, / is %2F)",
+        )
     if port is not None and not 0 < port < 65536:
         raise ConfigError("DATABASE_URL", f"{shown!r}: port {port} is not between 1 and 65535")
     return value
