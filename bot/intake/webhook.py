@@ -60,7 +60,7 @@ ErrorHook = Callable[[BaseException, str], None]
 # would make int() or the float arithmetic raise; a signature with other characters
 # would make hmac.compare_digest raise.
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
-_SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")
+_SIGNATURE = re.compile(r"sha256=[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -262,8 +262,9 @@ class Webhook:
         if abs(self._clock().timestamp() - int(timestamp)) > MAX_SKEW_SECONDS:
             return "X-Inloop-Timestamp is more than 5 minutes off: sign each request anew"
         if not _SIGNATURE.fullmatch(signature):
-            return "X-Inloop-Signature must be sha256= followed by 64 lowercase hex digits"
-        if not hmac.compare_digest(sign(self._secret, timestamp, body), signature):
+            return "X-Inloop-Signature must be sha256= followed by 64 hex digits"
+        # Hex is hex in either case (some tools print it in capitals).
+        if not hmac.compare_digest(sign(self._secret, timestamp, body), signature.lower()):
             return "the signature does not match the body"
         return None
 

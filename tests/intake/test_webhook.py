@@ -391,7 +391,7 @@ def signed_request(
         (
             "signature",
             "sha256=é".encode(),
-            "X-Inloop-Signature must be sha256= followed by 64 lowercase hex digits",
+            "X-Inloop-Signature must be sha256= followed by 64 hex digits",
         ),
         ("timestamp", "²".encode(), "X-Inloop-Timestamp must be unix seconds"),
         ("timestamp", b"9" * 400, "X-Inloop-Timestamp must be unix seconds"),
@@ -411,6 +411,17 @@ async def test_a_malformed_signature_or_timestamp_gets_401_before_anything_else(
 
     assert (status, json.loads(answer)) == (401, {"error": error})
     assert await intake.conversations() == 0
+
+
+async def test_a_signature_in_capital_hex_digits_is_the_same_signature(intake: Intake) -> None:
+    body = json.dumps(mention()).encode()
+    timestamp = int(time.time())
+    capitals = sign(SECRET, str(timestamp), body).upper().replace("SHA256=", "sha256=")
+
+    status, _ = await intake.post(raw=body, timestamp=timestamp, signature=capitals)
+
+    assert status == 202
+    assert await intake.conversations() == 1
 
 
 def _with(raw_field: str, body: dict[str, Any] | None = None) -> bytes:
