@@ -345,7 +345,9 @@ class _Before:
     def person(self, name: str) -> PersonFigures | None:
         if not self.known:
             return None
-        return self.people.get(name) or PersonFigures(name, 0, 0, 0, None, None, 0, 0)
+        # Absent the week before: did nothing (0), and committed nothing either (None,
+        # as this week's figure is for someone without a commitment).
+        return self.people.get(name) or PersonFigures(name, 0, 0, 0, None, None, None, 0)
 
     def consultant(self, name: str) -> ConsultantFigures | None:
         if not self.known:

@@ -392,6 +392,9 @@ async def test_times_are_credited_to_who_acted_not_to_who_owns_it_now(
     assert rows[("Marta", "claimed")] == (1, 0)
     assert rows[("Luca", "to_claim")] == (None, None)
     assert rows[("Luca", "to_reply")] == (None, None)
+    # no commitment this week nor the week before: nothing to compare, not "was 0"
+    assert rows[("Luca", "committed")] == (None, None)
+    assert rows[("Luca", "given")] == (0, 0)
     exported = {p["name"]: p for p in json.loads(digest.as_json(figures))["people"]}
     assert (exported["Marta"]["to_claim"], exported["Marta"]["to_reply"]) == (10.0, 30.0)
     assert (exported["Luca"]["to_claim"], exported["Luca"]["to_reply"]) == (None, None)
