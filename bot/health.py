@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,9 +63,18 @@ class Readiness:
 class Health:
     """Answers "is this instance ready?" from the database and the platforms."""
 
-    def __init__(self, db: Database, platforms: Mapping[str, Platform]):
+    def __init__(
+        self,
+        db: Database,
+        platforms: Mapping[str, Platform],
+        *,
+        runs_here: Callable[[str], bool] = lambda platform: True,
+    ):
         self._db = db
         self._platforms = platforms
+        #: whether this instance is meant to run a platform now (one that is a duty, held
+        #: by another instance, is not this one's to be connected)
+        self._runs_here = runs_here
         # Read once: the code's revisions do not change while it runs.
         scripts = ScriptDirectory.from_config(alembic_config())
         self._head = scripts.get_current_head()
@@ -86,7 +95,8 @@ class Health:
             checks["database"] = "ok"
             checks["migrations"] = self._migrations(revision)
         for name, platform in self._platforms.items():
-            checks[f"platform {name}"] = "ok" if platform.connected else "not connected"
+            if self._runs_here(name):
+                checks[f"platform {name}"] = "ok" if platform.connected else "not connected"
         return Readiness(all(state == "ok" for state in checks.values()), checks)
 
     async def _revision(self) -> str | None:
