@@ -29,6 +29,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from bot.metrics import Metrics
 from bot.platform import Platform
@@ -100,6 +101,16 @@ class Health:
         return Readiness(all(state == "ok" for state in checks.values()), checks)
 
     async def _revision(self) -> str | None:
+        try:
+            return await self._read_revision()
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # A pooled connection had died (a server restart): the pool dropped them all;
+            # whether the database answers is for a fresh connection to say.
+            return await self._read_revision()
+
+    async def _read_revision(self) -> str | None:
         # The read engine: on SQLite it begins deferred, so the probe never takes (nor
         # waits for) the write lock.
         async with self._db.read() as session:
