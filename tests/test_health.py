@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from fake_slack import FakeSlack
 from harness import Chat
@@ -100,12 +100,10 @@ async def test_a_dropped_database_is_not_ready_and_says_why(postgres: PostgresSe
     await chat.start()
     try:
         assert (await get(f"{ports(chat)[0]}/readyz"))[0] == 200
-        admin = make_url(postgres.url()).set(drivername="postgresql")
-        connection = await asyncpg.connect(admin.render_as_string(hide_password=False))
-        try:
-            await connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        finally:
-            await connection.close()
+        admin = create_async_engine(postgres.url(), isolation_level="AUTOCOMMIT")
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        await admin.dispose()
 
         for base in ports(chat):
             status, body = await get(f"{base}/readyz")
