@@ -4,15 +4,18 @@ webhook's port and from METRICS_PORT, while people claim and customers write in.
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import prometheus_client
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from test_cli import inloop
 
 from bot.intake.webhook import sign
 from harness import Chat, channel, eventually
@@ -199,7 +202,7 @@ async def test_metrics_are_off_unless_a_port_is_set(database_url: str) -> None:
         await chat.stop()
 
 
-async def test_the_metrics_port_serves_without_the_webhook(tmp_path: Any) -> None:
+async def test_the_metrics_port_serves_without_the_webhook(tmp_path: Path) -> None:
     chat = await Chat(f"sqlite+aiosqlite:///{tmp_path / 'inloop.db'}", METRICS_PORT="0").start()
     try:
         assert chat.app.webhook is None and chat.app.ops_server is not None
@@ -214,3 +217,45 @@ async def test_the_metrics_port_serves_without_the_webhook(tmp_path: Any) -> Non
     assert prometheus_client.REGISTRY.get_sample_value("inloop_events_handled_total") is None
     names = {m.name for m in prometheus_client.REGISTRY.collect()}
     assert not any(name.startswith("inloop") for name in names)
+
+
+# -- the settings, from the command line ---------------------------------------------------
+
+
+def test_check_config_says_whether_metrics_are_on_and_where(tmp_path: Path) -> None:
+    off = inloop(tmp_path, "check-config")
+    on = inloop(
+        tmp_path,
+        "check-config",
+        env={"METRICS_PORT": "9464", "INTAKE_SECRET": SECRET, "METRICS_HOST": "0.0.0.0"},
+    )
+
+    assert "  metrics: off (METRICS_PORT is not set)" in off.stdout.splitlines()
+    assert (
+        "  metrics: on, http://0.0.0.0:9464/metrics and on the webhook's port"
+        in on.stdout.splitlines()
+    )
+
+
+def test_a_metrics_port_that_is_taken_is_named_and_nothing_starts(tmp_path: Path) -> None:
+    database = tmp_path / "inloop.db"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = {"METRICS_PORT": str(port), "DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+
+        done = inloop(tmp_path, "run", env=env)
+
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"inloop: cannot listen on 127.0.0.1:{port} (METRICS_PORT): address already in use"
+    ]
+    assert not database.exists()
+
+
+def test_a_metrics_port_that_is_not_a_port_is_a_configuration_error(tmp_path: Path) -> None:
+    done = inloop(tmp_path, "check-config", env={"METRICS_PORT": "prometheus"})
+
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "inloop: configuration error: METRICS_PORT: 'prometheus' is not a whole number"
+    ]
