@@ -196,7 +196,9 @@ def _current_revision(connection: Connection) -> str | None:
 
 
 def _reason(exc: BaseException) -> str:
-    """The first line of what failed (a driver's message names no password)."""
-    text = str(getattr(exc, "orig", None) or exc).strip()
+    """The driver's error and the first line of its message (which names no password)."""
+    inner: BaseException = getattr(exc, "orig", None) or exc
+    inner = inner.__cause__ or inner  # SQLAlchemy's asyncpg adapter wraps asyncpg's own
+    text = str(inner).strip()
     first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first}"[:200] if first else type(exc).__name__
+    return f"{type(inner).__name__}: {first}"[:200] if first else type(inner).__name__
