@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,18 @@ import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bot.app import App
+from bot.clock import utc_now
+from bot.config import load_settings
+from bot.platforms.matrix.adapter import MatrixPlatform, matrix_settings
 from fake_slack import FakeSlack
 from harness import Chat
+from matrix_people import unique
 from pg_server import PostgresServer
 from slack_chat import SlackChat
+from storage.database import Database
 from storage.migrate import current_revision
+from synapse_server import SynapseServer
 
 SECRET = "test-secret-0123456789"
 
@@ -159,3 +167,58 @@ async def test_slack_is_ready_while_its_socket_is_open(database_url: str) -> Non
         assert body["reasons"] == ["platform slack: not connected"]
     finally:
         await slack.stop()
+
+
+async def test_matrix_is_ready_while_its_syncs_succeed(
+    synapse: SynapseServer, tmp_path: Path
+) -> None:
+    user_id, password = synapse.register(unique("inloop"))
+    settings = load_settings(
+        {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'inloop.db'}",
+            "MATRIX_HOMESERVER": synapse.url,
+            "MATRIX_USER_ID": user_id,
+            "MATRIX_PASSWORD": password,
+            "MATRIX_STORE_DIR": str(tmp_path / "store"),
+            "METRICS_PORT": "0",
+        }
+    )
+    db = Database(settings.database_url)
+    # Long polls of a second (not 30): a homeserver that stopped answering shows in 7 s.
+    matrix = MatrixPlatform(replace(matrix_settings(settings), poll_ms=1000), db, utc_now)
+    app = App(settings, {"matrix": matrix}, db=db)
+    await app.start()
+    try:
+        assert app.ops_server is not None
+        readyz = f"http://127.0.0.1:{app.ops_server.port}/readyz"
+        status, body = await get(readyz)
+        assert (status, body["checks"]["platform matrix"]) == (200, "ok")
+
+        await asyncio.to_thread(synapse.stop)
+        try:
+            status, body = await _until_not_ready(readyz, within=20)
+            assert body["reasons"] == ["platform matrix: not connected"]
+        finally:
+            await asyncio.to_thread(synapse.start)
+        # back once a sync succeeds again (the adapter's retries wait at most 60 s)
+        await _until_ready(readyz, within=75)
+    finally:
+        await app.stop()
+
+
+async def _until_not_ready(url: str, within: float) -> tuple[int, Any]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while (answer := await get(url))[0] == 200:
+        assert loop.time() < deadline, f"still ready after {within} s"
+        await asyncio.sleep(0.2)
+    return answer
+
+
+async def _until_ready(url: str, within: float) -> tuple[int, Any]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while (answer := await get(url))[0] != 200:
+        assert loop.time() < deadline, f"not ready again after {within} s: {answer}"
+        await asyncio.sleep(0.2)
+    return answer

@@ -118,9 +118,9 @@ class MatrixPlatform:
 
     @property
     def connected(self) -> bool:
-        """A sync succeeded within one long poll and a margin: a sync answers at the
+        """A sync succeeded within two long polls and a margin: a sync answers at the
         latest when its poll ends, so an older one means the homeserver is not answering."""
-        recent = self._settings.poll_ms / 1000 + 30
+        recent = 2 * self._settings.poll_ms / 1000 + 5
         return asyncio.get_running_loop().time() - self._synced_at < recent
 
     @property
