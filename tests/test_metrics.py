@@ -3,6 +3,7 @@ webhook's port and from METRICS_PORT, while people claim and customers write in.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -15,6 +16,7 @@ import aiohttp
 import prometheus_client
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 from test_cli import inloop
 
 from bot.intake.webhook import sign
@@ -259,3 +261,31 @@ def test_a_metrics_port_that_is_not_a_port_is_a_configuration_error(tmp_path: Pa
     assert done.stderr.splitlines() == [
         "inloop: configuration error: METRICS_PORT: 'prometheus' is not a whole number"
     ]
+
+
+async def test_a_scrape_and_a_probe_never_wait_for_a_writer(tmp_path: Path) -> None:
+    """On SQLite a long write holds the one write lock: the scrape reads beside it."""
+    chat = await Chat(f"sqlite+aiosqlite:///{tmp_path / 'inloop.db'}", METRICS_PORT="0").start()
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def long_write() -> None:
+        async with chat.app.db.transaction() as session:
+            await session.execute(text("UPDATE person SET display_name = display_name"))
+            holding.set()
+            await release.wait()
+
+    writer = asyncio.create_task(long_write())
+    try:
+        await holding.wait()
+        assert chat.app.ops_server is not None
+        base = f"http://127.0.0.1:{chat.app.ops_server.port}"
+        async with asyncio.timeout(5), aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/metrics") as resp:
+                assert resp.status == 200
+                assert 'inloop_outbox_depth{platform="console"} 0.0' in await resp.text()
+            async with http.get(f"{base}/readyz") as resp:
+                assert resp.status == 200
+    finally:
+        release.set()
+        await writer
+        await chat.stop()
