@@ -101,6 +101,8 @@ class Settings:
     #: the weekly digest: its weeks are ISO weeks in this zone; the claim target it counts
     digest_tz: str = "UTC"
     claim_target_minutes: int = 60
+    #: a team's default time to reply to a claimed conversation before its owner is nudged
+    reply_target_minutes: int = 240
     #: an advice request unanswered this long is chased (consultant reminded, owner told)
     advice_sla_hours: int = 24
     # -- Slack -------------------------------------------------------------------------
@@ -223,6 +225,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         digest_tz=_timezone("DIGEST_TZ", get("DIGEST_TZ", get("INLOOP_DEFAULT_TZ", "UTC"))),
         claim_target_minutes=_int(
             "CLAIM_TARGET_MINUTES", get("CLAIM_TARGET_MINUTES", "60"), 1, 7 * 24 * 60
+        ),
+        reply_target_minutes=_int(
+            "REPLY_TARGET_MINUTES", get("REPLY_TARGET_MINUTES", "240"), 1, 7 * 24 * 60
         ),
         advice_sla_hours=_int("ADVICE_SLA_HOURS", get("ADVICE_SLA_HOURS", "24"), 1, 24 * 30),
         slack_bot_token=slack_bot_token,
