@@ -54,6 +54,7 @@ KNOWN_SETTINGS = frozenset(
         "FEED_POLL_MINUTES",
         "DIGEST_TZ",
         "CLAIM_TARGET_MINUTES",
+        "REPLY_TARGET_MINUTES",
         "ADVICE_SLA_HOURS",
         "SLACK_BOT_TOKEN",
         "SLACK_APP_TOKEN",
