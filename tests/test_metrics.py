@@ -20,7 +20,9 @@ from sqlalchemy import text
 from test_cli import inloop
 
 from bot.intake.webhook import sign
+from fake_slack import FakeSlack
 from harness import Chat, channel, eventually
+from slack_chat import SlackChat
 from storage.models import Feed
 
 SECRET = "test-secret-0123456789"
@@ -39,7 +41,11 @@ class Watched:
         self.metrics_port = f"http://127.0.0.1:{app.ops_server.port}"
 
     async def scrape(self, base: str | None = None) -> Samples:
-        async with self.http.get(f"{base or self.metrics_port}/metrics") as resp:
+        return await self.read(self.http, base or self.metrics_port)
+
+    @staticmethod
+    async def read(http: aiohttp.ClientSession, base: str) -> Samples:
+        async with http.get(f"{base}/metrics") as resp:
             assert resp.status == 200
             assert resp.headers["Content-Type"].startswith("text/plain")
             body = await resp.text()
@@ -289,3 +295,30 @@ async def test_a_scrape_and_a_probe_never_wait_for_a_writer(tmp_path: Path) -> N
         release.set()
         await writer
         await chat.stop()
+
+
+async def test_slack_deliveries_count_a_server_error_retried_and_a_429(database_url: str) -> None:
+    fake = await FakeSlack().start()
+    slack = await SlackChat(database_url, fake, METRICS_PORT="0").start()
+    try:
+        await slack.setup_team()
+        # The card's first post meets a 500, then 429s (the client waits out the first
+        # itself), then goes through.
+        fake.fail("chat.postMessage", "internal_error", status=500)
+        fake.fail("chat.postMessage", "ratelimited", status=429, retry_after=0, times=2)
+        await slack.customer_card("anyone there?", ts="100.1")
+        assert slack.app.ops_server is not None
+        base = f"http://127.0.0.1:{slack.app.ops_server.port}"
+        async with aiohttp.ClientSession() as http:
+            samples = await Watched.read(http, base)
+    finally:
+        await slack.stop()
+        await fake.stop()
+
+    def deliveries(result: str) -> float:
+        return value(samples, "inloop_outbox_deliveries_total", platform="slack", result=result)
+
+    assert deliveries("retried") == 1
+    assert deliveries("429") >= 1
+    assert deliveries("sent") >= 1
+    assert deliveries("given_up") == 0
