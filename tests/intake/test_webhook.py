@@ -312,17 +312,22 @@ async def test_hard_texts_are_stored_exactly_as_received(intake: Intake) -> None
     assert text in await intake.chat.say("ann", "show 1")
 
 
-async def test_healthz_says_whether_the_database_answers() -> None:
+async def test_readyz_says_whether_the_database_answers_and_healthz_that_inloop_does() -> None:
     # A server of its own, so that stopping it harms no other test.
     with PostgresServer() as server:
         chat = await Chat(server.create_database(), INTAKE_SECRET=SECRET, INTAKE_PORT="0").start()
-        url = f"http://127.0.0.1:{chat.app.webhook.port}/healthz"  # type: ignore[union-attr]
+        base = f"http://127.0.0.1:{chat.app.webhook.port}"  # type: ignore[union-attr]
         async with aiohttp.ClientSession() as http:
-            async with http.get(url) as resp:
-                assert (resp.status, await resp.json()) == (200, {"status": "ok"})
+            async with http.get(f"{base}/readyz") as resp:
+                assert resp.status == 200
             server.stop()
-            async with http.get(url) as resp:
-                assert (resp.status, await resp.json()) == (503, {"status": "database unreachable"})
+            async with http.get(f"{base}/readyz") as resp:
+                answer = await resp.json()
+                assert (resp.status, answer["status"]) == (503, "not ready")
+                assert answer["reasons"][0].startswith("database: ")
+            # alive all the same: a restart would not bring the database back
+            async with http.get(f"{base}/healthz") as resp:
+                assert (resp.status, await resp.json()) == (200, {"status": "ok"})
         await chat.stop()
 
 
