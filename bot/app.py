@@ -13,10 +13,12 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Protocol
 
 from bot.clock import Clock, utc_now
 from bot.config import Settings
+from bot.duties import Duties, LeaseTiming, instance_id, status_lines
 from bot.events import Event, PersonId, local_part, platform_of
 from bot.intake.feeds import FeedPoller
 from bot.intake.webhook import Webhook
@@ -55,6 +57,10 @@ STOP_GRACE = 4.0
 #: seconds after a signal by which the process is gone, whatever holds it up (a thread
 #: in a DNS lookup, a library that swallowed the cancellation)
 SIGNAL_DEADLINE = 8.0
+#: the duties that run in one instance at a time (bot/duties.py says why each)
+TIMERS, FEEDS = "timers", "feeds"
+#: platforms that are a duty: Matrix syncs as one device, whose sync token is one
+EXCLUSIVE_PLATFORMS = frozenset({"matrix"})
 
 
 class IntakeSource(Protocol):
@@ -81,6 +87,7 @@ class App:
         clock: Clock = utc_now,
         run_timers: bool = True,
         db: Database | None = None,
+        lease_timing: LeaseTiming | None = None,
     ):
         self.settings = settings
         #: False: nothing runs on real time, the caller drives `scheduler.run_due` (tests)
@@ -90,6 +97,15 @@ class App:
         # One Database per process: on SQLite its lock is what keeps two writers from
         # waiting on each other inside the event loop (see build_platforms).
         self.db = db or Database(settings.database_url)
+        self.instance = instance_id()
+        # The leases on a small pool of their own: a busy main pool must not hold up a
+        # renewal. On SQLite there is one instance, and every duty runs in it.
+        self.duties = Duties(
+            None if self.db.is_sqlite else Database(settings.database_url, pool_size=1),
+            self.instance,
+            report_error,
+            timing=lease_timing or LeaseTiming(),
+        )
         self.directory = Directory(
             lookup=self._lookup,
             admins=frozenset(settings.admins),
@@ -144,16 +160,28 @@ class App:
 
     async def start(self) -> None:
         await upgrade(self.db)
+        log.info("Inloop instance %s starting", self.instance)
         async with self.db.transaction() as session:
             await self.directory.promote_admins(session, self.clock())
         self.outbox.start()
+        self.duties.start()
         # Before the platforms: what fell during a downtime is recorded (or sent late)
         # before anyone can type a command about it.
-        await self.scheduler.start(self, run_timers=self.run_timers)
-        for platform in self.platforms.values():
-            await platform.start(self)
+        await self.duties.run(
+            TIMERS,
+            partial(self.scheduler.start, self, run_timers=self.run_timers),
+            self.scheduler.stop,
+        )
+        for name, platform in self.platforms.items():
+            if name in EXCLUSIVE_PLATFORMS:
+                await self.duties.run(name, partial(platform.start, self), platform.stop)
+            else:
+                await platform.start(self)
         for source in self.intake:
-            await source.start(self)
+            if source is self.feeds:
+                await self.duties.run(FEEDS, partial(source.start, self), source.stop)
+            else:
+                await source.start(self)
         log.info("Inloop started: %s", ", ".join(self.platforms))
 
     async def serve(self, until: asyncio.Event) -> None:
@@ -174,9 +202,14 @@ class App:
         not exit, and what was committed is in the database already.
         """
         parts: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-            ("the scheduler", self.scheduler.stop),
-            *((type(source).__name__, source.stop) for source in self.intake),
-            *((name, platform.stop) for name, platform in self.platforms.items()),
+            # the timers, Matrix and the feeds: stopped, and their leases given up
+            ("the duties", self.duties.stop),
+            *((type(s).__name__, s.stop) for s in self.intake if s is not self.feeds),
+            *(
+                (name, platform.stop)
+                for name, platform in self.platforms.items()
+                if name not in EXCLUSIVE_PLATFORMS
+            ),
             ("the outbox", self.outbox.stop),
             ("the database", self.db.dispose),
         ]
@@ -244,6 +277,21 @@ def build_platforms(settings: Settings, db: Database | None = None) -> dict[str,
         persona = local_part(console_admin) if console_admin else "you"
         platforms["console"] = ConsolePlatform(utc_now, persona=persona)
     return platforms
+
+
+def duty_names(settings: Settings) -> list[str]:
+    """The duties `inloop run` takes with these settings, in the order it starts them."""
+    matrix = bool(settings.matrix_homeserver and settings.matrix_user_id)
+    return [TIMERS, *(["matrix"] if matrix else []), FEEDS]
+
+
+async def status(settings: Settings) -> list[str]:
+    """`inloop status`: which instance runs each duty, and the outbox's backlog."""
+    db = Database(settings.database_url)
+    try:
+        return await status_lines(db, duty_names(settings), utc_now())
+    finally:
+        await db.dispose()
 
 
 async def run(settings: Settings) -> None:

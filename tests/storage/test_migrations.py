@@ -24,6 +24,7 @@ TABLES = {
     "away",
     "commitment",
     "conversation",
+    "duty_lease",
     "dialogue_session",
     "feed",
     "matrix_account",
