@@ -160,7 +160,6 @@ class App:
 
     async def start(self) -> None:
         await upgrade(self.db)
-        log.info("Inloop instance %s starting", self.instance)
         async with self.db.transaction() as session:
             await self.directory.promote_admins(session, self.clock())
         self.outbox.start()
@@ -182,7 +181,7 @@ class App:
                 await self.duties.run(FEEDS, partial(source.start, self), source.stop)
             else:
                 await source.start(self)
-        log.info("Inloop started: %s", ", ".join(self.platforms))
+        log.info("Inloop started: %s (instance %s)", ", ".join(self.platforms), self.instance)
 
     async def serve(self, until: asyncio.Event) -> None:
         """Start, run until `until` is set, stop. Cancelled at any moment (a signal), it
@@ -202,14 +201,12 @@ class App:
         not exit, and what was committed is in the database already.
         """
         parts: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-            # the timers, Matrix and the feeds: stopped, and their leases given up
+            # The timers, Matrix and the feeds: stopped, and their leases given up. Then
+            # every source and platform, a duty's too (held or not: the feed poller's
+            # client may have served `feed add`); a second stop does nothing.
             ("the duties", self.duties.stop),
-            *((type(s).__name__, s.stop) for s in self.intake if s is not self.feeds),
-            *(
-                (name, platform.stop)
-                for name, platform in self.platforms.items()
-                if name not in EXCLUSIVE_PLATFORMS
-            ),
+            *((type(source).__name__, source.stop) for source in self.intake),
+            *((name, platform.stop) for name, platform in self.platforms.items()),
             ("the outbox", self.outbox.stop),
             ("the database", self.db.dispose),
         ]
