@@ -135,12 +135,18 @@ class App:
             module.register(self.router)
         digest.register(self.router, settings.digest_tz, settings.claim_target_minutes)
         advice.register_sla(self.router, timedelta(hours=settings.advice_sla_hours))
-        self.scheduler = Scheduler(self.db, clock, report_error)
+        # On PostgreSQL only one instance runs the timers (the `timers` duty): a shorter
+        # poll picks up soon what the others planned (a snooze, a new commitment).
+        poll = 30.0 if self.db.is_sqlite else 5.0
+        self.scheduler = Scheduler(self.db, clock, report_error, poll_seconds=poll)
         commitments.register(self.router, self.scheduler, settings.default_tz)
         # Monday 09:00 in DIGEST_TZ; a restart later that morning still posts it, once.
         monday_nine = weekly("1", "09:00", settings.digest_tz)
         self.scheduler.every(digest.WEEKLY, monday_nine.next_after, catch_up=timedelta(hours=12))
-        self.scheduler.every(advice.SLA_SWEEP, advice.quarter_hour_after)
+        # A new holder of the timers (or a restart) sweeps at once for the quarter it missed.
+        self.scheduler.every(
+            advice.SLA_SWEEP, advice.quarter_hour_after, catch_up=timedelta(minutes=15)
+        )
         self.feeds = FeedPoller(
             self.db, clock, report_error, interval_minutes=settings.feed_poll_minutes
         )
