@@ -183,38 +183,49 @@ class Duties:
         return timedelta(seconds=self._timing.lease)
 
     async def _keep(self) -> None:
+        while True:
+            try:
+                wake = await self._round()
+            except Exception as exc:  # a bug here must not leave work running unleased
+                self._on_error(exc, "keeping the duty leases")
+                for duty in self._duties.values():
+                    if duty.held:
+                        self._lose(duty)
+                wake = asyncio.get_running_loop().time() + self._timing.renew_every
+            await asyncio.sleep(max(0.0, wake - asyncio.get_running_loop().time()))
+
+    async def _round(self) -> float:
+        """Renew, take over, stop what was lost; the loop time of the next round."""
         loop = asyncio.get_running_loop()
         timing = self._timing
-        while True:
-            sent = loop.time()
-            wanted = [d.name for d in self._duties.values() if d.held or d.retry_at <= sent]
-            got = await self._renew(wanted, sent)
-            if got is not None:
-                for name in wanted:
-                    duty = self._duties.get(name)
-                    if duty is None:
-                        continue
-                    if name in got:
-                        if duty.held:
-                            duty.deadline = sent + timing.lease - timing.margin
-                        elif duty.stopping is None or duty.stopping.done():
-                            log.warning("duty %s: taken over by %s", name, self.instance)
-                            self._gained(duty, sent, report=True)
-                        else:  # still stopping from an earlier loss: next round
-                            await self._give_up([name])
-                    elif duty.held:
-                        log.warning("duty %s: another instance holds it now; stopping it", name)
-                        self._lose(duty)
-            now = loop.time()
-            for duty in list(self._duties.values()):
-                if duty.held and duty.deadline <= now:
-                    log.warning(
-                        "duty %s: the lease could not be renewed in time; stopping it", duty.name
-                    )
+        sent = loop.time()
+        wanted = [d.name for d in self._duties.values() if d.held or d.retry_at <= sent]
+        got = await self._renew(wanted, sent)
+        if got is not None:
+            for name in wanted:
+                duty = self._duties.get(name)
+                if duty is None:
+                    continue
+                if name in got:
+                    if duty.held:
+                        duty.deadline = sent + timing.lease - timing.margin
+                    elif duty.stopping is None or duty.stopping.done():
+                        log.warning("duty %s: taken over by %s", name, self.instance)
+                        self._gained(duty, sent, report=True)
+                    else:  # still stopping from an earlier loss: next round
+                        await self._give_up([name])
+                elif duty.held:
+                    log.warning("duty %s: another instance holds it now; stopping it", name)
                     self._lose(duty)
-            deadlines = [d.deadline for d in self._duties.values() if d.held]
-            wake = min([sent + timing.renew_every, *deadlines])
-            await asyncio.sleep(max(0.0, wake - loop.time()))
+        now = loop.time()
+        for duty in list(self._duties.values()):
+            if duty.held and duty.deadline <= now:
+                log.warning(
+                    "duty %s: the lease could not be renewed in time; stopping it", duty.name
+                )
+                self._lose(duty)
+        deadlines = [d.deadline for d in self._duties.values() if d.held]
+        return min([sent + timing.renew_every, *deadlines])
 
     async def _renew(self, names: Sequence[str], sent: float) -> set[str] | None:
         """Renew and take leases; None when the database did not answer in time."""

@@ -103,6 +103,10 @@ class Proxy:
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
+    def heal(self) -> None:
+        """New connections pass again (those cut stay dead, as after a real outage)."""
+        self.silent = False
+
     def cut(self) -> None:
         self.silent = True
         for pump in self._pumps:
@@ -285,10 +289,19 @@ async def test_a_holder_cut_off_from_the_database_stops_before_another_takes_ove
         polls = len(feed.requests)
         second.clock.advance(minutes=20)
         await until(lambda: len(feed.requests) == polls + 1, within=5)
+
+        # The network comes back: the first instance stands by, and takes the duties
+        # again when the second one goes.
+        proxy.heal()
+        await asyncio.sleep(3)
+        assert first.app.duties.held == frozenset()
+        await second.stop()
+        await until(lambda: first.app.duties.held == EVERY, within=FAILOVER)
+        assert overlaps == []
     finally:
         watcher.cancel()
         await second.stop()
-        await first.stop()  # the database is out of its reach: it stops all the same
+        await first.stop()
 
 
 _INSTANCE = """
