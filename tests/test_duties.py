@@ -21,9 +21,15 @@ import pytest
 from aiohttp import web
 from sqlalchemy import make_url
 
+from bot.app import App, build_platforms
+from bot.config import load_settings
+from bot.platforms.matrix.adapter import MatrixPlatform
 from harness import Chat, channel
+from matrix_people import MatrixPerson, unique
 from pg_server import PostgresServer
 from storage import feeds
+from storage.database import Database
+from synapse_server import SynapseServer
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
@@ -397,3 +403,100 @@ async def test_status_on_sqlite_says_the_one_instance_runs_every_duty(tmp_path: 
         "duties: SQLite has one instance, which runs every duty: timers, feeds",
         "outbox: nothing pending",
     ]
+
+
+# -- Matrix -------------------------------------------------------------------------------------
+
+
+class MatrixInstance:
+    """An Inloop on Matrix (as `inloop run` builds it) on a shared PostgreSQL."""
+
+    def __init__(
+        self, hs: SynapseServer, url: str, admin: str, account: tuple[str, str], store: str
+    ):
+        self.user_id, password = account
+        self.env = {
+            "DATABASE_URL": url,
+            "INLOOP_ADMINS": admin,
+            "MATRIX_HOMESERVER": hs.url,
+            "MATRIX_USER_ID": self.user_id,
+            "MATRIX_PASSWORD": password,
+            "MATRIX_STORE_DIR": store,
+        }
+        settings = load_settings(self.env)
+        db = Database(settings.database_url)
+        self.app = App(settings, build_platforms(settings, db), db=db)
+
+
+def cards(viewer: MatrixPerson, room: str, bot: str) -> list[str]:
+    """The bot's cards in a room as `viewer` sees them now (edits applied)."""
+    return [
+        m["content"]["body"]
+        for m in viewer.messages(room, bot)
+        if "m.relates_to" not in m["content"] and m["content"]["body"].startswith("#")
+    ]
+
+
+async def joined(viewer: MatrixPerson, room: str, user_id: str) -> None:
+    def check() -> bool:
+        info = viewer.client.rooms.get(room)
+        return info is not None and user_id in info.users and user_id not in info.invited_users
+
+    await viewer.until(check)
+
+
+async def test_matrix_is_synced_by_one_instance_and_the_next_resumes_from_the_stored_token(
+    synapse: SynapseServer, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    started: list[MatrixPerson] = []
+
+    async def person(name: str) -> MatrixPerson:
+        started.append(await MatrixPerson(synapse, name, tmp_path / "people" / name).start())
+        return started[-1]
+
+    admin, ann, customer = await person("admin"), await person("ann"), await person("customer")
+    url = postgres.create_database()
+    account = synapse.register(unique("inloop"))
+    bot = account[0]
+    # One Matrix account; its key store where both instances reach it (a shared volume)
+    store = str(tmp_path / "store")
+    first = MatrixInstance(synapse, url, admin.person, account, store)
+    second = MatrixInstance(synapse, url, admin.person, account, store)
+    try:
+        await first.app.start()
+        await second.app.start()
+        assert first.app.duties.held == EVERY | {"matrix"}
+        assert second.app.duties.held == frozenset()
+        matrix = second.app.platforms["matrix"]
+        assert isinstance(matrix, MatrixPlatform)
+        assert matrix._client is None  # not even logged in: no sync, no keys
+
+        owner_room = await admin.create_room(bot, ann.user_id)
+        await joined(ann, owner_room, ann.user_id)
+        await joined(admin, owner_room, bot)
+        await admin.say(owner_room, "!inloop team add support")
+        public = await admin.create_room(bot, customer.user_id)
+        await customer.until(lambda: public in customer.client.rooms)
+        await joined(admin, public, bot)
+        await admin.say(public, "!inloop team watch")
+        await admin.say(public, f"!inloop role {customer.user_id} none")
+        await admin.until(lambda: any(customer.name in m for m in admin.direct_messages(bot)))
+        await customer.say(public, "first")
+        await ann.until(lambda: len(cards(ann, owner_room, bot)) == 1)
+
+        await first.app.stop()
+        # said while no instance syncs: the next holder finds it after the stored token
+        await customer.say(public, "second, while the duty moves")
+        await until(lambda: "matrix" in second.app.duties.held, within=FAILOVER)
+        await ann.until(lambda: len(cards(ann, owner_room, bot)) == 2, within=30)
+        await customer.say(public, "third")
+        await ann.until(lambda: len(cards(ann, owner_room, bot)) == 3, within=30)
+    finally:
+        await second.app.stop()
+        await first.app.stop()
+        for someone in started:
+            await someone.stop()
+    texts = cards(ann, owner_room, bot)
+    assert len(texts) == 3, texts  # nothing twice
+    for n, word in enumerate(("first", "second", "third"), start=1):
+        assert [t for t in texts if f"\n> {word}" in t and t.startswith(f"#{n} ")], texts
