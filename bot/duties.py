@@ -30,7 +30,9 @@ clocks differ agree); another instance takes it once `expires_at` has passed; an
 holder stops the duty's work when no renewal has landed `lease - margin` seconds after
 it was sent, which is before the row can expire (the database starts counting later).
 A dead holder's duty is taken over within `lease + renew_every` seconds (7.5 s), and
-a lease row survives connection poolers, which session locks do not. The cost is one
+a lease row survives connection poolers, which session locks do not. (What no lease
+can help: an event loop blocked for longer than the margin, which can neither renew
+nor stop in time; Inloop keeps blocking work off the loop.) The cost is one
 small UPSERT per instance every 1.5 s, on a connection pool of its own so that a busy
 main pool cannot delay a renewal.
 
@@ -40,6 +42,7 @@ On SQLite there is one instance: every duty runs in it, and nothing is leased.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -158,22 +161,35 @@ class Duties:
             # the lease was lost while starting: the keeper stopped it, and stands by
 
     async def stop(self) -> None:
-        """Stop every duty's work (the last started first) and give their leases up."""
+        """Stop every duty's work and give their leases up."""
         if self._keeper is not None:
             self._keeper.cancel()
             await asyncio.gather(self._keeper, return_exceptions=True)
             self._keeper = None
-        for duty in reversed(list(self._duties.values())):
-            if duty.stopping is not None:
-                await asyncio.gather(duty.stopping, return_exceptions=True)
-            elif duty.held or duty.starting is not None:
-                await self._halt(duty)
+        # All at once: each stop may take up to `stop_grace`, and Inloop's stop is short.
+        await asyncio.gather(
+            *(
+                duty.stopping if duty.stopping is not None else self._halt(duty)
+                for duty in self._duties.values()
+                if duty.stopping is not None or duty.held or duty.starting is not None
+            ),
+            return_exceptions=True,
+        )
         self._duties.clear()
-        if self._db is not None:
-            try:
+        if self._db is None:
+            return
+        try:
+            async with asyncio.timeout(self._timing.stop_grace):
                 async with self._db.transaction() as session:
                     await leases.release(session, self.instance)
-            finally:
+        except Exception as exc:  # a database out of reach: the leases expire on their own
+            log.warning(
+                "duties: could not give the leases up (%s); they end within %g s",
+                str(exc) or type(exc).__name__,
+                self._timing.lease,
+            )
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self._timing.stop_grace):
                 await self._db.dispose()
 
     # -- keeping the leases -----------------------------------------------------------
