@@ -13,6 +13,7 @@ bot/app.py, names them):
 - `matrix`: the Matrix adapter (its sync and its sends). Two instances syncing as one
   device would take each other's to-device messages (room keys) and save each
   other's sync token; the new holder resumes from the token stored in the database.
+  (Still to do, in the outbox: leave Matrix rows to the instance that holds `matrix`.)
 - `feeds`: the feed poller. Two pollers would fetch every feed twice; the new holder
   goes on from each feed's stored ETag, Last-Modified and next poll time.
 
@@ -30,9 +31,9 @@ clocks differ agree); another instance takes it once `expires_at` has passed; an
 holder stops the duty's work when no renewal has landed `lease - margin` seconds after
 it was sent, which is before the row can expire (the database starts counting later).
 A dead holder's duty is taken over within `lease + renew_every` seconds (7.5 s), and
-a lease row survives connection poolers, which session locks do not. (What no lease
-can help: an event loop blocked for longer than the margin, which can neither renew
-nor stop in time; Inloop keeps blocking work off the loop.) The cost is one
+a lease row survives connection poolers, which session locks do not. (No lease helps
+an event loop blocked for longer than the margin: it can neither renew nor stop in
+time.) The cost is one
 small UPSERT per instance every 1.5 s, on a connection pool of its own so that a busy
 main pool cannot delay a renewal.
 
