@@ -13,10 +13,12 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Protocol
 
 from bot.clock import Clock, utc_now
 from bot.config import Settings
+from bot.duties import Duties, LeaseTiming, instance_id, status_lines
 from bot.events import Event, PersonId, local_part, platform_of
 from bot.health import Health, OpsRoutes, OpsServer
 from bot.intake.feeds import FeedPoller
@@ -58,6 +60,10 @@ STOP_GRACE = 4.0
 #: seconds after a signal by which the process is gone, whatever holds it up (a thread
 #: in a DNS lookup, a library that swallowed the cancellation)
 SIGNAL_DEADLINE = 8.0
+#: the duties that run in one instance at a time (bot/duties.py says why each)
+TIMERS, FEEDS = "timers", "feeds"
+#: platforms that are a duty: Matrix syncs as one device, whose sync token is one
+EXCLUSIVE_PLATFORMS = frozenset({"matrix"})
 
 
 class IntakeSource(Protocol):
@@ -84,6 +90,7 @@ class App:
         clock: Clock = utc_now,
         run_timers: bool = True,
         db: Database | None = None,
+        lease_timing: LeaseTiming | None = None,
     ):
         self.settings = settings
         #: False: nothing runs on real time, the caller drives `scheduler.run_due` (tests)
@@ -93,6 +100,15 @@ class App:
         # One Database per process: on SQLite its lock is what keeps two writers from
         # waiting on each other inside the event loop (see build_platforms).
         self.db = db or Database(settings.database_url)
+        self.instance = instance_id()
+        # The leases on a small pool of their own: a busy main pool must not hold up a
+        # renewal. On SQLite there is one instance, and every duty runs in it.
+        self.duties = Duties(
+            None if self.db.is_sqlite else Database(settings.database_url, pool_size=1),
+            self.instance,
+            report_error,
+            timing=lease_timing or LeaseTiming(),
+        )
         self.directory = Directory(
             lookup=self._lookup,
             admins=frozenset(settings.admins),
@@ -101,6 +117,8 @@ class App:
         # What operators watch: counted always, served when METRICS_PORT is set.
         self.metrics = Metrics()
         self.metrics.watch_outbox(self.db, list(self.platforms))
+        for duty in duty_names(settings):
+            self.metrics.watch_duty(duty, partial(self._holds, duty))
         # Delivery retries run on real time even when tests freeze the domain clock.
         self.outbox = OutboxWorker(
             self.db,
@@ -130,7 +148,10 @@ class App:
         targets = escalation.Defaults(settings.claim_target_minutes, settings.reply_target_minutes)
         escalation.register(self.router, targets)
         admin.register_targets(self.router, targets)
-        self.scheduler = Scheduler(self.db, clock, report_error)
+        # On PostgreSQL only one instance runs the timers (the `timers` duty): a shorter
+        # poll picks up soon what the others planned (a snooze, a new commitment).
+        poll = 30.0 if self.db.is_sqlite else 5.0
+        self.scheduler = Scheduler(self.db, clock, report_error, poll_seconds=poll)
         commitments.register(
             self.router, self.scheduler, settings.default_tz, self.metrics.reminder_queued
         )
@@ -138,7 +159,10 @@ class App:
         monday_nine = weekly("1", "09:00", settings.digest_tz)
         self.scheduler.every(digest.WEEKLY, monday_nine.next_after, catch_up=timedelta(hours=12))
         self.scheduler.every(escalation.SWEEP, escalation.minute_after)
-        self.scheduler.every(advice.SLA_SWEEP, advice.quarter_hour_after)
+        # A new holder of the timers (or a restart) sweeps at once for the quarter it missed.
+        self.scheduler.every(
+            advice.SLA_SWEEP, advice.quarter_hour_after, catch_up=timedelta(minutes=15)
+        )
         self.feeds = FeedPoller(
             self.db,
             clock,
@@ -151,7 +175,9 @@ class App:
         # /healthz and /readyz on the webhook's port; /metrics there and on its own
         # port when METRICS_PORT is set (README, "Watching Inloop").
         metrics_on = settings.metrics_port is not None
-        self.ops = OpsRoutes(Health(self.db, self.platforms), self.metrics if metrics_on else None)
+        # A platform that is a duty held by another instance is not this one's to connect.
+        health = Health(self.db, self.platforms, runs_here=self._runs_here)
+        self.ops = OpsRoutes(health, self.metrics if metrics_on else None)
         self.ops_server: OpsServer | None = None
         if settings.metrics_port is not None:
             self.ops_server = OpsServer(
@@ -179,14 +205,25 @@ class App:
         async with self.db.transaction() as session:
             await self.directory.promote_admins(session, self.clock())
         self.outbox.start()
+        self.duties.start()
         # Before the platforms: what fell during a downtime is recorded (or sent late)
         # before anyone can type a command about it.
-        await self.scheduler.start(self, run_timers=self.run_timers)
-        for platform in self.platforms.values():
-            await platform.start(self)
+        await self.duties.run(
+            TIMERS,
+            partial(self.scheduler.start, self, run_timers=self.run_timers),
+            self.scheduler.stop,
+        )
+        for name, platform in self.platforms.items():
+            if name in EXCLUSIVE_PLATFORMS:
+                await self.duties.run(name, partial(platform.start, self), platform.stop)
+            else:
+                await platform.start(self)
         for source in self.intake:
-            await source.start(self)
-        log.info("Inloop started: %s", ", ".join(self.platforms))
+            if source is self.feeds:
+                await self.duties.run(FEEDS, partial(source.start, self), source.stop)
+            else:
+                await source.start(self)
+        log.info("Inloop started: %s (instance %s)", ", ".join(self.platforms), self.instance)
 
     async def serve(self, until: asyncio.Event) -> None:
         """Start, run until `until` is set, stop. Cancelled at any moment (a signal), it
@@ -206,7 +243,10 @@ class App:
         not exit, and what was committed is in the database already.
         """
         parts: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-            ("the scheduler", self.scheduler.stop),
+            # The timers, Matrix and the feeds: stopped, and their leases given up. Then
+            # every source and platform, a duty's too (held or not: the feed poller's
+            # client may have served `feed add`); a second stop does nothing.
+            ("the duties", self.duties.stop),
             *((type(source).__name__, source.stop) for source in self.intake),
             *((name, platform.stop) for name, platform in self.platforms.items()),
             ("the outbox", self.outbox.stop),
@@ -235,6 +275,12 @@ class App:
 
     async def settle(self) -> None:
         await self.outbox.settle()
+
+    def _holds(self, duty: str) -> bool:
+        return duty in self.duties.held
+
+    def _runs_here(self, platform: str) -> bool:
+        return platform not in EXCLUSIVE_PLATFORMS or self._holds(platform)
 
     async def _lookup(self, person: PersonId) -> PersonInfo:
         platform = self.platforms.get(platform_of(person))
@@ -277,6 +323,21 @@ def build_platforms(settings: Settings, db: Database | None = None) -> dict[str,
         persona = local_part(console_admin) if console_admin else "you"
         platforms["console"] = ConsolePlatform(utc_now, persona=persona)
     return platforms
+
+
+def duty_names(settings: Settings) -> list[str]:
+    """The duties `inloop run` takes with these settings, in the order it starts them."""
+    matrix = bool(settings.matrix_homeserver and settings.matrix_user_id)
+    return [TIMERS, *(["matrix"] if matrix else []), FEEDS]
+
+
+async def status(settings: Settings) -> list[str]:
+    """`inloop status`: which instance runs each duty, and the outbox's backlog."""
+    db = Database(settings.database_url)
+    try:
+        return await status_lines(db, duty_names(settings), utc_now())
+    finally:
+        await db.dispose()
 
 
 async def run(settings: Settings) -> None:

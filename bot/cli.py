@@ -1,4 +1,4 @@
-"""`inloop` command line: run, db upgrade, check-config, version."""
+"""`inloop` command line: run, db upgrade, check-config, status, version."""
 
 from __future__ import annotations
 
@@ -111,6 +111,8 @@ def _command(settings: Settings, args: argparse.Namespace, fail: Callable[[str, 
             return _digest(settings, args, fail)
         if args.command == "db":
             return asyncio.run(_db_upgrade(settings))
+        if args.command == "status":
+            return asyncio.run(_status(settings))
         # Before anything starts (the console's welcome, the database): a port that is
         # taken is a setting to change, said in one line.
         problem = _cannot_listen(_listeners(settings))
@@ -259,6 +261,14 @@ async def _db_upgrade(settings: Settings) -> int:
     return 0
 
 
+async def _status(settings: Settings) -> int:
+    from bot.app import status
+
+    for line in await status(settings):
+        print(line)
+    return 0
+
+
 def _check_config(settings: Settings) -> int:
     print("configuration is valid")
     print(f"  database: {describe_database(settings.database_url)}")
@@ -312,6 +322,12 @@ def _parser() -> argparse.ArgumentParser:
         "check-config",
         help="validate the settings and say what would start",
         description="Read the environment and .env, validate them, and print a summary.",
+    )
+    sub.add_parser(
+        "status",
+        help="which instance runs each duty, and what waits in the outbox",
+        description="Print which instance holds each duty (timers, Matrix, feeds) and"
+        " since when, and the outbox's pending rows and oldest age per platform.",
     )
     report = sub.add_parser(
         "digest",

@@ -24,7 +24,7 @@ turn on (METRICS_PORT, see the README's "Watching Inloop").
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -125,9 +125,9 @@ class Metrics:
     def feed_polled(self, ok: bool) -> None:
         self._feed_polls.labels("ok" if ok else "failed").inc()
 
-    def duty_held(self, duty: str, held: bool) -> None:
-        """The duties' leases (issue 17 §1) say here whether this instance holds `duty`."""
-        self._duties.labels(duty).set(1 if held else 0)
+    def watch_duty(self, duty: str, holds: Callable[[], bool]) -> None:
+        """Whether this instance holds `duty` (bot/duties.py), asked at each scrape."""
+        self._duties.labels(duty).set_function(lambda: 1.0 if holds() else 0.0)
 
     def reminder_queued(self, lag_seconds: float) -> None:
         self._reminder_lag.observe(max(0.0, lag_seconds))

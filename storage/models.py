@@ -298,6 +298,22 @@ class ProcessedEvent(SQLModel, table=True):
 # -- commitments (weekly dialogue time) ------------------------------------------------------
 
 
+class DutyLease(SQLModel, table=True):
+    """Who runs a duty that must run in one instance at a time (bot/duties.py).
+
+    The holder renews `expires_at` every few seconds; a row past it is anyone's.
+    """
+
+    __tablename__ = "duty_lease"
+
+    duty: str = Field(primary_key=True, max_length=64)
+    #: the instance: host, process id and a random part (bot/duties.py `instance_id`)
+    holder: str = Field(max_length=255)
+    #: when this holder took it (kept across renewals)
+    since: datetime = Field(sa_column=_utc())
+    expires_at: datetime = Field(sa_column=_utc())
+
+
 class SessionOutcome(StrEnum):
     """What became of one occurrence of a commitment (or of a `log`)."""
 

@@ -85,7 +85,7 @@ def test_version_prints_the_installed_version(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["run"], ["db"], ["db", "upgrade"], ["check-config"], ["version"]],
+    [[], ["run"], ["db"], ["db", "upgrade"], ["check-config"], ["status"], ["version"]],
     ids=lambda c: " ".join(c) or "inloop",
 )
 def test_every_command_has_help(tmp_path: Path, command: list[str]) -> None:
@@ -101,7 +101,7 @@ def test_every_command_has_help(tmp_path: Path, command: list[str]) -> None:
 def test_top_level_help_lists_every_command(tmp_path: Path) -> None:
     done = inloop(tmp_path, "--help")
 
-    for command in ("run", "db", "check-config", "version", "--env-file"):
+    for command in ("run", "db", "check-config", "status", "version", "--env-file"):
         assert command in done.stdout
 
 

@@ -24,6 +24,7 @@ TABLES = {
     "away",
     "commitment",
     "conversation",
+    "duty_lease",
     "dialogue_session",
     "escalation_nudge",
     "feed",
@@ -164,7 +165,12 @@ async def test_team_members_go_with_a_downgrade_and_come_back_with_the_upgrade(
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: _downgrade(sync, "0010"))
-            assert await conn.run_sync(_tables) == TABLES - {"team_member", "escalation_nudge"}
+            # and the revisions after it (0012d, 0014)
+            assert await conn.run_sync(_tables) == TABLES - {
+                "team_member",
+                "escalation_nudge",
+                "duty_lease",
+            }
         await upgrade(db)
         async with db.engine.connect() as conn:
             assert await conn.run_sync(_tables) == TABLES
@@ -194,7 +200,8 @@ async def test_team_targets_go_with_a_downgrade_and_the_defaults_come_back(
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: _downgrade(sync, "0011_team_members"))
-            assert await conn.run_sync(_tables) == TABLES - {"escalation_nudge"}
+            # and the revisions after it (0014)
+            assert await conn.run_sync(_tables) == TABLES - {"escalation_nudge", "duty_lease"}
             columns = await conn.run_sync(
                 lambda sync: {c["name"] for c in inspect(sync).get_columns("team")}
             )
