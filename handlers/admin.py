@@ -13,7 +13,7 @@ from bot.router import ANYONE, Router, UsageError
 from bot.views import Notice
 from bot.working_hours import WorkingHours
 from handlers import card
-from handlers.commitments import duration, parse_days, parse_minutes, parse_zone
+from handlers.commitments import duration, parse_days, parse_zone
 from handlers.escalation import Defaults, clock_minutes, clock_text, hours_text, targets_of
 from handlers.people import named_person, tell_admins
 from handlers.routing import normalise_tags
@@ -25,8 +25,10 @@ _TEAM_NAME = re.compile(r"^[\w][\w.-]{0,79}$")
 _WINDOW = re.compile(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})")
 #: a target from a minute to a week, as CLAIM_TARGET_MINUTES and REPLY_TARGET_MINUTES
 TARGET_MINUTES = (1, 7 * 24 * 60)
-#: a target's weeks and days, before the hours and minutes `commit` durations have
-_TARGET_DAYS = re.compile(r"(?:([0-9]{1,2})w)?(?:([0-9]{1,3})d)?(.*)")
+#: a target: `1w`, `2d`, `1d12h`, `168h`, `90m`, `1h30m` or `1h30` (minutes after hours)
+_TARGET = re.compile(
+    r"(?:([0-9]{1,2})w)?(?:([0-9]{1,3})d)?(?:([0-9]{1,3})h)?(?:([0-9]{1,5})m|(?<=h)([0-9]{1,2}))?"
+)
 _DAY, _WEEK = 24 * 60, 7 * 24 * 60
 #: people are split on commas and spaces, as routing tags are: `luca, marta`
 _PEOPLE_SEPARATORS = re.compile(r"[,\s]+")
@@ -254,11 +256,7 @@ async def team_target(ctx: Context, args: Sequence[str], defaults: Defaults) -> 
         key = key.lower()
         if key not in ("claim", "reply") or key in chosen:
             raise UsageError()
-        chosen[key] = (
-            None
-            if value.lower() == "default"
-            else parse_target(value, texts)
-        )
+        chosen[key] = None if value.lower() == "default" else parse_target(value, texts)
     team = await _team_named(ctx, args[0])
     if team is None:
         return
@@ -271,22 +269,17 @@ async def team_target(ctx: Context, args: Sequence[str], defaults: Defaults) -> 
 
 
 def parse_target(value: str, texts: Texts) -> int:
-    """`30m`, `4h`, `1h30m` as `commit` takes them, and days and weeks before them:
-    `2d`, `1w`, `1d12h` → minutes, from a minute to a week."""
+    """`30m`, `4h`, `1h30m` as `commit` takes them, hours up to a week's (`168h`), and
+    days and weeks before them: `2d`, `1w`, `1d12h` → minutes, from a minute to a week."""
     low, high = TARGET_MINUTES
     problem = UsageError(
         texts.bad_target.format(value=value, low=target_text(low), high=target_text(high))
     )
-    match = _TARGET_DAYS.fullmatch(value.lower())
+    match = _TARGET.fullmatch(value.lower())
     if match is None or not any(match.groups()):
         raise problem
-    weeks, days, rest = match.groups()
-    minutes = (int(weeks or 0) * 7 + int(days or 0)) * _DAY
-    if rest:
-        try:
-            minutes += parse_minutes(rest, texts.bad_target, 0, high)
-        except UsageError:
-            raise problem from None
+    weeks, days, hours, minutes_m, minutes_after_h = (int(g or 0) for g in match.groups())
+    minutes = (weeks * 7 + days) * _DAY + hours * 60 + minutes_m + minutes_after_h
     if not low <= minutes <= high:
         raise problem
     return minutes
