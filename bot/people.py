@@ -38,6 +38,19 @@ _SLACK_USER = re.compile(r"[UW][A-Z0-9]+")
 _MATRIX_USER = re.compile(r"@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(?::[0-9]{1,5})?", re.IGNORECASE)
 #: a console name, as `/as NAME` takes it
 _CONSOLE_NAME = re.compile(r"[\w.-]{1,40}")
+#: words that ping everyone in a place (Slack, Matrix, common usage): never a person,
+#: even on the console, where `@here` would otherwise be a bare name
+MASS_MENTIONS = frozenset({"here", "channel", "everyone", "room"})
+#: a Slack special mention as Slack writes it in a command: `<!here>`, `<!channel|@channel>`
+_SLACK_SPECIAL = re.compile(r"<!([a-z]+)(?:\|[^>]*)?>", re.IGNORECASE)
+
+
+def is_mass_mention(word: str) -> bool:
+    """`@here`, `@channel`, `@everyone`, `@room` (any case) or Slack's `<!here>` forms."""
+    text = word.strip()
+    if (special := _SLACK_SPECIAL.fullmatch(text)) is not None:
+        return special[1].lower() in MASS_MENTIONS
+    return text.startswith("@") and text[1:].lower() in MASS_MENTIONS
 
 
 def written_ref(written: str, platform: str) -> PersonId | None:
@@ -52,8 +65,11 @@ def written_ref(written: str, platform: str) -> PersonId | None:
 
     A platform's name before the colon wins over a Matrix id that looks alike
     (`@console:luca` is the console's luca, not a user of a server called luca).
+    A mass mention (`@here`, `<!channel>` …) is nobody, even where a bare name is someone.
     """
     text = written.strip()
+    if is_mass_mention(text):
+        return None
     if (mention := _SLACK_MENTION.fullmatch(text)) is not None:
         return PersonId(f"slack:{mention[1]}")
     bare = text.removeprefix("@")
@@ -79,7 +95,10 @@ def _qualified(platform: str, local: str) -> PersonId | None:
 
 def writes_a_person(word: str) -> bool:
     """Whether `word` is written as a person, not as a word of free text: with `@`, as a
-    Slack mention or platform-qualified (a bare `luca` at the end of a question is a word)."""
+    Slack mention or platform-qualified (a bare `luca` at the end of a question is a word).
+    A mass mention (`@here`, `<!channel>` …) is a word of the text, never a person."""
+    if is_mass_mention(word):
+        return False
     head = word.removeprefix("@").partition(":")
     return word.startswith(("@", "<@")) or (bool(head[1]) and head[0].lower() in PLATFORMS)
 

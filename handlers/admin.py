@@ -13,7 +13,7 @@ from bot.router import ANYONE, Router, UsageError
 from bot.views import Notice
 from bot.working_hours import WorkingHours
 from handlers import card
-from handlers.commitments import duration, parse_days, parse_minutes, parse_zone
+from handlers.commitments import duration, parse_days, parse_zone
 from handlers.escalation import Defaults, clock_minutes, clock_text, hours_text, targets_of
 from handlers.people import named_person, tell_admins
 from handlers.routing import normalise_tags
@@ -25,6 +25,17 @@ _TEAM_NAME = re.compile(r"^[\w][\w.-]{0,79}$")
 _WINDOW = re.compile(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})")
 #: a target from a minute to a week, as CLAIM_TARGET_MINUTES and REPLY_TARGET_MINUTES
 TARGET_MINUTES = (1, 7 * 24 * 60)
+#: a target: `1w`, `2d`, `1d12h`, `168h`, `90m`, `1h30m` or `1h30` (minutes after hours)
+_TARGET = re.compile(
+    r"(?:([0-9]{1,2})w)?(?:([0-9]{1,3})d)?(?:([0-9]{1,3})h)?(?:([0-9]{1,5})m|(?<=h)([0-9]{1,2}))?"
+)
+_DAY, _WEEK = 24 * 60, 7 * 24 * 60
+#: people are split on commas and spaces, as routing tags are: `luca, marta`
+_PEOPLE_SEPARATORS = re.compile(r"[,\s]+")
+#: words the team commands read as keywords where a team name may stand (`team members
+#: TEAM none`, `team target TEAM claim … default`, `team hours TEAM always`, `queue all`):
+#: a team called so could never be named unambiguously
+RESERVED_TEAM_NAMES = ("none", "all", "default", "always", "claim", "reply")
 
 
 def register(router: Router) -> None:
@@ -80,6 +91,10 @@ async def team_add(ctx: Context, args: Sequence[str]) -> None:
     if not args or not _TEAM_NAME.match(args[0]) or ctx.channel is None:
         raise UsageError()
     texts, name = ctx.texts, args[0]
+    if name.lower() in RESERVED_TEAM_NAMES:
+        words = ", ".join(RESERVED_TEAM_NAMES)
+        ctx.reply(texts.team_name_reserved.format(team=name, words=words))
+        return
     if (existing := await teams.by_name(ctx.session, name)) is not None:
         ctx.reply(texts.team_exists.format(team=existing.name))
         return
@@ -192,8 +207,11 @@ async def team_members(ctx: Context, args: Sequence[str]) -> None:
     assert team.id is not None
     if len(args) > 1:
         chosen: dict[int, Person] = {}
-        if [a.lower() for a in args[1:]] != ["none"]:
-            for ref in args[1:]:
+        written = [w for a in args[1:] for w in _PEOPLE_SEPARATORS.split(a) if w]
+        if not written:
+            raise UsageError()  # only commas
+        if [w.lower() for w in written] != ["none"]:
+            for ref in written:
                 found = await named_person(ctx, ref)
                 if found is None:
                     return  # the sender was told whom; nothing changed
@@ -238,11 +256,7 @@ async def team_target(ctx: Context, args: Sequence[str], defaults: Defaults) -> 
         key = key.lower()
         if key not in ("claim", "reply") or key in chosen:
             raise UsageError()
-        chosen[key] = (
-            None
-            if value.lower() == "default"
-            else parse_minutes(value, texts.bad_target, *TARGET_MINUTES)
-        )
+        chosen[key] = None if value.lower() == "default" else parse_target(value, texts)
     team = await _team_named(ctx, args[0])
     if team is None:
         return
@@ -252,6 +266,32 @@ async def team_target(ctx: Context, args: Sequence[str], defaults: Defaults) -> 
         team.reply_target_minutes = chosen["reply"]
     ctx.session.add(team)
     ctx.reply(_targets_text(texts, team, defaults))
+
+
+def parse_target(value: str, texts: Texts) -> int:
+    """`30m`, `4h`, `1h30m` as `commit` takes them, hours up to a week's (`168h`), and
+    days and weeks before them: `2d`, `1w`, `1d12h` → minutes, from a minute to a week."""
+    low, high = TARGET_MINUTES
+    problem = UsageError(
+        texts.bad_target.format(value=value, low=target_text(low), high=target_text(high))
+    )
+    match = _TARGET.fullmatch(value.lower())
+    if match is None or not any(match.groups()):
+        raise problem
+    weeks, days, hours, minutes_m, minutes_after_h = (int(g or 0) for g in match.groups())
+    minutes = (weeks * 7 + days) * _DAY + hours * 60 + minutes_m + minutes_after_h
+    if not low <= minutes <= high:
+        raise problem
+    return minutes
+
+
+def target_text(minutes: int) -> str:
+    """A target as admins write it: `1w`, `2d`, else `commit`'s `1h30m`."""
+    if minutes and minutes % _WEEK == 0:
+        return f"{minutes // _WEEK}w"
+    if minutes and minutes % _DAY == 0:
+        return f"{minutes // _DAY}d"
+    return duration(minutes)
 
 
 async def team_hours(ctx: Context, args: Sequence[str], defaults: Defaults) -> None:
@@ -313,8 +353,8 @@ def _targets_text(texts: Texts, team: Team, defaults: Defaults) -> str:
     targets = targets_of(team, defaults)
     return texts.team_targets.format(
         team=team.name,
-        claim=duration(targets.claim_minutes),
-        reply=duration(targets.reply_minutes),
+        claim=target_text(targets.claim_minutes),
+        reply=target_text(targets.reply_minutes),
         hours=hours_text(targets.hours, texts),
     )
 
@@ -331,6 +371,9 @@ async def role(ctx: Context, args: Sequence[str]) -> None:
     if target is None:
         return
     new_role = None if wanted == "none" else Role(wanted)
+    if target.role == new_role:  # nothing changes: nobody is told anything
+        ctx.reply(texts.role_unchanged.format(person=target.display_name, role=wanted))
+        return
     demotes_last_admin = (
         target.role == Role.ADMIN
         and new_role != Role.ADMIN

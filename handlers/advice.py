@@ -121,6 +121,8 @@ async def ask(ctx: Context, args: Sequence[str]) -> None:
     if len(args) < 2:
         raise UsageError()
     texts = ctx.texts
+    if len(args) == 2 and writes_a_person(args[1]):
+        raise UsageError(texts.advice_no_question)  # `ask 1 @carla`: a consultant, no question
     conversation = await claims.conversation_arg(ctx, args[:1])
     if conversation is None or not await _may_ask(ctx, conversation):
         return
@@ -245,6 +247,9 @@ async def rate(ctx: Context, args: Sequence[str]) -> None:
     request, ident, _ = found
     if request.asked_by != ctx.sender.id:
         ctx.reply(ctx.texts.advice_not_yours.format(id=ident))
+        return
+    if request.answered_at is None:  # open, taken, or closed before any answer
+        ctx.reply(ctx.texts.advice_rate_unanswered.format(id=ident))
         return
     request.rating = args[1].lower().replace("-", " ")
     ctx.session.add(request)

@@ -113,6 +113,7 @@ class Texts:
     team_adopted_one: str
     team_adopted: str
     team_exists: str
+    team_name_reserved: str
     team_channel_taken: str
     team_unknown: str
     team_tags_set: str
@@ -156,6 +157,7 @@ class Texts:
     escalations_header: str
     escalations_none: str
     role_set: str
+    role_unchanged: str
     role_told: str
     role_unknown: str
     role_last_admin: str
@@ -202,6 +204,7 @@ class Texts:
     advice_unknown: str
     advice_no_pool: str
     advice_not_consultant: str
+    advice_no_question: str
     advice_asked: str
     advice_pool_name: str
     advice_card_title: str
@@ -220,6 +223,7 @@ class Texts:
     advice_followup: str
     advice_followup_sent: str
     advice_rated: str
+    advice_rate_unanswered: str
     advice_closed: str
     advice_closed_for_consultant: str
     advice_none: str

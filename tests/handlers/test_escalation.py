@@ -313,7 +313,7 @@ async def test_team_targets_and_hours_as_admins_type_them(chat: Chat) -> None:
     )
 
     refused = await chat.say("boss", "team target support claim 0m")
-    assert refused.startswith("`0m` is not a target: write a duration from 1m to 168h")
+    assert refused.startswith("`0m` is not a target: write a duration from 1m to 1w")
     assert "Usage:" in refused
     assert (await chat.say("boss", "team hours support mon-fri 9-18 Europe/Rome")).startswith(
         "`9-18` are not working hours: write them like 09:00-18:00"
