@@ -24,6 +24,8 @@ TABLES = {
     "away",
     "commitment",
     "conversation",
+    "customer",
+    "customer_identity",
     "dialogue_session",
     "feed",
     "matrix_account",
