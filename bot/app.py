@@ -33,6 +33,7 @@ from handlers import (
     advice,
     claims,
     commitments,
+    customers,
     digest,
     feeds,
     forms,
@@ -112,11 +113,18 @@ class App:
             clock,
             report_error,
             channel_language=settings.language,
+            channel_timezone=settings.default_tz,
             prefixes={name: p.command_prefix for name, p in self.platforms.items()},
             after_commit=self.outbox.kick,
         )
-        for module in (help, claims, queue, home, admin, routing, watch, advice):
+        for module in (help, claims, queue, home, admin, advice):
             module.register(self.router)
+        relationships = customers.Relationships(
+            timedelta(minutes=settings.relationship_hold_minutes), settings.default_tz
+        )
+        routing.register(self.router, relationships)
+        watch.register(self.router, relationships)
+        customers.register(self.router, relationships)
         digest.register(self.router, settings.digest_tz, settings.claim_target_minutes)
         advice.register_sla(self.router, timedelta(hours=settings.advice_sla_hours))
         self.scheduler = Scheduler(self.db, clock, report_error)
@@ -125,6 +133,7 @@ class App:
         monday_nine = weekly("1", "09:00", settings.digest_tz)
         self.scheduler.every(digest.WEEKLY, monday_nine.next_after, catch_up=timedelta(hours=12))
         self.scheduler.every(advice.SLA_SWEEP, advice.quarter_hour_after)
+        self.scheduler.every(customers.HOLD_SWEEP, customers.minute_after)
         self.feeds = FeedPoller(
             self.db, clock, report_error, interval_minutes=settings.feed_poll_minutes
         )

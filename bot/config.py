@@ -51,6 +51,7 @@ KNOWN_SETTINGS = frozenset(
         "FEED_POLL_MINUTES",
         "DIGEST_TZ",
         "CLAIM_TARGET_MINUTES",
+        "RELATIONSHIP_HOLD_MINUTES",
         "ADVICE_SLA_HOURS",
         "SLACK_BOT_TOKEN",
         "SLACK_APP_TOKEN",
@@ -93,6 +94,9 @@ class Settings:
     #: the weekly digest: its weeks are ISO weeks in this zone; the claim target it counts
     digest_tz: str = "UTC"
     claim_target_minutes: int = 60
+    #: a returning customer's new conversation is offered to their relationship owner
+    #: alone for this long; 0: no hold, anyone may claim at once
+    relationship_hold_minutes: int = 30
     #: an advice request unanswered this long is chased (consultant reminded, owner told)
     advice_sla_hours: int = 24
     # -- Slack -------------------------------------------------------------------------
@@ -206,6 +210,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         digest_tz=_timezone("DIGEST_TZ", get("DIGEST_TZ", get("INLOOP_DEFAULT_TZ", "UTC"))),
         claim_target_minutes=_int(
             "CLAIM_TARGET_MINUTES", get("CLAIM_TARGET_MINUTES", "60"), 1, 7 * 24 * 60
+        ),
+        relationship_hold_minutes=_int(
+            "RELATIONSHIP_HOLD_MINUTES", get("RELATIONSHIP_HOLD_MINUTES", "30"), 0, 7 * 24 * 60
         ),
         advice_sla_hours=_int("ADVICE_SLA_HOURS", get("ADVICE_SLA_HOURS", "24"), 1, 24 * 30),
         slack_bot_token=slack_bot_token,

@@ -150,12 +150,13 @@ class RecordingPlatform:
         return [d.text for d in self.delivered if d.kind == "reply" and d.thread in refs]
 
     def card(self, number: int) -> Card:
-        """The card of conversation #number as it stands now (posted, then every update)."""
+        """The card of conversation #number as it stands now (posted, then every update);
+        not the private copies offered to people on duty."""
         prefix = f"#{number} "
         cards = [
             d.view
             for d in self.delivered
-            if isinstance(d.view, Card) and d.view.title.startswith(prefix)
+            if d.kind != "private" and isinstance(d.view, Card) and d.view.title.startswith(prefix)
         ]
         assert cards, f"no card for #{number}"
         return cards[-1]
@@ -166,7 +167,7 @@ class RecordingPlatform:
         return {
             d.ref
             for d in self.delivered
-            if isinstance(d.view, Card) and d.view.title.startswith(prefix)
+            if d.kind != "private" and isinstance(d.view, Card) and d.view.title.startswith(prefix)
         }
 
 
