@@ -3,6 +3,7 @@ person who helped her last is offered her new conversation first."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -285,3 +286,43 @@ async def test_a_batch_of_mentions_finds_its_customers_together(chat: Chat) -> N
     assert "#3 ·" in profile and "#4 ·" in profile
     assert button_actions(chat.platform.card(2)) == ["claim"]
     assert len(chat.platform.in_channel(channel("support"))) >= 5
+
+
+async def test_the_digest_counts_how_often_returning_customers_keep_their_person(
+    chat: Chat,
+) -> None:
+    await _giulia_helped_by_ann(chat)
+    await chat.mention("Paolo", "Dov'è il mio ordine?", key="paolo-1")
+    await chat.say("ann", "claim 2")
+    await chat.say("ann", "resolve 2")
+    chat.clock.advance(days=1)
+    await chat.mention("Giulia", "Di nuovo io", key="thread-2")  # #3, Ann takes it
+    await chat.mention("Paolo", "Di nuovo io", key="paolo-2")  # #4, Bob after the hold
+    await chat.say("ann", "claim 3")
+    chat.clock.advance(minutes=31)
+    await chat.say("bob", "claim 4")
+
+    digest = await chat.say("boss", "digest this")
+
+    continuity = (
+        "  continuity: 2 conversations of returning customers, "
+        "50% handled by their relationship owner"
+    )
+    lines = digest.splitlines()
+    assert lines[lines.index(continuity) - 1].startswith("• Ann:")
+    assert lines.count(continuity) == 2  # Ann's, and the team's
+    assert any(line.startswith("• support:") for line in lines)
+
+    from handlers import digest as digests
+    from handlers.weeks import IsoWeek
+
+    async with chat.app.db.read() as session:
+        figures = await digests.build(session, IsoWeek(2026, 47), "UTC", "", 60, chat.clock())
+    assert figures is not None
+    rows = {(r["section"], r["name"], r["figure"]): r["value"] for r in digests.as_rows(figures)}
+    assert rows[("team", "support", "returning")] == 2
+    assert rows[("team", "support", "returning_by_owner")] == 1
+    assert rows[("person", "Ann", "continuity")] == 50.0
+    exported = json.loads(digests.as_json(figures))
+    assert exported["teams"][0]["continuity"] == 50.0
+    assert "team,support,continuity,50.0" in digests.as_csv(figures).replace("2026-W47,", "")
