@@ -102,8 +102,15 @@ async def recognise(
     histories = await stored.histories(ctx.session, returning)
     holders = await stored.relationship_owners(ctx.session, returning)
     arrivals: dict[tuple[str, str], Arrival] = {}
+    in_batch: dict[int, int] = {}
     for conversation, _ in planned:
         who = found[keys[id(conversation)]]
+        history = histories.get(who.customer_id)
+        if (before := in_batch.get(who.customer_id, 0)) > 0:
+            # the customer opened another conversation earlier in this very batch
+            earlier = history.earlier if history is not None else 0
+            history = stored.History(earlier + before, ctx.now, Status.OPEN, "")
+        in_batch[who.customer_id] = before + 1
         conversation.customer_id = who.customer_id
         conversation.identity_id = who.identity_id
         holder = holders.get(who.customer_id)
@@ -116,9 +123,7 @@ async def recognise(
                 and not _away(holder, ctx.now, relationships.default_tz)
             ):
                 conversation.held_until = ctx.now + relationships.hold
-        arrivals[(conversation.source, conversation.conversation_key)] = Arrival(
-            histories.get(who.customer_id), person
-        )
+        arrivals[(conversation.source, conversation.conversation_key)] = Arrival(history, person)
     return arrivals
 
 
@@ -228,8 +233,9 @@ def _refs(ctx: Context, args: Sequence[str]) -> list[str]:
         words = shlex.split(text)
     except ValueError:
         return list(args)
-    # the command's own words come first: keep what follows them
-    return words[len(words) - len(args) :] if len(words) >= len(args) else list(args)
+    # the command's own words come first (`customer link`): keep what follows them
+    named = len(text.split()) - len(args)
+    return words[named:] if 0 <= named <= len(words) else list(args)
 
 
 async def _named(ctx: Context, ref: str) -> Named | None:
