@@ -430,7 +430,7 @@ async def owner(ctx: Context, args: Sequence[str]) -> None:
     customer = await ctx.session.get(Customer, named.customer_id)
     assert customer is not None
     current = await stored.relationship_owner(ctx.session, named.customer_id)
-    label = one_line(refs[0])
+    label = one_line(named.identity.display_name if named.identity else refs[0])
     if not is_manager(me) and (current is None or current.id != me.id):
         ctx.reply(
             texts.customer_owner_not_allowed.format(

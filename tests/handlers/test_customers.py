@@ -142,13 +142,13 @@ async def test_customer_owner_gives_the_relationship_to_someone_else(chat: Chat)
     await _giulia_helped_by_ann(chat)
 
     assert await chat.say("carl", "customer owner #1 console:bob") == (
-        "Only the relationship owner of #1 (Ann) or a manager can change it."
+        "Only the relationship owner of Giulia (Ann) or a manager can change it."
     )
     assert await chat.say("ann", "customer owner twitter:@giulia @bob") == (
-        "Bob is now the relationship owner of twitter:@giulia."
+        "Bob is now the relationship owner of Giulia."
     )
     assert chat.platform.last_private(person("bob")) == (
-        "Ann made you the relationship owner of twitter:@giulia: "
+        "Ann made you the relationship owner of Giulia: "
         "their new conversations are offered to you first."
     )
     assert "Relationship owner: Bob" in await chat.say("ann", "customer #1")

@@ -32,10 +32,10 @@ def test_a_console_customer_is_known_by_name_and_their_profile_is_private(
     assert "#1 · " in profile and " · console · claimed · admin" in profile
     owner = session.turn("!inloop customer owner #1 @marta").said
     assert [(s.where, s.text) for s in owner] == [
-        ("dm:admin", "marta is now the relationship owner of #1."),
+        ("dm:admin", "marta is now the relationship owner of Giulia."),
         (
             "dm:marta",
-            "admin made you the relationship owner of #1: "
+            "admin made you the relationship owner of Giulia: "
             "their new conversations are offered to you first.",
         ),
     ]
