@@ -165,7 +165,8 @@ async def test_team_members_go_with_a_downgrade_and_come_back_with_the_upgrade(
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: _downgrade(sync, "0010"))
-            assert await conn.run_sync(_tables) == TABLES - {"team_member"}
+            later = {"team_member", "customer", "customer_identity"}  # 0011 and 0013
+            assert await conn.run_sync(_tables) == TABLES - later
         await upgrade(db)
         async with db.engine.connect() as conn:
             assert await conn.run_sync(_tables) == TABLES
@@ -177,5 +178,39 @@ async def test_team_members_go_with_a_downgrade_and_come_back_with_the_upgrade(
         assert await again.say("boss", "team members support") == (
             "support has no members. `team join support` joins it."
         )
+    finally:
+        await again.stop()
+
+
+async def test_an_upgraded_database_knows_its_returning_customers(database_url: str) -> None:
+    """0013 gives the conversations stored before it their customers (by source and
+    handle, or name): Giulia's next conversation after the upgrade says she is back."""
+    first = await Chat(database_url).start()
+    await first.say("boss", "team add support", where="support")
+    await first.mention("Giulia", "La scatola è rotta", key="g-1")
+    await first.mention("Giulia", "E il rimborso?", key="g-2")
+    await first.mention("Paolo", "Ordine in ritardo", key="p-1")
+    await first.say("ann", "claim 2")
+    await first.say("ann", "resolve 2")
+    await first.stop()
+    db = Database(database_url)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(lambda sync: _downgrade(sync, "0011_team_members"))
+        assert "customer" not in await conn.run_sync(_tables)
+    await db.dispose()
+
+    again = Chat(database_url)
+    again.platform = again.app.platforms["console"] = first.platform  # the same chat
+    await again.start()  # upgrades
+    try:
+        await again.mention("Giulia", "Sono ancora io", key="g-3")
+        await again.mention("Sara", "Prima volta", key="s-1")
+
+        assert field_value(again.platform.card(4), "Customer") == (
+            "Returning: 2 before · last 16 Nov with Ann, resolved"
+        )
+        assert field_value(again.platform.card(4), "Relationship").startswith("Ann's customer")
+        assert "Customer" not in {f.label for f in again.platform.card(5).fields}
+        assert "Identities: twitter:@paolo (Paolo)" in await again.say("ann", "customer #3")
     finally:
         await again.stop()

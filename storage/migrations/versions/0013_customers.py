@@ -23,6 +23,23 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+#: the columns a conversation gains, and the table each refers to
+_COLUMNS = (
+    ("customer_id", "customer"),
+    ("identity_id", "customer_identity"),
+    ("relationship_owner_id", "person"),
+)
+_INDEXES = (
+    ("ix_conversation_customer_id", ["customer_id", "id"]),
+    ("ix_conversation_identity_id", ["identity_id"]),
+    ("ix_conversation_held_until", ["held_until"]),
+)
+
+
+def _sqlite() -> bool:
+    return op.get_bind().dialect.name == "sqlite"
+
+
 def upgrade() -> None:
     op.create_table(
         "customer",
@@ -44,27 +61,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("source", "handle", name="uq_customer_identity"),
     )
-    with op.batch_alter_table("customer_identity", schema=None) as batch_op:
-        batch_op.create_index("ix_customer_identity_customer_id", ["customer_id"], unique=False)
-    with op.batch_alter_table("conversation", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("customer_id", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("identity_id", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("relationship_owner_id", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("held_until", sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_foreign_key(
-            "fk_conversation_customer_id", "customer", ["customer_id"], ["id"]
+    op.create_index("ix_customer_identity_customer_id", "customer_identity", ["customer_id"])
+    if _sqlite():
+        # SQLite adds a column with its reference in place. A batch rebuild of
+        # `conversation` (copy, drop, rename) would break every row pointing at it
+        # (mentions, history), and its foreign keys cannot be switched off inside the
+        # migration's transaction.
+        for column, parent in _COLUMNS:
+            op.execute(
+                f"ALTER TABLE conversation ADD COLUMN {column} INTEGER REFERENCES {parent} (id)"
+            )
+        op.add_column("conversation", sa.Column("held_until", sa.DateTime(timezone=True)))
+    else:
+        for column, parent in _COLUMNS:
+            op.add_column("conversation", sa.Column(column, sa.Integer(), nullable=True))
+            op.create_foreign_key(
+                f"fk_conversation_{column}", "conversation", parent, [column], ["id"]
+            )
+        op.add_column(
+            "conversation", sa.Column("held_until", sa.DateTime(timezone=True), nullable=True)
         )
-        batch_op.create_foreign_key(
-            "fk_conversation_identity_id", "customer_identity", ["identity_id"], ["id"]
-        )
-        batch_op.create_foreign_key(
-            "fk_conversation_relationship_owner_id", "person", ["relationship_owner_id"], ["id"]
-        )
-        batch_op.create_index(
-            "ix_conversation_customer_id", ["customer_id", "id"], unique=False
-        )
-        batch_op.create_index("ix_conversation_identity_id", ["identity_id"], unique=False)
-        batch_op.create_index("ix_conversation_held_until", ["held_until"], unique=False)
+    for name, columns in _INDEXES:
+        op.create_index(name, "conversation", columns)
     _backfill()
 
 
@@ -155,18 +173,18 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("conversation", schema=None) as batch_op:
-        batch_op.drop_index("ix_conversation_held_until")
-        batch_op.drop_index("ix_conversation_identity_id")
-        batch_op.drop_index("ix_conversation_customer_id")
-        batch_op.drop_constraint("fk_conversation_relationship_owner_id", type_="foreignkey")
-        batch_op.drop_constraint("fk_conversation_identity_id", type_="foreignkey")
-        batch_op.drop_constraint("fk_conversation_customer_id", type_="foreignkey")
-        batch_op.drop_column("held_until")
-        batch_op.drop_column("relationship_owner_id")
-        batch_op.drop_column("identity_id")
-        batch_op.drop_column("customer_id")
-    with op.batch_alter_table("customer_identity", schema=None) as batch_op:
-        batch_op.drop_index("ix_customer_identity_customer_id")
+    for name, _ in _INDEXES:
+        op.drop_index(name, "conversation")
+    columns = [c for c, _ in _COLUMNS] + ["held_until"]
+    if _sqlite():
+        # (SQLite drops a column that only carries its own reference, without a rebuild)
+        for column in columns:
+            op.execute(f"ALTER TABLE conversation DROP COLUMN {column}")
+    else:
+        for column, _ in _COLUMNS:
+            op.drop_constraint(f"fk_conversation_{column}", "conversation", type_="foreignkey")
+        for column in columns:
+            op.drop_column("conversation", column)
+    op.drop_index("ix_customer_identity_customer_id", "customer_identity")
     op.drop_table("customer_identity")
     op.drop_table("customer")
