@@ -105,7 +105,10 @@ async def replied(ctx: Context, args: Sequence[str]) -> None:
         ctx.reply(texts.is_resolved.format(number=n))
         return
     if conversation.owner_id is None:
-        # Replying to an unclaimed conversation claims it: the reply is what matters.
+        # Replying to an unclaimed conversation claims it: the reply is what matters
+        # (so it waits for a relationship owner's hold like a claim).
+        if await held_for_other(ctx, conversation):
+            return
         _take(ctx, conversation, ctx.sender)
     elif await may_change(ctx, conversation) is None:
         return

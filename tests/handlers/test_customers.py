@@ -70,6 +70,9 @@ async def test_the_relationship_owner_is_offered_the_new_conversation_first(chat
         "anyone in the team can claim it after that (a manager can now)."
     )
     assert field_value(chat.platform.card(2), "Owner") == "nobody yet"
+    # marking it replied would claim it: held the same way
+    assert "offered to them until 09:30" in await chat.say("bob", "replied 2")
+    assert field_value(chat.platform.card(2), "Owner") == "nobody yet"
 
     assert "#2 is yours" in await chat.say("ann", "claim 2")
     assert _fields(chat, 2)["Relationship"] == "Ann's customer"
