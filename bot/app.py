@@ -35,6 +35,7 @@ from handlers import (
     commitments,
     customers,
     digest,
+    escalation,
     feeds,
     forms,
     help,
@@ -127,11 +128,15 @@ class App:
         customers.register(self.router, relationships)
         digest.register(self.router, settings.digest_tz, settings.claim_target_minutes)
         advice.register_sla(self.router, timedelta(hours=settings.advice_sla_hours))
+        targets = escalation.Defaults(settings.claim_target_minutes, settings.reply_target_minutes)
+        escalation.register(self.router, targets)
+        admin.register_targets(self.router, targets)
         self.scheduler = Scheduler(self.db, clock, report_error)
         commitments.register(self.router, self.scheduler, settings.default_tz)
         # Monday 09:00 in DIGEST_TZ; a restart later that morning still posts it, once.
         monday_nine = weekly("1", "09:00", settings.digest_tz)
         self.scheduler.every(digest.WEEKLY, monday_nine.next_after, catch_up=timedelta(hours=12))
+        self.scheduler.every(escalation.SWEEP, escalation.minute_after)
         self.scheduler.every(advice.SLA_SWEEP, advice.quarter_hour_after)
         self.scheduler.every(customers.HOLD_SWEEP, customers.minute_after)
         self.feeds = FeedPoller(

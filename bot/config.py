@@ -97,6 +97,8 @@ class Settings:
     #: a returning customer's new conversation is offered to their relationship owner
     #: alone for this long; 0: no hold, anyone may claim at once
     relationship_hold_minutes: int = 30
+    #: a team's default time to reply to a claimed conversation before its owner is nudged
+    reply_target_minutes: int = 240
     #: an advice request unanswered this long is chased (consultant reminded, owner told)
     advice_sla_hours: int = 24
     # -- Slack -------------------------------------------------------------------------
@@ -213,6 +215,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         relationship_hold_minutes=_int(
             "RELATIONSHIP_HOLD_MINUTES", get("RELATIONSHIP_HOLD_MINUTES", "30"), 0, 7 * 24 * 60
+        ),
+        reply_target_minutes=_int(
+            "REPLY_TARGET_MINUTES", get("REPLY_TARGET_MINUTES", "240"), 1, 7 * 24 * 60
         ),
         advice_sla_hours=_int("ADVICE_SLA_HOURS", get("ADVICE_SLA_HOURS", "24"), 1, 24 * 30),
         slack_bot_token=slack_bot_token,

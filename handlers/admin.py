@@ -11,13 +11,20 @@ from bot.messages import CATALOG, Texts
 from bot.people import ADMINS, STAFF
 from bot.router import ANYONE, Router, UsageError
 from bot.views import Notice
+from bot.working_hours import WorkingHours
 from handlers import card
+from handlers.commitments import duration, parse_days, parse_minutes, parse_zone
+from handlers.escalation import Defaults, clock_minutes, clock_text, hours_text, targets_of
 from handlers.people import named_person, tell_admins
 from handlers.routing import normalise_tags
 from storage import conversations, people, teams
 from storage.models import Person, Role, Team
 
 _TEAM_NAME = re.compile(r"^[\w][\w.-]{0,79}$")
+#: working hours of a day, "09:00-18:00"; an end of 24:00 is midnight at the day's end
+_WINDOW = re.compile(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})")
+#: a target from a minute to a week, as CLAIM_TARGET_MINUTES and REPLY_TARGET_MINUTES
+TARGET_MINUTES = (1, 7 * 24 * 60)
 
 
 def register(router: Router) -> None:
@@ -200,6 +207,115 @@ async def team_members(ctx: Context, args: Sequence[str]) -> None:
     template = texts.team_members_set if len(args) > 1 else texts.team_members_list
     ctx.reply(
         template.format(team=team.name, people=", ".join(p.display_name for p in now_members))
+    )
+
+
+# -- targets and working hours ---------------------------------------------------------------
+
+
+def register_targets(router: Router, defaults: Defaults) -> None:
+    """`team target` and `team hours`: they show the settings' defaults, so they are
+    registered with them."""
+
+    async def target(ctx: Context, args: Sequence[str]) -> None:
+        await team_target(ctx, args, defaults)
+
+    async def hours(ctx: Context, args: Sequence[str]) -> None:
+        await team_hours(ctx, args, defaults)
+
+    router.command("team target", target, ADMINS)
+    router.command("team hours", hours, ADMINS)
+
+
+async def team_target(ctx: Context, args: Sequence[str], defaults: Defaults) -> None:
+    """`team target TEAM [claim DURATION] [reply DURATION]`; `default` as a duration
+    goes back to the setting's. Without any, the team's targets are shown."""
+    if not args or len(args) % 2 == 0:
+        raise UsageError()
+    texts = ctx.texts
+    chosen: dict[str, int | None] = {}
+    for key, value in zip(args[1::2], args[2::2], strict=True):
+        key = key.lower()
+        if key not in ("claim", "reply") or key in chosen:
+            raise UsageError()
+        chosen[key] = (
+            None
+            if value.lower() == "default"
+            else parse_minutes(value, texts.bad_target, *TARGET_MINUTES)
+        )
+    team = await _team_named(ctx, args[0])
+    if team is None:
+        return
+    if "claim" in chosen:
+        team.claim_target_minutes = chosen["claim"]
+    if "reply" in chosen:
+        team.reply_target_minutes = chosen["reply"]
+    ctx.session.add(team)
+    ctx.reply(_targets_text(texts, team, defaults))
+
+
+async def team_hours(ctx: Context, args: Sequence[str], defaults: Defaults) -> None:
+    """`team hours TEAM DAYS HH:MM-HH:MM TZ`, or `team hours TEAM always`; without
+    hours, the team's are shown."""
+    if len(args) not in (1, 2, 4) or (len(args) == 2 and args[1].lower() != "always"):
+        raise UsageError()
+    texts = ctx.texts
+    hours: WorkingHours | None = None
+    if len(args) == 4:
+        hours = parse_hours(args[1], args[2], parse_zone(args[3], texts), texts)
+    team = await _team_named(ctx, args[0])
+    if team is None:
+        return
+    if len(args) > 1:
+        team.work_days = ",".join(str(d) for d in sorted(hours.days)) if hours else None
+        team.work_start = clock_text(hours.start) if hours else None
+        team.work_end = clock_text(hours.end) if hours else None
+        team.work_tz = hours.tz if hours else None
+        ctx.session.add(team)
+    ctx.reply(_targets_text(texts, team, defaults))
+
+
+def parse_hours(days: str, window: str, tz: str, texts: Texts) -> WorkingHours:
+    """`mon-fri` (or `mon,wed`, `weekdays`, `fri-mon`…) and `09:00-18:00` in `tz`."""
+    match = _WINDOW.fullmatch(window)
+    problem = UsageError(texts.bad_hours.format(value=window))
+    if match is None:
+        raise problem
+    start, end = clock_minutes(f"{match[1]}:{match[2]}"), clock_minutes(f"{match[3]}:{match[4]}")
+    if int(match[2]) > 59 or int(match[4]) > 59:
+        raise problem
+    try:
+        return WorkingHours(frozenset(_work_days(days, texts)), start, end, tz)
+    except ValueError:
+        raise problem from None
+
+
+def _work_days(value: str, texts: Texts) -> set[int]:
+    """Days as `commit` takes them, and ranges: `mon-fri`, `fri-mon` (across the weekend)."""
+    found: set[int] = set()
+    for part in value.lower().split(","):
+        if "-" not in part:
+            found.update(parse_days(part, texts))
+            continue
+        first, _, last = part.partition("-")
+        ends = parse_days(first, texts), parse_days(last, texts)
+        if len(ends[0]) != 1 or len(ends[1]) != 1:
+            raise UsageError(texts.bad_days.format(value=value))
+        day, stop = ends[0][0], ends[1][0]
+        found.add(day)
+        while day != stop:
+            day = day % 7 + 1
+            found.add(day)
+    return found
+
+
+def _targets_text(texts: Texts, team: Team, defaults: Defaults) -> str:
+    targets = targets_of(team, defaults)
+    return texts.team_targets.format(
+        team=team.name,
+        claim=duration(targets.claim_minutes),
+        reply=duration(targets.reply_minutes),
+        hours=hours_text(targets.hours, texts),
     )
 
 

@@ -6,6 +6,12 @@
 - otherwise a new conversation goes to the first team whose tags match the
   mention's tags or a word of its text (case- and accent-insensitive), else to
   the default team, else it waits, kept, until the first team is created.
+
+Its card goes to the team channel. A returning customer's new conversation is
+offered first to their relationship owner, who holds it alone for a while
+(handlers.customers); any other is offered, as a private copy (with Claim), to one
+of the team's members on duty (inside a commitment block), if any is:
+`choose_offer` says whom.
 """
 
 from __future__ import annotations
@@ -13,22 +19,23 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.context import Context
 from bot.events import ChannelId, MentionReceived
 from bot.people import STAFF
 from bot.router import Router, UsageError
-from bot.views import Notice
+from bot.views import Card, Field, Notice
 from handlers import card, customers
 from handlers.claims import reopen_conversation
 from handlers.customers import Arrival, Relationships
 from handlers.people import tell_admins
 from handlers.text import one_line
-from storage import conversations, teams
+from storage import conversations, duty, teams
 from storage import events as processed
 from storage.cards import CardFacts
+from storage.duty import OnDuty
 from storage.models import Conversation, Person, Status, Team
 
 _TAG_SEPARATORS = re.compile(r"[,\s]+")
@@ -88,6 +95,41 @@ def choose_team(
             return Route(team, "word", word)
     default = next((t for t in candidates if t.is_default), None)
     return Route(default, "default" if default else "none")
+
+
+#: unclaimed offers a person on duty holds at most: in a burst the rest wait in the
+#: channel, rather than pile up in one person's private messages
+OFFER_LIMIT = 3
+
+
+def choose_offer(
+    conversation: Conversation, on_duty: Sequence[OnDuty], offered: Mapping[int, int]
+) -> OnDuty | None:
+    """Whom a new conversation is offered to, privately, among its team's members on
+    duty: the one with the fewest open conversations, counting offers still unclaimed
+    (those made earlier in their block, and `offered` in this batch: a burst is
+    spread, not heaped on one person); then by name. Nobody holds more than
+    OFFER_LIMIT unclaimed offers. None: nobody to offer it to, and the card in the
+    team channel is all there is.
+
+    Every rule of who is offered what is here: one that comes first (a customer's
+    relationship owner) goes before this choice.
+    """
+
+    def offers(d: OnDuty) -> int:
+        return d.offers_waiting + offered.get(d.person.id or 0, 0)
+
+    free = [d for d in on_duty if offers(d) < OFFER_LIMIT]
+    if not free:
+        return None
+    return min(
+        free,
+        key=lambda d: (
+            d.open_conversations + offers(d),
+            d.person.display_name.casefold(),
+            d.person.id or 0,
+        ),
+    )
 
 
 async def route_test(ctx: Context, args: Sequence[str]) -> None:
@@ -231,8 +273,9 @@ async def _announce(
     threads: Mapping[tuple[str, str], Sequence[MentionReceived]],
     arrivals: Mapping[tuple[str, str], Arrival],
 ) -> None:
-    """Post the new conversations' cards; offer returning customers' to their relationship
-    owners; tell admins when mentions begin to wait for a team."""
+    """Post the new conversations' cards; offer each privately, to the customer's
+    relationship owner first, else to someone on duty; tell admins when mentions begin
+    to wait for a team."""
     cards, waiting, posted = [], [], []
     for key, (conversation, team) in sorted(opened.items(), key=lambda o: o[1][0].id or 0):
         assert conversation.id is not None
@@ -252,10 +295,11 @@ async def _announce(
             ctx.channel_timezone,
         )
         cards.append((ChannelId(team.channel), view, conversation.id))
-        posted.append((conversation, facts))
+        posted.append((conversation, team, facts))
     await ctx.out.post_cards(cards)
-    # The relationship owner first (before anyone on duty is offered it).
-    await customers.offer_to_owners(ctx, posted)
+    # The relationship owner first: what is held for them is offered to nobody else.
+    await customers.offer_to_owners(ctx, [(c, f) for c, _, f in posted])
+    await _offer(ctx, [p for p in posted if p[0].held_until is None])
     if not waiting or len(await conversations.without_team(ctx.session)) > len(waiting):
         return  # nothing waits, or admins were told when the first one began to wait
     first = waiting[0]
@@ -263,6 +307,55 @@ async def _announce(
         ctx,
         lambda texts: texts.no_team_for_mention.format(
             number=first.id, customer=first.customer_name
+        ),
+    )
+
+
+async def _offer(ctx: Context, posted: Sequence[tuple[Conversation, Team, CardFacts]]) -> None:
+    """Offer each new conversation, privately, to one member of its team on duty.
+
+    Who is on duty is read once for the whole batch (three statements, whatever its
+    size), and the offers made in it count towards each person's load. Each offer is
+    in the conversation's history ("Ann was offered it"), which is also how later
+    batches know what each person holds.
+    """
+    if not posted:
+        return
+    on_duty = await duty.on_duty(ctx.session, ctx.now, {t.id for _, t, _ in posted if t.id})
+    if not on_duty:
+        return
+    offered: dict[int, int] = {}
+    history: list[dict[str, Any]] = []
+    for conversation, team, facts in posted:
+        chosen = choose_offer(conversation, on_duty.get(team.id or 0, []), offered)
+        if chosen is None:
+            continue
+        person = chosen.person
+        assert person.id is not None and conversation.id is not None
+        offered[person.id] = offered.get(person.id, 0) + 1
+        ctx.tell(person, _offer_card(ctx, person, conversation, facts))
+        history.append(
+            {
+                "conversation_id": conversation.id,
+                "actor_id": person.id,
+                "action": duty.OFFERED,
+                "detail": "",
+                "at": ctx.now,
+            }
+        )
+    await conversations.audit_many(ctx.session, history)
+
+
+def _offer_card(ctx: Context, person: Person, conversation: Conversation, facts: CardFacts) -> Card:
+    """The conversation's own card (its Claim button included), in the person's words
+    and the way they type commands, saying why it came to them."""
+    texts = ctx.texts_of(person)
+    view = card.build(texts, ctx.prefix_on(person.ref), conversation, facts)
+    return replace(
+        view,
+        fields=(*view.fields, Field(texts.offer_label, texts.offer_reason)),
+        fallback=texts.offer_fallback.format(
+            number=conversation.id, customer=conversation.customer_name
         ),
     )
 

@@ -71,6 +71,28 @@ class Team(SQLModel, table=True):
     tags: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     is_default: bool = Field(default=False)
     created_at: datetime = Field(sa_column=_utc())
+    #: minutes to claim and to reply before a nudge; None: the settings' defaults
+    claim_target_minutes: int | None = Field(default=None)
+    reply_target_minutes: int | None = Field(default=None)
+    #: working hours, the only time that counts towards the targets; None: always.
+    #: ISO weekdays "1,2,3,4,5", local "HH:MM" start and end (not after the start: the
+    #: next day), and the IANA zone they are in
+    work_days: str | None = Field(default=None, max_length=20)
+    work_start: str | None = Field(default=None, max_length=5)
+    work_end: str | None = Field(default=None, max_length=5)
+    work_tz: str | None = Field(default=None, max_length=64)
+
+
+class EscalationNudge(SQLModel, table=True):
+    """One step of escalation done for one conversation (claim: the team channel was
+    nudged; claim_managers, reply, reply_managers): the row, unique per conversation
+    and step, is what makes each nudge go out once, across restarts and instances."""
+
+    __tablename__ = "escalation_nudge"
+
+    conversation_id: int = Field(foreign_key="conversation.id", primary_key=True)
+    step: str = Field(primary_key=True, max_length=16)
+    at: datetime = Field(sa_column=_utc())
 
 
 class TeamMember(SQLModel, table=True):

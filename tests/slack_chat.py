@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bot.app import App, build_platforms
+from bot.clock import Clock
 from bot.config import load_settings
 from bot.events import Event
 from bot.platform import EventSink
@@ -21,7 +22,9 @@ SHARED = "CSHARED"  # a Slack Connect channel shared with customers
 
 
 class SlackChat:
-    def __init__(self, database_url: str, fake: FakeSlack, **env: str) -> None:
+    def __init__(
+        self, database_url: str, fake: FakeSlack, *, clock: Clock | None = None, **env: str
+    ) -> None:
         self.fake = fake
         settings = load_settings(
             {
@@ -41,7 +44,11 @@ class SlackChat:
         # mechanism but make it small.
         platform.pace_seconds = 0.001
         self.platform = platform
-        self.app = App(settings, platforms)
+        # A test's own clock drives the scheduler itself (`scheduler.run_due`).
+        if clock is None:
+            self.app = App(settings, platforms)
+        else:
+            self.app = App(settings, platforms, clock=clock, run_timers=False)
         self.handled = 0
         handle = self.app.handle
 

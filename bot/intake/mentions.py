@@ -6,6 +6,7 @@ up here, so a mention is held to the same rules whichever door it came through.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,10 @@ from bot.events import Author, MentionReceived
 MAX_TEXT = 40_000
 MAX_BATCH = 1_000
 MAX_TAGS = 50
+
+# What no database column can hold: PostgreSQL refuses NUL in text, and a lone
+# surrogate (JSON's "\ud800" decodes to one) is not a character, so it has no UTF-8.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,9 @@ def parse_mention(data: Any, received_at: datetime) -> MentionReceived:
         raise Invalid("text must not be empty", "text")
     if len(text) > MAX_TEXT:
         raise Invalid(f"text is longer than {MAX_TEXT:,} characters ({len(text):,})", "text")
+    _storable(text, "text")
     url = _string(data, "url", limit=2048)
-    if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
+    if url and not _is_web_address(url):
         raise Invalid("url must be an http(s) address", "url")
     return MentionReceived(
         source=source,
@@ -81,7 +87,27 @@ def _string(
         raise Invalid(f"{path} must not be empty", path)
     if len(value) > limit:
         raise Invalid(f"{path} is longer than {limit} characters", path)
+    return _storable(value, path)
+
+
+def _storable(value: str, path: str) -> str:
+    """Every string that is stored passes here: what a database cannot hold is the
+    client's mistake (a 400 naming the field), not a failed transaction."""
+    if (found := _UNSTORABLE.search(value)) is not None:
+        char = found.group()
+        what = "a NUL character" if char == "\x00" else f"a lone surrogate (\\u{ord(char):04x})"
+        raise Invalid(
+            f"{path} contains {what} at position {found.start()}, which cannot be stored", path
+        )
     return value
+
+
+def _is_web_address(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[" (a bracket never closed), "http://ex℀.com/" (NFKC)
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _created_at(data: Mapping[str, Any], received_at: datetime) -> datetime:
@@ -97,7 +123,14 @@ def _created_at(data: Mapping[str, Any], received_at: datetime) -> datetime:
             f"created_at {value[:40]!r} is not ISO 8601 (e.g. 2026-11-16T08:02:11Z)", "created_at"
         ) from None
     # A time without a zone is taken as UTC, the way listening tools mostly mean it.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is in year 0 in UTC
+        raise Invalid(
+            f"created_at {value[:40]!r} is out of range once in UTC", "created_at"
+        ) from None
 
 
 def _tags(data: Mapping[str, Any]) -> tuple[str, ...]:
@@ -110,7 +143,7 @@ def _tags(data: Mapping[str, Any]) -> tuple[str, ...]:
         raise Invalid(f"at most {MAX_TAGS} tags", "tags")
     if any(len(t) > 64 for t in value):
         raise Invalid("a tag is longer than 64 characters", "tags")
-    return tuple(value)
+    return tuple(_storable(t, "tags") for t in value)
 
 
 def _json_type(value: Any) -> str:

@@ -128,6 +128,33 @@ class Texts:
     team_members_list: str
     team_members_set: str
     team_members_none: str
+    # -- targets, working hours, on duty and escalation (`team target`, `team hours`) ----
+    #: a team's targets: `claim`, `reply` are durations, `hours` is hours_always/hours_window
+    team_targets: str
+    hours_always: str
+    hours_window: str
+    bad_target: str
+    bad_hours: str
+    #: the field a private copy of a new card has for the on-duty person it is offered to
+    offer_label: str
+    offer_reason: str
+    offer_fallback: str
+    #: under one card in the team channel; `duty` is nudge_on_duty or nudge_nobody_on_duty
+    nudge_claim_one: str
+    #: several conversations at once in the team channel: a header, lines, the duty line
+    nudge_claim_many: str
+    nudge_claim_line: str
+    nudge_on_duty: str
+    nudge_nobody_on_duty: str
+    #: to an owner, privately: a header, then one line per conversation
+    nudge_owner_header: str
+    nudge_owner_line: str
+    #: to managers, privately, at twice a target: a header, then late_* lines
+    nudge_managers_header: str
+    late_unclaimed: str
+    late_unreplied: str
+    escalations_header: str
+    escalations_none: str
     role_set: str
     role_told: str
     role_unknown: str

@@ -214,10 +214,15 @@ def test_a_card_arriving_while_you_type_goes_above_and_your_line_stays(
 def test_a_log_warning_gets_a_line_of_its_own_above_the_prompt(
     tmp_path: Path, terminal: Callable[..., Terminal]
 ) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/feed.xml"
-    assert_clean_exit(run_console(tmp_path, script(f"!inloop feed add {url}")))
+    # `feed add` fetches the feed once before it keeps it: this time it is a feed.
+    with socket.create_server(("127.0.0.1", 0)) as feed_server:
+        feed_server.settimeout(TIMEOUT)
+        port = feed_server.getsockname()[1]
+        url = f"http://127.0.0.1:{port}/feed.xml"
+        answering = threading.Thread(target=_answer, args=(feed_server, _FEED))
+        answering.start()
+        assert_clean_exit(run_console(tmp_path, script(f"!inloop feed add {url}")))
+        answering.join()
 
     # The next run polls the feed at once; its server answers when admin is typing.
     with socket.create_server(("127.0.0.1", port)) as feed_server:
@@ -301,17 +306,30 @@ def test_a_card_fits_the_width_it_is_given_without_losing_a_word() -> None:
     assert render(card, width=None) == wide
 
 
+_FEED = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nConnection: close\r\n\r\n"
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Blog comments</title>'
+    b"</channel></rss>"
+)
+_SERVER_ERROR = (
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+)
+
+
 def _answer_500(server: socket.socket) -> None:
     """Answer the feed poller's request with a server error."""
+    _answer(server, _SERVER_ERROR)
+
+
+def _answer(server: socket.socket, response: bytes) -> None:
+    """Answer one request with `response`, whatever was asked."""
     connection, _ = server.accept()
     with connection:
         connection.settimeout(TIMEOUT)
         request = b""
         while b"\r\n\r\n" not in request:
             request += connection.recv(4096)
-        connection.sendall(
-            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
+        connection.sendall(response)
 
 
 def _post_mention(port: int, secret: str, text: str) -> None:

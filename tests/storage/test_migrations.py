@@ -27,6 +27,7 @@ TABLES = {
     "customer",
     "customer_identity",
     "dialogue_session",
+    "escalation_nudge",
     "feed",
     "matrix_account",
     "matrix_direct_room",
@@ -165,7 +166,7 @@ async def test_team_members_go_with_a_downgrade_and_come_back_with_the_upgrade(
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: _downgrade(sync, "0010"))
-            later = {"team_member", "customer", "customer_identity"}  # 0011 and 0013
+            later = {"team_member", "escalation_nudge", "customer", "customer_identity"}
             assert await conn.run_sync(_tables) == TABLES - later
         await upgrade(db)
         async with db.engine.connect() as conn:
@@ -177,6 +178,40 @@ async def test_team_members_go_with_a_downgrade_and_come_back_with_the_upgrade(
     try:
         assert await again.say("boss", "team members support") == (
             "support has no members. `team join support` joins it."
+        )
+    finally:
+        await again.stop()
+
+
+async def test_team_targets_go_with_a_downgrade_and_the_defaults_come_back(
+    database_url: str,
+) -> None:
+    """0012d adds each team's targets and hours, and the nudges done: downgrading drops
+    them and nothing else; upgrading again, the team is back on the settings' defaults."""
+    chat = await Chat(database_url).start()
+    await chat.say("boss", "team add support", where="support")
+    await chat.say("boss", "team target support claim 30m reply 2h")
+    await chat.say("boss", "team hours support mon-fri 09:00-18:00 Europe/Rome")
+    await chat.stop()
+    db = Database(database_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(lambda sync: _downgrade(sync, "0011_team_members"))
+            later = {"escalation_nudge", "customer", "customer_identity"}  # 0012d and 0013
+            assert await conn.run_sync(_tables) == TABLES - later
+            columns = await conn.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("team")}
+            )
+            assert "claim_target_minutes" not in columns and "work_tz" not in columns
+        await upgrade(db)
+    finally:
+        await db.dispose()
+
+    again = await Chat(database_url).start()
+    try:
+        assert await again.say("boss", "team target support") == (
+            "support: claim within 1h, reply within 4h, counted around the clock "
+            "(no working hours)."
         )
     finally:
         await again.stop()
@@ -195,7 +230,7 @@ async def test_an_upgraded_database_knows_its_returning_customers(database_url: 
     await first.stop()
     db = Database(database_url)
     async with db.engine.begin() as conn:
-        await conn.run_sync(lambda sync: _downgrade(sync, "0011_team_members"))
+        await conn.run_sync(lambda sync: _downgrade(sync, "0012d_escalation"))
         assert "customer" not in await conn.run_sync(_tables)
     await db.dispose()
 

@@ -2,7 +2,7 @@
 conversation belongs to its customer and may be held for their relationship owner
 
 Revision ID: 0013_customers
-Revises: 0011_team_members
+Revises: 0012d_escalation
 
 The conversations already stored are given their customers here (by source and the
 author's handle, or name where there is none), so an upgraded database knows who
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013_customers"
-down_revision: str | None = "0011_team_members"
+down_revision: str | None = "0012d_escalation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
