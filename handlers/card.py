@@ -53,6 +53,8 @@ def build(
     `tz`: where the card is read, for the times it shows."""
     number = conversation.id
     assert number is not None
+    if conversation.erased_at is not None:
+        return erased(texts, number, conversation.source)
     text, trimmed = trim(facts.latest_text, CARD_TEXT_LIMIT)
     customer = conversation.customer_name
     if conversation.customer_handle and conversation.customer_handle != customer:
@@ -82,6 +84,17 @@ def build(
         fallback=texts.card_fallback.format(
             number=number, customer=customer, source=conversation.source, status=status
         ),
+    )
+
+
+def erased(texts: Texts, number: int, source: str) -> Card:
+    """The card of a conversation whose customer's data was erased: nothing personal,
+    nothing left to act on from the card."""
+    customer = texts.erased_customer
+    return Card(
+        title=texts.card_title.format(number=number, source=source, customer=customer),
+        text=texts.card_erased,
+        fallback=texts.card_erased,
     )
 
 

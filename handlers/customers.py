@@ -250,6 +250,9 @@ async def _named(ctx: Context, ref: str) -> Named | None:
         if conversation.customer_id is None:
             ctx.reply(texts.customer_unknown.format(ref=f"#{n}"))
             return None
+        if conversation.erased_at is not None:  # nothing is known of them any more
+            ctx.reply(texts.customer_erased_ref.format(number=n))
+            return None
         identity = (
             await ctx.session.get(CustomerIdentity, conversation.identity_id)
             if conversation.identity_id is not None
@@ -265,6 +268,16 @@ async def _named(ctx: Context, ref: str) -> Named | None:
         ctx.reply(texts.customer_unknown.format(ref=one_line(ref)))
         return None
     return Named(found.customer_id, found)
+
+
+async def named_customer(ctx: Context, ref: str) -> Named | None:
+    """The customer a REF names, for other modules' commands (`customer export`, `erase`)."""
+    return await _named(ctx, ref)
+
+
+def written_refs(ctx: Context, args: Sequence[str]) -> list[str]:
+    """A customer command's arguments, quotes respected."""
+    return _refs(ctx, args)
 
 
 def _source_handle(ctx: Context, ref: str) -> tuple[str, str]:

@@ -174,6 +174,9 @@ class Conversation(SQLModel, table=True):
     relationship_owner_id: int | None = Field(default=None, foreign_key="person.id")
     #: offered to the relationship owner first until then; None: anyone in the team may claim
     held_until: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
+    #: when its customer's data was erased (`customer erase`, RETENTION_DAYS): the row
+    #: stays for the counts, its personal columns blank; None: not erased
+    erased_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
 
 
 class Mention(SQLModel, table=True):

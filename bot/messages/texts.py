@@ -229,6 +229,16 @@ class Texts:
     customer_owner_cleared: str
     customer_owner_not_allowed: str
     customer_owner_not_staff: str
+    # -- the customer's rights over their data (issue 15 §4) -----------------------------
+    customer_export_ready: str
+    customer_export_title: str
+    customer_erase_preview: str
+    customer_erase_how: str
+    customer_erased: str
+    customer_erased_ref: str
+    #: an erased conversation's customer, where the name was (card title, `show N`)
+    erased_customer: str
+    card_erased: str
     digest_continuity: str
     # -- advice (issue 7) ----------------------------------------------------------
     card_advice: str
