@@ -463,7 +463,6 @@ async def erase_customer(settings: Settings, ref: str, *, confirm: bool) -> str:
             )
             done = await customer_data.erase_customer(ctx, customer)
         return texts.customer_erased.format(
-            customer=ref,
             identities=done.identities,
             conversations=done.conversations,
             mentions=done.mentions,

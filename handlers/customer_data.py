@@ -183,7 +183,6 @@ async def erase_command(ctx: Context, args: Sequence[str]) -> None:
     done = await erase_customer(ctx, named.customer_id)
     ctx.reply(
         texts.customer_erased.format(
-            customer=label,
             identities=done.identities,
             conversations=done.conversations,
             mentions=done.mentions,
