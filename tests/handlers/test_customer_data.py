@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from bot.views import Attachment
 from harness import Chat, channel, person
@@ -197,7 +198,7 @@ async def test_pending_messages_carry_no_customer_text_after_an_erasure(chat: Ch
     async with chat.app.db.read() as session:
         pending = (
             await session.scalars(
-                select(OutboxRow).where(OutboxRow.state == OutboxState.PENDING)  # type: ignore[arg-type]
+                select(OutboxRow).where(col(OutboxRow.state) == OutboxState.PENDING)
             )
         ).all()
     assert any("Giulia" in row.payload for row in pending), "the test needs pending rows"

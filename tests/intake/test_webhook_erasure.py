@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from bot.intake.webhook import sign
 from harness import Chat
@@ -59,7 +60,8 @@ async def _post(chat: Chat, payload: Any) -> int:
 
 async def _mentions(chat: Chat) -> list[str]:
     async with chat.app.db.read() as session:
-        return list(await session.scalars(select(Mention.text).order_by(Mention.id)))  # type: ignore[arg-type]
+        rows = await session.scalars(select(col(Mention.text)).order_by(col(Mention.id)))
+        return list(rows)
 
 
 async def test_an_erased_customers_mention_delivered_again_is_known_and_not_stored(
