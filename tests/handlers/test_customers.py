@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.events import Author, MentionReceived
+from bot.views import Card
+from handlers import digest as digests
+from handlers.weeks import IsoWeek
 from harness import Chat, channel, person
 from recording import button_actions, field_value
 
@@ -266,8 +270,6 @@ async def test_the_card_remembers_in_italian_too(database_url: str) -> None:
 async def test_a_batch_of_mentions_finds_its_customers_together(chat: Chat) -> None:
     """A webhook batch: new and returning customers in one go."""
     await _giulia_helped_by_ann(chat)
-    from bot.events import Author, MentionReceived
-
     batch = [
         MentionReceived(
             source="twitter",
@@ -316,9 +318,6 @@ async def test_the_digest_counts_how_often_returning_customers_keep_their_person
     assert lines.count(continuity) == 2  # Ann's, and the team's
     assert any(line.startswith("• support:") for line in lines)
 
-    from handlers import digest as digests
-    from handlers.weeks import IsoWeek
-
     async with chat.app.db.read() as session:
         figures = await digests.build(session, IsoWeek(2026, 47), "UTC", "", 60, chat.clock())
     assert figures is not None
@@ -329,3 +328,29 @@ async def test_the_digest_counts_how_often_returning_customers_keep_their_person
     exported = json.loads(digests.as_json(figures))
     assert exported["teams"][0]["continuity"] == 50.0
     assert "team,support,continuity,50.0" in digests.as_csv(figures).replace("2026-W47,", "")
+
+
+async def test_the_relationship_owner_comes_before_whoever_is_on_duty(chat: Chat) -> None:
+    def offered(who: str) -> list[str]:
+        return [
+            d.view.title
+            for d in chat.platform.delivered
+            if d.kind == "private" and d.target == person(who) and isinstance(d.view, Card)
+            if d.view.title.startswith("#")
+        ]
+
+    await chat.say("boss", "team add support")
+    await chat.say("bob", "team join support")
+    await chat.say("bob", "commit daily 10:00 1h UTC")
+    await chat.mention("Giulia", "La scatola è arrivata rotta", key="thread-1")
+    await chat.say("ann", "claim 1")
+    await chat.say("ann", "resolve 1")
+    await chat.at(datetime(2026, 11, 16, 10, 0, tzinfo=UTC))  # Bob is on duty
+
+    await chat.mention("Giulia", "Il rimborso?", key="thread-2")
+
+    assert offered("ann") == ["#2 · twitter · Giulia (@giulia)"]
+    assert offered("bob") == []  # held for Ann: offered to nobody else
+    await chat.say("ann", "away until 2026-11-20")
+    await chat.mention("Giulia", "Ci siete?", key="thread-3")
+    assert offered("bob") == ["#3 · twitter · Giulia (@giulia)"]  # Ann away: Bob on duty
