@@ -3,6 +3,7 @@ profile privately (issue 15)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from test_console import assert_clean_exit, run_console, script
@@ -39,3 +40,31 @@ def test_a_console_customer_is_known_by_name_and_their_profile_is_private(
             "their new conversations are offered to you first.",
         ),
     ]
+
+
+def test_an_export_is_a_file_in_the_files_folder_and_an_erasure_asks_first(
+    tmp_path: Path,
+) -> None:
+    session = run_console(
+        tmp_path,
+        script(
+            "!inloop team add support",
+            "/mention Giulia: broken box",
+            "!inloop customer export #1",
+            "!inloop customer erase #1",
+            "!inloop customer erase #1 confirm",
+            "!inloop show 1",
+        ),
+    )
+    assert_clean_exit(session)
+
+    said = [s.text for s in session.turn("!inloop customer export #1").said]
+    assert said[0].startswith("Everything Inloop holds about console:Giulia: 1 identities")
+    path = (tmp_path / "inloop-files" / "inloop-customer-1.json").resolve()
+    assert said[1] == f"(file) Inloop: the data of customer console:Giulia: {path}"
+    assert json.loads(path.read_text(encoding="utf-8"))["mentions"][0]["text"] == "broken box"
+    asked = session.turn("!inloop customer erase #1").only("dm:admin").text
+    assert asked.endswith("To erase, type `!inloop customer erase #1 confirm`.")
+    shown = session.turn("!inloop show 1").only("dm:admin").text
+    assert "broken box" not in shown and "Giulia" not in shown
+    assert "Erased at the customer's request." in shown
