@@ -35,7 +35,9 @@ async def test_export_then_erase_from_the_command_line(tmp_path: Path) -> None:
     assert [c["number"] for c in data["conversations"]] == [1]
 
     # without --confirm: what would go, and nothing goes
-    done = await asyncio.to_thread(inloop, tmp_path, "customer", "erase", "twitter:@giulia", env=env)
+    done = await asyncio.to_thread(
+        inloop, tmp_path, "customer", "erase", "twitter:@giulia", env=env
+    )
     assert done.returncode == EXIT_CONFIG
     assert "Erasing twitter:@giulia removes for good" in done.stdout
     assert "inloop customer erase twitter:@giulia --confirm" in done.stdout

@@ -57,3 +57,47 @@ async def test_a_customer_in_a_watched_room_is_recognised_in_their_second_conver
     await ann.say(owner_room, f"!inloop customer matrix:{customer.user_id}")
     profile = await told(ann, bot, "Identities: matrix:")
     assert "#2 ·" in profile and "#1 ·" in profile
+
+
+async def test_the_export_comes_as_a_file_and_the_erased_card_says_so(
+    bot: Bot,  # noqa: F811
+    admin: MatrixPerson,  # noqa: F811
+    people: People,  # noqa: F811
+) -> None:
+    ann = await people("ann")
+    room = await setup_team(admin, bot, ann)
+    await bot.mention("My order arrived broken")
+    await ann.until(lambda: cards(ann, room, bot))
+
+    await admin.say(room, "!inloop customer export #1")
+    await told(admin, bot, "Everything Inloop holds about")
+    exported = await admin.until(
+        lambda: next(
+            (
+                m
+                for r, info in admin.client.rooms.items()
+                if set(info.users) == {bot.user_id, admin.user_id}
+                for m in admin.messages(r, bot.user_id)
+                if m["content"].get("msgtype") == "m.file"
+            ),
+            None,
+        )
+    )
+    assert exported["content"]["body"] == "inloop-customer-1.json"
+    assert exported["content"]["info"]["mimetype"] == "application/json"
+    assert exported["content"]["url"].startswith("mxc://")
+
+    await admin.say(room, "!inloop customer erase #1 confirm")
+    await told(admin, bot, "Erased at the customer's request")
+    card = await ann.until(
+        lambda: next(
+            (
+                c
+                for c in cards(ann, room, bot)
+                if "Erased at the customer's request." in c["content"]["body"]
+            ),
+            None,
+        )
+    )
+    assert card["content"]["body"].startswith("#1 · ")
+    assert "My order arrived broken" not in card["content"]["body"]
