@@ -53,6 +53,7 @@ KNOWN_SETTINGS = frozenset(
         "CLAIM_TARGET_MINUTES",
         "RELATIONSHIP_HOLD_MINUTES",
         "RETENTION_DAYS",
+        "REPLY_TARGET_MINUTES",
         "ADVICE_SLA_HOURS",
         "SLACK_BOT_TOKEN",
         "SLACK_APP_TOKEN",
