@@ -52,6 +52,7 @@ KNOWN_SETTINGS = frozenset(
         "DIGEST_TZ",
         "CLAIM_TARGET_MINUTES",
         "RELATIONSHIP_HOLD_MINUTES",
+        "REPLY_TARGET_MINUTES",
         "ADVICE_SLA_HOURS",
         "SLACK_BOT_TOKEN",
         "SLACK_APP_TOKEN",
