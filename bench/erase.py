@@ -61,6 +61,8 @@ _ids = itertools.count(1)
 class Results:
     seconds: list[float] = field(default_factory=list)
     statements: list[int] = field(default_factory=list)
+    #: each erasure's slowest statements: (ms, its first words)
+    slowest: list[list[tuple[float, str]]] = field(default_factory=list)
     mentions: int = 0
     conversations: int = 0
     failures: list[str] = field(default_factory=list)
@@ -86,11 +88,21 @@ async def run(args: argparse.Namespace, url: str) -> Results:
     app = App(settings, {"console": QuietPlatform()}, clock=lambda: now[0], run_timers=False)
     await app.start()
     statements = [0]
+    timings: list[tuple[float, str]] = []
+    started_at: list[float] = []
 
-    def count(*_: Any) -> None:
+    def count(*args: Any) -> None:
         statements[0] += 1
+        started_at.append(time.perf_counter())
 
-    event.listen(app.db.engine.sync_engine, "before_cursor_execute", count)
+    def timed(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        if started_at:
+            ms = (time.perf_counter() - started_at.pop()) * 1000
+            timings.append((ms, " ".join(sql.split())[:70]))
+
+    engine = app.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    event.listen(engine, "after_cursor_execute", timed)
     commands = itertools.count(1)
 
     async def say(text: str, who: PersonId = ADMIN) -> None:
@@ -143,10 +155,12 @@ async def run(args: argparse.Namespace, url: str) -> Results:
                 )
                 updates_before = await _card_edits(session)
             before = statements[0]
+            timings.clear()
             started = time.perf_counter()
             await say(f"customer erase twitter:@{name} confirm")
             results.seconds.append(time.perf_counter() - started)
             results.statements.append(statements[0] - before)
+            results.slowest.append(sorted(timings, reverse=True)[:3])
             await _check(app, results, name, held, updates_before, args.conversations)
     finally:
         await app.stop()
@@ -211,7 +225,9 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
         "conversations erased"
     )
     for i, (s, n) in enumerate(zip(results.seconds, results.statements, strict=True)):
-        print(f"  erase {i + 1}: {s * 1000:.0f} ms, {n} statements")
+        print(f"  erase {i + 1}: {s * 1000:.0f} ms, {n} statements; slowest:")
+        for ms, sql in results.slowest[i]:
+            print(f"    {ms:7.1f} ms  {sql}")
     if results.seconds:
         worst = max(results.seconds)
         print(f"  p50 {percentile(results.seconds, 50) * 1000:.0f} ms · max {worst * 1000:.0f} ms")
