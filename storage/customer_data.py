@@ -50,7 +50,6 @@ from storage.models import (
     Customer,
     CustomerIdentity,
     Mention,
-    OutboxKind,
     OutboxRow,
     OutboxState,
     Person,
@@ -255,9 +254,12 @@ async def _names(
 
 async def _erase_outbox(session: AsyncSession, chosen: Select[int | None], names: set[str]) -> None:
     """The outbox rows of these conversations (their cards and card threads), and the
-    private messages that name the customer (offers, follow-up notices, card copies):
-    pending ones are dropped, so nothing personal is sent later; delivered or failed
-    ones keep an empty payload."""
+    other messages that name the customer (private offers, follow-up notices and card
+    copies; advice cards in the consultants' pool): pending ones are dropped, so
+    nothing personal is sent later; delivered or failed ones keep an empty payload.
+
+    A message about another customer of the same name is dropped too (names are
+    matched, not ids): a notice lost beats a name sent after its erasure."""
     # As the name is written inside the JSON payload (quotes and backslashes escaped).
     needles = [
         json.dumps(n, ensure_ascii=False)[1:-1] for n in sorted(names) if len(n) >= _NEEDLE_MIN
@@ -268,7 +270,8 @@ async def _erase_outbox(session: AsyncSession, chosen: Select[int | None], names
     )
     carries = or_(
         col(OutboxRow.conversation_id).in_(chosen),
-        and_(col(OutboxRow.kind) == OutboxKind.PRIVATE, named),
+        # not a conversation's card: private messages, and posts in the consultants' pool
+        and_(col(OutboxRow.conversation_id).is_(None), named),
     )
     await session.execute(
         delete(OutboxRow)

@@ -189,12 +189,14 @@ async def test_a_new_mention_from_an_erased_handle_is_a_new_customer(chat: Chat)
 
 async def test_pending_messages_carry_no_customer_text_after_an_erasure(chat: Chat) -> None:
     await _giulia_and_marco(chat)
+    await chat.say("boss", "consultants here", where="experts")
     await chat.say("ann", "reopen 1")
     await chat.say("ann", "claim 1")
     # Slack is slow right now: what follows waits in the outbox
     chat.platform.rate_limited = 1000
     chat.platform.retry_after = 3600
     await chat.mention("Giulia", "Ma quindi il rimborso?", key="g-1", external_id="tw-4")
+    await chat.say("ann", "ask 1 Le rimborso la scatola?")  # to the consultants' pool
     async with chat.app.db.read() as session:
         pending = (
             await session.scalars(
@@ -202,6 +204,7 @@ async def test_pending_messages_carry_no_customer_text_after_an_erasure(chat: Ch
             )
         ).all()
     assert any("Giulia" in row.payload for row in pending), "the test needs pending rows"
+    assert any(row.target == "console:#experts" for row in pending), "and a pool post"
 
     await chat.say("boss", "customer erase #1 confirm")
 
