@@ -31,6 +31,7 @@ class QuietPlatform:
     name = "console"
     command_prefix = "!inloop"
     pace_seconds = 0.0
+    connected = True
 
     async def start(self, sink: EventSink) -> None:
         self.sink = sink

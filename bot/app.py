@@ -21,9 +21,11 @@ from bot.clock import Clock, utc_now
 from bot.config import Settings
 from bot.context import Context
 from bot.events import Event, PersonId, local_part, platform_of
+from bot.health import Health, OpsRoutes, OpsServer
 from bot.intake.feeds import FeedPoller
 from bot.intake.webhook import Webhook
 from bot.messages import texts_for
+from bot.metrics import Metrics
 from bot.outbox import OutboxWorker, OutboxWriter
 from bot.people import Directory
 from bot.platform import EventSink, PersonInfo, Platform
@@ -103,6 +105,9 @@ class App:
             admins=frozenset(settings.admins),
             default_language=settings.language,
         )
+        # What operators watch: counted always, served when METRICS_PORT is set.
+        self.metrics = Metrics()
+        self.metrics.watch_outbox(self.db, list(self.platforms))
         # Delivery retries run on real time even when tests freeze the domain clock.
         self.outbox = OutboxWorker(
             self.db,
@@ -112,6 +117,7 @@ class App:
             max_attempts=settings.outbox_max_attempts,
             # each platform's documented rate per channel (Slack: about one a second)
             pacing={name: p.pace_seconds for name, p in self.platforms.items()},
+            metrics=self.metrics,
             gave_up=self.handle,
         )
         self.router = Router(
@@ -123,6 +129,7 @@ class App:
             channel_timezone=settings.default_tz,
             prefixes={name: p.command_prefix for name, p in self.platforms.items()},
             after_commit=self.outbox.kick,
+            metrics=self.metrics,
         )
         for module in (help, claims, queue, home, admin, advice):
             module.register(self.router)
@@ -139,7 +146,9 @@ class App:
         escalation.register(self.router, targets)
         admin.register_targets(self.router, targets)
         self.scheduler = Scheduler(self.db, clock, report_error)
-        commitments.register(self.router, self.scheduler, settings.default_tz)
+        commitments.register(
+            self.router, self.scheduler, settings.default_tz, self.metrics.reminder_queued
+        )
         # Monday 09:00 in DIGEST_TZ; a restart later that morning still posts it, once.
         monday_nine = weekly("1", "09:00", settings.digest_tz)
         self.scheduler.every(digest.WEEKLY, monday_nine.next_after, catch_up=timedelta(hours=12))
@@ -151,10 +160,23 @@ class App:
             customer_data.RETENTION_SWEEP, customer_data.daily_after, catch_up=timedelta(hours=23)
         )
         self.feeds = FeedPoller(
-            self.db, clock, report_error, interval_minutes=settings.feed_poll_minutes
+            self.db,
+            clock,
+            report_error,
+            interval_minutes=settings.feed_poll_minutes,
+            metrics=self.metrics,
         )
         feeds.register(self.router, settings.feed_poll_minutes, self.feeds.check)
         self.intake: list[IntakeSource] = [self.feeds]
+        # /healthz and /readyz on the webhook's port; /metrics there and on its own
+        # port when METRICS_PORT is set (README, "Watching Inloop").
+        metrics_on = settings.metrics_port is not None
+        self.ops = OpsRoutes(Health(self.db, self.platforms), self.metrics if metrics_on else None)
+        self.ops_server: OpsServer | None = None
+        if settings.metrics_port is not None:
+            self.ops_server = OpsServer(
+                self.ops, host=settings.metrics_host, port=settings.metrics_port
+            )
         self.webhook: Webhook | None = None
         if settings.intake_secret:
             self.webhook = Webhook(
@@ -164,11 +186,16 @@ class App:
                 report_error,
                 host=settings.intake_host,
                 port=settings.intake_port,
+                metrics=self.metrics,
+                ops=self.ops,
             )
             self.intake.append(self.webhook)
 
     async def start(self) -> None:
         await upgrade(self.db)
+        if self.ops_server is not None:
+            # First: /readyz says "not ready" (and why) while the rest starts.
+            await self.ops_server.start()
         async with self.db.transaction() as session:
             await self.directory.promote_admins(session, self.clock())
         self.outbox.start()
@@ -203,6 +230,7 @@ class App:
             *((type(source).__name__, source.stop) for source in self.intake),
             *((name, platform.stop) for name, platform in self.platforms.items()),
             ("the outbox", self.outbox.stop),
+            *([("the metrics server", self.ops_server.stop)] if self.ops_server else []),
             ("the database", self.db.dispose),
         ]
         loop = asyncio.get_running_loop()

@@ -24,6 +24,7 @@ from bot.config import (
     read_environment,
     redact,
 )
+from bot.log_format import formatter
 from bot.masking import Masker
 from bot.platform import StartError
 from storage.migrate import SchemaTooNew
@@ -77,11 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"inloop {__version__}")
         return 0
-    logging.basicConfig(
-        level=logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # Text until the settings are read (they may ask for JSON: INLOOP_LOG_FORMAT).
+    log_handler = logging.StreamHandler(sys.stderr)
+    log_handler.setFormatter(formatter("text"))
+    logging.basicConfig(level=logging.WARNING, handlers=[log_handler])
     for warning in env.unknown_settings():
         print(mask(f"inloop: warning: {warning}"), file=sys.stderr)
     try:
@@ -89,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         return fail(f"configuration error: {exc}", EXIT_CONFIG)
     logging.getLogger().setLevel(settings.log_level)
+    log_handler.setFormatter(formatter(settings.log_format))
     # Migrations say a lot at INFO; only their problems are worth a line.
     logging.getLogger("alembic").setLevel(
         max(logging.WARNING, logging.getLevelName(settings.log_level))
@@ -172,6 +173,10 @@ def _listeners(settings: Settings) -> list[Listener]:
     if settings.slack_bot_token and not settings.slack_socket_mode:
         # Slack's HTTP mode listens on every interface (bot/platforms/slack/adapter.py)
         listeners.append(Listener("0.0.0.0", settings.slack_http_port, "", "SLACK_HTTP_PORT"))
+    if settings.metrics_port is not None:
+        listeners.append(
+            Listener(settings.metrics_host, settings.metrics_port, "METRICS_HOST", "METRICS_PORT")
+        )
     return listeners
 
 
@@ -299,6 +304,12 @@ def _check_config(settings: Settings) -> int:
         print(f"  webhook: on, {_webhook_url(settings)}")
     else:
         print("  webhook: off (INTAKE_SECRET is not set)")
+    if settings.metrics_port is not None:
+        also = " and on the webhook's port" if settings.intake_secret else ""
+        where = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+        print(f"  metrics: on, {where}{also}")
+    else:
+        print("  metrics: off (METRICS_PORT is not set)")
     return 0
 
 

@@ -44,10 +44,13 @@ KNOWN_SETTINGS = frozenset(
         "INLOOP_LANGUAGE",
         "INLOOP_DEFAULT_TZ",
         "INLOOP_LOG_LEVEL",
+        "INLOOP_LOG_FORMAT",
         "OUTBOX_MAX_ATTEMPTS",
         "INTAKE_SECRET",
         "INTAKE_HOST",
         "INTAKE_PORT",
+        "METRICS_HOST",
+        "METRICS_PORT",
         "FEED_POLL_MINUTES",
         "DIGEST_TZ",
         "CLAIM_TARGET_MINUTES",
@@ -70,7 +73,7 @@ KNOWN_SETTINGS = frozenset(
     }
 )
 #: a name with one of these prefixes is meant for Inloop: unknown, it is a typo
-_OURS = ("INLOOP_", "SLACK_", "MATRIX_", "INTAKE_")
+_OURS = ("INLOOP_", "SLACK_", "MATRIX_", "INTAKE_", "METRICS_")
 
 
 class ConfigError(Exception):
@@ -88,10 +91,15 @@ class Settings:
     default_tz: str
     log_level: str
     outbox_max_attempts: int
+    #: "text" (for people) or "json" (one object a line, for log shippers)
+    log_format: str = "text"
     #: the webhook runs only when a secret is set; repr=False keeps it out of any log line
     intake_secret: str = field(default="", repr=False)
     intake_host: str = "127.0.0.1"
     intake_port: int = 8080
+    #: metrics are on when a port is set (None: off): /metrics there, and on the webhook's port
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     feed_poll_minutes: int = 10
     #: the weekly digest: its weeks are ISO weeks in this zone; the claim target it counts
     digest_tz: str = "UTC"
@@ -210,9 +218,18 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             ("DEBUG", "INFO", "WARNING", "ERROR"),
         ),
         outbox_max_attempts=_int("OUTBOX_MAX_ATTEMPTS", get("OUTBOX_MAX_ATTEMPTS", "12"), 1, 100),
+        log_format=_choice(
+            "INLOOP_LOG_FORMAT", get("INLOOP_LOG_FORMAT", "text").lower(), ("text", "json")
+        ),
         intake_secret=_secret("INTAKE_SECRET", env.get("INTAKE_SECRET", "").strip()),
         intake_host=get("INTAKE_HOST", "127.0.0.1"),
         intake_port=_int("INTAKE_PORT", get("INTAKE_PORT", "8080"), 0, 65535),
+        metrics_port=(
+            _int("METRICS_PORT", get("METRICS_PORT", ""), 0, 65535)
+            if get("METRICS_PORT", "")
+            else None
+        ),
+        metrics_host=get("METRICS_HOST", "127.0.0.1"),
         feed_poll_minutes=_int("FEED_POLL_MINUTES", get("FEED_POLL_MINUTES", "10"), 1, 1440),
         digest_tz=_timezone("DIGEST_TZ", get("DIGEST_TZ", get("INLOOP_DEFAULT_TZ", "UTC"))),
         claim_target_minutes=_int(
@@ -312,6 +329,16 @@ def _database_url(value: str) -> str:
             f"{shown!r} is not a valid URL: the port must be a number, and a password "
             "with @ : / or % in it must be percent-encoded (@ is %40)",
         ) from None
+    # An @ or / left unencoded in a password does not always fail to parse: the
+    # rest of the password then reads as part of the host or the database name
+    # (`bob:pw@rest@host` is host `rest@host`), and would be shown as such.
+    authority, _, path = value.split("?", 1)[0].partition("://")[2].partition("/")
+    if url.get_backend_name() == "postgresql" and (authority.count("@") > 1 or "@" in path):
+        raise ConfigError(
+            "DATABASE_URL",
+            f"{shown!r} is not a valid URL: a password with @ : / or % in it must be "
+            "percent-encoded (@ is %40, / is %2F)",
+        )
     if port is not None and not 0 < port < 65536:
         raise ConfigError("DATABASE_URL", f"{shown!r}: port {port} is not between 1 and 65535")
     return value

@@ -36,6 +36,7 @@ from sqlmodel import col
 
 from bot.clock import Clock
 from bot.events import ChannelId, PersonId, Undeliverable, bounded, platform_of
+from bot.metrics import Metrics
 from bot.platform import DeliveryError, Platform
 from bot.views import View, view_from_dict, view_to_dict
 from storage.database import Database
@@ -159,9 +160,13 @@ class OutboxWorker:
         backoff: Backoff = Backoff(),
         pacing: Mapping[str, float] | None = None,
         batch: int = 200,
+        metrics: Metrics | None = None,
         gave_up: Callable[[Undeliverable], Awaitable[object]] | None = None,
     ):
         self._db = db
+        #: what operators watch: deliveries by result (the only lines that count them
+        #: are marked `metrics`)
+        self._metrics = metrics or Metrics()
         self._platforms = platforms
         self._clock = clock
         self._on_error = on_error
@@ -412,10 +417,13 @@ class OutboxWorker:
             log.info("outbox row %s: lease lapsed while looking it up; left to its taker", row.id)
             raise
         except DeliveryError as exc:
+            self._count_failure(row, exc)  # metrics
             await self._failed(row, exc)
         except Exception as exc:  # an adapter bug: keep the row, retry later, report it
             self._on_error(exc, f"outbox row {row.id} ({row.platform})")
-            await self._failed(row, DeliveryError(f"{type(exc).__name__}: {exc}"))
+            bug = DeliveryError(f"{type(exc).__name__}: {exc}")
+            self._count_failure(row, bug)  # metrics
+            await self._failed(row, bug)
         finally:
             self._last_sent[lane] = asyncio.get_running_loop().time()
         return False, None
@@ -451,6 +459,10 @@ class OutboxWorker:
             return await platform.reply(ChannelId(row.target), card_ref, view, row.key)
         await platform.update(ChannelId(row.target), card_ref, view, row.key)
         return None
+
+    def _count_failure(self, row: OutboxRow, error: DeliveryError) -> None:  # metrics
+        last = row.attempts + 1 >= self._max_attempts
+        self._metrics.delivery_failed(row.platform, error, last_attempt=last)
 
     async def _still_mine(self, row: OutboxRow) -> bool:
         """Renew this worker's lease on the row, if it still holds it."""
@@ -492,6 +504,7 @@ class OutboxWorker:
 
     async def _sent(self, delivered: list[tuple[OutboxRow, str | None]]) -> None:
         """Book a whole pass as sent in one transaction, and remember where cards went."""
+        self._metrics.delivered(row.platform for row, _ in delivered)  # metrics
         if not delivered:
             return
         now = self._clock()

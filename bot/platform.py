@@ -81,6 +81,13 @@ class Platform(Protocol):
 
     async def stop(self) -> None: ...
 
+    @property
+    def connected(self) -> bool:
+        """Whether it can take and send messages now (`/readyz` asks): the console
+        always; Slack while its socket is open, or its HTTP server runs; Matrix while
+        its last sync succeeded recently."""
+        ...
+
     async def send(self, channel: ChannelId, view: View, key: str) -> str:
         """Post a view; return the platform's reference of the new message.
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -33,7 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.context import Context, prefix_on
 from bot.events import Action, ChannelId, Command, Event, Message, PersonId, Reaction
+from bot.log_format import handling
 from bot.messages import Texts, texts_for
+from bot.metrics import Metrics
 from bot.outbox import OutboxWriter
 from bot.people import Directory
 from bot.views import Notice
@@ -82,7 +85,9 @@ class Router:
         channel_timezone: str = "UTC",
         prefixes: Mapping[str, str] | None = None,
         after_commit: Callable[[Sequence[int]], None] = lambda written: None,
+        metrics: Metrics | None = None,
     ):
+        self._metrics = metrics or Metrics()
         self._db = db
         self._directory = directory
         self._clock = clock
@@ -133,6 +138,14 @@ class Router:
 
     async def handle(self, event: Event) -> bool:
         """Handle one event; False if it was handled before (a platform's retry)."""
+        started = time.perf_counter()
+        with handling(event.event_id):  # its log lines carry its id
+            fresh, failed = await self._handle_one(event)
+        self._count(event, "failed" if failed else "handled" if fresh else "duplicate", started)
+        return fresh
+
+    async def _handle_one(self, event: Event) -> tuple[bool, bool]:
+        """Whether the event was new, and whether handling it failed (then it is new)."""
         written: list[int] = []
         try:
             prepared: object = None
@@ -144,13 +157,20 @@ class Router:
                 out = OutboxWriter(session, self._clock())
                 fresh = (await self._dispatch(session, out, [event], prepared))[0]
             written = out.written()
-            return fresh
+            return fresh, False
         except Exception as exc:
             self._on_error(exc, _describe(event))
             await self._apologise(event)
         finally:
             self._after_commit(written)
-        return True
+        return True, True
+
+    def _count(self, event: Event, result: str, started: float) -> None:
+        self._metrics.event_handled(type(event).__name__, result)
+        if isinstance(event, Command | Action):
+            spec, _ = self._match(_command_words(event))
+            name = spec.name if spec is not None else "unknown"
+            self._metrics.command_took(name, time.perf_counter() - started)
 
     async def handle_many(self, events: Sequence[Event]) -> list[bool]:
         """Handle a batch in one transaction: all of it is stored, or none (then it raises).
@@ -159,6 +179,17 @@ class Router:
         thousands a second possible on SQLite. Events whose type has a batch
         listener reach it together; other listeners' errors are still isolated.
         """
+        try:
+            fresh = await self._handle_batch(events)
+        except Exception:
+            for event in events:
+                self._metrics.event_handled(type(event).__name__, "failed")
+            raise
+        for event, is_new in zip(events, fresh, strict=True):
+            self._metrics.event_handled(type(event).__name__, "handled" if is_new else "duplicate")
+        return fresh
+
+    async def _handle_batch(self, events: Sequence[Event]) -> list[bool]:
         written: list[int] = []
         try:
             async with self._db.transaction() as session:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from bot.context import Context
 from bot.events import Reaction
+from bot.log_format import about_conversation
 from bot.people import MANAGERS, STAFF, is_manager, is_staff
 from bot.router import Router, UsageError
 from bot.views import Notice
@@ -221,6 +222,7 @@ async def conversation_arg(ctx: Context, args: Sequence[str]) -> Conversation | 
     if len(args) != 1:
         raise UsageError()
     n = number(args[0], ctx.texts.bad_number)
+    about_conversation(n)  # the log lines from here on name it (INLOOP_LOG_FORMAT=json)
     conversation = await conversations.lock(ctx.session, n)
     if conversation is None:
         ctx.reply(ctx.texts.no_such_conversation.format(number=n))

@@ -13,7 +13,7 @@ missed (Inloop was down when it started, by more than 15 minutes).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -77,8 +77,15 @@ _ANSWERED = (
 )
 
 
-def register(router: Router, scheduler: Scheduler, default_tz: str) -> None:
-    rules = Commitments(router, scheduler, default_tz)
+def register(
+    router: Router,
+    scheduler: Scheduler,
+    default_tz: str,
+    reminded: Callable[[float], None] = lambda lag_seconds: None,
+) -> None:
+    """`reminded`: told, for each reminder queued, how late after its block's start
+    (seconds): operators watch it (bot/metrics.py)."""
+    rules = Commitments(router, scheduler, default_tz, reminded)
     router.command("commit", rules.commit, STAFF)
     router.command("commitments", rules.list_, STAFF)
     router.command("uncommit", rules.uncommit, STAFF)
@@ -189,10 +196,17 @@ def next_block(rule: Weekly, now: datetime, away_until: str | None) -> datetime 
 
 
 class Commitments:
-    def __init__(self, router: Router, scheduler: Scheduler, default_tz: str):
+    def __init__(
+        self,
+        router: Router,
+        scheduler: Scheduler,
+        default_tz: str,
+        reminded: Callable[[float], None] = lambda lag_seconds: None,
+    ):
         self._router = router
         self._scheduler = scheduler
         self._default_tz = default_tz
+        self._reminded = reminded
 
     def _zone_of(self, person: Person) -> str:
         """The person's time zone: the one their platform gives, else Inloop's default."""
@@ -514,6 +528,7 @@ class Commitments:
             )
             block = DialogueSession(id=block_id, **row)
             ctx.tell(person, await self._reminder(ctx, person, commitment, block, note))
+            self._reminded(late.total_seconds())
 
     async def on_session(self, ctx: Context, event: SessionDue) -> None:
         block = await store.lock_session(ctx.session, event.session_id)

@@ -370,7 +370,9 @@ class _Before:
     def person(self, name: str) -> PersonFigures | None:
         if not self.known:
             return None
-        return self.people.get(name) or PersonFigures(name, 0, 0, 0, None, None, 0, 0)
+        # Absent the week before: did nothing (0), and committed nothing either (None,
+        # as this week's figure is for someone without a commitment).
+        return self.people.get(name) or PersonFigures(name, 0, 0, 0, None, None, None, 0)
 
     def consultant(self, name: str) -> ConsultantFigures | None:
         if not self.known:
@@ -495,9 +497,16 @@ def _times(percent: float) -> str:
     return f"{percent / 100:.2f}".rstrip("0").rstrip(".")
 
 
+#: what may not stand in a file name (a team's name goes into its chart's)
+_FILE_UNSAFE = re.compile(r"[^\w.-]+")
+
+
 def chart(d: Digest, texts: Texts) -> Chart:
     title = texts.digest_chart_title.format(week=d.week)
-    return Chart(title, f"inloop-digest-{d.week}.png", digest_chart(*chart_parts(d, texts)))
+    # A team's chart has a file of its own: on the console the file is kept, and a
+    # team's must not overwrite the whole company's of the same week.
+    team = "-" + _FILE_UNSAFE.sub("-", d.team) if d.team else ""
+    return Chart(title, f"inloop-digest-{d.week}{team}.png", digest_chart(*chart_parts(d, texts)))
 
 
 def chart_parts(

@@ -56,6 +56,8 @@ class RecordingPlatform:
     name: str = "console"
     command_prefix: str = "!inloop"
     pace_seconds: float = 0.0
+    #: False: the platform lost touch (`/readyz` says so)
+    connected: bool = True
     guests: set[str] = field(default_factory=set)
     unknown: set[str] = field(default_factory=set)
     #: channels that refuse every message, for good (the bot was removed)

@@ -19,7 +19,16 @@ import pytest
 from bot.intake.webhook import sign
 
 TIMEOUT = 60
-_SETTINGS = ("DATABASE_URL", "INLOOP_", "OUTBOX_", "INTAKE_", "FEED_", "SLACK_", "MATRIX_")
+_SETTINGS = (
+    "DATABASE_URL",
+    "INLOOP_",
+    "OUTBOX_",
+    "INTAKE_",
+    "METRICS_",
+    "FEED_",
+    "SLACK_",
+    "MATRIX_",
+)
 EXIT_CONFIG = 2
 SCHEMA = {
     "alembic_version",

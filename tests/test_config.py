@@ -19,6 +19,7 @@ from bot.config import (
     describe_database,
     load_settings,
 )
+from bot.masking import Masker
 
 
 def test_nothing_set_gives_a_console_on_a_local_sqlite_file() -> None:
@@ -168,6 +169,9 @@ def test_a_too_short_webhook_secret_is_not_echoed() -> None:
         "postgresql+asyncpg://inloop:p@ss:secret@db.example:5432/inloop",
         "postgresql+asyncpg://inloop:secret@db.example:notaport/inloop",
         "postgresql+asyncpg://inloop:secret@db.example:70000/inloop",
+        # an unencoded @ or / that still parses: the rest would read as host or database
+        "postgresql+asyncpg://inloop:top-secret@secret@db.example/inloop",
+        "postgresql+asyncpg://inloop:top/secret@db.example/inloop",
     ],
 )
 def test_a_rejected_database_url_never_shows_its_password(url: str) -> None:
@@ -441,3 +445,15 @@ def test_a_bad_slack_setting_names_its_variable(
     assert raised.value.variable == variable
     assert says in raised.value.problem
     assert "xapp-1-wrong" not in str(raised.value)  # a token is never echoed
+
+
+def test_a_short_secret_that_is_also_a_word_leaves_the_sentence_alone() -> None:
+    """Masking 'short' everywhere printed 'is too *** to be a secret', which gives it away."""
+    mask = Masker.of(["short", "database"])
+
+    assert mask("INTAKE_SECRET: is too short to be a secret") == (
+        "INTAKE_SECRET: is too short to be a secret"
+    )
+    said = "cannot use the database postgresql+asyncpg://bob:database@db:1/x?password=short"
+    assert mask(said) == "cannot use the database postgresql+asyncpg://bob:***@db:1/x?password=***"
+    assert Masker.of(["a-long-secret-value"])("token a-long-secret-value!") == "token ***!"

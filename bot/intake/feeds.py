@@ -27,6 +27,7 @@ from bot.clock import Clock
 from bot.events import EventId, FeedProblem, MentionReceived
 from bot.intake.html_text import html_to_text
 from bot.intake.mentions import MAX_TEXT, Invalid, parse_mention
+from bot.metrics import Metrics
 from bot.platform import EventSink
 from storage import feeds
 from storage.database import Database
@@ -69,8 +70,10 @@ class FeedPoller:
         *,
         interval_minutes: int,
         check_every: float = 30.0,
+        metrics: Metrics | None = None,
     ):
         self._db = db
+        self._metrics = metrics or Metrics()
         self._clock = clock
         self._on_error = on_error
         self._interval = timedelta(minutes=interval_minutes)
@@ -125,8 +128,10 @@ class FeedPoller:
             if events:
                 await self._sink.handle_many(events)
         except FeedError as exc:
+            self._metrics.feed_polled(ok=False)
             await self._failed(feed, str(exc))
             return
+        self._metrics.feed_polled(ok=True)
         await self._succeeded(feed, fetched)
 
     async def _fetch(self, feed: Feed) -> Fetched:

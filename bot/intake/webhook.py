@@ -9,6 +9,9 @@ Checks, in this order, each answered with its own status and a JSON reason:
     202  stored (only after the commit)      200  all of it was stored before
     503  the database could not take it (or too many connections): try again
 
+The same port answers `GET /healthz`, `/readyz` and, when metrics are on, `/metrics`
+(bot/health.py); every answer but theirs is counted by status (bot/metrics.py).
+
 A request is signed: `X-Inloop-Timestamp: <unix seconds>` and
 `X-Inloop-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`.
 
@@ -34,12 +37,15 @@ from typing import Any
 
 from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Handler
 
 from bot.clock import Clock
 from bot.events import MentionReceived
+from bot.health import Health, OpsRoutes
 from bot.intake.client_errors import ClientErrors
 from bot.intake.group_commit import GroupCommit, NotReadBack, NotStored
 from bot.intake.mentions import MAX_BATCH, Invalid, parse_mention
+from bot.metrics import Metrics
 from bot.platform import EventSink
 from storage.database import Database
 
@@ -60,7 +66,7 @@ ErrorHook = Callable[[BaseException, str], None]
 # would make int() or the float arithmetic raise; a signature with other characters
 # would make hmac.compare_digest raise.
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
-_SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")
+_SIGNATURE = re.compile(r"sha256=[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -95,8 +101,13 @@ class Webhook:
         host: str = "127.0.0.1",
         port: int = 8080,
         limits: Limits = Limits(),  # frozen: one shared default is safe
+        metrics: Metrics | None = None,
+        ops: OpsRoutes | None = None,
     ):
         self._db = db
+        self._metrics = metrics or Metrics()
+        #: /healthz, /readyz (and /metrics when metrics are on): bot/health.py
+        self._ops = ops or OpsRoutes(Health(db, {}), None)
         self._secret = secret
         self._clock = clock
         self._on_error = on_error
@@ -115,11 +126,11 @@ class Webhook:
 
     async def start(self, sink: EventSink) -> None:
         self._group = GroupCommit(sink, self._db, most=MAX_BATCH)
-        app = web.Application(client_max_size=MAX_BODY)
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._counted])
         # Every request is routed here, whatever its path and method: aiohttp's own 404s
         # and 405s would meet an Expect header with its own handler (below).
         app.router.add_post(WEBHOOK_PATH, self._mentions, expect_handler=self._expect)
-        app.router.add_get("/healthz", self._health, expect_handler=self._expect)
+        self._ops.add_to(app, expect_handler=self._expect)
         app.router.add_route("*", "/{anything:.*}", self._elsewhere, expect_handler=self._expect)
         self._runner = web.AppRunner(
             app,
@@ -165,6 +176,7 @@ class Webhook:
                 f"intake webhook: {self._limits.connections} connections are open already:"
                 " a new one was answered 503",
             )
+            self._metrics.webhook_answered(503)
             return _Busy()
         return server()
 
@@ -174,23 +186,32 @@ class Webhook:
         if request.version != HttpVersion11:
             return None
         if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+            self._metrics.webhook_answered(417)  # (answered before the middleware)
             return self._refuse(request, 417, "the only Expect understood is 100-continue")
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the 100 is not the answer (as aiohttp's handler does)
         return None
 
+    @web.middleware
+    async def _counted(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every answer but a probe's or a scrape's is counted by its status."""
+        if request.path in self._ops.paths and request.method in ("GET", "HEAD"):
+            return await handler(request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            self._metrics.webhook_answered(exc.status)
+            raise
+        self._metrics.webhook_answered(response.status)
+        return response
+
     async def _elsewhere(self, request: web.Request) -> web.Response:
-        if request.path in (WEBHOOK_PATH, "/healthz"):
+        if request.path == WEBHOOK_PATH or request.path in self._ops.paths:
             allowed = "POST" if request.path == WEBHOOK_PATH else "GET, HEAD"
             response = self._refuse(request, 405, f"{request.path} answers {allowed} only")
             response.headers[hdrs.ALLOW] = allowed
             return response
         return self._refuse(request, 404, f"nothing here: mentions go to POST {WEBHOOK_PATH}")
-
-    async def _health(self, request: web.Request) -> web.Response:
-        if await self._db.ping():
-            return web.json_response({"status": "ok"})
-        return web.json_response({"status": "database unreachable"}, status=503)
 
     async def _mentions(self, request: web.Request) -> web.Response:
         try:
@@ -262,8 +283,9 @@ class Webhook:
         if abs(self._clock().timestamp() - int(timestamp)) > MAX_SKEW_SECONDS:
             return "X-Inloop-Timestamp is more than 5 minutes off: sign each request anew"
         if not _SIGNATURE.fullmatch(signature):
-            return "X-Inloop-Signature must be sha256= followed by 64 lowercase hex digits"
-        if not hmac.compare_digest(sign(self._secret, timestamp, body), signature):
+            return "X-Inloop-Signature must be sha256= followed by 64 hex digits"
+        # Hex is hex in either case (some tools print it in capitals).
+        if not hmac.compare_digest(sign(self._secret, timestamp, body), signature.lower()):
             return "the signature does not match the body"
         return None
 

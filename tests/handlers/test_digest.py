@@ -392,6 +392,9 @@ async def test_times_are_credited_to_who_acted_not_to_who_owns_it_now(
     assert rows[("Marta", "claimed")] == (1, 0)
     assert rows[("Luca", "to_claim")] == (None, None)
     assert rows[("Luca", "to_reply")] == (None, None)
+    # no commitment this week nor the week before: nothing to compare, not "was 0"
+    assert rows[("Luca", "committed")] == (None, None)
+    assert rows[("Luca", "given")] == (0, 0)
     exported = {p["name"]: p for p in json.loads(digest.as_json(figures))["people"]}
     assert (exported["Marta"]["to_claim"], exported["Marta"]["to_reply"]) == (10.0, 30.0)
     assert (exported["Luca"]["to_claim"], exported["Luca"]["to_reply"]) == (None, None)
@@ -443,4 +446,19 @@ async def test_more_time_given_than_committed_is_a_multiple_not_a_percent(
     )
     assert "%" not in text
     assert "impegno 30 min, dedicati 105 min ▲105 (3.5× il tempo promesso) · " in italian
+    await chat.stop()
+
+
+async def test_a_team_chart_has_a_file_of_its_own(database_url: str) -> None:
+    """On the console the file is kept: the team's must not replace the company's."""
+    chat = await _digest_chat(database_url)
+    await _seed(chat)
+
+    await chat.say("boss", "digest 2026-W47")
+    company = chat.platform.delivered[-1].view
+    await chat.say("boss", "digest 2026-W47 support")
+    team = chat.platform.delivered[-1].view
+
+    assert company.filename == "inloop-digest-2026-W47.png"  # type: ignore[union-attr]
+    assert team.filename == "inloop-digest-2026-W47-support.png"  # type: ignore[union-attr]
     await chat.stop()

@@ -312,17 +312,22 @@ async def test_hard_texts_are_stored_exactly_as_received(intake: Intake) -> None
     assert text in await intake.chat.say("ann", "show 1")
 
 
-async def test_healthz_says_whether_the_database_answers() -> None:
+async def test_readyz_says_whether_the_database_answers_and_healthz_that_inloop_does() -> None:
     # A server of its own, so that stopping it harms no other test.
     with PostgresServer() as server:
         chat = await Chat(server.create_database(), INTAKE_SECRET=SECRET, INTAKE_PORT="0").start()
-        url = f"http://127.0.0.1:{chat.app.webhook.port}/healthz"  # type: ignore[union-attr]
+        base = f"http://127.0.0.1:{chat.app.webhook.port}"  # type: ignore[union-attr]
         async with aiohttp.ClientSession() as http:
-            async with http.get(url) as resp:
-                assert (resp.status, await resp.json()) == (200, {"status": "ok"})
+            async with http.get(f"{base}/readyz") as resp:
+                assert resp.status == 200
             server.stop()
-            async with http.get(url) as resp:
-                assert (resp.status, await resp.json()) == (503, {"status": "database unreachable"})
+            async with http.get(f"{base}/readyz") as resp:
+                answer = await resp.json()
+                assert (resp.status, answer["status"]) == (503, "not ready")
+                assert answer["reasons"][0].startswith("database: ")
+            # alive all the same: a restart would not bring the database back
+            async with http.get(f"{base}/healthz") as resp:
+                assert (resp.status, await resp.json()) == (200, {"status": "ok"})
         await chat.stop()
 
 
@@ -391,7 +396,7 @@ def signed_request(
         (
             "signature",
             "sha256=é".encode(),
-            "X-Inloop-Signature must be sha256= followed by 64 lowercase hex digits",
+            "X-Inloop-Signature must be sha256= followed by 64 hex digits",
         ),
         ("timestamp", "²".encode(), "X-Inloop-Timestamp must be unix seconds"),
         ("timestamp", b"9" * 400, "X-Inloop-Timestamp must be unix seconds"),
@@ -411,6 +416,17 @@ async def test_a_malformed_signature_or_timestamp_gets_401_before_anything_else(
 
     assert (status, json.loads(answer)) == (401, {"error": error})
     assert await intake.conversations() == 0
+
+
+async def test_a_signature_in_capital_hex_digits_is_the_same_signature(intake: Intake) -> None:
+    body = json.dumps(mention()).encode()
+    timestamp = int(time.time())
+    capitals = sign(SECRET, str(timestamp), body).upper().replace("SHA256=", "sha256=")
+
+    status, _ = await intake.post(raw=body, timestamp=timestamp, signature=capitals)
+
+    assert status == 202
+    assert await intake.conversations() == 1
 
 
 def _with(raw_field: str, body: dict[str, Any] | None = None) -> bytes:

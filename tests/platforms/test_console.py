@@ -459,3 +459,14 @@ def test_a_card_without_buttons_closes_its_box_on_its_last_line() -> None:
     ]
     with_button = Card(title="#2", fields=(), text="x", buttons=(Button("Claim", "claim", "2"),))
     assert render(with_button).splitlines()[-1].startswith("└ [Claim]")
+
+
+def test_a_tab_in_customer_text_keeps_the_card_box_and_shows_as_spaces(tmp_path: Path) -> None:
+    session = run_console(
+        tmp_path, script("!inloop team add support", "/mention Eve: order\t1234\tbroken")
+    )
+
+    assert_clean_exit(session)
+    assert "\t" not in session.stdout
+    card = session.turns[1].only("#general")
+    assert "│ order    1234    broken" in card.text.splitlines()

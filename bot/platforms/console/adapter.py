@@ -57,6 +57,8 @@ class ConsolePlatform:
     name = "console"
     command_prefix = PREFIX
     pace_seconds = 0.0
+    #: a local terminal: nothing to lose touch with
+    connected = True
 
     def __init__(
         self,

@@ -119,11 +119,14 @@ def _directive(text: str, event_id: EventId, now: datetime) -> Line:
 
 def literal(text: str) -> str:
     """Terminal-safe: control characters (an ANSI escape in customer text could rewrite the
-    screen) are shown as visible code points instead of being interpreted."""
+    screen) are shown as visible code points instead of being interpreted. A tab becomes
+    four spaces: left to the terminal, it jumps to a tab stop and breaks the card's box."""
     out = []
     for char in text:
-        if char in "\n\t":
+        if char == "\n":
             out.append(char)
+        elif char == "\t":
+            out.append("    ")
         elif unicodedata.category(char) == "Cc":
             out.append(f"\\x{ord(char):02x}")
         else:

@@ -109,10 +109,19 @@ class MatrixPlatform:
         self._sink: EventSink | None = None
         self._token: str | None = None
         self._saved_at = float("-inf")
+        #: loop time of the last sync that succeeded (`connected`)
+        self._synced_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._direct_lock = asyncio.Lock()
         #: person → their private room, as stored (read once per person)
         self._direct: dict[PersonId, str] = {}
+
+    @property
+    def connected(self) -> bool:
+        """A sync succeeded within two long polls and a margin: a sync answers at the
+        latest when its poll ends, so an older one means the homeserver is not answering."""
+        recent = 2 * self._settings.poll_ms / 1000 + 5
+        return asyncio.get_running_loop().time() - self._synced_at < recent
 
     @property
     def client(self) -> AsyncClient:
@@ -294,6 +303,7 @@ class MatrixPlatform:
         await self._keys()
         self._token = answer.next_batch
         loop_now = asyncio.get_running_loop().time()
+        self._synced_at = loop_now
         if not history or loop_now - self._saved_at >= _SAVE_TOKEN_EVERY:
             await self._save_token()
             self._saved_at = loop_now

@@ -218,6 +218,15 @@ class SlackPlatform:
         self._register()
 
     @property
+    def connected(self) -> bool:
+        """Socket Mode: its WebSocket is open and not stale; HTTP mode: the server runs."""
+        if self._socket is not None:
+            client = self._socket.client
+            session = client.current_session
+            return not client.closed and not client.stale and bool(session and not session.closed)
+        return self._runner is not None
+
+    @property
     def http_port(self) -> int:
         """The port HTTP mode listens on (the real one when asked for port 0)."""
         if self._runner is not None:
