@@ -90,6 +90,8 @@ class TeamFigures:
     #: conversations of returning customers, and how many their relationship owner has
     returning: int = 0
     returning_by_owner: int = 0
+    #: who belongs to the team now (`team join`, `team members`), by name
+    members: tuple[str, ...] = ()
 
     @property
     def continuity(self) -> float | None:
@@ -272,6 +274,7 @@ async def _week(
             )
         )
     team_figures = []
+    members = await teams.member_names(session)
     for team in teams_now:
         assert team.id is not None
         by_source = dict(sorted(raw.team_mentions.get(team.id, {}).items()))
@@ -287,6 +290,7 @@ async def _week(
                 unclaimed_total=waiting[team.id][1],
                 returning=raw.team_returning.get(team.id, 0),
                 returning_by_owner=raw.team_returning_by_owner.get(team.id, 0),
+                members=tuple(members.get(team.id, ())),
             )
         )
     return Digest(
@@ -470,6 +474,11 @@ def as_text(d: Digest, texts: Texts) -> str:
             )
         )
         lines += _continuity(t.returning, t.continuity, texts)
+        lines.append(
+            texts.digest_members.format(names=", ".join(t.members))
+            if t.members
+            else texts.digest_no_members.format(team=t.name)
+        )
         if t.unclaimed:
             listed = ", ".join(f"#{n} ({age})" for n, age in t.unclaimed)
             more = (
@@ -590,7 +599,7 @@ def as_rows(d: Digest) -> list[dict[str, Any]]:
 
     def add(section: str, name: str, figures: Any, before: Any, skip: tuple[str, ...]) -> None:
         for key, value in asdict(figures).items():
-            if key in ("name", "unclaimed", *skip) or isinstance(value, dict):
+            if key in ("name", "unclaimed", "members", *skip) or isinstance(value, dict):
                 continue
             row(section, name, key, value, getattr(before, key, None))
 

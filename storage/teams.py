@@ -48,6 +48,19 @@ async def members(session: AsyncSession, team_id: int) -> list[Person]:
     )
 
 
+async def member_names(session: AsyncSession) -> dict[int, list[str]]:
+    """Every team's members' names, by team id, in one read (the digest lists them)."""
+    found: dict[int, list[str]] = {}
+    rows = await session.execute(
+        select(col(TeamMember.team_id), col(Person.display_name))
+        .join(Person, col(TeamMember.person_id) == col(Person.id))
+        .order_by(func.lower(Person.display_name), col(Person.id))
+    )
+    for team_id, name in rows.all():
+        found.setdefault(int(team_id), []).append(str(name))
+    return found
+
+
 async def teams_of(session: AsyncSession, person_id: int) -> list[Team]:
     """The teams a person belongs to, oldest team first."""
     return list(

@@ -303,6 +303,9 @@ class Texts:
     digest_consultant: str
     digest_teams: str
     digest_team: str
+    #: a team's members, under its line in the digest
+    digest_members: str
+    digest_no_members: str
     digest_unclaimed: str
     digest_nothing_unclaimed: str
     digest_nobody: str

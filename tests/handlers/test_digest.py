@@ -89,6 +89,8 @@ async def test_every_figure_of_a_seeded_week(database_url: str) -> None:
         "Teams",
         "• support: mentions in 3 ▲2 (instagram 1, twitter 2) · opened 3 ▲2 · median time"
         " to claim 130 min ▲100 · over the 60 min target 2 ▲2",
+        "  members: nobody yet (`team join support`, or an admin's `team members support"
+        " @person…`)",
         "  unclaimed now (1, oldest first): #4 (6d)",
     ]
     await chat.stop()
@@ -461,4 +463,21 @@ async def test_a_team_chart_has_a_file_of_its_own(database_url: str) -> None:
 
     assert company.filename == "inloop-digest-2026-W47.png"  # type: ignore[union-attr]
     assert team.filename == "inloop-digest-2026-W47-support.png"  # type: ignore[union-attr]
+    await chat.stop()
+
+
+async def test_a_teams_members_are_listed_under_it(database_url: str) -> None:
+    from handlers import digest
+
+    chat = await _digest_chat(database_url)
+    await _seed(chat)
+    await chat.say("boss", "team members support @ann @bob")
+
+    text = await chat.say("boss", "digest 2026-W47")
+
+    lines = text.splitlines()
+    team = lines.index(next(line for line in lines if line.startswith("• support:")))
+    assert lines[team + 1] == "  members: Ann, Bob"
+    rows = digest.as_rows(await _figures(chat, "2026-W47"))
+    assert not [r for r in rows if r["figure"] == "members"]  # a list, not a figure
     await chat.stop()
