@@ -64,6 +64,8 @@ class RecordingPlatform:
     #: how many of the next sends fail with 429, and the Retry-After they carry
     rate_limited: int = 0
     retry_after: float = 0.01
+    #: how many of the next sends fail with a passing error that is not a rate limit
+    failing: int = 0
     #: the next send is recorded, then the "process" dies before the outbox can mark it sent
     crash_after_next_send: bool = False
     _seen: dict[str, str] = field(default_factory=dict)
@@ -115,6 +117,9 @@ class RecordingPlatform:
         if self.rate_limited:
             self.rate_limited -= 1
             raise DeliveryError("ratelimited", retry_after=self.retry_after)
+        if self.failing:
+            self.failing -= 1
+            raise DeliveryError("internal_error")
         if key in self._seen:  # a resend after a crash: the platform drops it
             return self._seen[key]
         ref = ref or f"msg-{len(self.delivered) + 1}"
