@@ -9,12 +9,12 @@ import asyncio
 import logging
 import signal
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.clock import Clock, utc_now
 from bot.config import Settings
-from bot.events import Event, PersonId, local_part, platform_of
+from bot.events import ChannelId, Event, PersonId, local_part, platform_of
 from bot.intake.feeds import FeedPoller
 from bot.intake.webhook import Webhook
 from bot.messages import texts_for
@@ -25,9 +25,11 @@ from bot.platforms.console.adapter import ConsolePlatform
 from bot.recurrence import weekly
 from bot.router import Router
 from bot.scheduler import Scheduler
+from bot.views import View
 from handlers import (
     admin,
     advice,
+    card,
     claims,
     commitments,
     digest,
@@ -94,6 +96,7 @@ class App:
             # each platform's documented rate per channel (Slack: about one a second)
             pacing={name: p.pace_seconds for name, p in self.platforms.items()},
             gave_up=self.handle,
+            burst_view=self._burst_card,
         )
         self.router = Router(
             self.db,
@@ -164,6 +167,14 @@ class App:
 
     async def settle(self) -> None:
         await self.outbox.settle()
+
+    async def _burst_card(self, channel: ChannelId, since: datetime) -> View:
+        """A channel's burst card, in its handler's words (the outbox decides when)."""
+        platform = self.platforms.get(platform_of(channel))
+        prefix = platform.command_prefix if platform is not None else ""
+        texts = texts_for(self.settings.language)
+        async with self.db.read() as session:
+            return await card.burst(session, texts, prefix, channel, since, self.clock())
 
     async def _lookup(self, person: PersonId) -> PersonInfo:
         platform = self.platforms.get(platform_of(person))

@@ -179,7 +179,11 @@ class Router:
             person = await self._directory.ensure(ctx.session, event.sender, ctx.now)
             command = event.text if isinstance(event, Command) else ""
             ctx = replace(ctx, person=person, command_text=command)
-            words = _words(event) if isinstance(event, Command) else [event.action, event.value]
+            # a button without a value (Show list: `queue`) is its action alone
+            pressed = (
+                [w for w in (event.action, event.value) if w] if isinstance(event, Action) else []
+            )
+            words = _words(event) if isinstance(event, Command) else pressed
             await self._run_command(ctx, words)
             return
         # Other senders are resolved by the listener that cares: most messages are in
