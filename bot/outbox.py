@@ -167,7 +167,6 @@ class _Burst:
     #: when the burst began: the card counts what arrived since
     since: datetime
     ref: str | None = None
-    key: str = field(default_factory=lambda: uuid.uuid4().hex)
     #: what the backlog was when the card was last shown (how many, the newest row)
     shown: tuple[int, int] = (0, 0)
     #: loop time of the last post or update
@@ -209,6 +208,7 @@ class OutboxWorker:
         batch: int = 200,
         gave_up: Callable[[Undeliverable], Awaitable[object]] | None = None,
         burst_view: BurstView | None = None,
+        burst_after: float = BURST_AFTER,
     ):
         self._db = db
         self._platforms = platforms
@@ -223,6 +223,7 @@ class OutboxWorker:
         #: told of a channel message given up on for good (the core tells the admins)
         self._gave_up = gave_up
         self._burst_view = burst_view
+        self._burst_after = burst_after
         self._last_sent: dict[str, float] = {}
         #: loop time before which a lane sends nothing (the platform's Retry-After)
         self._not_before: dict[str, float] = {}
@@ -327,10 +328,10 @@ class OutboxWorker:
                 continue
             units = _units(queued, cards, posts)
             head = units[0].row
-            paced = self._pacing.get(head.platform, 0.0)
+            paced = self._pace(head)
             wait = max(
                 self._backoff_wait(head, now),
-                self._pace_wait(head.platform, lane, loop_now),
+                self._pace_wait(head, lane, loop_now),
                 self._not_before.get(lane, 0.0) - loop_now,
             )
             if wait > 0:
@@ -412,14 +413,14 @@ class OutboxWorker:
         for lane, queued in lanes.items():
             head = queued[0]
             late = max(
-                self._pace_wait(head.platform, lane, loop_now),
+                self._pace_wait(head, lane, loop_now),
                 self._not_before.get(lane, 0.0) - loop_now,
             )
             if late > 0:
                 await self._release(queued)
                 continue
             units = _units(queued, cards, {})
-            if self._pacing.get(head.platform, 0.0):
+            if self._pace(head):
                 await self._release([r for u in units[1:] for r in u.rows])
                 units = units[:1]
             started.append(self._spawn(lane, self._deliver_lane(lane, units, cards)))
@@ -438,14 +439,15 @@ class OutboxWorker:
     ) -> bool:
         """Whether the lane's next slot goes to its burst card: to post it, when the new
         cards waiting would take more than BURST_AFTER seconds at the pace; to update
-        it, when the backlog changed and the card was last shown BURST_REFRESH ago."""
+        it, when the backlog changed and the card was last shown BURST_REFRESH ago.
+        (BURST_AFTER: `burst_after`.)"""
         if backlog is None or head.kind == OutboxKind.PRIVATE:
             return False
         burst = self._bursts.get(lane)
         if burst is None:
-            if backlog[0] * self._pacing.get(head.platform, 0.0) <= BURST_AFTER:
+            if backlog[0] * self._pace(head) <= self._burst_after:
                 return False
-            self._bursts[lane] = _Burst(since=self._clock() - timedelta(seconds=BURST_AFTER))
+            self._bursts[lane] = _Burst(since=self._clock() - timedelta(seconds=self._burst_after))
             return True
         if burst.ref is None:
             return True  # its post failed: try again
@@ -471,9 +473,10 @@ class OutboxWorker:
                 if backlog[0] == 0:
                     del self._bursts[lane]  # over before it was shown
                     return
-                burst.ref = await platform.send(channel, view, burst.key)
+                burst.ref = await platform.send(channel, view, uuid.uuid4().hex)
             else:
-                await platform.update(channel, burst.ref, view, burst.key)
+                # a key of its own each time: Matrix drops a second event with one key
+                await platform.update(channel, burst.ref, view, uuid.uuid4().hex)
             burst.shown = backlog
             if backlog[0] == 0:
                 del self._bursts[lane]
@@ -553,9 +556,14 @@ class OutboxWorker:
                         .values(leased_until=None)
                     )
 
-    def _pace_wait(self, platform: str, lane: str, loop_now: float) -> float:
+    def _pace(self, row: OutboxRow) -> float:
+        """Seconds between two messages of the row's lane: the platform's rate per channel.
+        Private answers are not paced: a person gets few, and must get them at once."""
+        return 0.0 if row.kind == OutboxKind.PRIVATE else self._pacing.get(row.platform, 0.0)
+
+    def _pace_wait(self, row: OutboxRow, lane: str, loop_now: float) -> float:
         """Seconds before this lane may send again (the platform's per-channel rate)."""
-        interval = self._pacing.get(platform, 0.0)
+        interval = self._pace(row)
         last = self._last_sent.get(lane)
         return 0.0 if not interval or last is None else last + interval - loop_now
 

@@ -38,7 +38,7 @@ class Texts:
     button_release: str
     button_reopen: str
     # -- burst card: new conversations a channel cannot show one by one yet ---------
-    #: "{count} new mentions in the last {minutes} minutes"
+    #: "{count} new mentions in the last {minutes} min"
     burst_title: str
     #: one topic's share, e.g. "12 refund"
     burst_topic: str
