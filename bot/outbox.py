@@ -308,6 +308,9 @@ class OutboxWorker:
             written, self._written = sorted(self._written), set()
             return await self._deliver_written(written), 0
         now = self._clock()
+        # Lanes busy when reading began are left alone: what is read of them may be
+        # stale by the time their task is done (a failure booked meanwhile).
+        busy = set(self._busy)
         # Reading takes no write lock (idle polls are free on SQLite); the lease below
         # re-checks each row, so with several instances on one database each row is
         # delivered by one of them.
@@ -324,7 +327,7 @@ class OutboxWorker:
         chosen: dict[str, list[_Unit]] = {}
         bursts: list[str] = []
         for lane, queued in lanes.items():
-            if lane in self._busy:
+            if lane in busy or lane in self._busy:
                 continue
             units = _units(queued, cards, posts)
             head = units[0].row
@@ -346,7 +349,7 @@ class OutboxWorker:
                 )
         # A burst that ended (its backlog gone) gets its last update.
         for lane in list(self._bursts):
-            if lane not in lanes and lane not in self._busy:
+            if lane not in lanes and lane not in busy and lane not in self._busy:
                 bursts.append(lane)
         started = [self._spawn(lane, self._show_burst(lane, backlog)) for lane in bursts]
         if chosen:
@@ -501,11 +504,12 @@ class OutboxWorker:
             _lease_due_statement(),
             {"ids": [row.id for row in rows], "now": now, "until": now + LEASE},
         )
-        taken: dict[int | None, bool] = dict(result.all())  # id → maybe_sent
+        taken = {id_: (maybe, attempts) for id_, maybe, attempts in result.all()}
         for row in rows:
             if row.id in taken:
-                # What the statement set: the row's lease may have lapsed on a dead worker.
-                row.maybe_sent = taken[row.id]
+                # What the statement set: the row's lease may have lapsed on a dead worker;
+                # and what another instance booked since it was read.
+                row.maybe_sent, row.attempts = taken[row.id]
                 row.leased_until = now + LEASE
         return set(taken)
 
@@ -693,7 +697,8 @@ class OutboxWorker:
             self._on_error(error, f"outbox row {row.id} to {row.target} failed for good")
         else:
             log.warning(
-                "delivery to %s failed (%s); attempt %d, retrying in %.1fs",
+                "delivery of row %s to %s failed (%s); attempt %d, retrying in %.1fs",
+                row.id,
                 row.target,
                 error.reason,
                 attempts,
@@ -763,7 +768,7 @@ def _lease_due_statement() -> UpdateBase:
             # a lease still set has lapsed (checked above): its worker died mid-send
             maybe_sent=or_(col(OutboxRow.maybe_sent), col(OutboxRow.leased_until).is_not(None)),
         )
-        .returning(col(OutboxRow.id), col(OutboxRow.maybe_sent))
+        .returning(col(OutboxRow.id), col(OutboxRow.maybe_sent), col(OutboxRow.attempts))
     )
 
 
