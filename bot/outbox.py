@@ -4,14 +4,19 @@ Handlers add rows through `OutboxWriter` in the same transaction as the state
 change they announce, so a crash can never leave a change unannounced or announce
 a change that was rolled back. `OutboxWorker` delivers the rows:
 
-- in order within a lane (one channel, or one person's private messages): a row
-  waits while an earlier row of its lane is pending, so a card is always posted
-  before its updates and a burst reaches a channel in the order it was written;
-- with retries and exponential backoff, honouring the platform's Retry-After;
+- each lane (one channel, or one person's private messages) on its own task, so
+  a lane that is paced, slow or rate-limited holds up no other lane;
+- in order within a lane, except that changes to cards and notices go ahead of a
+  channel's backlog of new cards: a card is always posted before its updates (an
+  update of a card whose post is still queued brings the post forward, carrying
+  the latest view), and new cards reach a channel in the order they were written;
+- with retries and exponential backoff; a 429 makes its lane alone wait the
+  platform's Retry-After, and never counts as a failed attempt;
 - with the row's idempotency key, so a resend after a crash between "sent" and
   "marked sent" is deduplicated by platforms that support it, and is first looked
   up (`Platform.find_sent`) on those that don't;
-- pacing each lane to the platform's documented rate.
+- pacing each channel to the platform's documented rate, with a burst card (the
+  handler's words, `burst_view`) when its new cards arrive faster than that.
 """
 
 from __future__ import annotations
@@ -639,8 +644,8 @@ class OutboxWorker:
         self, platform: Platform, row: OutboxRow, card_ref: str | None
     ) -> str | None:
         try:
-            # Lanes go together and a pass is booked when all are done: a slow look-up
-            # (pages of a busy channel, rate limits) must not hold up every channel.
+            # A slow look-up (pages of a busy channel, rate limits) holds up its lane,
+            # and its lease must not lapse meanwhile.
             async with asyncio.timeout(LOOK_UP_BUDGET):
                 return await platform.find_sent(
                     row.target,
