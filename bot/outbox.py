@@ -176,6 +176,8 @@ class _Burst:
     shown: tuple[int, int] = (0, 0)
     #: loop time of the last post or update
     at: float = 0.0
+    #: making or showing it failed unexpectedly: the lane goes on without it
+    broken: bool = False
 
 
 #: renders a channel's burst card from what waits there since a time (the handler's rule)
@@ -449,9 +451,13 @@ class OutboxWorker:
         cards waiting would take more than BURST_AFTER seconds at the pace; to update
         it, when the backlog changed and the card was last shown BURST_REFRESH ago.
         (BURST_AFTER: `burst_after`.)"""
-        if backlog is None or head.kind == OutboxKind.PRIVATE:
+        if head.kind == OutboxKind.PRIVATE:
             return False
         burst = self._bursts.get(lane)
+        if burst is not None and burst.broken:
+            return False
+        if backlog is None:
+            return burst is not None  # every card is out: its last update
         if burst is None:
             if backlog[0] * self._pace(head) <= self._burst_after:
                 return False
@@ -475,7 +481,16 @@ class OutboxWorker:
             return
         channel = ChannelId(target)
         loop = asyncio.get_running_loop()
-        view = await self._burst_view(channel, burst.since)
+        if burst.broken:
+            del self._bursts[lane]
+            return
+        try:
+            view = await self._burst_view(channel, burst.since)
+        except Exception as exc:
+            # A burst card is a convenience: a bug making it must not stop the cards.
+            burst.broken = True
+            self._on_error(exc, f"burst card in {target}")
+            return
         try:
             if burst.ref is None:
                 if backlog[0] == 0:
@@ -494,6 +509,9 @@ class OutboxWorker:
                 self._not_before[lane] = loop.time() + exc.retry_after
             if exc.permanent:
                 self._bursts.pop(lane, None)
+        except Exception as exc:  # an adapter bug: the cards go on without it
+            burst.broken = True
+            self._on_error(exc, f"burst card in {target}")
         finally:
             burst.at = self._last_sent[lane] = loop.time()
 
