@@ -58,7 +58,7 @@ LOOK_UP_BUDGET = 10.0
 #: a paced channel whose new cards would take longer than this to show gets a burst card
 BURST_AFTER = 3.0
 #: the burst card is shown again (updated in place) at most this often
-BURST_REFRESH = 5.0
+BURST_REFRESH = 10.0
 #: a lane due sooner than this keeps the worker busy (not idle: `settle` waits for it)
 IDLE_AFTER = 0.05
 
@@ -481,6 +481,7 @@ class OutboxWorker:
             return
         channel = ChannelId(target)
         loop = asyncio.get_running_loop()
+        started = loop.time()
         if burst.broken:
             del self._bursts[lane]
             return
@@ -513,7 +514,7 @@ class OutboxWorker:
             burst.broken = True
             self._on_error(exc, f"burst card in {target}")
         finally:
-            burst.at = self._last_sent[lane] = loop.time()
+            burst.at = self._last_sent[lane] = started
 
     # -- sending ------------------------------------------------------------------------
 
@@ -599,6 +600,9 @@ class OutboxWorker:
     ) -> tuple[bool, str | None]:
         """Send one row; (True, message ref) when it got through. Failures are booked here."""
         lane = _lane(row)
+        # The pace counts from when a message leaves (as Slack counts when it arrives),
+        # not from its answer: a slow answer does not slow the channel down further.
+        started = asyncio.get_running_loop().time()
         try:
             return True, await self._send(row, cards, payload)
         except _LeaseLost:
@@ -610,7 +614,7 @@ class OutboxWorker:
             self._on_error(exc, f"outbox row {row.id} ({row.platform})")
             await self._failed(row, DeliveryError(f"{type(exc).__name__}: {exc}"))
         finally:
-            self._last_sent[lane] = asyncio.get_running_loop().time()
+            self._last_sent[lane] = started
         return False, None
 
     async def _send(self, row: OutboxRow, cards: dict[int, str], payload: str) -> str | None:
