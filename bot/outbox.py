@@ -61,6 +61,9 @@ BURST_AFTER = 3.0
 BURST_REFRESH = 10.0
 #: a lane due sooner than this keeps the worker busy (not idle: `settle` waits for it)
 IDLE_AFTER = 0.05
+#: the running worker reads every lane at most this often on kicks alone (a burst of
+#: intake commits kicks a hundred times a second; a lane that finishes reads at once)
+FULL_PASS_GAP = 0.04
 
 
 class OutboxWriter:
@@ -237,6 +240,9 @@ class OutboxWorker:
         #: lanes being delivered now, by their own task
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._bursts: dict[str, _Burst] = {}
+        #: when the last full pass began (loop time), and whether a lane finished since
+        self._last_full = 0.0
+        self._lane_done = False
         self._written: set[int] = set()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -285,7 +291,7 @@ class OutboxWorker:
             seen = self._kicks
             self._wake.clear()
             try:
-                started, wait = await self._pass()
+                started, wait = await self._pass(throttle=True)
             except Exception as exc:  # the worker must outlive a database hiccup
                 self._on_error(exc, "outbox worker")
                 started, wait = [], self._backoff.first
@@ -308,12 +314,21 @@ class OutboxWorker:
             return 0
         return wait
 
-    async def _pass(self) -> tuple[list[asyncio.Task[None]], float | None]:
+    async def _pass(self, throttle: bool = False) -> tuple[list[asyncio.Task[None]], float | None]:
         """Start a task for each lane that is due and not busy; the seconds until the
-        next other lane is due (0: look again at once; None: nothing pending)."""
+        next other lane is due (0: look again at once; None: nothing pending).
+
+        `throttle`: rows just written that could not go at once (their channel has a
+        backlog) need no new read of every lane each time; one every FULL_PASS_GAP."""
         if self._written:
             written, self._written = sorted(self._written), set()
             return await self._deliver_written(written), 0
+        loop = asyncio.get_running_loop()
+        if throttle and not self._lane_done:
+            gap = self._last_full + FULL_PASS_GAP - loop.time()
+            if gap > 0:
+                return [], gap
+        self._lane_done, self._last_full = False, loop.time()
         now = self._clock()
         # Lanes busy when reading began are left alone: what is read of them may be
         # stale by the time their task is done (a failure booked meanwhile).
@@ -389,6 +404,7 @@ class OutboxWorker:
                 self._on_error(exc, "outbox lane")
             finally:
                 self._busy.pop(lane, None)
+                self._lane_done = True
                 self.kick()  # the pass looks at this lane again
 
         task = asyncio.create_task(run(), name=f"outbox {lane}")
