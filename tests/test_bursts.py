@@ -113,8 +113,9 @@ async def test_changes_to_a_waiting_card_go_as_one_update_with_the_latest_view(
         for n in (1, 2):
             await _type(chat, who, f"{command} {n}")
 
-    while await chat.app.outbox.deliver_due() == 0:
-        pass
+    for _ in range(20):  # passes until nothing is due (a handful)
+        if await chat.app.outbox.deliver_due() != 0:
+            break
 
     delivered = chat.platform.in_channel(SUPPORT)
     one = [d for d in delivered if d.view.title.startswith("#1 ")]  # type: ignore[union-attr]
