@@ -16,8 +16,11 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.clock import Clock, utc_now
 from bot.config import Settings
+from bot.context import Context
 from bot.duties import Duties, LeaseTiming, instance_id, status_lines
 from bot.events import ChannelId, Event, PersonId, local_part, platform_of
 from bot.health import Health, OpsRoutes, OpsServer
@@ -25,7 +28,7 @@ from bot.intake.feeds import FeedPoller
 from bot.intake.webhook import Webhook
 from bot.messages import texts_for
 from bot.metrics import Metrics
-from bot.outbox import OutboxWorker
+from bot.outbox import OutboxWorker, OutboxWriter
 from bot.people import Directory
 from bot.platform import EventSink, PersonInfo, Platform
 from bot.platforms.console.adapter import ConsolePlatform
@@ -39,6 +42,8 @@ from handlers import (
     card,
     claims,
     commitments,
+    customer_data,
+    customers,
     digest,
     escalation,
     feeds,
@@ -50,7 +55,9 @@ from handlers import (
     watch,
     weeks,
 )
-from storage import teams
+from storage import conversations, teams
+from storage import customer_data as customer_data_store
+from storage import customers as customer_store
 from storage.database import Database
 from storage.migrate import upgrade
 
@@ -140,12 +147,20 @@ class App:
             clock,
             report_error,
             channel_language=settings.language,
+            channel_timezone=settings.default_tz,
             prefixes={name: p.command_prefix for name, p in self.platforms.items()},
             after_commit=self.outbox.kick,
             metrics=self.metrics,
         )
-        for module in (help, claims, queue, home, admin, routing, watch, advice):
+        for module in (help, claims, queue, home, admin, advice):
             module.register(self.router)
+        relationships = customers.Relationships(
+            timedelta(minutes=settings.relationship_hold_minutes), settings.default_tz
+        )
+        routing.register(self.router, relationships)
+        watch.register(self.router, relationships)
+        customers.register(self.router, relationships)
+        customer_data.register(self.router, customer_data.Retention(settings.retention_days))
         digest.register(self.router, settings.digest_tz, settings.claim_target_minutes)
         advice.register_sla(self.router, timedelta(hours=settings.advice_sla_hours))
         targets = escalation.Defaults(settings.claim_target_minutes, settings.reply_target_minutes)
@@ -165,6 +180,11 @@ class App:
         # A new holder of the timers (or a restart) sweeps at once for the quarter it missed.
         self.scheduler.every(
             advice.SLA_SWEEP, advice.quarter_hour_after, catch_up=timedelta(minutes=15)
+        )
+        self.scheduler.every(customers.HOLD_SWEEP, customers.minute_after)
+        # daily; a restart later that day still runs it, once (the tick's id is the day)
+        self.scheduler.every(
+            customer_data.RETENTION_SWEEP, customer_data.daily_after, catch_up=timedelta(hours=23)
         )
         self.feeds = FeedPoller(
             self.db,
@@ -449,3 +469,108 @@ async def export_digest(settings: Settings, week: str, team: str, form: str) -> 
         return body, digest.chart(figures, texts).png
     finally:
         await db.dispose()
+
+
+class CustomerArgumentError(ValueError):
+    """`inloop customer … REF` naming no customer (worded like the CLI's other errors)."""
+
+
+async def _customer_of(session: AsyncSession, ref: str, language: str) -> int:
+    """The customer a REF names: `#N` (or N), the customer of conversation N, or
+    `source:handle`."""
+    texts = texts_for(language)
+    written = ref.strip()
+    if written.lstrip("#").isdigit():
+        number = int(written.lstrip("#"))
+        conversation = await conversations.get(session, number)
+        if conversation is None:
+            raise CustomerArgumentError(texts.no_such_conversation.format(number=number))
+        if conversation.erased_at is not None:
+            raise CustomerArgumentError(texts.customer_erased_ref.format(number=number))
+        if conversation.customer_id is None:
+            raise CustomerArgumentError(texts.customer_unknown.format(ref=written))
+        return conversation.customer_id
+    source, _, handle = written.partition(":")
+    if not source.strip() or not handle.strip():
+        raise CustomerArgumentError(texts.customer_bad_ref.format(ref=written))
+    identity = await customer_store.identity(session, source.strip(), handle.strip())
+    if identity is None:
+        raise CustomerArgumentError(texts.customer_unknown.format(ref=written))
+    return identity.customer_id
+
+
+async def export_customer(settings: Settings, ref: str) -> bytes:
+    """`inloop customer export REF`: what `customer export` sends, as the file's bytes.
+
+    Raises CustomerArgumentError when REF names no customer.
+    """
+    db = Database(settings.database_url)
+    try:
+        await upgrade(db)
+        async with db.transaction() as session:
+            customer = await _customer_of(session, ref, settings.language)
+            data = await customer_data_store.export(session, customer, utc_now())
+            conversations.audit(
+                session,
+                None,
+                None,
+                customer_data.EXPORTED,
+                utc_now(),
+                detail=f"customer {customer} (command line)",
+            )
+        return customer_data_store.as_json(data)
+    finally:
+        await db.dispose()
+
+
+async def erase_customer(settings: Settings, ref: str, *, confirm: bool) -> str:
+    """`inloop customer erase REF [--confirm]`: without `confirm`, what would be erased;
+    with it, erased the way `customer erase REF confirm` erases (the card edits wait
+    in the outbox for the running Inloop to deliver). What to print.
+
+    Raises CustomerArgumentError when REF names no customer.
+    """
+    texts = texts_for(settings.language)
+    db = Database(settings.database_url)
+    try:
+        await upgrade(db)
+        async with db.transaction() as session:
+            customer = await _customer_of(session, ref, settings.language)
+            if not confirm:
+                held = await customer_data_store.held(session, customer)
+                return "\n".join(
+                    [
+                        texts.customer_erase_preview.format(
+                            customer=ref,
+                            identities=", ".join(held.identities) or "—",
+                            conversations=held.conversations,
+                            mentions=held.mentions,
+                            advice=held.advice,
+                        ),
+                        texts.customer_erase_how.format(
+                            command=f"inloop customer erase {ref} --confirm"
+                        ),
+                    ]
+                )
+            now = utc_now()
+            ctx = Context(
+                session=session,
+                out=OutboxWriter(session, now),
+                directory=Directory(_nobody, frozenset(settings.admins), settings.language),
+                now=now,
+                channel_language=settings.language,
+                channel_timezone=settings.default_tz,
+            )
+            done = await customer_data.erase_customer(ctx, customer)
+        return texts.customer_erased.format(
+            identities=done.identities,
+            conversations=done.conversations,
+            mentions=done.mentions,
+        )
+    finally:
+        await db.dispose()
+
+
+async def _nobody(person: PersonId) -> PersonInfo:
+    """The command line asks no platform about anyone."""
+    raise LookupError(person)

@@ -1,4 +1,4 @@
-"""`inloop` command line: run, db upgrade, check-config, status, version."""
+"""`inloop` command line: run, db upgrade, check-config, status, digest, customer, version."""
 
 from __future__ import annotations
 
@@ -109,6 +109,8 @@ def _command(settings: Settings, args: argparse.Namespace, fail: Callable[[str, 
     try:
         if args.command == "digest":
             return _digest(settings, args, fail)
+        if args.command == "customer":
+            return _customer(settings, args, fail)
         if args.command == "db":
             return asyncio.run(_db_upgrade(settings))
         if args.command == "status":
@@ -248,6 +250,29 @@ def _digest(settings: Settings, args: argparse.Namespace, fail: Callable[[str, i
     return 0
 
 
+def _customer(settings: Settings, args: argparse.Namespace, fail: Callable[[str, int], int]) -> int:
+    """`inloop customer export REF [--out FILE]`, `inloop customer erase REF [--confirm]`."""
+    from bot.app import erase_customer, export_customer
+
+    try:
+        if args.customer_command == "erase":
+            said = asyncio.run(erase_customer(settings, args.ref, confirm=args.confirm))
+            print(said)
+            # without --confirm nothing was erased: a script must not take it for done
+            return 0 if args.confirm else EXIT_CONFIG
+        body = asyncio.run(export_customer(settings, args.ref))
+    except ValueError as exc:
+        return fail(str(exc), EXIT_CONFIG)
+    try:
+        if args.out:
+            Path(args.out).write_bytes(body)
+        else:
+            sys.stdout.write(body.decode("utf-8"))
+    except OSError as exc:
+        return fail(f"cannot write {exc.filename} (--out): {_reason(exc)}", EXIT_CONFIG)
+    return 0
+
+
 async def _db_upgrade(settings: Settings) -> int:
     from storage.database import Database
     from storage.migrate import current_revision, upgrade
@@ -339,6 +364,28 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("text", "csv", "json"), default="text")
     report.add_argument("--out", help="write the figures to this file (default: standard output)")
     report.add_argument("--chart", help="write the chart (PNG) to this file")
+    customer = sub.add_parser(
+        "customer",
+        help="a customer's data: export it, or erase it at their request",
+        description="The customer's rights over their data (the chat's `customer export` "
+        "and `customer erase`). REF: #N (the customer of conversation N) or source:handle.",
+    )
+    customer_sub = customer.add_subparsers(dest="customer_command", metavar="ACTION", required=True)
+    export = customer_sub.add_parser(
+        "export",
+        help="everything Inloop holds about the customer, as JSON",
+        description="Export everything Inloop holds about the customer, as JSON.",
+    )
+    export.add_argument("ref", metavar="REF")
+    export.add_argument("--out", help="write the JSON to this file (default: standard output)")
+    erase = customer_sub.add_parser(
+        "erase",
+        help="erase the customer's data (says what would go; --confirm erases it)",
+        description="Erase the customer's identities, names, handles, texts, links and "
+        "advice texts; cards already posted are edited to say so.",
+    )
+    erase.add_argument("ref", metavar="REF")
+    erase.add_argument("--confirm", action="store_true", help="erase it (for good)")
     sub.add_parser("version", help="print the version", description="Print Inloop's version.")
     return parser
 

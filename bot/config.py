@@ -54,6 +54,8 @@ KNOWN_SETTINGS = frozenset(
         "FEED_POLL_MINUTES",
         "DIGEST_TZ",
         "CLAIM_TARGET_MINUTES",
+        "RELATIONSHIP_HOLD_MINUTES",
+        "RETENTION_DAYS",
         "REPLY_TARGET_MINUTES",
         "ADVICE_SLA_HOURS",
         "SLACK_BOT_TOKEN",
@@ -102,6 +104,12 @@ class Settings:
     #: the weekly digest: its weeks are ISO weeks in this zone; the claim target it counts
     digest_tz: str = "UTC"
     claim_target_minutes: int = 60
+    #: a returning customer's new conversation is offered to their relationship owner
+    #: alone for this long; 0: no hold, anyone may claim at once
+    relationship_hold_minutes: int = 30
+    #: customer texts of conversations resolved longer ago than this many days are
+    #: erased, daily; None: kept for ever
+    retention_days: int | None = None
     #: a team's default time to reply to a claimed conversation before its owner is nudged
     reply_target_minutes: int = 240
     #: an advice request unanswered this long is chased (consultant reminded, owner told)
@@ -226,6 +234,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         digest_tz=_timezone("DIGEST_TZ", get("DIGEST_TZ", get("INLOOP_DEFAULT_TZ", "UTC"))),
         claim_target_minutes=_int(
             "CLAIM_TARGET_MINUTES", get("CLAIM_TARGET_MINUTES", "60"), 1, 7 * 24 * 60
+        ),
+        relationship_hold_minutes=_int(
+            "RELATIONSHIP_HOLD_MINUTES", get("RELATIONSHIP_HOLD_MINUTES", "30"), 0, 7 * 24 * 60
+        ),
+        retention_days=(
+            _int("RETENTION_DAYS", get("RETENTION_DAYS", ""), 1, 100 * 366)
+            if get("RETENTION_DAYS", "")
+            else None
         ),
         reply_target_minutes=_int(
             "REPLY_TARGET_MINUTES", get("REPLY_TARGET_MINUTES", "240"), 1, 7 * 24 * 60

@@ -35,6 +35,8 @@ class Context:
     command_text: str = ""
     #: what the command's prepare step returned, before the transaction (bot/router.py)
     prepared: object = None
+    #: the time zone of times on shared views (a card's "offered to marta until 10:45")
+    channel_timezone: str = "UTC"
 
     @property
     def sender(self) -> Person:

@@ -102,6 +102,14 @@ class OutboxWriter:
             ids = await self._session.scalars(insert(outbox).returning(outbox.c.id), rows)
             self._inserted += ids.all()
 
+    async def update_cards(self, cards: Sequence[tuple[ChannelId, View, int]]) -> None:
+        """Edit many conversations' cards (channel, card, number) in one statement."""
+        if cards:
+            rows = [self._row(OutboxKind.UPDATE, ch, view, card_of=n) for ch, view, n in cards]
+            outbox = table(OutboxRow)
+            ids = await self._session.scalars(insert(outbox).returning(outbox.c.id), rows)
+            self._inserted += ids.all()
+
     def _add(
         self,
         kind: OutboxKind,

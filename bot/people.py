@@ -110,7 +110,8 @@ class Directory:
     lookup: Lookup
     admins: frozenset[PersonId]
     default_language: str
-    #: people this process knows have a row (rows are never deleted)
+    #: people this process knows have a row (only an erased customer's is ever deleted,
+    #: and `named` finds them gone and asks their platform again)
     _known: set[PersonId] = field(default_factory=set, init=False, repr=False, compare=False)
     #: what the platform said of people met for the first time, asked by `prepare`
     _fetched: dict[PersonId, PersonInfo] = field(

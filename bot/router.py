@@ -82,6 +82,7 @@ class Router:
         on_error: ErrorHook,
         *,
         channel_language: str,
+        channel_timezone: str = "UTC",
         prefixes: Mapping[str, str] | None = None,
         after_commit: Callable[[Sequence[int]], None] = lambda written: None,
         metrics: Metrics | None = None,
@@ -92,6 +93,7 @@ class Router:
         self._clock = clock
         self._on_error = on_error
         self._channel_language = channel_language
+        self._channel_timezone = channel_timezone
         self._prefixes = dict(prefixes or {})
         self._after_commit = after_commit
         self._commands: dict[str, CommandSpec] = {}
@@ -229,6 +231,7 @@ class Router:
             now=now,
             channel_language=self._channel_language,
             prefixes=self._prefixes,
+            channel_timezone=self._channel_timezone,
         )
         if (batch_listener := self._batch_listeners.get(type(events[0]))) is not None:
             return await batch_listener(ctx, events)

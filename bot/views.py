@@ -94,6 +94,17 @@ class Chart:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file for one person (a customer's data export): a Slack file in their DM with
+    the app, a Matrix `m.file`, a file in the files folder on the console."""
+
+    title: str
+    filename: str
+    data: bytes = field(repr=False)
+    mimetype: str = "application/json"
+
+
+@dataclass(frozen=True)
 class HomeSection:
     heading: str
     cards: tuple[Card, ...] = ()
@@ -111,7 +122,7 @@ class Home:
     buttons: tuple[Button, ...] = ()
 
 
-View = Card | Notice | Chart | Home
+View = Card | Notice | Chart | Attachment | Home
 
 
 def view_to_dict(view: View) -> dict[str, Any]:
@@ -119,6 +130,15 @@ def view_to_dict(view: View) -> dict[str, Any]:
     if isinstance(view, Chart):
         png = base64.b64encode(view.png).decode("ascii")
         return {"kind": "chart", "title": view.title, "filename": view.filename, "png": png}
+    if isinstance(view, Attachment):
+        data = base64.b64encode(view.data).decode("ascii")
+        return {
+            "kind": "file",
+            "title": view.title,
+            "filename": view.filename,
+            "data": data,
+            "mimetype": view.mimetype,
+        }
     kind = "card" if isinstance(view, Card) else "home" if isinstance(view, Home) else "notice"
     return {"kind": kind, **asdict(view)}
 
@@ -129,6 +149,10 @@ def view_from_dict(data: dict[str, Any]) -> View:
         return Notice(**body)
     if data["kind"] == "chart":
         return Chart(body["title"], body["filename"], base64.b64decode(body["png"]))
+    if data["kind"] == "file":
+        return Attachment(
+            body["title"], body["filename"], base64.b64decode(body["data"]), body["mimetype"]
+        )
     if data["kind"] == "home":
         return Home(
             title=body["title"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import Context
 from bot.events import ChannelId
 from bot.messages import Texts
+from bot.recurrence import zone
 from bot.views import Button, ButtonStyle, Card, Field
 from handlers.text import stamp, trim
-from storage import cards, outbox
+from storage import cards, customers, outbox
 from storage.cards import CardFacts
-from storage.models import Conversation, Status, Team
+from storage.models import Conversation, Person, Status, Team
 
 #: a card shows this much of the latest message; `show N` has the rest
 CARD_TEXT_LIMIT = 600
@@ -27,14 +29,37 @@ async def render(ctx: Context, conversation: Conversation, where: str | None = N
     """The card as shown `where` (a channel; else to the sender): its buttons say how to
     type them on that platform, whoever's action changed the card."""
     prefix = ctx.prefix_on(where) if where else ctx.prefix
-    facts = await cards.facts(ctx.session, conversation)
-    return build(ctx.channel_texts, prefix, conversation, facts)
+    facts = await with_customer(
+        ctx.session, conversation, await cards.facts(ctx.session, conversation)
+    )
+    return build(ctx.channel_texts, prefix, conversation, facts, ctx.channel_timezone)
 
 
-def build(texts: Texts, prefix: str, conversation: Conversation, facts: CardFacts) -> Card:
-    """The card, from what is known: no I/O, so a batch of new conversations costs no reads."""
+async def with_customer(
+    session: AsyncSession, conversation: Conversation, facts: CardFacts
+) -> CardFacts:
+    """The facts and what the card says of the customer: their history (one indexed
+    read, however many conversations they had) and whose customer they are."""
+    if conversation.customer_id is None or conversation.id is None:
+        return facts
+    history = await customers.history(session, conversation.customer_id, conversation.id)
+    holder = (
+        await session.get(Person, conversation.relationship_owner_id)
+        if conversation.relationship_owner_id is not None
+        else None
+    )
+    return replace(facts, history=history, holder=holder.display_name if holder else "")
+
+
+def build(
+    texts: Texts, prefix: str, conversation: Conversation, facts: CardFacts, tz: str = "UTC"
+) -> Card:
+    """The card, from what is known: no I/O, so a batch of new conversations costs no reads.
+    `tz`: where the card is read, for the times it shows."""
     number = conversation.id
     assert number is not None
+    if conversation.erased_at is not None:
+        return erased(texts, number, conversation.source)
     text, trimmed = trim(facts.latest_text, CARD_TEXT_LIMIT)
     customer = conversation.customer_name
     if conversation.customer_handle and conversation.customer_handle != customer:
@@ -54,6 +79,7 @@ def build(texts: Texts, prefix: str, conversation: Conversation, facts: CardFact
             Field(texts.card_team, facts.team_name or texts.card_no_team),
             Field(texts.card_mentions, str(conversation.mention_count)),
             *advice_field,
+            *_customer_fields(texts, conversation, facts, tz),
         ),
         text=text,
         more=texts.card_more.format(command=f"{prefix} show {number}") if trimmed else "",
@@ -64,6 +90,51 @@ def build(texts: Texts, prefix: str, conversation: Conversation, facts: CardFact
             number=number, customer=customer, source=conversation.source, status=status
         ),
     )
+
+
+def erased(texts: Texts, number: int, source: str) -> Card:
+    """The card of a conversation whose customer's data was erased: nothing personal,
+    nothing left to act on from the card."""
+    customer = texts.erased_customer
+    return Card(
+        title=texts.card_title.format(number=number, source=source, customer=customer),
+        text=texts.card_erased,
+        fallback=texts.card_erased,
+    )
+
+
+def _customer_fields(
+    texts: Texts, conversation: Conversation, facts: CardFacts, tz: str
+) -> tuple[Field, ...]:
+    """A returning customer's line (`Returning: 3 before · last 12 Nov with marta,
+    resolved`), and whose customer they are (while held: offered to them until when)."""
+    fields: list[Field] = []
+    history = facts.history
+    if history is not None and history.earlier and history.last_at is not None:
+        day = history.last_at.astimezone(zone(tz))
+        fields.append(
+            Field(
+                texts.card_customer,
+                texts.card_returning.format(
+                    count=history.earlier,
+                    date=f"{day.day} {texts.month_names[day.month - 1]}",
+                    owner=(
+                        texts.card_returning_with.format(owner=history.last_owner)
+                        if history.last_owner
+                        else ""
+                    ),
+                    status=texts.status_words.get(history.last_status, history.last_status),
+                ),
+            )
+        )
+    if facts.holder:
+        if conversation.held_until is not None:
+            until = conversation.held_until.astimezone(zone(tz))
+            value = texts.card_relationship_held.format(owner=facts.holder, time=f"{until:%H:%M}")
+        else:
+            value = texts.card_relationship_owner.format(owner=facts.holder)
+        fields.append(Field(texts.card_relationship, value))
+    return tuple(fields)
 
 
 def nobody(texts: Texts, conversation: Conversation) -> str:

@@ -16,6 +16,7 @@ from bot.people import MANAGERS, STAFF, is_manager, is_staff
 from bot.router import Router, UsageError
 from bot.views import Notice
 from handlers import card
+from handlers.customers import held_for_other
 from handlers.people import named_person
 from handlers.text import number
 from storage import conversations, teams
@@ -64,6 +65,8 @@ async def claim(ctx: Context, args: Sequence[str]) -> None:
         ctx.reply(texts.already_yours.format(number=n))
     elif conversation.owner_id is not None:
         ctx.reply(texts.claimed_by_other.format(number=n, owner=await _name(ctx, conversation)))
+    elif await held_for_other(ctx, conversation):
+        return  # offered to the customer's relationship owner first, for a while
     else:
         _take(ctx, conversation, me)
         ctx.reply(
@@ -109,7 +112,10 @@ async def replied(ctx: Context, args: Sequence[str]) -> None:
         ctx.reply(texts.is_resolved.format(number=n))
         return
     if conversation.owner_id is None:
-        # Replying to an unclaimed conversation claims it: the reply is what matters.
+        # Replying to an unclaimed conversation claims it: the reply is what matters
+        # (so it waits for a relationship owner's hold like a claim).
+        if await held_for_other(ctx, conversation):
+            return
         _take(ctx, conversation, ctx.sender)
     elif await may_change(ctx, conversation) is None:
         return
@@ -261,6 +267,7 @@ async def conversation_arg(ctx: Context, args: Sequence[str]) -> Conversation | 
 
 def _take(ctx: Context, conversation: Conversation, person: Person) -> None:
     conversation.owner_id = person.id
+    conversation.held_until = None  # taken: no longer offered to anyone
     if conversation.status == Status.OPEN:
         conversation.status = Status.CLAIMED
     # the first claim counts for time-to-claim; a release and re-claim does not reset it

@@ -51,6 +51,14 @@ class PersonFigures:
     committed: int | None = None
     given: int | None = None
     sessions: dict[str, int] = field(default_factory=dict)
+    #: conversations of the returning customers whose relationship they hold, and how
+    #: many of those they have themselves
+    returning: int = 0
+    returning_by_owner: int = 0
+
+    @property
+    def continuity(self) -> float | None:
+        return _share(self.returning_by_owner, self.returning)
 
     @property
     def kept(self) -> float | None:
@@ -79,6 +87,18 @@ class TeamFigures:
     over_target: int
     unclaimed: tuple[tuple[int, str], ...]
     unclaimed_total: int
+    #: conversations of returning customers, and how many their relationship owner has
+    returning: int = 0
+    returning_by_owner: int = 0
+
+    @property
+    def continuity(self) -> float | None:
+        return _share(self.returning_by_owner, self.returning)
+
+
+def _share(part: int, whole: int) -> float | None:
+    """Percent of `whole`; None when there is nothing to share."""
+    return 100.0 * part / whole if whole else None
 
 
 @dataclass(frozen=True)
@@ -217,6 +237,7 @@ async def _week(
         # Committed time and gave none: still listed, at 0%. Nobody drops out quietly.
         | set(raw.committed)
         | set(raw.given)
+        | set(raw.returning)
     )
     people: list[PersonFigures] = []
     consultants: list[ConsultantFigures] = []
@@ -246,6 +267,8 @@ async def _week(
                 committed=raw.committed.get(pid) if not team_id else None,
                 given=raw.given.get(pid, 0) if not team_id else None,
                 sessions=dict(sorted(raw.sessions.get(pid, {}).items())),
+                returning=raw.returning.get(pid, 0),
+                returning_by_owner=raw.returning_by_owner.get(pid, 0),
             )
         )
     team_figures = []
@@ -262,6 +285,8 @@ async def _week(
                 over_target=raw.team_over_target.get(team.id, 0),
                 unclaimed=waiting[team.id][0],
                 unclaimed_total=waiting[team.id][1],
+                returning=raw.team_returning.get(team.id, 0),
+                returning_by_owner=raw.team_returning_by_owner.get(team.id, 0),
             )
         )
     return Digest(
@@ -412,6 +437,7 @@ def as_text(d: Digest, texts: Texts) -> str:
                 to_reply=_minutes(p.to_reply, b.to_reply if b else None, texts),
             )
         )
+        lines += _continuity(p.returning, p.continuity, texts)
     if not d.people:
         lines.append(texts.digest_nobody)
     lines += ["", texts.digest_consultants]
@@ -443,6 +469,7 @@ def as_text(d: Digest, texts: Texts) -> str:
                 over=_num(t.over_target, tb.over_target if tb else None),
             )
         )
+        lines += _continuity(t.returning, t.continuity, texts)
         if t.unclaimed:
             listed = ", ".join(f"#{n} ({age})" for n, age in t.unclaimed)
             more = (
@@ -456,6 +483,13 @@ def as_text(d: Digest, texts: Texts) -> str:
     if not d.teams:
         lines.append(texts.digest_nobody)
     return "\n".join(lines)
+
+
+def _continuity(returning: int, share: float | None, texts: Texts) -> list[str]:
+    """The continuity line, where there were returning customers to count."""
+    if not returning or share is None:
+        return []
+    return [texts.digest_continuity.format(returning=returning, share=f"{share:.0f}%")]
 
 
 def _times(percent: float) -> str:
@@ -572,17 +606,23 @@ def as_rows(d: Digest) -> list[dict[str, Any]]:
             for outcome, count in p.sessions.items():
                 old = old_sessions.get(outcome, 0) if old_sessions is not None else None
                 row("person", p.name, f"sessions_{outcome}", count, old)
+        row("person", p.name, "continuity", p.continuity, b.continuity if b else None)
     for c in d.consultants:
         add("consultant", c.name, c, before.consultant(c.name), ())
     for t in d.teams:
         tb = before.team(t.name)
         add("team", t.name, t, tb, ())
+        row("team", t.name, "continuity", t.continuity, tb.continuity if tb else None)
         for source, count in t.by_source.items():
             old = tb.by_source.get(source, 0) if tb is not None else None
             row("team", t.name, f"mentions_from_{source}", count, old)
     for day, count in d.per_day:  # a date has no week before
         row("day", day.isoformat(), "mentions", count, None)
     return rows
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None
 
 
 def as_csv(d: Digest) -> str:
@@ -605,6 +645,9 @@ def as_json(d: Digest) -> str:
         # the share kept is a figure of the text and the CSV: the JSON has it too
         for person, figures in zip(data["people"], digest.people, strict=True):
             person["kept"] = round(figures.kept, 1) if figures.kept is not None else None
+            person["continuity"] = _rounded(figures.continuity)
+        for team, team_figures in zip(data["teams"], digest.teams, strict=True):
+            team["continuity"] = _rounded(team_figures.continuity)
         data.pop("previous", None)
         return data
 

@@ -158,7 +158,9 @@ async def show(ctx: Context, args: Sequence[str]) -> None:
         texts.show_header.format(
             number=n,
             source=conversation.source,
-            customer=conversation.customer_name,
+            customer=conversation.customer_name
+            if conversation.erased_at is None
+            else texts.erased_customer,
             handle=f" ({conversation.customer_handle})" if conversation.customer_handle else "",
             status=texts.status_names[conversation.status],
             owner=names.get(conversation.owner_id or 0, card.nobody(texts, conversation)),
@@ -167,7 +169,10 @@ async def show(ctx: Context, args: Sequence[str]) -> None:
         ),
         "",
     ]
-    for mention in await conversations.mentions(ctx.session, n):
+    erased = conversation.erased_at is not None
+    if erased:
+        lines.append(texts.card_erased)  # its mentions' rows stay, with nothing in them
+    for mention in [] if erased else await conversations.mentions(ctx.session, n):
         lines.append(
             texts.show_mention.format(
                 at=stamp(mention.created_at), author=mention.author_name, text=mention.text

@@ -7,8 +7,10 @@
   mention's tags or a word of its text (case- and accent-insensitive), else to
   the default team, else it waits, kept, until the first team is created.
 
-Its card goes to the team channel, and a private copy (with Claim) is offered to
-one of the team's members on duty (inside a commitment block), if any is:
+Its card goes to the team channel. A returning customer's new conversation is
+offered first to their relationship owner, who holds it alone for a while
+(handlers.customers); any other is offered, as a private copy (with Claim), to one
+of the team's members on duty (inside a commitment block), if any is:
 `choose_offer` says whom.
 """
 
@@ -25,8 +27,9 @@ from bot.events import ChannelId, MentionReceived
 from bot.people import STAFF
 from bot.router import Router, UsageError
 from bot.views import Card, Field, Notice
-from handlers import card
+from handlers import card, customers
 from handlers.claims import reopen_conversation
+from handlers.customers import Arrival, Relationships
 from handlers.people import tell_admins
 from handlers.text import one_line
 from storage import conversations, duty, teams
@@ -38,8 +41,11 @@ from storage.models import Conversation, Person, Status, Team
 _TAG_SEPARATORS = re.compile(r"[,\s]+")
 
 
-def register(router: Router) -> None:
-    router.on_batch(MentionReceived, ingest)
+def register(router: Router, relationships: Relationships) -> None:
+    async def ingest_batch(ctx: Context, events: Sequence[MentionReceived]) -> list[bool]:
+        return await ingest(ctx, events, relationships)
+
+    router.on_batch(MentionReceived, ingest_batch)
     router.command("route test", route_test, STAFF)
 
 
@@ -142,7 +148,11 @@ async def route_test(ctx: Context, args: Sequence[str]) -> None:
     ctx.reply(template.format(team=route.team.name, tag=route.matched))
 
 
-async def ingest(ctx: Context, events: Sequence[MentionReceived]) -> list[bool]:
+async def ingest(
+    ctx: Context,
+    events: Sequence[MentionReceived],
+    relationships: Relationships,
+) -> list[bool]:
     """Route a batch of mentions with a fixed handful of statements, whatever its size;
     for each, whether it was new (the same source and external id again is a retry).
 
@@ -161,7 +171,9 @@ async def ingest(ctx: Context, events: Sequence[MentionReceived]) -> list[bool]:
     if not threads:
         return fresh
     known = await conversations.by_keys(session, list(threads))
-    opened = await _open(ctx, {k: t for k, t in threads.items() if k not in known})
+    opened, arrivals = await _open(
+        ctx, {k: t for k, t in threads.items() if k not in known}, relationships
+    )
     if lost := [k for k in threads if k not in known and k not in opened]:
         known |= await conversations.by_keys(session, lost)  # a concurrent delivery won
     numbers = {k: c.id for k, c in known.items()} | {k: c.id for k, (c, _) in opened.items()}
@@ -187,7 +199,7 @@ async def ingest(ctx: Context, events: Sequence[MentionReceived]) -> list[bool]:
             for i in range(len(thread))
         ],
     )
-    await _announce(ctx, opened, threads)
+    await _announce(ctx, opened, threads, arrivals)
     for key, conversation in known.items():
         await _follow_up(ctx, conversation, threads[key])
     return fresh
@@ -210,11 +222,14 @@ def _mention_row(ctx: Context, event: MentionReceived, number: int | None) -> di
 
 
 async def _open(
-    ctx: Context, threads: Mapping[tuple[str, str], Sequence[MentionReceived]]
-) -> dict[tuple[str, str], tuple[Conversation, Team | None]]:
-    """New conversations for these threads, each in its team (unsaved: Core inserts them)."""
+    ctx: Context,
+    threads: Mapping[tuple[str, str], Sequence[MentionReceived]],
+    relationships: Relationships,
+) -> tuple[dict[tuple[str, str], tuple[Conversation, Team | None]], dict[tuple[str, str], Arrival]]:
+    """New conversations for these threads, each in its team and for its customer
+    (unsaved: Core inserts them)."""
     if not threads:
-        return {}
+        return {}, {}
     candidates = await teams.every(ctx.session)
     planned: dict[tuple[str, str], tuple[Conversation, Team | None]] = {}
     for (source, key), thread in threads.items():
@@ -234,6 +249,12 @@ async def _open(
             ),
             team,
         )
+    # Their customers, found or created for the whole batch at once.
+    arrivals = await customers.recognise(
+        ctx,
+        [(c, threads[key][0].author.handle) for key, (c, _) in planned.items()],
+        relationships,
+    )
     # In arrival order: the numbers customers' conversations get follow it.
     numbers = await conversations.open_many(
         ctx.session, [c.model_dump(exclude={"id"}) for c, _ in planned.values()]
@@ -243,15 +264,18 @@ async def _open(
         if thread_key in numbers:
             conversation.id = numbers[thread_key]
             opened[thread_key] = (conversation, team)
-    return opened
+    return opened, arrivals
 
 
 async def _announce(
     ctx: Context,
     opened: Mapping[tuple[str, str], tuple[Conversation, Team | None]],
     threads: Mapping[tuple[str, str], Sequence[MentionReceived]],
+    arrivals: Mapping[tuple[str, str], Arrival],
 ) -> None:
-    """Post the new conversations' cards; tell admins when mentions begin to wait for a team."""
+    """Post the new conversations' cards; offer each privately, to the customer's
+    relationship owner first, else to someone on duty; tell admins when mentions begin
+    to wait for a team."""
     cards, waiting, posted = [], [], []
     for key, (conversation, team) in sorted(opened.items(), key=lambda o: o[1][0].id or 0):
         assert conversation.id is not None
@@ -259,12 +283,23 @@ async def _announce(
             waiting.append(conversation)
             continue
         latest = threads[key][-1]
-        facts = CardFacts(team_name=team.name, latest_text=latest.text, latest_url=latest.url)
-        view = card.build(ctx.channel_texts, ctx.prefix_on(team.channel), conversation, facts)
+        facts = customers.card_facts(
+            CardFacts(team_name=team.name, latest_text=latest.text, latest_url=latest.url),
+            arrivals.get(key),
+        )
+        view = card.build(
+            ctx.channel_texts,
+            ctx.prefix_on(team.channel),
+            conversation,
+            facts,
+            ctx.channel_timezone,
+        )
         cards.append((ChannelId(team.channel), view, conversation.id))
         posted.append((conversation, team, facts))
     await ctx.out.post_cards(cards)
-    await _offer(ctx, posted)
+    # The relationship owner first: what is held for them is offered to nobody else.
+    await customers.offer_to_owners(ctx, [(c, f) for c, _, f in posted])
+    await _offer(ctx, [p for p in posted if p[0].held_until is None])
     if not waiting or len(await conversations.without_team(ctx.session)) > len(waiting):
         return  # nothing waits, or admins were told when the first one began to wait
     first = waiting[0]

@@ -14,14 +14,18 @@ from bot.events import Author, MentionReceived, Message, local_part, platform_of
 from bot.people import ADMINS, is_staff
 from bot.router import Router, UsageError
 from handlers import card, routing
+from handlers.customers import Relationships
 from storage import conversations, teams, watched
 from storage.models import Status, Team, WatchedChannel
 
 
-def register(router: Router) -> None:
+def register(router: Router, relationships: Relationships) -> None:
+    async def on_watched_message(ctx: Context, event: Message) -> None:
+        await on_message(ctx, event, relationships)
+
     router.command("team watch", team_watch, ADMINS)
     router.command("team unwatch", team_unwatch, ADMINS)
-    router.on(Message, on_message)
+    router.on(Message, on_watched_message)
 
 
 async def team_watch(ctx: Context, args: Sequence[str]) -> None:
@@ -64,7 +68,7 @@ async def team_unwatch(ctx: Context, args: Sequence[str]) -> None:
     ctx.reply(ctx.texts.unwatched)
 
 
-async def on_message(ctx: Context, event: Message) -> None:
+async def on_message(ctx: Context, event: Message, relationships: Relationships) -> None:
     channel = await watched.by_channel(ctx.session, event.channel)
     if channel is None or not (event.text.strip() or event.files):
         return
@@ -83,7 +87,7 @@ async def on_message(ctx: Context, event: Message) -> None:
             team=team.name if team else "",
             raw=event.raw,
         )
-        await routing.ingest(ctx, [mention])
+        await routing.ingest(ctx, [mention], relationships)
     elif is_staff(person) and event.thread:
         await _staff_replied(ctx.as_sender(person), source, event.thread)
 

@@ -13,6 +13,7 @@ from sqlalchemy import BindParameter, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from storage.customers import History
 from storage.models import AdviceRequest, AdviceStatus, Conversation, Mention, Person, Team
 
 
@@ -24,6 +25,10 @@ class CardFacts:
     latest_url: str = ""
     open_advice: int = 0
     answered_advice: int = 0
+    #: the customer's conversations before this one (None: not read, or no customer)
+    history: History | None = None
+    #: the relationship owner it came in for ("marta's customer"); "" when none
+    holder: str = ""
 
 
 async def facts(session: AsyncSession, conversation: Conversation) -> CardFacts:

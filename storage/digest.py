@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import col
 
+from storage.customers import continuity
 from storage.models import (
     AdviceRequest,
     AuditEntry,
@@ -57,6 +58,12 @@ class Raw:
     given: dict[int, int] = field(default_factory=dict)
     #: person id → outcome → blocks
     sessions: dict[int, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
+    #: team id → conversations of returning customers opened, and how many of them the
+    #: customer's relationship owner has; person id → the same, for the customers they hold
+    team_returning: dict[int, int] = field(default_factory=dict)
+    team_returning_by_owner: dict[int, int] = field(default_factory=dict)
+    returning: dict[int, int] = field(default_factory=dict)
+    returning_by_owner: dict[int, int] = field(default_factory=dict)
 
 
 class minutes_between(FunctionElement[float]):
@@ -244,6 +251,16 @@ async def week(
         raw.advice_minutes[consultant].append(minutes)
         if rating == "useful":
             raw.advice_useful[consultant] = raw.advice_useful.get(consultant, 0) + 1
+    # Continuity: returning customers' conversations, and their relationship owners'.
+    for team, holder, count, by_owner in await continuity(session, start, end):
+        if not ours(team):
+            continue
+        if team is not None:
+            raw.team_returning[team] = raw.team_returning.get(team, 0) + count
+            raw.team_returning_by_owner[team] = raw.team_returning_by_owner.get(team, 0) + by_owner
+        if holder is not None:
+            raw.returning[holder] = raw.returning.get(holder, 0) + count
+            raw.returning_by_owner[holder] = raw.returning_by_owner.get(holder, 0) + by_owner
     # Dialogue time: every block of the week is a row, whatever became of it.
     if team_id is None:
         for person, outcome, planned, given, count in await _fetch(

@@ -107,10 +107,41 @@ class TeamMember(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_utc())
 
 
+class Customer(SQLModel, table=True):
+    """The person behind one or more identities: what Inloop remembers of the relationship.
+
+    It holds no personal data (names and handles are the identities'), so erasing a
+    customer is deleting their identities and texts; this row may stay for the counts.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: the relationship owner set with `customer owner`; None: by default, whoever
+    #: owned their last resolved conversation
+    owner_id: int | None = Field(default=None, foreign_key="person.id")
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class CustomerIdentity(SQLModel, table=True):
+    """One way a customer reaches us: a handle on a source (`twitter:@giulia`)."""
+
+    __tablename__ = "customer_identity"
+    __table_args__ = (UniqueConstraint("source", "handle", name="uq_customer_identity"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    source: str = Field(max_length=64)
+    #: the author's handle on the source, or their name where the source gives none
+    handle: str = Field(max_length=255)
+    display_name: str = Field(max_length=255)
+    created_at: datetime = Field(sa_column=_utc())
+
+
 class Conversation(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source", "conversation_key", name="uq_conversation_source_key"),
         Index("ix_conversation_team_status", "team_id", "status"),
+        # a customer's earlier conversations (the card's history line) from the index alone
+        Index("ix_conversation_customer_id", "customer_id", "id"),
         # PostgreSQL joins a week of mentions / audit entries to their team from this
         # index alone, instead of hashing the whole table (SQLite uses the rowid)
         Index("ix_conversation_id_team", "id", "team_id"),
@@ -136,6 +167,16 @@ class Conversation(SQLModel, table=True):
     #: where the card was posted, and the platform's reference of that message
     card_channel: str | None = Field(default=None, max_length=255)
     card_ref: str | None = Field(default=None, max_length=255, index=True)
+    #: the customer it belongs to, and the identity they wrote as (unlink follows it)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id")
+    identity_id: int | None = Field(default=None, foreign_key="customer_identity.id", index=True)
+    #: the customer's relationship owner when it came in (the digest's continuity)
+    relationship_owner_id: int | None = Field(default=None, foreign_key="person.id")
+    #: offered to the relationship owner first until then; None: anyone in the team may claim
+    held_until: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
+    #: when its customer's data was erased (`customer erase`, RETENTION_DAYS): the row
+    #: stays for the counts, its personal columns blank; None: not erased
+    erased_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
 
 
 class Mention(SQLModel, table=True):

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from bot.events import ChannelId, PersonId, local_part
 from bot.platform import DeliveryError, EventSink, PersonInfo
-from bot.views import Card, Chart, Home, Notice, View
+from bot.views import Attachment, Card, Chart, Home, Notice, View
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class Delivered:
             return self.view.text
         if isinstance(self.view, Chart):
             return f"(chart) {self.view.title}"
+        if isinstance(self.view, Attachment):
+            return f"(file) {self.view.title}"
         if isinstance(self.view, Home):
             return "\n".join(
                 [self.view.title]

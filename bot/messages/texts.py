@@ -211,6 +211,53 @@ class Texts:
     undeliverable: str
     undeliverable_team: str
     feed_recovered: str
+    # -- customers (issue 15) -------------------------------------------------------
+    #: the card's fields: who the customer is to us
+    card_customer: str
+    card_returning: str
+    card_returning_with: str
+    card_relationship: str
+    card_relationship_owner: str
+    card_relationship_held: str
+    #: a status as a word inside a sentence ("… with marta, resolved")
+    status_words: dict[str, str]
+    relationship_offer: str
+    relationship_held: str
+    relationship_told: str
+    customer_bad_ref: str
+    customer_unknown: str
+    customer_consultant_only: str
+    customer_title: str
+    customer_identities: str
+    customer_owner_set: str
+    customer_owner_default: str
+    customer_owner_none: str
+    customer_language: str
+    customer_language_unknown: str
+    customer_conversations: str
+    customer_conversation_line: str
+    customer_advice: str
+    customer_advice_line: str
+    customer_no_advice: str
+    customer_linked: str
+    customer_already_one: str
+    customer_unlinked: str
+    customer_not_linked: str
+    customer_owner_changed: str
+    customer_owner_cleared: str
+    customer_owner_not_allowed: str
+    customer_owner_not_staff: str
+    # -- the customer's rights over their data (issue 15 §4) -----------------------------
+    customer_export_ready: str
+    customer_export_title: str
+    customer_erase_preview: str
+    customer_erase_how: str
+    customer_erased: str
+    customer_erased_ref: str
+    #: an erased conversation's customer, where the name was (card title, `show N`)
+    erased_customer: str
+    card_erased: str
+    digest_continuity: str
     # -- advice (issue 7) ----------------------------------------------------------
     card_advice: str
     button_take: str

@@ -24,6 +24,8 @@ TABLES = {
     "away",
     "commitment",
     "conversation",
+    "customer",
+    "customer_identity",
     "duty_lease",
     "dialogue_session",
     "escalation_nudge",
@@ -165,12 +167,9 @@ async def test_team_members_go_with_a_downgrade_and_come_back_with_the_upgrade(
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: _downgrade(sync, "0010"))
-            # and the revisions after it (0012d, 0014)
-            assert await conn.run_sync(_tables) == TABLES - {
-                "team_member",
-                "escalation_nudge",
-                "duty_lease",
-            }
+            # and the revisions after it (0012d, 0013, 0014)
+            later = {"team_member", "escalation_nudge", "customer", "customer_identity"}
+            assert await conn.run_sync(_tables) == TABLES - later - {"duty_lease"}
         await upgrade(db)
         async with db.engine.connect() as conn:
             assert await conn.run_sync(_tables) == TABLES
@@ -200,8 +199,8 @@ async def test_team_targets_go_with_a_downgrade_and_the_defaults_come_back(
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: _downgrade(sync, "0011_team_members"))
-            # and the revisions after it (0014)
-            assert await conn.run_sync(_tables) == TABLES - {"escalation_nudge", "duty_lease"}
+            later = {"escalation_nudge", "customer", "customer_identity"}  # 0012d and 0013
+            assert await conn.run_sync(_tables) == TABLES - later - {"duty_lease"}  # and 0014
             columns = await conn.run_sync(
                 lambda sync: {c["name"] for c in inspect(sync).get_columns("team")}
             )
@@ -216,5 +215,39 @@ async def test_team_targets_go_with_a_downgrade_and_the_defaults_come_back(
             "support: claim within 1h, reply within 4h, counted around the clock "
             "(no working hours)."
         )
+    finally:
+        await again.stop()
+
+
+async def test_an_upgraded_database_knows_its_returning_customers(database_url: str) -> None:
+    """0013 gives the conversations stored before it their customers (by source and
+    handle, or name): Giulia's next conversation after the upgrade says she is back."""
+    first = await Chat(database_url).start()
+    await first.say("boss", "team add support", where="support")
+    await first.mention("Giulia", "La scatola è rotta", key="g-1")
+    await first.mention("Giulia", "E il rimborso?", key="g-2")
+    await first.mention("Paolo", "Ordine in ritardo", key="p-1")
+    await first.say("ann", "claim 2")
+    await first.say("ann", "resolve 2")
+    await first.stop()
+    db = Database(database_url)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(lambda sync: _downgrade(sync, "0012d_escalation"))
+        assert "customer" not in await conn.run_sync(_tables)
+    await db.dispose()
+
+    again = Chat(database_url)
+    again.platform = again.app.platforms["console"] = first.platform  # the same chat
+    await again.start()  # upgrades
+    try:
+        await again.mention("Giulia", "Sono ancora io", key="g-3")
+        await again.mention("Sara", "Prima volta", key="s-1")
+
+        assert field_value(again.platform.card(4), "Customer") == (
+            "Returning: 2 before · last 16 Nov with Ann, resolved"
+        )
+        assert field_value(again.platform.card(4), "Relationship").startswith("Ann's customer")
+        assert "Customer" not in {f.label for f in again.platform.card(5).fields}
+        assert "Identities: twitter:@paolo (Paolo)" in await again.say("ann", "customer #3")
     finally:
         await again.stop()

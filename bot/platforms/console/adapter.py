@@ -35,7 +35,7 @@ from bot.platforms.console.translate import (
     parse_line,
     render,
 )
-from bot.views import Card, Chart, View
+from bot.views import Attachment, Card, Chart, View
 
 if TYPE_CHECKING:
     from bot.platforms.console.terminal import Terminal
@@ -266,12 +266,12 @@ class ConsolePlatform:
         return f"{self._persona}@#{self._channel}> "
 
     def _show(self, view: View, width: int | None) -> str:
-        """Terminal text for a view; a chart is written to a file the user can open."""
-        if not isinstance(view, Chart):
+        """Terminal text for a view; a chart or a file is written to a file the user can open."""
+        if not isinstance(view, Chart | Attachment):
             return render(view, width=width)
         self._files.mkdir(parents=True, exist_ok=True)
         path = (self._files / Path(view.filename).name).resolve()
-        path.write_bytes(view.png)
+        path.write_bytes(view.png if isinstance(view, Chart) else view.data)
         return render(view, str(path), width)
 
     def _new_ref(self, label: str) -> str:

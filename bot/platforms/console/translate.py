@@ -19,7 +19,7 @@ from bot.events import (
     PersonId,
 )
 from bot.intake.mentions import Invalid, parse_mention
-from bot.views import Button, Card, Chart, Home, View
+from bot.views import Attachment, Button, Card, Chart, Home, View
 
 PREFIX = "!inloop"
 
@@ -140,6 +140,8 @@ def render(view: View, chart_path: str = "", width: int | None = None) -> str:
     if isinstance(view, Chart):
         # one piece: a path cut over two lines could not be copied
         return f"(chart) {literal(view.title)}: {chart_path}"
+    if isinstance(view, Attachment):
+        return f"(file) {literal(view.title)}: {chart_path}"
     if isinstance(view, Home):
         parts = _wrap(literal(view.title), width)
         if view.buttons:

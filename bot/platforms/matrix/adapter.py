@@ -53,7 +53,7 @@ from bot.events import ChannelId, PersonId, local_part
 from bot.people import is_staff
 from bot.platform import DeliveryError, EventSink, PersonInfo, StartError
 from bot.platforms.matrix import translate
-from bot.views import Card, Chart, Notice, View
+from bot.views import Attachment, Card, Chart, Notice, View
 from storage import matrix as state
 from storage.database import Database
 from storage.people import find
@@ -395,24 +395,28 @@ class MatrixPlatform:
     async def _content(
         self, room_id: str, view: View, mention: str | None = None
     ) -> translate.Content:
-        if not isinstance(view, Chart):
+        if not isinstance(view, Chart | Attachment):
             return translate.render(view, mention=mention)
-        # A chart is uploaded first (encrypted for an encrypted room), then sent as m.image.
+        # A chart (a file) is uploaded first (encrypted for an encrypted room), then sent
+        # as m.image (m.file).
         if room_id not in self.client.rooms:
             await self._wait_for_room(room_id)
         encrypt = self.client.rooms[room_id].encrypted
+        data = view.png if isinstance(view, Chart) else view.data
         try:
             answer, keys = await self.client.upload(
-                io.BytesIO(view.png),
-                content_type="image/png",
+                io.BytesIO(data),
+                content_type="image/png" if isinstance(view, Chart) else view.mimetype,
                 filename=view.filename,
                 encrypt=encrypt,
-                filesize=len(view.png),
+                filesize=len(data),
             )
         except _NETWORK_ERRORS as exc:
             raise _unreachable(exc) from exc
         if not isinstance(answer, UploadResponse):
             raise _delivery_error(answer)
+        if isinstance(view, Attachment):
+            return translate.file(view, answer.content_uri, keys if encrypt else None)
         return translate.image(view, answer.content_uri, keys if encrypt else None)
 
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:

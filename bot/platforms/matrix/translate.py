@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from bot.events import ChannelId, Command, EventId, Message, PersonId, Reaction, local_part
-from bot.views import Button, Card, Chart, Home, View
+from bot.views import Attachment, Button, Card, Chart, Home, View
 
 PREFIX = "!inloop"
 _MATRIX_TO_USER = re.compile(r"^https://matrix\.to/#/(@[^/?]+)")
@@ -219,7 +219,7 @@ def render(view: View, *, mention: str | None = None) -> Content:
     else:
         # A notice is plain text (bot.views): shown as written, a user id in it too
         # (`matrix:@boss:example.org` is text, not a pill).
-        text = view.title if isinstance(view, Chart) else view.text
+        text = view.title if isinstance(view, Chart | Attachment) else view.text
         body = text
         formatted = _lines(text)
     mentions: Content = {"user_ids": [mention]} if mention else {}
@@ -320,6 +320,22 @@ def image(chart: Chart, url: str, encrypted_file: Mapping[str, Any] | None) -> C
         "msgtype": "m.image",
         "body": chart.filename,
         "info": {"mimetype": "image/png", "size": len(chart.png)},
+        "m.mentions": {},
+    }
+    if encrypted_file is not None:
+        content["file"] = {**encrypted_file, "url": url}
+    else:
+        content["url"] = url
+    return content
+
+
+def file(attachment: Attachment, url: str, encrypted_file: Mapping[str, Any] | None) -> Content:
+    """An `m.file` for an uploaded attachment: `url` in the clear, or `file` when encrypted."""
+    content: Content = {
+        "msgtype": "m.file",
+        "body": attachment.filename,
+        "filename": attachment.filename,
+        "info": {"mimetype": attachment.mimetype, "size": len(attachment.data)},
         "m.mentions": {},
     }
     if encrypted_file is not None:

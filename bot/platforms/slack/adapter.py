@@ -38,7 +38,7 @@ from bot.events import ChannelId, Event, PersonId, local_part
 from bot.messages import texts_for
 from bot.platform import DeliveryError, EventSink, PersonInfo, StartError
 from bot.platforms.slack import translate as tr
-from bot.views import Chart, Form, Home, Notice, View
+from bot.views import Attachment, Chart, Form, Home, Notice, View
 
 log = logging.getLogger(__name__)
 
@@ -487,7 +487,7 @@ class SlackPlatform:
     async def _post_once(
         self, channel: str, view: View, key: str, thread_ts: str | None = None
     ) -> str:
-        if isinstance(view, Chart):
+        if isinstance(view, Chart | Attachment):
             return await self._upload(channel, view, thread_ts)
         body = tr.message(view, self._labels)
         response = await self._call(
@@ -502,13 +502,15 @@ class SlackPlatform:
         )
         return str(response.get("ts", ""))
 
-    async def _upload(self, channel: str, chart: Chart, thread_ts: str | None = None) -> str:
+    async def _upload(
+        self, channel: str, chart: Chart | Attachment, thread_ts: str | None = None
+    ) -> str:
         """Slack's external upload flow (files.getUploadURLExternal, the upload itself,
         files.completeUploadExternal), which files_upload_v2 walks through."""
         response = await self._call(
             self.client.files_upload_v2,
             channel=channel,
-            content=chart.png,
+            content=chart.png if isinstance(chart, Chart) else chart.data,
             filename=chart.filename,
             title=chart.title,
             thread_ts=thread_ts,
@@ -530,7 +532,7 @@ class SlackPlatform:
         self, person: PersonId, view: View, key: str, context: ChannelId | None
     ) -> None:
         user = local_part(person)
-        if isinstance(view, Chart):
+        if isinstance(view, Chart | Attachment):
             # A file can't be ephemeral: it goes to the person's DM with the app.
             opened = await self._call(self.client.conversations_open, users=user)
             await self._upload(str(opened["channel"]["id"]), view)

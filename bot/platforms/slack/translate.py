@@ -38,7 +38,7 @@ from bot.events import (
     Reaction,
 )
 from bot.platform import PersonInfo
-from bot.views import Button, Card, Chart, Form, Home, Notice, View
+from bot.views import Attachment, Button, Card, Chart, Form, Home, Notice, View
 
 PREFIX = "/inloop"
 #: Block Kit's limits (docs: Block Kit reference, "blocks" and "text object")
@@ -291,7 +291,7 @@ def message(view: View, labels: Labels) -> SlackMessage:
         return SlackMessage(text=_fallback(view), blocks=_dicts(card_blocks(view, labels)))
     if isinstance(view, Home):
         return SlackMessage(text=escape(view.title), blocks=_dicts(home_blocks(view, labels)))
-    if isinstance(view, Chart):  # the file goes up separately; this is its caption
+    if isinstance(view, Chart | Attachment):  # the file goes up separately; this is its caption
         return SlackMessage(text=escape(view.title))
     return SlackMessage(text=notice_text(view), blocks=_dicts(notice_blocks(view)))
 

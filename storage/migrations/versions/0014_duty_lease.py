@@ -1,7 +1,7 @@
 """duty leases: which instance runs each duty that must run once (bot/duties.py)
 
 Revision ID: 0014_duty_lease
-Revises: 0012d_escalation
+Revises: 0013_customers
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014_duty_lease"
-down_revision: str | None = "0012d_escalation"
+down_revision: str | None = "0013_customers"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
