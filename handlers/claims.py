@@ -16,7 +16,7 @@ from bot.people import MANAGERS, STAFF, is_manager, is_staff
 from bot.router import Router, UsageError
 from bot.views import Notice
 from handlers import card
-from handlers.customers import held_for_other
+from handlers.customers import held_for_other, holds_for_other
 from handlers.people import named_person
 from handlers.text import number
 from storage import conversations, teams
@@ -235,14 +235,24 @@ async def _next_unclaimed(ctx: Context) -> Conversation | None:
         where: list[int] | None = [here.id]
     else:
         where = [t.id for t in await teams.teams_of(ctx.session, ctx.sender.id) if t.id] or None
+    # Held for someone else's customer: passed over, and the next page reaches further
+    # (they stay unclaimed, where the ones others took drop out).
+    held: set[int] = set()
     while True:
-        candidates, _ = await conversations.unclaimed(ctx.session, where, NEXT_CANDIDATES)
+        limit = NEXT_CANDIDATES + len(held)
+        candidates, _ = await conversations.unclaimed(ctx.session, where, limit)
         for candidate in candidates:
             assert candidate.id is not None
+            if candidate.id in held:
+                continue
             conversation = await conversations.lock(ctx.session, candidate.id)
-            if conversation is not None and _unclaimed(conversation):
-                return conversation
-        if len(candidates) < NEXT_CANDIDATES:
+            if conversation is None or not _unclaimed(conversation):
+                continue
+            if holds_for_other(conversation, ctx.sender, ctx.now):
+                held.add(candidate.id)
+                continue
+            return conversation
+        if len(candidates) < limit:
             return None
 
 
