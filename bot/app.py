@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
 
@@ -22,7 +22,7 @@ from bot.clock import Clock, utc_now
 from bot.config import Settings
 from bot.context import Context
 from bot.duties import Duties, LeaseTiming, instance_id, status_lines
-from bot.events import Event, PersonId, local_part, platform_of
+from bot.events import ChannelId, Event, PersonId, local_part, platform_of
 from bot.health import Health, OpsRoutes, OpsServer
 from bot.intake.feeds import FeedPoller
 from bot.intake.webhook import Webhook
@@ -35,9 +35,11 @@ from bot.platforms.console.adapter import ConsolePlatform
 from bot.recurrence import weekly
 from bot.router import Router
 from bot.scheduler import Scheduler
+from bot.views import View
 from handlers import (
     admin,
     advice,
+    card,
     claims,
     commitments,
     customer_data,
@@ -137,6 +139,7 @@ class App:
             pacing={name: p.pace_seconds for name, p in self.platforms.items()},
             metrics=self.metrics,
             gave_up=self.handle,
+            burst_view=self._burst_card,
         )
         self.router = Router(
             self.db,
@@ -301,6 +304,14 @@ class App:
 
     def _runs_here(self, platform: str) -> bool:
         return platform not in EXCLUSIVE_PLATFORMS or self._holds(platform)
+
+    async def _burst_card(self, channel: ChannelId, since: datetime) -> View:
+        """A channel's burst card, in its handler's words (the outbox decides when)."""
+        platform = self.platforms.get(platform_of(channel))
+        prefix = platform.command_prefix if platform is not None else ""
+        texts = texts_for(self.settings.language)
+        async with self.db.read() as session:
+            return await card.burst(session, texts, prefix, channel, since, self.clock())
 
     async def _lookup(self, person: PersonId) -> PersonInfo:
         platform = self.platforms.get(platform_of(person))

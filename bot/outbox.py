@@ -4,14 +4,19 @@ Handlers add rows through `OutboxWriter` in the same transaction as the state
 change they announce, so a crash can never leave a change unannounced or announce
 a change that was rolled back. `OutboxWorker` delivers the rows:
 
-- in order within a lane (one channel, or one person's private messages): a row
-  waits while an earlier row of its lane is pending, so a card is always posted
-  before its updates and a burst reaches a channel in the order it was written;
-- with retries and exponential backoff, honouring the platform's Retry-After;
+- each lane (one channel, or one person's private messages) on its own task, so
+  a lane that is paced, slow or rate-limited holds up no other lane;
+- in order within a lane, except that changes to cards and notices go ahead of a
+  channel's backlog of new cards: a card is always posted before its updates (an
+  update of a card whose post is still queued brings the post forward, carrying
+  the latest view), and new cards reach a channel in the order they were written;
+- with retries and exponential backoff; a 429 makes its lane alone wait the
+  platform's Retry-After, and never counts as a failed attempt;
 - with the row's idempotency key, so a resend after a crash between "sent" and
   "marked sent" is deduplicated by platforms that support it, and is first looked
   up (`Platform.find_sent`) on those that don't;
-- pacing each lane to the platform's documented rate.
+- pacing each channel to the platform's documented rate, with a burst card (the
+  handler's words, `burst_view`) when its new cards arrive faster than that.
 """
 
 from __future__ import annotations
@@ -23,15 +28,16 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.selectable import Select
 from sqlmodel import col
 
 from bot.clock import Clock
@@ -50,6 +56,15 @@ ErrorHook = Callable[[BaseException, str], None]
 LEASE = timedelta(seconds=60)
 #: seconds a row's look-up for an earlier send may take (`Platform.find_sent`)
 LOOK_UP_BUDGET = 10.0
+#: a paced channel whose new cards would take longer than this to show gets a burst card
+BURST_AFTER = 3.0
+#: the burst card is shown again (updated in place) at most this often
+BURST_REFRESH = 10.0
+#: a lane due sooner than this keeps the worker busy (not idle: `settle` waits for it)
+IDLE_AFTER = 0.05
+#: the running worker reads every lane at most this often on kicks alone (a burst of
+#: intake commits kicks a hundred times a second; a lane that finishes reads at once)
+FULL_PASS_GAP = 0.04
 
 
 class OutboxWriter:
@@ -148,7 +163,57 @@ class Backoff:
         return min(self.cap, self.first * self.factor ** max(0, attempts - 1))
 
 
+@dataclass
+class _Unit:
+    """One message to a lane: a row, maybe carrying a later row's view (`payload`), and
+    the rows it makes moot (`also`: earlier views of the same card, booked with it)."""
+
+    row: OutboxRow
+    payload: str
+    also: list[OutboxRow] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list[OutboxRow]:
+        return [self.row, *self.also]
+
+
+@dataclass
+class _Burst:
+    """A burst card shown in a channel while its new cards wait for the pace."""
+
+    #: when the burst began: the card counts what arrived since
+    since: datetime
+    ref: str | None = None
+    #: what the backlog was when the card was last shown (how many, the newest row)
+    shown: tuple[int, int] = (0, 0)
+    #: loop time of the last post or update
+    at: float = 0.0
+    #: making or showing it failed unexpectedly: the lane goes on without it
+    broken: bool = False
+
+
+#: renders a channel's burst card from what waits there since a time (the handler's rule)
+BurstView = Callable[[ChannelId, datetime], Awaitable[View]]
+
+
 class OutboxWorker:
+    """Delivers outbox rows, each lane (a channel; a person's private messages) on its own.
+
+    A pass reads what is pending, lane by lane, and hands each lane that is due to a
+    task of its own: the pass never waits for a lane to finish, so a lane that is
+    paced, rate-limited (429) or slow holds up nobody else. A 429 makes its lane wait
+    alone until the time the platform gave ("not before"); the client never sleeps
+    inside a call.
+
+    Within a lane, changes to cards (claim, release, resolve: updates, thread
+    replies) and notices go ahead of the backlog of new cards; successive updates of
+    one card still waiting go as one (the latest view), and an update of a card whose
+    post is still queued makes the post carry the latest view, at once. When a paced
+    channel's new cards would take more than BURST_AFTER seconds to show, the channel
+    gets a burst card (`burst_view`, the handler's), updated in place as the backlog
+    changes, while the cards themselves still go out at the pace.
+    """
+
     def __init__(
         self,
         db: Database,
@@ -162,6 +227,8 @@ class OutboxWorker:
         batch: int = 200,
         metrics: Metrics | None = None,
         gave_up: Callable[[Undeliverable], Awaitable[object]] | None = None,
+        burst_view: BurstView | None = None,
+        burst_after: float = BURST_AFTER,
     ):
         self._db = db
         #: what operators watch: deliveries by result (the only lines that count them
@@ -174,10 +241,21 @@ class OutboxWorker:
         self._backoff = backoff
         #: minimum seconds between two messages of one lane, per platform
         self._pacing = dict(pacing or {})
+        #: rows read per lane in a pass
         self._batch = batch
         #: told of a channel message given up on for good (the core tells the admins)
         self._gave_up = gave_up
+        self._burst_view = burst_view
+        self._burst_after = burst_after
         self._last_sent: dict[str, float] = {}
+        #: loop time before which a lane sends nothing (the platform's Retry-After)
+        self._not_before: dict[str, float] = {}
+        #: lanes being delivered now, by their own task
+        self._busy: dict[str, asyncio.Task[None]] = {}
+        self._bursts: dict[str, _Burst] = {}
+        #: when the last full pass began (loop time), and whether a lane finished since
+        self._last_full = 0.0
+        self._lane_done = False
         self._written: set[int] = set()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -205,9 +283,15 @@ class OutboxWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        lanes = list(self._busy.values())
+        for task in lanes:
+            task.cancel()
+        # a lane cut short keeps its rows leased: they lapse and are resent (maybe_sent)
+        await asyncio.gather(*lanes, return_exceptions=True)
 
     async def settle(self) -> None:
-        """Wait until nothing is due right now (rows waiting on a backoff don't count)."""
+        """Wait until nothing is due right now (rows waiting on a backoff or the pace
+        don't count)."""
         if self._task is None:
             while await self.deliver_due() == 0:
                 pass
@@ -220,69 +304,133 @@ class OutboxWorker:
             seen = self._kicks
             self._wake.clear()
             try:
-                wait = await self.deliver_due()
+                started, wait = await self._pass(throttle=True)
             except Exception as exc:  # the worker must outlive a database hiccup
                 self._on_error(exc, "outbox worker")
-                wait = self._backoff.first
-            if (wait is None or wait > 0) and seen == self._kicks:
+                started, wait = [], self._backoff.first
+            if started or wait == 0:
+                continue  # look again at once: the lanes started are skipped while busy
+            # A wait shorter than a blink (a test's pace) is not idleness.
+            soon = wait is not None and wait < IDLE_AFTER
+            if not self._busy and not soon and seen == self._kicks:
                 self._idle.set()
-            if wait == 0:
-                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait if wait is not None else 5.0)
 
     async def deliver_due(self) -> float | None:
-        """Deliver what is due, lanes concurrently, each lane in order.
+        """One pass, waiting for the lanes it started (tests and `settle` without a
+        running worker). Returns 0 if more may be due at once, else the seconds until
+        the next row becomes due (None when nothing is pending)."""
+        started, wait = await self._pass()
+        if started:
+            await asyncio.gather(*started)
+            return 0
+        return wait
 
-        An unpaced lane sends all its due rows in one pass (a burst of a hundred cards
-        costs two transactions, not two hundred); a paced one sends its head only.
-        Returns 0 if more may be due at once, else the seconds until the next row
-        becomes due (None when nothing is pending).
-        """
+    async def _pass(self, throttle: bool = False) -> tuple[list[asyncio.Task[None]], float | None]:
+        """Start a task for each lane that is due and not busy; the seconds until the
+        next other lane is due (0: look again at once; None: nothing pending).
+
+        `throttle`: rows just written that could not go at once (their channel has a
+        backlog) need no new read of every lane each time; one every FULL_PASS_GAP."""
         if self._written:
             written, self._written = sorted(self._written), set()
-            await self._deliver_written(written)
-            return 0  # and now whatever else may be due
+            return await self._deliver_written(written), 0
+        loop = asyncio.get_running_loop()
+        if throttle and not self._lane_done:
+            gap = self._last_full + FULL_PASS_GAP - loop.time()
+            if gap > 0:
+                return [], gap
+        self._lane_done, self._last_full = False, loop.time()
         now = self._clock()
+        # Lanes busy when reading began are left alone: what is read of them may be
+        # stale by the time their task is done (a failure booked meanwhile).
+        busy = set(self._busy)
         # Reading takes no write lock (idle polls are free on SQLite); the lease below
         # re-checks each row, so with several instances on one database each row is
         # delivered by one of them.
         async with self._db.read() as session:
-            rows = (
-                await session.scalars(
-                    select(OutboxRow)
-                    .where(col(OutboxRow.state) == OutboxState.PENDING)
-                    .order_by(col(OutboxRow.id))
-                    .limit(self._batch)
-                )
-            ).all()
+            rows = (await session.scalars(_pending_statement(), {"per_lane": self._batch})).all()
             # An update edits the card an earlier row posted: sent by now, or in this
-            # pass ahead of it in its lane (then `_send_lane` notes the reference).
+            # pass ahead of it in its lane (then `_send_units` notes the reference).
             cards = await _card_refs(session, rows)
+            posts = await _queued_posts(session, rows, cards)
+            backlog = await _backlogs(session) if self._burst_view is not None else {}
         lanes = _by_lane(rows)
-        due, waits = self._due(lanes, now)
-        if not due:
-            return max(0.01, min(waits)) if waits else None
-        async with self._db.transaction() as session:
-            taken = await self._lease(session, [r for q in due.values() for r in q], now)
-        # A lane goes only as far as its first row another instance holds.
-        leased = {
-            lane: cut for lane, q in due.items() if (cut := _leading(q, lambda r: r.id in taken))
-        }
-        mine = [r for q in due.values() for r in q if r.id in taken]
-        passes = await self._send_leased(leased, mine, cards)
-        if not leased:
-            return 1.0  # another instance is delivering them
-        if len(rows) == self._batch or any(
-            len(sent) < len(lanes[lane]) for lane, sent in zip(leased, passes, strict=True)
-        ):
-            return 0  # more may be due now
-        return max(0.01, min(waits)) if waits else None
+        loop_now = asyncio.get_running_loop().time()
+        waits: list[float] = []
+        chosen: dict[str, list[_Unit]] = {}
+        bursts: list[str] = []
+        for lane, queued in lanes.items():
+            if lane in busy or lane in self._busy:
+                continue
+            units = _units(queued, cards, posts)
+            head = units[0].row
+            paced = self._pace(head)
+            wait = max(
+                self._backoff_wait(head, now),
+                self._pace_wait(head, lane, loop_now),
+                self._not_before.get(lane, 0.0) - loop_now,
+            )
+            if wait > 0:
+                waits.append(wait)
+            elif paced and self._burst_due(lane, head, backlog.get(head.target), loop_now):
+                bursts.append(lane)
+            elif paced:
+                chosen[lane] = units[:1]
+            else:
+                chosen[lane] = list(
+                    itertools.takewhile(lambda u: self._backoff_wait(u.row, now) <= 0, units)
+                )
+        # A burst that ended (its backlog gone) gets its last update.
+        for lane in list(self._bursts):
+            if lane not in lanes and lane not in busy and lane not in self._busy:
+                bursts.append(lane)
+        started = [self._spawn(lane, self._show_burst(lane, backlog)) for lane in bursts]
+        if chosen:
+            started += await self._lease_and_start(chosen, now, cards)
+        return started, (max(0.01, min(waits)) if waits else None)
 
-    async def _deliver_written(self, ids: list[int]) -> None:
+    async def _lease_and_start(
+        self, chosen: dict[str, list[_Unit]], now: datetime, cards: dict[int, str]
+    ) -> list[asyncio.Task[None]]:
+        async with self._db.transaction() as session:
+            taken = await self._lease(
+                session, [r for units in chosen.values() for u in units for r in u.rows], now
+            )
+        started = []
+        for lane, units in chosen.items():
+            # A lane goes only as far as its first row another instance holds.
+            mine = list(itertools.takewhile(lambda u: all(r.id in taken for r in u.rows), units))
+            rest = [r for u in units[len(mine) :] for r in u.rows if r.id in taken]
+            if rest:
+                await self._release(rest)
+            if mine:
+                started.append(self._spawn(lane, self._deliver_lane(lane, mine, cards)))
+        return started
+
+    def _spawn(self, lane: str, work: Awaitable[None]) -> asyncio.Task[None]:
+        async def run() -> None:
+            try:
+                await work
+            except Exception as exc:
+                self._on_error(exc, "outbox lane")
+            finally:
+                self._busy.pop(lane, None)
+                self._lane_done = True
+                self.kick()  # the pass looks at this lane again
+
+        task = asyncio.create_task(run(), name=f"outbox {lane}")
+        self._busy[lane] = task
+        return task
+
+    async def _deliver_lane(self, lane: str, units: list[_Unit], cards: dict[int, str]) -> None:
+        await self._sent(await self._send_units(units, cards))
+
+    async def _deliver_written(self, ids: list[int]) -> list[asyncio.Task[None]]:
         """Send rows just committed, if each heads its lane (nothing older of its lane is
-        pending) and its lane's pace allows: one transaction leases them, no read first.
-        What cannot go now is left to the ordinary pass, which follows."""
+        pending) and its lane is free and due: one transaction leases them, no read
+        first. What cannot go now is left to the ordinary pass, which follows."""
         # ids arrive sorted; the statement lets an earlier row of the same lane through
         # only if it is among them, hence all of them or none.
         now = self._clock()
@@ -292,54 +440,112 @@ class OutboxWorker:
             )
             rows = leased.all()
             cards = await _card_refs(session, rows)
-        if len(rows) < len(ids):
-            # One of them could not go now (another instance holds it, or it is backing
-            # off): rows of its lane behind it must not jump it. The ordinary pass, which
-            # sees whole lanes, sorts that out.
-            await self._release(list(rows))
-            return
-        due, _ = self._due(_by_lane(sorted(rows, key=lambda r: r.id or 0)), now)
-        await self._send_leased(due, rows, cards)
-
-    async def _send_leased(
-        self,
-        due: dict[str, list[OutboxRow]],
-        leased: Sequence[OutboxRow],
-        cards: dict[int, str],
-    ) -> list[list[tuple[OutboxRow, str | None]]]:
-        """Send the due lanes (each in order, lanes at once) and book the pass; leased rows
-        that are not due now are handed back. What each lane sent, by lane."""
-        sending = {row.id for q in due.values() for row in q}
-        await self._release([row for row in leased if row.id not in sending])
-        passes = await asyncio.gather(*(self._send_lane(q, cards) for q in due.values()))
-        await self._sent([sent for lane_sent in passes for sent in lane_sent])
-        return passes
-
-    def _due(
-        self, lanes: dict[str, list[OutboxRow]], now: datetime
-    ) -> tuple[dict[str, list[OutboxRow]], list[float]]:
-        """The rows to send now, by lane, and the seconds other lanes must wait."""
+        lanes = _by_lane(sorted(rows, key=lambda r: r.id or 0))
         loop_now = asyncio.get_running_loop().time()
-        due: dict[str, list[OutboxRow]] = {}
-        waits = []
+        if len(rows) < len(ids) or any(lane in self._busy for lane in lanes):
+            # One of them could not go now (another instance or task holds its lane, or
+            # it is backing off): rows of its lane behind it must not jump it. The
+            # ordinary pass, which sees whole lanes, sorts that out.
+            await self._release(list(rows))
+            return []
+        started = []
         for lane, queued in lanes.items():
             head = queued[0]
-            wait = max(
-                self._backoff_wait(head, now), self._pace_wait(head.platform, lane, loop_now)
+            late = max(
+                self._pace_wait(head, lane, loop_now),
+                self._not_before.get(lane, 0.0) - loop_now,
             )
-            if wait > 0:
-                waits.append(wait)
-            elif self._pacing.get(head.platform, 0.0):
-                due[lane] = [head]
-            else:
-                due[lane] = _leading(queued, lambda r: self._backoff_wait(r, now) <= 0)
-        return due, waits
+            if late > 0:
+                await self._release(queued)
+                continue
+            units = _units(queued, cards, {})
+            if self._pace(head):
+                await self._release([r for u in units[1:] for r in u.rows])
+                units = units[:1]
+            started.append(self._spawn(lane, self._deliver_lane(lane, units, cards)))
+        return started
 
     @staticmethod
     def _backoff_wait(row: OutboxRow, now: datetime) -> float:
         # A new row is due at once: its next_attempt_at is the handler's (domain)
         # clock, which a test may have moved days ahead; retries use real time.
         return (row.next_attempt_at - now).total_seconds() if row.attempts else 0.0
+
+    # -- burst cards --------------------------------------------------------------------
+
+    def _burst_due(
+        self, lane: str, head: OutboxRow, backlog: tuple[int, int] | None, loop_now: float
+    ) -> bool:
+        """Whether the lane's next slot goes to its burst card: to post it, when the new
+        cards waiting would take more than BURST_AFTER seconds at the pace; to update
+        it, when the backlog changed and the card was last shown BURST_REFRESH ago.
+        (BURST_AFTER: `burst_after`.)"""
+        if head.kind == OutboxKind.PRIVATE:
+            return False
+        burst = self._bursts.get(lane)
+        if burst is not None and burst.broken:
+            return False
+        if backlog is None:
+            return burst is not None  # every card is out: its last update
+        if burst is None:
+            if backlog[0] * self._pace(head) <= self._burst_after:
+                return False
+            self._bursts[lane] = _Burst(since=self._clock() - timedelta(seconds=self._burst_after))
+            return True
+        if burst.ref is None:
+            return True  # its post failed: try again
+        return backlog != burst.shown and loop_now - burst.at >= BURST_REFRESH
+
+    async def _show_burst(self, lane: str, backlogs: Mapping[str, tuple[int, int]]) -> None:
+        """Post or update the lane's burst card (its last update, once the backlog is
+        gone). It is not an outbox row: it is made afresh from what waits, and a crash
+        only leaves the last one shown as it was."""
+        burst = self._bursts.get(lane)
+        assert burst is not None and self._burst_view is not None
+        target = lane.split(":", 1)[1]
+        backlog = backlogs.get(target, (0, 0))
+        platform = self._platforms.get(platform_of(target))
+        if platform is None:
+            del self._bursts[lane]
+            return
+        channel = ChannelId(target)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        if burst.broken:
+            del self._bursts[lane]
+            return
+        try:
+            view = await self._burst_view(channel, burst.since)
+        except Exception as exc:
+            # A burst card is a convenience: a bug making it must not stop the cards.
+            burst.broken = True
+            self._on_error(exc, f"burst card in {target}")
+            return
+        try:
+            if burst.ref is None:
+                if backlog[0] == 0:
+                    del self._bursts[lane]  # over before it was shown
+                    return
+                burst.ref = await platform.send(channel, view, uuid.uuid4().hex)
+            else:
+                # a key of its own each time: Matrix drops a second event with one key
+                await platform.update(channel, burst.ref, view, uuid.uuid4().hex)
+            burst.shown = backlog
+            if backlog[0] == 0:
+                del self._bursts[lane]
+        except DeliveryError as exc:
+            log.warning("burst card in %s: %s", target, exc.reason)
+            if exc.retry_after is not None:
+                self._not_before[lane] = loop.time() + exc.retry_after
+            if exc.permanent:
+                self._bursts.pop(lane, None)
+        except Exception as exc:  # an adapter bug: the cards go on without it
+            burst.broken = True
+            self._on_error(exc, f"burst card in {target}")
+        finally:
+            burst.at = self._last_sent[lane] = started
+
+    # -- sending ------------------------------------------------------------------------
 
     async def _lease(
         self, session: AsyncSession, rows: list[OutboxRow], now: datetime
@@ -351,35 +557,40 @@ class OutboxWorker:
             _lease_due_statement(),
             {"ids": [row.id for row in rows], "now": now, "until": now + LEASE},
         )
-        taken: dict[int | None, bool] = dict(result.all())  # id → maybe_sent
+        taken = {id_: (maybe, attempts) for id_, maybe, attempts in result.all()}
         for row in rows:
             if row.id in taken:
-                # What the statement set: the row's lease may have lapsed on a dead worker.
-                row.maybe_sent = taken[row.id]
+                # What the statement set: the row's lease may have lapsed on a dead worker;
+                # and what another instance booked since it was read.
+                row.maybe_sent, row.attempts = taken[row.id]
                 row.leased_until = now + LEASE
         return set(taken)
 
-    async def _send_lane(
-        self, rows: list[OutboxRow], cards: dict[int, str]
+    async def _send_units(
+        self, units: list[_Unit], cards: dict[int, str]
     ) -> list[tuple[OutboxRow, str | None]]:
-        """Send a lane's rows in order, stopping at the first failure (order is the lane's
+        """Send a lane's units in order, stopping at the first failure (order is the lane's
         promise): the rows after it are handed back, to go after it when it is retried."""
         sent: list[tuple[OutboxRow, str | None]] = []
         loop = asyncio.get_running_loop()
         # Stop well before the lease lapses: another instance would then take the rest.
         deadline = loop.time() + LEASE.total_seconds() / 2
         try:
-            for i, row in enumerate(rows):
+            for i, unit in enumerate(units):
+                row = unit.row
                 try:
-                    ok, ref = await self._deliver(row, cards)
+                    ok, ref = await self._deliver(row, cards, unit.payload)
                 except _LeaseLost:
                     break  # the rows behind it lapsed with it: theirs too, not ours
                 if ok:
-                    sent.append((row, ref))
+                    # the views it carried the latest of are done with it
+                    sent += [(row, ref), *((moot, None) for moot in unit.also)]
                     if row.kind in _POSTS_CARD and row.conversation_id and ref:
                         cards[row.conversation_id] = ref
+                else:
+                    await self._release(unit.also)
                 if not ok or loop.time() > deadline:
-                    await self._release(rows[i + 1 :])
+                    await self._release([r for u in units[i + 1 :] for r in u.rows])
                     break
         except Exception as exc:
             # A database error booking a failure: what was sent must still be booked
@@ -402,17 +613,27 @@ class OutboxWorker:
                         .values(leased_until=None)
                     )
 
-    def _pace_wait(self, platform: str, lane: str, loop_now: float) -> float:
+    def _pace(self, row: OutboxRow) -> float:
+        """Seconds between two messages of the row's lane: the platform's rate per channel.
+        Private answers are not paced: a person gets few, and must get them at once."""
+        return 0.0 if row.kind == OutboxKind.PRIVATE else self._pacing.get(row.platform, 0.0)
+
+    def _pace_wait(self, row: OutboxRow, lane: str, loop_now: float) -> float:
         """Seconds before this lane may send again (the platform's per-channel rate)."""
-        interval = self._pacing.get(platform, 0.0)
+        interval = self._pace(row)
         last = self._last_sent.get(lane)
         return 0.0 if not interval or last is None else last + interval - loop_now
 
-    async def _deliver(self, row: OutboxRow, cards: dict[int, str]) -> tuple[bool, str | None]:
+    async def _deliver(
+        self, row: OutboxRow, cards: dict[int, str], payload: str
+    ) -> tuple[bool, str | None]:
         """Send one row; (True, message ref) when it got through. Failures are booked here."""
         lane = _lane(row)
+        # The pace counts from when a message leaves (as Slack counts when it arrives),
+        # not from its answer: a slow answer does not slow the channel down further.
+        started = asyncio.get_running_loop().time()
         try:
-            return True, await self._send(row, cards)
+            return True, await self._send(row, cards, payload)
         except _LeaseLost:
             log.info("outbox row %s: lease lapsed while looking it up; left to its taker", row.id)
             raise
@@ -425,14 +646,15 @@ class OutboxWorker:
             self._count_failure(row, bug)  # metrics
             await self._failed(row, bug)
         finally:
-            self._last_sent[lane] = asyncio.get_running_loop().time()
+            self._last_sent[lane] = started
         return False, None
 
-    async def _send(self, row: OutboxRow, cards: dict[int, str]) -> str | None:
+    async def _send(self, row: OutboxRow, cards: dict[int, str], payload: str) -> str | None:
+        """Send the row, with `payload`: its own view, or the latest of its card's."""
         platform = self._platforms.get(row.platform)
         if platform is None:
             raise DeliveryError(f"platform {row.platform!r} is not running", permanent=True)
-        view = view_from_dict(json.loads(row.payload))
+        view = view_from_dict(json.loads(payload))
         card_ref = cards.get(row.conversation_id or 0)
         # An edit can simply be redone; an update that posts the card (below) cannot.
         if row.maybe_sent and (row.kind != OutboxKind.UPDATE or card_ref is None):
@@ -480,8 +702,8 @@ class OutboxWorker:
         self, platform: Platform, row: OutboxRow, card_ref: str | None
     ) -> str | None:
         try:
-            # Lanes go together and a pass is booked when all are done: a slow look-up
-            # (pages of a busy channel, rate limits) must not hold up every channel.
+            # A slow look-up (pages of a busy channel, rate limits) holds up its lane,
+            # and its lease must not lapse meanwhile.
             async with asyncio.timeout(LOOK_UP_BUDGET):
                 return await platform.find_sent(
                     row.target,
@@ -521,6 +743,9 @@ class OutboxWorker:
                 await session.execute(_card_posted_statement(), posted)  # one executemany
 
     async def _failed(self, row: OutboxRow, error: DeliveryError) -> None:
+        if error.retry_after is not None and not error.uncertain and not error.permanent:
+            await self._rate_limited(row, error.retry_after, error.reason)
+            return
         attempts = row.attempts + 1
         give_up = error.permanent or attempts >= self._max_attempts
         delay = max(error.retry_after or 0.0, self._backoff.delay(attempts))
@@ -536,7 +761,8 @@ class OutboxWorker:
             self._on_error(error, f"outbox row {row.id} to {row.target} failed for good")
         else:
             log.warning(
-                "delivery to %s failed (%s); attempt %d, retrying in %.1fs",
+                "delivery of row %s to %s failed (%s); attempt %d, retrying in %.1fs",
+                row.id,
                 row.target,
                 error.reason,
                 attempts,
@@ -565,6 +791,24 @@ class OutboxWorker:
             except Exception as exc:
                 self._on_error(exc, f"announcing outbox row {row.id} given up")
 
+    async def _rate_limited(self, row: OutboxRow, retry_after: float, reason: str) -> None:
+        """A 429: the platform said when to try again. Only this lane waits, in memory
+        (`_not_before`), and the row is handed back as it was: a rate limit is the
+        platform pacing us, not a failure of the row, so it never uses up its attempts."""
+        loop_now = asyncio.get_running_loop().time()
+        lane = _lane(row)
+        self._not_before[lane] = max(self._not_before.get(lane, 0.0), loop_now + retry_after)
+        log.info("%s is rate-limited (%s): waiting %.1fs", row.target, reason, retry_after)
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(OutboxRow)
+                .where(
+                    col(OutboxRow.id) == row.id,
+                    col(OutboxRow.leased_until) == row.leased_until,
+                )
+                .values(leased_until=None, last_error=reason[:1000])
+            )
+
 
 # The statements are built once (`cache`): composing one costs more than running it on
 # SQLite.
@@ -588,7 +832,7 @@ def _lease_due_statement() -> UpdateBase:
             # a lease still set has lapsed (checked above): its worker died mid-send
             maybe_sent=or_(col(OutboxRow.maybe_sent), col(OutboxRow.leased_until).is_not(None)),
         )
-        .returning(col(OutboxRow.id), col(OutboxRow.maybe_sent))
+        .returning(col(OutboxRow.id), col(OutboxRow.maybe_sent), col(OutboxRow.attempts))
     )
 
 
@@ -685,3 +929,119 @@ def _leading(rows: list[OutboxRow], ok: Callable[[OutboxRow], bool]) -> list[Out
 
 def _lane(row: OutboxRow) -> str:
     return f"{row.kind == OutboxKind.PRIVATE}:{row.target}"
+
+
+@cache
+def _pending_statement() -> Select[OutboxRow]:
+    """Pending rows, up to `per_lane` of each lane, in the order a lane sends them:
+    changes (updates, thread replies) and notices first, then new cards, each by id.
+    Per lane, so that a backlog of a thousand cards in one channel hides no other lane,
+    nor the claim written after the backlog in its own."""
+    private = col(OutboxRow.kind) == OutboxKind.PRIVATE
+    rank = func.row_number().over(
+        partition_by=(col(OutboxRow.target), private),
+        order_by=(_new_card(), col(OutboxRow.id)),
+    )
+    ranked = (
+        select(col(OutboxRow.id).label("id"), rank.label("rank"))
+        .where(col(OutboxRow.state) == OutboxState.PENDING)
+        .subquery()
+    )
+    return (
+        select(OutboxRow)
+        .join(ranked, ranked.c.id == col(OutboxRow.id))
+        .where(ranked.c.rank <= bindparam("per_lane"))
+        .order_by(_new_card(), col(OutboxRow.id))
+    )
+
+
+def _new_card() -> Any:
+    """1 for a row that posts a new conversation card, else 0 (it goes first)."""
+    posts = and_(col(OutboxRow.kind) == OutboxKind.SEND, col(OutboxRow.conversation_id).isnot(None))
+    return case((posts, 1), else_=0)
+
+
+async def _queued_posts(
+    session: AsyncSession, rows: Sequence[OutboxRow], cards: Mapping[int, str]
+) -> dict[tuple[str, int], OutboxRow]:
+    """The pending posts of the cards that rows among `rows` change before they are
+    posted, by (channel, conversation): such a post goes first, with the latest view."""
+    waiting = {
+        r.conversation_id
+        for r in rows
+        if r.kind in (OutboxKind.UPDATE, OutboxKind.REPLY)
+        and r.conversation_id
+        and r.conversation_id not in cards
+    }
+    if not waiting:
+        return {}
+    found = await session.scalars(
+        select(OutboxRow)
+        .where(
+            col(OutboxRow.conversation_id).in_(waiting),
+            col(OutboxRow.kind) == OutboxKind.SEND,
+            col(OutboxRow.state) == OutboxState.PENDING,
+        )
+        .order_by(col(OutboxRow.id))
+    )
+    posts: dict[tuple[str, int], OutboxRow] = {}
+    for row in found:
+        assert row.conversation_id is not None
+        posts.setdefault((row.target, row.conversation_id), row)
+    return posts
+
+
+async def _backlogs(session: AsyncSession) -> dict[str, tuple[int, int]]:
+    """Per channel: how many new cards wait to be posted, and the newest one's row id."""
+    found = await session.execute(
+        select(col(OutboxRow.target), func.count(), func.max(col(OutboxRow.id)))
+        .where(
+            col(OutboxRow.state) == OutboxState.PENDING,
+            col(OutboxRow.kind) == OutboxKind.SEND,
+            col(OutboxRow.conversation_id).isnot(None),
+        )
+        .group_by(col(OutboxRow.target))
+    )
+    return {target: (int(n), int(newest or 0)) for target, n, newest in found}
+
+
+def _units(
+    rows: Sequence[OutboxRow],
+    cards: Mapping[int, str],
+    posts: Mapping[tuple[str, int], OutboxRow],
+) -> list[_Unit]:
+    """A lane's rows (changes first, see `_pending_statement`) as the messages to send:
+
+    - successive updates of one card are one message, the latest view;
+    - a change to a card whose post is still queued (`posts`) brings the post forward,
+      carrying the latest view, and a thread reply follows it;
+    - an update never goes before its card's post.
+    """
+    latest: dict[int, list[OutboxRow]] = {}
+    for row in rows:
+        if row.kind == OutboxKind.UPDATE and row.conversation_id:
+            latest.setdefault(row.conversation_id, []).append(row)
+    units: list[_Unit] = []
+    done: set[int | None] = set()
+    for row in rows:
+        if row.id in done:
+            continue
+        number = row.conversation_id
+        updates = latest.get(number or 0, [])
+        post = posts.get((row.target, number or 0))
+        if post is None and row.kind == OutboxKind.SEND and number and number not in cards:
+            post = row  # a post reached in order, maybe with updates already waiting
+        if post is not None and post.id not in done:
+            newest = updates[-1].payload if updates else post.payload
+            units.append(_Unit(post, newest, [u for u in updates if u.id not in done]))
+            done.update(r.id for r in units[-1].rows)
+            if row.id in done:
+                continue
+        elif row.kind == OutboxKind.UPDATE and number:
+            moot = [u for u in updates if u.id not in done]
+            units.append(_Unit(moot[-1], moot[-1].payload, moot[:-1]))
+            done.update(u.id for u in moot)
+            continue
+        units.append(_Unit(row, row.payload))
+        done.add(row.id)
+    return units

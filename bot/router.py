@@ -317,7 +317,8 @@ def _command_words(event: Command | Action) -> list[str]:
     """What the sender asked for, as words: a button is its action and value; nothing
     at all asks for help."""
     if isinstance(event, Action):
-        return [event.action, event.value]
+        # a button without a value (Show list: `queue`) is its action alone
+        return [w for w in (event.action, event.value) if w]
     return _words(event) or ["help"]
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import replace
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,13 +14,15 @@ from bot.events import ChannelId
 from bot.messages import Texts
 from bot.recurrence import zone
 from bot.views import Button, ButtonStyle, Card, Field
-from handlers.text import trim
+from handlers.text import stamp, trim
 from storage import cards, customers, outbox
 from storage.cards import CardFacts
 from storage.models import Conversation, Person, Status, Team
 
 #: a card shows this much of the latest message; `show N` has the rest
 CARD_TEXT_LIMIT = 600
+#: a burst card names this many topics, the largest first; the rest are "…"
+BURST_TOPICS = 5
 
 
 async def render(ctx: Context, conversation: Conversation, where: str | None = None) -> Card:
@@ -198,3 +203,41 @@ async def post(ctx: Context, conversation: Conversation, team: Team) -> None:
     assert conversation.id is not None
     card = await render(ctx, conversation, team.channel)
     ctx.out.post(ChannelId(team.channel), card, card_of=conversation.id)
+
+
+async def burst(
+    session: AsyncSession,
+    texts: Texts,
+    prefix: str,
+    channel: ChannelId,
+    since: datetime,
+    now: datetime,
+) -> Card:
+    """The burst card of a channel whose new cards arrive faster than chat lets them be
+    posted (the outbox decides when, and shows it): how many new conversations wait
+    unclaimed, by topic, with Claim next (the oldest unclaimed, for whoever presses it)
+    and Show list. Every one of them is claimable by number already; their own cards
+    follow at the pace. With none waiting any more, it says the burst is over."""
+    waiting = await outbox.waiting_cards(session, channel)
+    if not waiting:
+        done = texts.burst_done.format(since=stamp(since))
+        return Card(title=done, fallback=done)
+    oldest = waiting[0]
+    minutes = max(1, math.ceil((now - oldest.created_at).total_seconds() / 60))
+    title = texts.burst_title.format(count=len(waiting), minutes=minutes)
+    topics = Counter(w.topic or texts.burst_no_topic for w in waiting).most_common()
+    summary = ", ".join(
+        texts.burst_topic.format(count=n, topic=topic) for topic, n in topics[:BURST_TOPICS]
+    )
+    if len(topics) > BURST_TOPICS:
+        summary += ", …"
+    return Card(
+        title=f"{title}: {summary}",
+        fields=(Field(texts.burst_oldest, f"#{oldest.number}"),),
+        text=texts.burst_text.format(command=prefix),
+        buttons=(
+            Button(texts.button_claim_next, "claim", "next", "primary", f"{prefix} claim next"),
+            Button(texts.button_show_list, "queue", "", "default", f"{prefix} queue"),
+        ),
+        fallback=title,
+    )

@@ -16,10 +16,10 @@ from bot.people import MANAGERS, STAFF, is_manager, is_staff
 from bot.router import Router, UsageError
 from bot.views import Notice
 from handlers import card
-from handlers.customers import held_for_other
+from handlers.customers import held_for_other, holds_for_other
 from handlers.people import named_person
 from handlers.text import number
-from storage import conversations
+from storage import conversations, teams
 from storage.models import Conversation, Person, Status
 
 
@@ -49,7 +49,13 @@ async def on_reaction(ctx: Context, event: Reaction) -> None:
 
 
 async def claim(ctx: Context, args: Sequence[str]) -> None:
-    conversation = await conversation_arg(ctx, args)
+    if [a.lower() for a in args] == ["next"]:
+        conversation = await _next_unclaimed(ctx)
+        if conversation is None:
+            ctx.reply(ctx.texts.claim_next_none)
+            return
+    else:
+        conversation = await conversation_arg(ctx, args)
     if conversation is None:
         return
     texts, me, n = ctx.texts, ctx.sender, conversation.id
@@ -212,6 +218,46 @@ async def reassign(ctx: Context, args: Sequence[str]) -> None:
                 )
             ),
         )
+
+
+#: how many of the oldest unclaimed `claim next` tries, when others take them first
+NEXT_CANDIDATES = 20
+
+
+async def _next_unclaimed(ctx: Context) -> Conversation | None:
+    """The oldest unclaimed conversation for the sender, locked: of the team whose
+    channel they press it in (a burst card's Claim next), else of their teams, else of
+    any. Fifty people pressing at once get fifty different ones: each candidate is
+    locked, then checked again (someone else may have just taken it)."""
+    assert ctx.sender.id is not None
+    here = await teams.by_channel(ctx.session, ctx.channel) if ctx.channel else None
+    if here is not None and here.id is not None:
+        where: list[int] | None = [here.id]
+    else:
+        where = [t.id for t in await teams.teams_of(ctx.session, ctx.sender.id) if t.id] or None
+    # Held for someone else's customer: passed over, and the next page reaches further
+    # (they stay unclaimed, where the ones others took drop out).
+    held: set[int] = set()
+    while True:
+        limit = NEXT_CANDIDATES + len(held)
+        candidates, _ = await conversations.unclaimed(ctx.session, where, limit)
+        for candidate in candidates:
+            assert candidate.id is not None
+            if candidate.id in held:
+                continue
+            conversation = await conversations.lock(ctx.session, candidate.id)
+            if conversation is None or not _unclaimed(conversation):
+                continue
+            if holds_for_other(conversation, ctx.sender, ctx.now):
+                held.add(candidate.id)
+                continue
+            return conversation
+        if len(candidates) < limit:
+            return None
+
+
+def _unclaimed(conversation: Conversation) -> bool:
+    return conversation.status == Status.OPEN and conversation.owner_id is None
 
 
 # -- shared steps --------------------------------------------------------------------

@@ -178,18 +178,24 @@ def _time(moment: datetime, person: Person, default_tz: str) -> str:
 # -- claiming ----------------------------------------------------------------------------------
 
 
+def holds_for_other(conversation: Conversation, person: Person, now: datetime) -> bool:
+    """Whether the conversation is still offered to its customer's relationship owner
+    only, and `person` may not take it yet (a manager always may)."""
+    until = conversation.held_until
+    if until is None or until <= now:
+        return False
+    return conversation.relationship_owner_id not in (None, person.id) and not is_manager(person)
+
+
 async def held_for_other(ctx: Context, conversation: Conversation) -> bool:
     """Whether the sender may not claim the conversation yet, having been told so: it
     is held for its customer's relationship owner. A hold that is over is ended here
     (the claim's card update shows it), whether or not the sweep came by first."""
     until = conversation.held_until
-    if until is None:
-        return False
-    if until <= ctx.now:
+    if until is not None and until <= ctx.now:
         conversation.held_until = None
-        return False
     me = ctx.sender
-    if conversation.relationship_owner_id in (None, me.id) or is_manager(me):
+    if until is None or not holds_for_other(conversation, me, ctx.now):
         return False
     holder = await ctx.session.get(Person, conversation.relationship_owner_id)
     assert holder is not None

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -113,6 +114,35 @@ def user(
     }
 
 
+@dataclass
+class RateLimit:
+    """Slack's documented limit for posting messages: about one per second per channel,
+    short bursts allowed. A token bucket per channel: `burst` posts at once, refilled at
+    `per_second`; past it, 429 with Retry-After (whole seconds, as Slack sends)."""
+
+    per_second: float = 1.0
+    burst: int = 3
+    methods: frozenset[str] = frozenset({"chat.postMessage"})
+    #: channel → (tokens left, when counted)
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: the posts refused: (method, channel)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+    def wait(self, method: str, channel: str) -> float:
+        """0 if the call may go now (and it is counted), else the seconds to wait."""
+        if method not in self.methods:
+            return 0.0
+        now = time.monotonic()
+        tokens, at = self.buckets.get(channel, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.per_second)
+        if tokens >= 1.0:
+            self.buckets[channel] = (tokens - 1.0, now)
+            return 0.0
+        self.buckets[channel] = (tokens, now)
+        self.refused.append((method, channel))
+        return (1.0 - tokens) / self.per_second
+
+
 class FakeSlack:
     def __init__(self, *, bot_token: str = "xoxb-test", app_token: str = "xapp-test") -> None:
         self.bot_token = bot_token
@@ -139,6 +169,8 @@ class FakeSlack:
         #: every `every`th chat.postMessage answers 429, `storm` times in a row
         self.storm: tuple[int, int, float] | None = None
         self._storm_left = 0
+        #: Slack's per-channel posting limit, enforced when set
+        self.rate_limit: RateLimit | None = None
         self._ids = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._ack_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -217,6 +249,10 @@ class FakeSlack:
             if self._storm_left:
                 self._storm_left -= 1
                 return self._rate_limited(retry_after)
+        if self.rate_limit is not None:
+            wait = self.rate_limit.wait(method, str(args.get("channel", "")))
+            if wait:
+                return self._rate_limited(math.ceil(wait))
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         failures = self.failures.get(method)
         if failures:

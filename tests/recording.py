@@ -7,6 +7,7 @@ platforms fail (429 with Retry-After, a crash right after the send).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -68,6 +69,10 @@ class RecordingPlatform:
     #: how many of the next sends fail with 429, and the Retry-After they carry
     rate_limited: int = 0
     retry_after: float = 0.01
+    #: how many of the next sends fail with a passing error that is not a rate limit
+    failing: int = 0
+    #: targets whose sends take this many seconds to answer (a platform busy there)
+    slow: dict[str, float] = field(default_factory=dict)
     #: the next send is recorded, then the "process" dies before the outbox can mark it sent
     crash_after_next_send: bool = False
     _seen: dict[str, str] = field(default_factory=dict)
@@ -79,6 +84,8 @@ class RecordingPlatform:
         pass
 
     async def send(self, channel: ChannelId, view: View, key: str) -> str:
+        if channel in self.slow:
+            await asyncio.sleep(self.slow[channel])
         return self._deliver("send", channel, view, key)
 
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
@@ -119,6 +126,9 @@ class RecordingPlatform:
         if self.rate_limited:
             self.rate_limited -= 1
             raise DeliveryError("ratelimited", retry_after=self.retry_after)
+        if self.failing:
+            self.failing -= 1
+            raise DeliveryError("internal_error")
         if key in self._seen:  # a resend after a crash: the platform drops it
             return self._seen[key]
         ref = ref or f"msg-{len(self.delivered) + 1}"

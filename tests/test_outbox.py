@@ -102,7 +102,7 @@ async def test_a_message_that_cannot_be_delivered_does_not_block_the_others(chat
     await chat.say("boss", "team add support")
     chat.app.outbox._max_attempts = 2
     chat.app.outbox._backoff = type(chat.app.outbox._backoff)(first=0.01)
-    chat.platform.rate_limited = 2  # the first row fails twice: given up
+    chat.platform.failing = 2  # the first row fails twice: given up
 
     await chat.mention("Giulia", "first")
     await chat.mention("Marco", "second")
@@ -176,11 +176,12 @@ async def test_a_backlog_in_a_channel_goes_out_in_one_pass_and_a_failure_holds_t
     for n in range(5, 10):
         await chat.mention(f"Customer{n}", f"message {n}", settle=False)
     chat.platform.rate_limited = 1  # the first of them is refused once
+    chat.platform.retry_after = 0.5
     await chat.app.outbox.deliver_due()
     await chat.app.outbox.deliver_due()  # at once: the head is backing off, so nothing jumps it
     assert len(chat.platform.in_channel(channel("support"))) == 5
 
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.6)
     await chat.app.outbox.deliver_due()  # the rows behind it were not left leased
     cards = chat.platform.in_channel(channel("support"))
     assert [c.view.title.split(" · ")[0] for c in cards] == [f"#{n}" for n in range(1, 11)]  # type: ignore[union-attr]

@@ -40,6 +40,20 @@ class Texts:
     button_resolve: str
     button_release: str
     button_reopen: str
+    # -- burst card: new conversations a channel cannot show one by one yet ---------
+    #: "{count} new mentions in the last {minutes} min"
+    burst_title: str
+    #: one topic's share, e.g. "12 refund"
+    burst_topic: str
+    #: the topic of mentions that came without one
+    burst_no_topic: str
+    #: under the summary: the cards follow, every conversation is claimable now
+    burst_text: str
+    burst_oldest: str
+    #: the burst is over: every card is posted
+    burst_done: str
+    button_claim_next: str
+    button_show_list: str
     #: the owner asks an outside expert about the conversation (a form in Slack)
     button_ask: str
     form_ask_title: str
@@ -64,6 +78,8 @@ class Texts:
     form_commit_placeholder: str
     # -- claims ----------------------------------------------------------------
     claimed_you: str
+    #: `claim next` with nothing unclaimed
+    claim_next_none: str
     already_yours: str
     claimed_by_other: str
     is_resolved: str

@@ -354,3 +354,14 @@ async def test_the_relationship_owner_comes_before_whoever_is_on_duty(chat: Chat
     await chat.say("ann", "away until 2026-11-20")
     await chat.mention("Giulia", "Ci siete?", key="thread-3")
     assert offered("bob") == ["#3 · twitter · Giulia (@giulia)"]  # Ann away: Bob on duty
+
+
+async def test_claim_next_passes_over_a_conversation_held_for_someone_else(chat: Chat) -> None:
+    await _giulia_helped_by_ann(chat)
+    chat.clock.advance(days=1)
+    await chat.mention("Giulia", "Il rimborso non è arrivato", key="thread-2")  # #2, Ann's
+    await chat.mention("Marco", "Dov'è il mio pacco?", key="thread-3")  # #3, anyone's
+
+    assert "#3 is yours" in await chat.say("bob", "claim next")
+    assert (await chat.say("bob", "claim next")).startswith("Nothing is waiting to be claimed")
+    assert "#2 is yours" in await chat.say("ann", "claim next")

@@ -5,19 +5,22 @@ from __future__ import annotations
 from bot.views import Home
 from harness import Chat
 
+CLAIM = (
+    "claim N|next — take conversation #N (next: the oldest unclaimed of your teams):"
+    " you reply to the customer"
+)
+
 
 async def test_help_lists_the_commands_i_may_use(chat: Chat) -> None:
     told = await chat.say("ann", "help")
 
     assert told.startswith("Inloop keeps the dialogue with customers in-house.")
-    assert "  claim N — take conversation #N: you reply to the customer" in told
+    assert f"  {CLAIM}" in told
     assert "team add" not in told  # admins' commands are not an employee's
 
 
 async def test_help_with_a_command_gives_just_its_usage(chat: Chat) -> None:
-    assert await chat.say("ann", "help claim") == (
-        "Usage:\n!inloop claim N — take conversation #N: you reply to the customer"
-    )
+    assert await chat.say("ann", "help claim") == (f"Usage:\n!inloop {CLAIM}")
     # typed the way it is run, number and prefix included
     assert await chat.say("ann", "help !inloop claim 3") == await chat.say("ann", "help claim")
 
@@ -51,7 +54,7 @@ async def test_help_with_an_unknown_command_says_so_and_lists_all(chat: Chat) ->
     lines = told.splitlines()
     assert lines[0] == "There is no command `frobnicate`. These are the commands:"
     assert lines[1].startswith("Inloop keeps the dialogue")
-    assert "  claim N — take conversation #N: you reply to the customer" in lines
+    assert f"  {CLAIM}" in lines
 
 
 async def test_help_in_italian(chat: Chat) -> None:

@@ -171,7 +171,7 @@ class SlackPlatform:
         language: str = "en",
         pace_seconds: float = 1.0,
         ping_interval: float = 10.0,
-        rate_limit_retries: int = 1,
+        rate_limit_retries: int = 0,
         forms: Mapping[str, Form] | None = None,
     ):
         #: Slack allows about one message a second per channel; the outbox paces to it
@@ -190,10 +190,15 @@ class SlackPlatform:
         self.client = AsyncWebClient(
             token=bot_token,
             base_url=api_url,
+            # A 429 comes back at once (no sleep inside the call): the outbox makes it its
+            # channel's "not before" time, and every other channel goes on meanwhile.
             retry_handlers=[
                 ConnectionRetry(),
-                # waits out Retry-After itself first; what it gives up on, the outbox retries
-                AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+                *(
+                    [AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries)]
+                    if rate_limit_retries
+                    else []
+                ),
             ],
         )
         self.app = AsyncApp(

@@ -1,0 +1,162 @@
+"""Bursts within the platforms' limits, on the console: a busy channel delays nobody
+else, a claim reaches its card ahead of the backlog, and a burst becomes a burst card
+with Claim next. Nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from bot.events import Command, EventId
+from bot.views import Card
+from harness import Chat, channel, eventually, person
+from recording import Delivered, field_value
+
+SUPPORT = channel("support")
+_ids = itertools.count(1)
+
+
+async def _type(chat: Chat, who: str, text: str, where: str = "support") -> None:
+    """`who` types a command; unlike `Chat.say`, nothing waits for the outbox."""
+    event = Command(EventId(f"typed-{next(_ids)}"), person(who), channel(where), text)
+    await chat.app.handle(event)
+
+
+def _posted_cards(chat: Chat) -> list[int]:
+    """The conversation numbers whose cards were posted in #support, in order."""
+    return [
+        int(d.view.title.split(" ")[0][1:])
+        for d in chat.platform.in_channel(SUPPORT)
+        if d.kind == "send" and isinstance(d.view, Card) and d.view.title.startswith("#")
+    ]
+
+
+def _bursts(chat: Chat) -> list[Delivered]:
+    return [
+        d
+        for d in chat.platform.in_channel(SUPPORT)
+        if isinstance(d.view, Card) and not d.view.title.startswith("#")
+    ]
+
+
+async def _paced(chat: Chat, seconds: float) -> None:
+    """The console posts at `seconds` a message per channel, as Slack does at one."""
+    chat.app.outbox._pacing["console"] = seconds
+
+
+async def test_a_slow_channel_does_not_delay_private_answers_or_other_channels(
+    chat: Chat,
+) -> None:
+    await chat.say("boss", "team add support")
+    await chat.say("boss", "team add billing refund", where="billing")
+    chat.platform.slow[SUPPORT] = 3.0  # every post in #support takes 3 s to answer
+
+    await chat.mention("Giulia", "La scatola era rotta", settle=False)
+    await asyncio.sleep(0.3)  # its post is on its way, and hangs
+    # While #support's post hangs, Ann asks for her queue and a billing mention arrives.
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    await _type(chat, "ann", "queue", "billing")
+    await chat.mention("Marco", "rimborso?", tags=("refund",), settle=False)
+    await eventually(lambda: bool(chat.platform.private(person("ann"))), within=2.5)
+    await eventually(lambda: bool(chat.platform.in_channel(channel("billing"))), within=2.5)
+    waited = loop.time() - asked
+
+    assert waited < 2.5, "the private answer and the billing card waited for #support"
+    assert chat.platform.in_channel(SUPPORT) == []  # still hanging there
+    await eventually(lambda: len(chat.platform.in_channel(SUPPORT)) == 1)
+
+
+async def test_a_claim_during_a_backlog_reaches_its_card_before_the_backlog(chat: Chat) -> None:
+    await chat.say("boss", "team add support")
+    await _paced(chat, 0.3)
+    chat.app.outbox._burst_after = 100.0  # no burst card here: just the backlog
+    for n in range(12):
+        await chat.mention(f"Customer{n}", f"message {n}", settle=False)
+    await eventually(lambda: len(_posted_cards(chat)) >= 1)
+
+    # Ann claims the first card (posted) and the last (its post is still queued).
+    assert (await chat.say("ann", "claim 1")).startswith("#1 is yours.")
+    shown = len(chat.platform.in_channel(SUPPORT))
+    assert (await chat.say("ann", "claim 12")).startswith("#12 is yours.")
+    await eventually(lambda: len(_posted_cards(chat)) == 12, within=20)
+
+    delivered = chat.platform.in_channel(SUPPORT)
+    claimed_one = next(
+        i
+        for i, d in enumerate(delivered)
+        if d.kind == "update" and d.view.title.startswith("#1 ")  # type: ignore[union-attr]
+    )
+    posted = _posted_cards(chat)
+    twelve = [i for i, d in enumerate(delivered) if d.view.title.startswith("#12 ")]  # type: ignore[union-attr]
+    # Both changes went out next (one message may have been on its way), ahead of the
+    # new cards still waiting then.
+    assert claimed_one <= shown + 1
+    assert twelve[0] <= shown + 2
+    assert posted.index(12) < posted.index(11)
+    # #12's card was posted once, already showing its owner: no separate edit first
+    assert len(twelve) == 1 and delivered[twelve[0]].kind == "send"
+    assert field_value(chat.platform.card(12), "Owner") == "Ann"
+    assert field_value(chat.platform.card(1), "Owner") == "Ann"
+    # nothing lost, nothing twice
+    assert sorted(posted) == list(range(1, 13))
+
+
+async def test_changes_to_a_waiting_card_go_as_one_update_with_the_latest_view(
+    chat: Chat,
+) -> None:
+    await chat.say("boss", "team add support")
+    await chat.mention("Giulia", "posted already")
+    await chat.app.outbox.stop()  # the worker is busy elsewhere: rows wait
+    await chat.mention("Marco", "not posted yet", settle=False)
+    for who, command in [("ann", "claim"), ("ann", "release"), ("bob", "claim")]:
+        for n in (1, 2):
+            await _type(chat, who, f"{command} {n}")
+
+    for _ in range(20):  # passes until nothing is due (a handful)
+        if await chat.app.outbox.deliver_due() != 0:
+            break
+
+    delivered = chat.platform.in_channel(SUPPORT)
+    one = [d for d in delivered if d.view.title.startswith("#1 ")]  # type: ignore[union-attr]
+    two = [d for d in delivered if d.view.title.startswith("#2 ")]  # type: ignore[union-attr]
+    assert [d.kind for d in one] == ["send", "update"]  # three changes, one edit
+    assert [d.kind for d in two] == ["send"]  # the post carries the latest view
+    assert field_value(chat.platform.card(1), "Owner") == "Bob"
+    assert field_value(chat.platform.card(2), "Owner") == "Bob"
+
+
+async def test_a_burst_becomes_a_burst_card_whose_claim_next_hands_out_the_oldest(
+    chat: Chat,
+) -> None:
+    await chat.say("boss", "team add support refund delivery")
+    await _paced(chat, 0.25)
+    chat.app.outbox._burst_after = 1.0
+    topics = ["refund", "delivery", "", "refund"] * 5  # any five of them: every topic
+    for n, topic in enumerate(topics):
+        tags = (topic,) if topic else ()
+        await chat.mention(f"Customer{n}", f"message {n}", tags=tags, settle=False)
+    await eventually(lambda: bool(_bursts(chat)), within=5)
+
+    burst = _bursts(chat)[0].view
+    assert isinstance(burst, Card)
+    assert "new mentions in the last 1 min: " in burst.title, burst.title
+    assert "refund" in burst.title and "delivery" in burst.title and "other" in burst.title
+    assert [b.label for b in burst.buttons] == ["Claim next", "Show list"]
+    assert burst.buttons[0].command == "!inloop claim next"
+
+    # Every conversation is claimable at once, its card posted or not.
+    assert (await chat.press("ann", "claim", "next")).startswith("#1 is yours.")
+    assert (await chat.press("bob", "claim", "next")).startswith("#2 is yours.")
+    assert (await chat.say("ann", "claim 19")).startswith("#19 is yours.")
+    queue = await chat.press("bob", "queue", "")
+    assert "#3 " in queue and "#1 " not in queue  # Show list: the queue, #1 taken
+
+    await eventually(lambda: len(_posted_cards(chat)) == 20, within=30)
+    # the burst card is one message, updated in place, and says when it is over
+    await eventually(lambda: "has its card below" in _bursts(chat)[-1].view.title)  # type: ignore[union-attr]
+    refs = {d.ref for d in _bursts(chat)}
+    assert len(refs) == 1
+    assert sorted(_posted_cards(chat)) == list(range(1, 21))  # nothing lost or twice
+    assert field_value(chat.platform.card(19), "Owner") == "Ann"
+    assert field_value(chat.platform.card(2), "Owner") == "Bob"
