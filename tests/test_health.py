@@ -133,8 +133,12 @@ async def test_a_sqlite_file_gone_is_not_ready(tmp_path: Path) -> None:
         base = f"http://127.0.0.1:{chat.app.ops_server.port}"
         assert (await get(f"{base}/readyz"))[0] == 200
         # The directory goes (a volume unmounted): new connections cannot open the file.
+        # Moved away at once, not removed file by file: a worker reconnecting meanwhile
+        # would make a new file in it and the removal fail.
         await chat.app.db.dispose()
-        await asyncio.to_thread(shutil.rmtree, tmp_path)
+        gone = tmp_path.with_name(tmp_path.name + "-gone")
+        await asyncio.to_thread(tmp_path.rename, gone)
+        await asyncio.to_thread(shutil.rmtree, gone, ignore_errors=True)
 
         status, body = await get(f"{base}/readyz")
 
