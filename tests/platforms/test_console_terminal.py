@@ -167,10 +167,13 @@ def test_the_up_arrow_brings_back_the_line_before(
     term.type(UP)
     term.until_typed("marta@#general> /as marta")
     term.type("\r")
-    term.until_shown("(you are now marta)")
+    # The next prompt, empty: "(you are now marta)" is on the screen since the first
+    # line, and a Ctrl-D typed before the next prompt reads it would be lost.
+    term.until_typed("marta@#general> ")
     term.type(CTRL_D)
 
     assert term.close() == 0
+    assert term.shown().count("(you are now marta)") == 2
     assert "^[" not in term.shown()
 
 
