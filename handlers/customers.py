@@ -281,6 +281,14 @@ async def named_customer(ctx: Context, ref: str) -> Named | None:
     return await _named(ctx, ref)
 
 
+def _exactly(ctx: Context, args: Sequence[str], count: int) -> list[str]:
+    """The command's REFs, which must be `count`: else the usage line."""
+    refs = _refs(ctx, args)
+    if len(refs) != count:
+        raise UsageError()
+    return refs
+
+
 def written_refs(ctx: Context, args: Sequence[str]) -> list[str]:
     """A customer command's arguments, quotes respected."""
     return _refs(ctx, args)
@@ -306,9 +314,7 @@ def _identity_name(identity: CustomerIdentity) -> str:
 
 
 async def show(ctx: Context, args: Sequence[str]) -> None:
-    refs = _refs(ctx, args)
-    if len(refs) != 1:
-        raise UsageError()
+    refs = _exactly(ctx, args, 1)
     named = await _named(ctx, refs[0])
     if named is None:
         return
@@ -384,9 +390,7 @@ async def _owner_line(ctx: Context, customer_id: int) -> str:
 
 
 async def link(ctx: Context, args: Sequence[str]) -> None:
-    refs = _refs(ctx, args)
-    if len(refs) != 2:
-        raise UsageError()
+    refs = _exactly(ctx, args, 2)
     first = await _named(ctx, refs[0])
     if first is None:
         return
@@ -412,9 +416,7 @@ async def link(ctx: Context, args: Sequence[str]) -> None:
 
 
 async def unlink(ctx: Context, args: Sequence[str]) -> None:
-    refs = _refs(ctx, args)
-    if len(refs) != 1:
-        raise UsageError()
+    refs = _exactly(ctx, args, 1)
     named = await _named(ctx, refs[0])
     if named is None:
         return
@@ -439,9 +441,7 @@ async def _refresh_open_cards(ctx: Context, changed: Sequence[Conversation]) -> 
 
 
 async def owner(ctx: Context, args: Sequence[str]) -> None:
-    refs = _refs(ctx, args)
-    if len(refs) != 2:
-        raise UsageError()
+    refs = _exactly(ctx, args, 2)
     named = await _named(ctx, refs[0])
     if named is None:
         return
