@@ -140,6 +140,7 @@ class App:
             metrics=self.metrics,
             gave_up=self.handle,
             burst_view=self._burst_card,
+            delivers=self._runs_here,
         )
         self.router = Router(
             self.db,
@@ -238,7 +239,7 @@ class App:
         )
         for name, platform in self.platforms.items():
             if name in EXCLUSIVE_PLATFORMS:
-                await self.duties.run(name, partial(platform.start, self), platform.stop)
+                await self.duties.run(name, partial(self._start_duty, platform), platform.stop)
             else:
                 await platform.start(self)
         for source in self.intake:
@@ -301,6 +302,10 @@ class App:
 
     def _holds(self, duty: str) -> bool:
         return duty in self.duties.held
+
+    async def _start_duty(self, platform: Platform) -> None:
+        await platform.start(self)
+        self.outbox.kick()  # what waited for it (another instance's, maybe) goes now
 
     def _runs_here(self, platform: str) -> bool:
         return platform not in EXCLUSIVE_PLATFORMS or self._holds(platform)
