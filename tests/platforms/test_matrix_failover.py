@@ -10,26 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from sqlmodel import col, select
 
 from bot.app import App, build_platforms
 from bot.config import load_settings
+from bot.intake.webhook import sign
 from matrix_people import MatrixPerson, unique
 from pg_server import PostgresServer
 from storage import matrix as state
 from storage.database import Database
+from storage.models import OutboxKind, OutboxRow
 from synapse_server import SynapseServer
 
 TESTS = Path(__file__).parent.parent
 ROOT = TESTS.parent
 #: what issue 17 asks of a take-over after the holder died
 FAILOVER = 10.0
+SECRET = "failover-webhook-secret"
 
 # An instance as `inloop run` builds it, in a process of its own (to be killed).
 _INSTANCE = """
@@ -106,6 +113,47 @@ async def until(check: Callable[[], bool], within: float) -> float:
     return loop.time() - start
 
 
+async def mention(app: App, text: str) -> None:
+    """A customer mention through this instance's signed webhook (a load balancer's pick)."""
+    assert app.webhook is not None
+    body = json.dumps(
+        {
+            "source": "twitter",
+            "external_id": "tw-1",
+            "author": {"name": "Giulia", "handle": "@giulia"},
+            "text": text,
+        }
+    ).encode()
+    ts = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "X-Inloop-Timestamp": ts,
+        "X-Inloop-Signature": sign(SECRET, ts, body),
+    }
+    url = f"http://127.0.0.1:{app.webhook.port}/v1/mentions"
+    async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as r:
+        assert r.status == 202, await r.text()
+
+
+async def card_rows(url: str, channel: str) -> list[OutboxRow]:
+    """The outbox rows that posted the cards in `channel`, by conversation."""
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            rows = await session.scalars(
+                select(OutboxRow)
+                .where(
+                    col(OutboxRow.target) == channel,
+                    col(OutboxRow.kind) == OutboxKind.SEND,
+                    col(OutboxRow.conversation_id).is_not(None),
+                )
+                .order_by(col(OutboxRow.conversation_id))
+            )
+            return list(rows.all())
+    finally:
+        await db.dispose()
+
+
 async def test_the_instance_taking_matrix_over_reads_and_writes_the_encrypted_rooms_as_before(
     synapse: SynapseServer, postgres: PostgresServer, tmp_path: Path, people: People
 ) -> None:
@@ -142,11 +190,16 @@ async def test_the_instance_taking_matrix_over_reads_and_writes_the_encrypted_ro
         first_said = await customer.say(public, "first: the box arrived broken")
         await ann.until(lambda: len(cards(ann, owner_room, bot)) == 1, within=30)
 
-        settings = load_settings(environment(synapse, url, admin, account, tmp_path / "store-2"))
+        env = environment(synapse, url, admin, account, tmp_path / "store-2")
+        settings = load_settings({**env, "INTAKE_SECRET": SECRET, "INTAKE_PORT": "0"})
         db = Database(settings.database_url)
         second = App(settings, build_platforms(settings, db), db=db)
         await second.start()
         assert second.duties.held == frozenset()  # standing by: not even logged in
+        # A mention that reaches the standby: its card is left to the Matrix holder,
+        # which sends it at the first try (the standby has no Matrix to try it with).
+        await mention(second, "webhook: where is my order?")
+        await ann.until(lambda: len(cards(ann, owner_room, bot)) == 2, within=30)
 
         first.send_signal(signal.SIGKILL)
         await first.wait()
@@ -156,16 +209,16 @@ async def test_the_instance_taking_matrix_over_reads_and_writes_the_encrypted_ro
         taken = await until(lambda: second is not None and "matrix" in second.duties.held, 15)
         assert taken < FAILOVER, f"taken over after {taken:.1f} s"
 
-        await ann.until(lambda: len(cards(ann, owner_room, bot)) == 2, within=30)
+        await ann.until(lambda: len(cards(ann, owner_room, bot)) == 3, within=30)
         # Ann's first words to the new holder: her client encrypts the room key for the
         # bot's device with the Olm session it has with that device (made by the first).
-        await ann.say(owner_room, "!inloop claim 2")
+        await ann.say(owner_room, "!inloop claim 3")
         claimed = await ann.until(
             lambda: [c for c in cards(ann, owner_room, bot) if "Claimed" in c["content"]["body"]],
             within=30,
         )
         third_said = await customer.say(public, "third: thank you")
-        await ann.until(lambda: len(cards(ann, owner_room, bot)) == 3, within=30)
+        await ann.until(lambda: len(cards(ann, owner_room, bot)) == 4, within=30)
     finally:
         with contextlib.suppress(ProcessLookupError):
             first.kill()
@@ -176,12 +229,16 @@ async def test_the_instance_taking_matrix_over_reads_and_writes_the_encrypted_ro
 
     shown = cards(ann, owner_room, bot)
     texts = [c["content"]["body"] for c in shown]
-    assert len(shown) == 3, texts  # nothing handled twice
-    for n, word in enumerate(("first", "second", "third"), start=1):
+    assert len(shown) == 4, texts  # nothing handled twice
+    for n, word in enumerate(("first", "webhook", "second", "third"), start=1):
         assert [t for t in texts if f"\n> {word}:" in t and t.startswith(f"#{n} ")], texts
     # every card reached Ann encrypted, the second instance's too, and she could read them
     assert all(c["event_id"] in ann.encrypted for c in shown)
-    assert [c["event_id"] for c in claimed] == [shown[1]["event_id"]]
+    assert [c["event_id"] for c in claimed] == [shown[2]["event_id"]]
+    sent = await card_rows(url, f"matrix:{owner_room}")
+    assert [(r.conversation_id, r.attempts, r.last_error) for r in sent] == [
+        (n, 1, "") for n in (1, 2, 3, 4)
+    ]
     assert {first_said, second_said, third_said} <= customer.encrypted
 
     # The keys are in the database, for the same device: no second device was made.
