@@ -319,7 +319,9 @@ class OutboxWorker:
             if not self._busy and not soon and seen == self._kicks:
                 self._idle.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait if wait is not None else 5.0)
+                # At least every 5 s: rows another instance wrote (a Matrix card left to
+                # this one, which holds the duty) kick nobody here.
+                await asyncio.wait_for(self._wake.wait(), min(wait or 5.0, 5.0))
 
     async def deliver_due(self) -> float | None:
         """One pass, waiting for the lanes it started (tests and `settle` without a

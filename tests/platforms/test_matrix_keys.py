@@ -1,9 +1,11 @@
-"""Matrix in encrypted rooms across a failover: two instances on one PostgreSQL.
+"""The Matrix bot's encryption keys live in the database: whoever runs the device has them.
 
-The instance that holds the `matrix` duty is killed with SIGKILL; the other takes
-the duty over and goes on as the same device, with the keys the first one left in
-the database. Each instance has a MATRIX_STORE_DIR of its own: nothing is shared
-but the database.
+- A failover: two instances on one PostgreSQL; the one that holds the `matrix` duty
+  is killed with SIGKILL; the other takes the duty over and goes on as the same
+  device, with the keys the first one left in the database. Each instance has a
+  MATRIX_STORE_DIR of its own: nothing is shared but the database.
+- An upgrade: an Inloop that kept its keys in MATRIX_STORE_DIR (nio's own store)
+  reads its encrypted rooms as before, once the keys are imported.
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from nio import AsyncClient, AsyncClientConfig, LoginResponse, RoomMessageText, SyncResponse
 from sqlmodel import col, select
 
 from bot.app import App, build_platforms
@@ -29,6 +34,7 @@ from matrix_people import MatrixPerson, unique
 from pg_server import PostgresServer
 from storage import matrix as state
 from storage.database import Database
+from storage.migrate import upgrade
 from storage.models import OutboxKind, OutboxRow
 from synapse_server import SynapseServer
 
@@ -254,3 +260,86 @@ async def test_the_instance_taking_matrix_over_reads_and_writes_the_encrypted_ro
     assert {"account", "olm_session", "group_session", "encrypted_room"} <= kinds
     devices = list(ann.client.device_store.active_user_devices(bot))
     assert [d.id for d in devices] == [saved.device_id]
+
+
+async def test_keys_kept_in_matrix_store_dir_by_an_older_inloop_are_imported_and_used(
+    synapse: SynapseServer, tmp_path: Path, people: People
+) -> None:
+    admin, ann, customer = await people("admin"), await people("ann"), await people("customer")
+    user_id, password = synapse.register(unique("inloop"))
+    url = f"sqlite+aiosqlite:///{tmp_path / 'inloop.db'}"
+    env = {
+        "DATABASE_URL": url,
+        "INLOOP_ADMINS": admin.person,
+        "MATRIX_HOMESERVER": synapse.url,
+        "MATRIX_USER_ID": user_id,
+        "MATRIX_PASSWORD": password,
+        "MATRIX_STORE_DIR": str(tmp_path / "store"),
+    }
+    # What an older Inloop left: its device's keys in nio's own store, in
+    # MATRIX_STORE_DIR/<user>, and its device, access token and sync token in the
+    # database; it had read the customer's first words in an encrypted room.
+    legacy = tmp_path / "store" / re.sub(r"[^\w.-]", "_", user_id)
+    legacy.mkdir(parents=True)
+    old = AsyncClient(
+        synapse.url,
+        user_id,
+        store_path=str(legacy),
+        config=AsyncClientConfig(store_sync_tokens=False, encryption_enabled=True),
+    )
+    login = await old.login(password, device_name="Inloop")
+    assert isinstance(login, LoginResponse), login
+    await old.keys_upload()
+    public = await admin.create_room(user_id, customer.user_id, encrypted=True)
+    await customer.until(lambda: public in customer.client.rooms)
+    read: list[str] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    said = False
+    while "before the upgrade" not in read:
+        assert loop.time() < deadline, read
+        answer = await old.sync(timeout=500)
+        assert isinstance(answer, SyncResponse), answer
+        for room_id in answer.rooms.invite:
+            await old.join(room_id)
+        for joined_room in answer.rooms.join.values():
+            read += [e.body for e in joined_room.timeline.events if isinstance(e, RoomMessageText)]
+        if old.should_query_keys:
+            await old.keys_query()
+        if not said and public in old.rooms and user_id in old.rooms[public].users:
+            await joined(customer, public, user_id)
+            await customer.say(public, "before the upgrade")
+            said = True
+    await old.close()
+    db = Database(url)
+    try:
+        await upgrade(db)
+        async with db.transaction() as session:
+            now = datetime.now(UTC)
+            await state.save_login(session, user_id, old.device_id, old.access_token, now)
+            await state.save_sync_token(session, user_id, old.next_batch, now)
+    finally:
+        await db.dispose()
+
+    settings = load_settings(env)
+    db = Database(settings.database_url)
+    app = App(settings, build_platforms(settings, db), db=db)
+    await app.start()
+    try:
+        owner_room = await admin.create_room(user_id, ann.user_id)
+        await joined(ann, owner_room, ann.user_id)
+        await joined(admin, owner_room, user_id)
+        await admin.say(owner_room, "!inloop team add support")
+        # The admin's first words in the encrypted room: a room key sent to the bot's
+        # device with one of the one-time keys the older Inloop had uploaded.
+        await admin.say(public, "!inloop team watch")
+        await admin.say(public, f"!inloop role {customer.user_id} none")
+        await admin.until(lambda: any(customer.name in m for m in admin.direct_messages(user_id)))
+        # The customer's client goes on with the room key it gave the device before.
+        await customer.say(public, "after: still no answer")
+        shown = await ann.until(lambda: cards(ann, owner_room, user_id), within=30)
+    finally:
+        await app.stop()
+    assert "\n> after: still no answer" in shown[0]["content"]["body"]
+    devices = list(admin.client.device_store.active_user_devices(user_id))
+    assert [d.id for d in devices] == [old.device_id]  # the same device, no other
