@@ -27,6 +27,12 @@ systems is unreliable. The keys are small (a few KB per session) and change rare
 
 An Inloop that kept its keys in MATRIX_STORE_DIR (nio's store, before this) has them
 imported once, on the first start that finds none in the database for its device.
+
+A stop writes what is left (a clean stop hands the duty over only after it). A holder
+that lost its lease still writes its last changes as it stops: harmless when the
+database is out of its reach (the usual reason), but a holder stopped late (an event
+loop blocked past the lease's margin, see bot/duties.py) could write an older account
+over the next holder's newer one. No lease helps there, as for the duties themselves.
 """
 
 from __future__ import annotations
