@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -17,6 +17,8 @@ from storage.models import MatrixAccount, MatrixDirectRoom, MatrixKey
 KeyName = tuple[str, str]
 #: rows per statement when many keys change at once (an import, a large key query)
 _CHUNK = 500
+#: the kind of the row that notes the latest run's generation
+_RUN = "run"
 
 
 async def account(session: AsyncSession, user_id: str) -> MatrixAccount | None:
@@ -57,10 +59,28 @@ async def keys(session: AsyncSession, user_id: str, device_id: str) -> dict[KeyN
     """The device's encryption keys, by (kind, name)."""
     rows = await session.execute(
         select(col(MatrixKey.kind), col(MatrixKey.name), col(MatrixKey.value)).where(
-            col(MatrixKey.user_id) == user_id, col(MatrixKey.device_id) == device_id
+            col(MatrixKey.user_id) == user_id,
+            col(MatrixKey.device_id) == device_id,
+            col(MatrixKey.kind) != _RUN,
         )
     )
     return {(kind, name): value for kind, name, value in rows.all()}
+
+
+async def next_generation(
+    session: AsyncSession, user_id: str, device_id: str, now: datetime
+) -> int:
+    """A new run of the device: one generation above every earlier run, noted at once
+    (a row of its own), so that the next run counts above this one even if this one
+    never writes a key."""
+    last = await session.scalar(
+        select(func.max(col(MatrixKey.generation))).where(
+            col(MatrixKey.user_id) == user_id, col(MatrixKey.device_id) == device_id
+        )
+    )
+    generation = (last or 0) + 1
+    await save_keys(session, user_id, device_id, {(_RUN, ""): str(generation)}, generation, now)
+    return generation
 
 
 async def save_keys(
@@ -68,9 +88,13 @@ async def save_keys(
     user_id: str,
     device_id: str,
     changes: Mapping[KeyName, str | None],
+    generation: int,
     now: datetime,
 ) -> None:
-    """Write what changed in the device's keys: a value, or None for a key removed."""
+    """Write what changed in the device's keys: a value, or None for a key removed.
+
+    A key a later generation wrote is left alone: a holder that stopped late (its
+    lease lost while its event loop was blocked) cannot undo the next one's work."""
     keys = table(MatrixKey)
     written = [(key, value) for key, value in changes.items() if value is not None]
     for start in range(0, len(written), _CHUNK):
@@ -82,6 +106,7 @@ async def save_keys(
                     "kind": kind,
                     "name": name,
                     "value": value,
+                    "generation": generation,
                     "updated_at": now,
                 }
                 for (kind, name), value in written[start : start + _CHUNK]
@@ -90,7 +115,12 @@ async def save_keys(
         await session.execute(
             insert.on_conflict_do_update(
                 index_elements=[keys.c.user_id, keys.c.device_id, keys.c.kind, keys.c.name],
-                set_={"value": insert.excluded.value, "updated_at": insert.excluded.updated_at},
+                set_={
+                    "value": insert.excluded.value,
+                    "generation": insert.excluded.generation,
+                    "updated_at": insert.excluded.updated_at,
+                },
+                where=keys.c.generation <= insert.excluded.generation,
             )
         )
     removed = [key for key, value in changes.items() if value is None]
@@ -99,6 +129,7 @@ async def save_keys(
             delete(MatrixKey).where(
                 col(MatrixKey.user_id) == user_id,
                 col(MatrixKey.device_id) == device_id,
+                col(MatrixKey.generation) <= generation,
                 tuple_(col(MatrixKey.kind), col(MatrixKey.name)).in_(
                     removed[start : start + _CHUNK]
                 ),

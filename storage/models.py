@@ -472,6 +472,9 @@ class MatrixKey(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=1024)
     #: JSON; the pickles in it are encrypted by nio with its pickle key
     value: str = Field(sa_column=Column(Text, nullable=False))
+    #: which run of the device wrote it, counting up at each start: a holder that stops
+    #: late does not write over what a later one wrote (storage/matrix.py `save_keys`)
+    generation: int = Field(default=0)
     updated_at: datetime = Field(sa_column=_utc())
 
 

@@ -29,10 +29,10 @@ An Inloop that kept its keys in MATRIX_STORE_DIR (nio's store, before this) has 
 imported once, on the first start that finds none in the database for its device.
 
 A stop writes what is left (a clean stop hands the duty over only after it). A holder
-that lost its lease still writes its last changes as it stops: harmless when the
-database is out of its reach (the usual reason), but a holder stopped late (an event
-loop blocked past the lease's margin, see bot/duties.py) could write an older account
-over the next holder's newer one. No lease helps there, as for the duties themselves.
+that lost its lease still writes its last changes as it stops, which may land after
+the next holder started (an event loop blocked past the lease's margin, a slow
+database): each run of the device writes with a generation one above the last, and
+a key written by a later generation is not written over.
 """
 
 from __future__ import annotations
@@ -346,6 +346,8 @@ class DatabaseKeys:
         self._legacy_dir = legacy_dir
         self.store: KeyStore | None = None
         self._loaded: tuple[str, dict[KeyName, str], bool] | None = None
+        #: this run's generation (storage/matrix.py `save_keys`)
+        self._generation = 1
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -354,12 +356,16 @@ class DatabaseKeys:
         """Read the keys of the device about to be restored (None: a new device, which
         has none): from the database, else once from MATRIX_STORE_DIR."""
         self._loaded = None
+        self._generation = 1  # a new device: nobody ran it before
         if not device_id:
             return
-        async with self._db.read() as session:
+        async with self._db.transaction() as session:
             rows = await state.keys(session, user_id, device_id)
+            self._generation = await state.next_generation(
+                session, user_id, device_id, self._clock()
+            )
         unsaved = False
-        if not rows:
+        if (ACCOUNT, "") not in rows:
             rows = await asyncio.to_thread(_import, self._legacy_dir, user_id, device_id)
             unsaved = bool(rows)
             if rows:
@@ -394,7 +400,12 @@ class DatabaseKeys:
             try:
                 async with self._db.transaction() as session:
                     await state.save_keys(
-                        session, store.user_id, store.device_id, changes, self._clock()
+                        session,
+                        store.user_id,
+                        store.device_id,
+                        changes,
+                        self._generation,
+                        self._clock(),
                     )
             except BaseException:
                 store.put_back(changes)

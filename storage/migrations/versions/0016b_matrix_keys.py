@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=1024), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("user_id", "device_id", "kind", "name"),
     )
