@@ -145,6 +145,7 @@ class App:
             burst_view=self._burst_card,
             # rows are leased in this instance's name, free once it is no longer alive
             liveness=self.duties.liveness,
+            delivers=self._runs_here,
         )
         self.router = Router(
             self.db,
@@ -243,7 +244,7 @@ class App:
         )
         for name, platform in self.platforms.items():
             if name in EXCLUSIVE_PLATFORMS:
-                await self.duties.run(name, partial(platform.start, self), platform.stop)
+                await self.duties.run(name, partial(self._start_duty, platform), platform.stop)
             else:
                 await platform.start(self)
         for source in self.intake:
@@ -306,6 +307,10 @@ class App:
 
     def _holds(self, duty: str) -> bool:
         return duty in self.duties.held
+
+    async def _start_duty(self, platform: Platform) -> None:
+        await platform.start(self)
+        self.outbox.kick()  # what waited for it (another instance's, maybe) goes now
 
     def _runs_here(self, platform: str) -> bool:
         return platform not in EXCLUSIVE_PLATFORMS or self._holds(platform)

@@ -135,7 +135,8 @@ class Settings:
     matrix_device_id: str = ""
     #: invites from people of these servers are accepted as well as staff's
     matrix_allowed_servers: tuple[str, ...] = ()
-    #: the end-to-end encryption key store (one directory per bot account)
+    #: where an older Inloop kept the encryption keys (one directory per bot account):
+    #: imported into the database once (bot/platforms/matrix/key_store.py)
     matrix_store_dir: str = ""
 
     @property

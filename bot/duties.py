@@ -12,8 +12,9 @@ bot/app.py, names them):
   a new holder rebuilds the timers from the tables and fires what fell meanwhile.
 - `matrix`: the Matrix adapter (its sync and its sends). Two instances syncing as one
   device would take each other's to-device messages (room keys) and save each
-  other's sync token; the new holder resumes from the token stored in the database.
-  (Still to do, in the outbox: leave Matrix rows to the instance that holds `matrix`.)
+  other's sync token; the new holder resumes from the token stored in the database,
+  as the same device with the same encryption keys (bot/platforms/matrix/key_store.py).
+  The outbox leaves Matrix rows to the instance that holds `matrix`.
 - `feeds`: the feed poller. Two pollers would fetch every feed twice; the new holder
   goes on from each feed's stored ETag, Last-Modified and next poll time.
 

@@ -238,6 +238,7 @@ class OutboxWorker:
         burst_view: BurstView | None = None,
         burst_after: float = BURST_AFTER,
         liveness: Liveness | None = None,
+        delivers: Callable[[str], bool] = lambda platform: True,
     ):
         self._db = db
         #: this instance's own lease: rows are leased in its name while it is alive, and
@@ -245,6 +246,9 @@ class OutboxWorker:
         self._liveness = liveness
         #: a later look at rows this worker could not lease is planned
         self._recheck: asyncio.TimerHandle | None = None
+        #: whether this instance delivers a platform's rows now: a platform that is a duty
+        #: (Matrix) only where it runs; the others' rows are left to that instance
+        self._delivers = delivers
         #: what operators watch: deliveries by result (the only lines that count them
         #: are marked `metrics`)
         self._metrics = metrics or Metrics()
@@ -336,7 +340,9 @@ class OutboxWorker:
             if not self._busy and not soon and seen == self._kicks:
                 self._idle.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait if wait is not None else 5.0)
+                # At least every 5 s: rows another instance wrote (a Matrix card left to
+                # this one, which holds the duty) kick nobody here.
+                await asyncio.wait_for(self._wake.wait(), min(wait or 5.0, 5.0))
 
     async def deliver_due(self) -> float | None:
         """One pass, waiting for the lanes it started (tests and `settle` without a
@@ -372,6 +378,7 @@ class OutboxWorker:
         # delivered by one of them.
         async with self._db.read() as session:
             rows = (await session.scalars(_pending_statement(), {"per_lane": self._batch})).all()
+            rows = [r for r in rows if self._delivers(r.platform)]
             # An update edits the card an earlier row posted: sent by now, or in this
             # pass ahead of it in its lane (then `_send_units` notes the reference).
             cards = await _card_refs(session, rows)
@@ -405,6 +412,8 @@ class OutboxWorker:
                 )
         # A burst that ended (its backlog gone) gets its last update.
         for lane in list(self._bursts):
+            if not self._delivers(platform_of(lane.split(":", 1)[1])):
+                continue  # its platform went to another instance: not this one's to end
             if lane not in lanes and lane not in busy and lane not in self._busy:
                 bursts.append(lane)
         started = [self._spawn(lane, self._show_burst(lane, backlog)) for lane in bursts]
@@ -466,7 +475,8 @@ class OutboxWorker:
             cards = await _card_refs(session, rows)
         lanes = _by_lane(sorted(rows, key=lambda r: r.id or 0))
         loop_now = asyncio.get_running_loop().time()
-        if len(rows) < len(ids) or any(lane in self._busy for lane in lanes):
+        elsewhere = any(not self._delivers(r.platform) for r in rows)
+        if elsewhere or len(rows) < len(ids) or any(lane in self._busy for lane in lanes):
             # One of them could not go now (another instance or task holds its lane, or
             # it is backing off): rows of its lane behind it must not jump it. The
             # ordinary pass, which sees whole lanes, sorts that out.

@@ -490,6 +490,28 @@ class MatrixAccount(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=_utc())
 
 
+class MatrixKey(SQLModel, table=True):
+    """One piece of the Matrix bot's end-to-end encryption state (nio's key store: its
+    Olm account, sessions, room keys, devices seen and their trust), kept here so that
+    whichever instance holds the `matrix` duty decrypts and sends as the same device
+    (bot/platforms/matrix/key_store.py)."""
+
+    __tablename__ = "matrix_key"
+
+    user_id: str = Field(primary_key=True, max_length=255)
+    device_id: str = Field(primary_key=True, max_length=255)
+    #: account, olm_session, group_session, device, trust, encrypted_room, key_request
+    kind: str = Field(primary_key=True, max_length=32)
+    #: which one of its kind (a session id, a room id, user|device, …); "" for the account
+    name: str = Field(primary_key=True, max_length=1024)
+    #: JSON; the pickles in it are encrypted by nio with its pickle key
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    #: which run of the device wrote it, counting up at each start: a holder that stops
+    #: late does not write over what a later one wrote (storage/matrix.py `save_keys`)
+    generation: int = Field(default=0)
+    updated_at: datetime = Field(sa_column=_utc())
+
+
 class MatrixDirectRoom(SQLModel, table=True):
     """The room the bot opened to talk privately with one person, reused every time."""
 

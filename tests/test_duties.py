@@ -458,7 +458,8 @@ async def test_matrix_is_synced_by_one_instance_and_the_next_resumes_from_the_st
     url = postgres.create_database()
     account = synapse.register(unique("inloop"))
     bot = account[0]
-    # One Matrix account; its key store where both instances reach it (a shared volume)
+    # One Matrix account (its encryption keys are in the database; this directory is
+    # only where an older Inloop kept them)
     store = str(tmp_path / "store")
     first = MatrixInstance(synapse, url, admin.person, account, store)
     second = MatrixInstance(synapse, url, admin.person, account, store)

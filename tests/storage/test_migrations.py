@@ -34,6 +34,7 @@ TABLES = {
     "instance_lease",
     "matrix_account",
     "matrix_direct_room",
+    "matrix_key",
     "mention",
     "outbox",
     "person",
@@ -46,6 +47,7 @@ TABLES = {
 
 #: the tables of 0016a_inbox_instances
 _0016A = {"inbox", "instance_lease"}
+_0016B = {"matrix_key"}
 
 
 def _downgrade(connection: Connection, revision: str) -> None:
@@ -172,9 +174,9 @@ async def test_team_members_go_with_a_downgrade_and_come_back_with_the_upgrade(
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: _downgrade(sync, "0010"))
-            # and the revisions after it (0012d, 0013, 0014, 0016a)
+            # and the revisions after it (0012d, 0013, 0014, 0016a, 0016b)
             later = {"team_member", "escalation_nudge", "customer", "customer_identity"}
-            assert await conn.run_sync(_tables) == TABLES - later - {"duty_lease"} - _0016A
+            assert await conn.run_sync(_tables) == TABLES - later - {"duty_lease"} - _0016A - _0016B
         await upgrade(db)
         async with db.engine.connect() as conn:
             assert await conn.run_sync(_tables) == TABLES
@@ -205,8 +207,8 @@ async def test_team_targets_go_with_a_downgrade_and_the_defaults_come_back(
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: _downgrade(sync, "0011_team_members"))
             later = {"escalation_nudge", "customer", "customer_identity"}  # 0012d and 0013
-            # and 0014, 0016a
-            assert await conn.run_sync(_tables) == TABLES - later - {"duty_lease"} - _0016A
+            # and 0014, 0016a, 0016b
+            assert await conn.run_sync(_tables) == TABLES - later - {"duty_lease"} - _0016A - _0016B
             columns = await conn.run_sync(
                 lambda sync: {c["name"] for c in inspect(sync).get_columns("team")}
             )

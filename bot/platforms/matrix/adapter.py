@@ -6,11 +6,12 @@
   start skips the rooms' history.
 - Every send carries the outbox row's key as the transaction id: a resend after
   a crash is deduplicated by the homeserver.
-- Encrypted rooms: nio's end-to-end support with its key store in
-  MATRIX_STORE_DIR. Trust policy: room keys go to every device of the room's
-  members (membership is the access control there, as in any Matrix client that
-  does not require verification), and devices of the bot's own homeserver are
-  trusted on first use: marked verified the first time they are seen.
+- Encrypted rooms: nio's end-to-end support with its key store in the database
+  (key_store.py), so that another instance can take the device over. Trust
+  policy: room keys go to every device of the room's members (membership is the
+  access control there, as in any Matrix client that does not require
+  verification), and devices of the bot's own homeserver are trusted on first
+  use: marked verified the first time they are seen.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from typing import Any, TypeVar
 
 from aiohttp import ClientError
 from nio import (
+    Api,
     AsyncClient,
     AsyncClientConfig,
     ErrorResponse,
     InviteInfo,
     InviteMemberEvent,
     JoinError,
+    KeysUploadResponse,
     LocalProtocolError,
     LoginError,
     MegolmEvent,
@@ -53,6 +56,7 @@ from bot.events import ChannelId, PersonId, local_part
 from bot.people import is_staff
 from bot.platform import DeliveryError, EventSink, PersonInfo, StartError
 from bot.platforms.matrix import translate
+from bot.platforms.matrix.key_store import PICKLE_KEY, DatabaseKeys
 from bot.views import Attachment, Card, Chart, Notice, View
 from storage import matrix as state
 from storage.database import Database
@@ -104,6 +108,10 @@ class MatrixPlatform:
         self._clock = clock
         # The App's database (not one of its own): the App disposes of it.
         self._db = db
+        # MATRIX_STORE_DIR/<user> is where an older Inloop kept nio's key store: imported
+        self._keys_db = DatabaseKeys(
+            db, clock, Path(settings.store_dir) / re.sub(r"[^\w.-]", "_", settings.user_id)
+        )
         self._own_server = translate.server_of(settings.user_id)
         self._client: AsyncClient | None = None
         self._sink: EventSink | None = None
@@ -149,6 +157,7 @@ class MatrixPlatform:
             self._task = None
             with contextlib.suppress(Exception):  # a database that is gone must not block exit
                 await self._save_token()
+        await self._keys_db.stop()
         if self._client is not None:
             await self._client.close()
 
@@ -176,23 +185,15 @@ class MatrixPlatform:
         s = self._settings
         async with self._db.read() as session:
             saved = await state.account(session, s.user_id)
-        store = Path(s.store_dir) / re.sub(r"[^\w.-]", "_", s.user_id)
-        store.mkdir(parents=True, exist_ok=True)
-        config = AsyncClientConfig(
-            max_limit_exceeded=0,  # the outbox waits 429s out, with the row kept
-            max_timeouts=0,  # and retries a homeserver that went away
-            store_sync_tokens=False,  # the database keeps the sync token
-            encryption_enabled=True,
-            request_timeout=s.poll_ms / 1000 + 30,
-        )
-        if self._client is not None:
-            await self._client.close()
-        client = AsyncClient(s.homeserver, s.user_id, store_path=str(store), config=config)
-        self._client = client
         if s.access_token:
-            client.restore_login(s.user_id, s.device_id, s.access_token)
-        elif saved is not None:
-            client.restore_login(s.user_id, saved.device_id, saved.access_token)
+            restore: tuple[str, str] | None = (s.device_id, s.access_token)
+        else:
+            restore = (saved.device_id, saved.access_token) if saved is not None else None
+        # The device's keys, as the last instance that ran it left them.
+        await self._keys_db.prepare(s.user_id, restore[0] if restore else None)
+        client = await self._new_client()
+        if restore is not None:
+            client.restore_login(s.user_id, *restore)
         else:
             await self._password_login(client)
         who = await client.whoami()
@@ -204,14 +205,35 @@ class MatrixPlatform:
                     "MATRIX_ACCESS_TOKEN", f"the homeserver does not accept it ({who.message})"
                 )
             log.warning("Matrix: the saved session was logged out; logging in again")
+            # A new client: nio keeps the first store it loaded, the old device's keys.
+            await self._keys_db.prepare(s.user_id, None)
+            client = await self._new_client()
             await self._password_login(client)
-        _lighten(client)
         async with self._db.transaction() as session:
             await state.save_login(
                 session, s.user_id, client.device_id, client.access_token, self._clock()
             )
             saved = await state.account(session, s.user_id)
             self._token = saved.sync_token if saved else None
+        await self._keys_db.save()  # a new device's account, or the keys imported
+        self._keys_db.start()
+
+    async def _new_client(self) -> AsyncClient:
+        s = self._settings
+        config = AsyncClientConfig(
+            max_limit_exceeded=0,  # the outbox waits 429s out, with the row kept
+            max_timeouts=0,  # and retries a homeserver that went away
+            store_sync_tokens=False,  # the database keeps the sync token
+            encryption_enabled=True,
+            request_timeout=s.poll_ms / 1000 + 30,
+            store=self._keys_db.make,  # the keys in the database
+            pickle_key=PICKLE_KEY,
+        )
+        if self._client is not None:
+            await self._client.close()
+        # nio wants a store path (and ignores it: the store is the database)
+        self._client = AsyncClient(s.homeserver, s.user_id, store_path=s.store_dir, config=config)
+        return self._client
 
     async def _password_login(self, client: AsyncClient) -> None:
         answer = await client.login(self._settings.password, device_name="Inloop")
@@ -301,6 +323,9 @@ class MatrixPlatform:
                     if event is not None:
                         await self._sink.handle(event)
         await self._keys()
+        # Before the next sync: that one lets the homeserver drop the to-device messages
+        # that brought this one's room keys (key_store.py).
+        await self._keys_db.save()
         self._token = answer.next_batch
         loop_now = asyncio.get_running_loop().time()
         self._synced_at = loop_now
@@ -337,7 +362,7 @@ class MatrixPlatform:
         if client.olm is None:
             return
         if client.should_upload_keys:
-            await client.keys_upload()
+            await self._upload_keys(client)
         if client.should_query_keys:
             await client.keys_query()
         if client.should_claim_keys:
@@ -350,6 +375,16 @@ class MatrixPlatform:
             for device in client.device_store.active_user_devices(user_id):
                 if not device.verified and not device.blacklisted:
                     client.verify_device(device)
+
+    async def _upload_keys(self, client: AsyncClient) -> None:
+        """nio's `keys_upload`, with the account saved between making new one-time keys
+        and uploading them: the homeserver may hand them out at once, and a message made
+        with one the next holder of the device lacks could never be read."""
+        keys = client.olm.share_keys()
+        client.olm.save_account()
+        await self._keys_db.save()
+        method, path, data = Api.keys_upload(client.access_token, keys)
+        await client._send(KeysUploadResponse, method, path, data)
 
     async def _invited(self, room_id: str, invite: InviteInfo) -> None:
         # nio keeps the membership apart from `source` (whose content it drops): rebuild it.
@@ -532,28 +567,6 @@ class MatrixPlatform:
                 await state.save_direct_room(session, person, answer.room_id, self._clock())
             self._direct[person] = str(answer.room_id)
             return str(answer.room_id)
-
-
-def _lighten(client: AsyncClient) -> None:
-    """Keep nio's key store off the path from a sync to its events being handled.
-
-    nio saves the set of encrypted rooms after every sync, in a blocking SQLite
-    transaction of its own, even when the sync brought none (about 5 ms on the
-    event loop, each time). Saving an empty set changes nothing, so it is skipped;
-    and the store runs in WAL mode, where a commit does not wait for a sync to disk.
-    """
-    store = client.store
-    if store is None:
-        return
-    save = store.save_encrypted_rooms
-
-    def save_if_any(rooms: set[str]) -> None:
-        if rooms:
-            save(rooms)
-
-    store.save_encrypted_rooms = save_if_any
-    store.database.pragma("journal_mode", "wal")
-    store.database.pragma("synchronous", 1)  # NORMAL: durable at checkpoints, as in WAL
 
 
 class _Unavailable(Exception):
