@@ -47,12 +47,13 @@ SECRET = "failover-webhook-secret"
 
 # An instance as `inloop run` builds it, in a process of its own (to be killed).
 _INSTANCE = """
-import asyncio, sys
+import asyncio, logging, sys
 from bot.app import App, build_platforms
 from bot.config import load_settings
 from storage.database import Database
 
 async def main() -> None:
+    logging.basicConfig(level=logging.INFO)
     settings = load_settings({env!r})
     db = Database(settings.database_url)
     app = App(settings, build_platforms(settings, db), db=db)
