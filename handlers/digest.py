@@ -27,6 +27,8 @@ from bot.people import ADMINS, MANAGERS
 from bot.recurrence import zone
 from bot.router import Router, UsageError
 from bot.views import Chart, Notice
+from bot.working_hours import business_minutes
+from handlers.escalation import hours_of
 from handlers.weeks import IsoWeek, parse_week
 from storage import conversations, role_channels, teams
 from storage import digest as raw_digest
@@ -84,9 +86,13 @@ class TeamFigures:
     by_source: dict[str, int]
     opened: int
     to_claim: float | None
+    #: opened this week and waited longer than the team's claim target to be claimed,
+    #: counting its working hours only (`team hours`, `team target`)
     over_target: int
     unclaimed: tuple[tuple[int, str], ...]
     unclaimed_total: int
+    #: the team's claim target, minutes (its own, or CLAIM_TARGET_MINUTES)
+    claim_target: int = 0
     #: conversations of returning customers, and how many their relationship owner has
     returning: int = 0
     returning_by_owner: int = 0
@@ -221,12 +227,13 @@ async def _week(
     start, end = week.bounds(tz)
     local = zone(tz)
     days = [(week.monday + timedelta(days=i)) for i in range(7)]
+    targets = {t.id: t.claim_target_minutes or claim_target for t in teams_now}
     raw = await raw_digest.week(
         session,
         start,
         end,
         team_id=team_id,
-        claim_target_minutes=claim_target,
+        over_minutes=min(targets.values(), default=claim_target),
         now=now,
         days=[datetime.combine(day, time(0), local).astimezone(UTC) for day in days],
     )
@@ -278,6 +285,14 @@ async def _week(
     for team in teams_now:
         assert team.id is not None
         by_source = dict(sorted(raw.team_mentions.get(team.id, {}).items()))
+        # Only working time counts towards the target: a wait over it on the clock may
+        # be under it in the team's hours (a Friday evening to a Monday morning).
+        hours, target = hours_of(team), targets[team.id]
+        over = sum(
+            1
+            for arrived, until in raw.team_waits.get(team.id, ())
+            if business_minutes(arrived, until, hours) > target
+        )
         team_figures.append(
             TeamFigures(
                 name=team.name,
@@ -285,9 +300,10 @@ async def _week(
                 by_source=by_source,
                 opened=raw.team_opened.get(team.id, 0),
                 to_claim=_median(raw.team_to_claim.get(team.id, [])),
-                over_target=raw.team_over_target.get(team.id, 0),
+                over_target=over,
                 unclaimed=waiting[team.id][0],
                 unclaimed_total=waiting[team.id][1],
+                claim_target=target,
                 returning=raw.team_returning.get(team.id, 0),
                 returning_by_owner=raw.team_returning_by_owner.get(team.id, 0),
                 members=tuple(members.get(team.id, ())),
@@ -469,7 +485,7 @@ def as_text(d: Digest, texts: Texts) -> str:
                 sources=f" ({sources})" if sources else "",
                 opened=_num(t.opened, tb.opened if tb else None),
                 to_claim=_minutes(t.to_claim, tb.to_claim if tb else None, texts),
-                target=d.claim_target,
+                target=t.claim_target,
                 over=_num(t.over_target, tb.over_target if tb else None),
             )
         )

@@ -45,7 +45,12 @@ class Raw:
     team_to_claim: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     team_mentions: dict[int, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     team_opened: dict[int, int] = field(default_factory=dict)
-    team_over_target: dict[int, int] = field(default_factory=dict)
+    #: team id → (arrived, waited until: claimed, or the week's end or now) of the
+    #: conversations opened this week that waited longer than `over_minutes` on the
+    #: clock; what share of it was working time is the caller's to count
+    team_waits: dict[int, list[tuple[datetime, datetime]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     #: consultant id → received, answered, minutes to answer, rated useful
     advice_received: dict[int, int] = field(default_factory=dict)
     advice_answered: dict[int, int] = field(default_factory=dict)
@@ -101,11 +106,13 @@ async def week(
     end: datetime,
     *,
     team_id: int | None,
-    claim_target_minutes: int,
+    over_minutes: int,
     now: datetime,
     days: Sequence[datetime],
 ) -> Raw:
     """`days`: where each day of the week starts (the first is `start`), for mentions per day.
+    `over_minutes`: the smallest claim target of the teams; working time is never more
+    than the time that passed, so a shorter wait is under every target and not read.
 
     Counts are made by the database and durations computed there: a week of a year
     is ~20,000 mentions and ~8,000 conversations, too many rows to fetch and parse.
@@ -166,25 +173,28 @@ async def week(
             if actor is not None:
                 times[actor].append(minutes)
 
-    # Opened this week, and how many waited longer than the target to be claimed.
+    # Opened this week, and those that waited longer than the smallest target on the
+    # clock (the caller counts their working time against their team's target).
+    until = min(now, end)
     waited = minutes_between(
-        func.coalesce(col(Conversation.claimed_at), min(now, end)), col(Conversation.created_at)
+        func.coalesce(col(Conversation.claimed_at), until), col(Conversation.created_at)
     )
-    for team, opened, over in await _fetch(
+    for team, opened in await _fetch(
         session,
-        select(
-            col(Conversation.team_id),
-            func.count(),
-            func.sum(case((waited > claim_target_minutes, 1), else_=0)),
-        )
+        select(col(Conversation.team_id), func.count())
         .where(*between(col(Conversation.created_at)))
         .group_by(col(Conversation.team_id)),
     ):
-        if team is None or not ours(team):
-            continue
-        raw.team_opened[team] = int(opened)
-        if over:
-            raw.team_over_target[team] = int(over)
+        if team is not None and ours(team):
+            raw.team_opened[team] = int(opened)
+    for team, created, claimed in await _fetch(
+        session,
+        select(
+            col(Conversation.team_id), col(Conversation.created_at), col(Conversation.claimed_at)
+        ).where(*between(col(Conversation.created_at)), waited >= over_minutes),
+    ):
+        if team is not None and ours(team):
+            raw.team_waits[team].append((created, claimed or until))
 
     # What people did, from the audit log (joined to the conversations for a team).
     counted = (
