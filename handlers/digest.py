@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -30,7 +32,7 @@ from bot.views import Chart, Notice
 from bot.working_hours import business_minutes
 from handlers.escalation import hours_of
 from handlers.weeks import IsoWeek, parse_week
-from storage import conversations, role_channels, teams
+from storage import conversations, day_totals, role_channels, teams
 from storage import digest as raw_digest
 from storage.models import Role, Team
 
@@ -39,6 +41,13 @@ UNCLAIMED_LISTED = 10
 CHART_PEOPLE = 20
 #: the scheduler's name for Monday 09:00
 WEEKLY = "weekly-digest"
+#: the scheduler's name for closing the days that are over (every minute)
+CLOSE_DAYS = "digest-days"
+#: a day is closed this long after its end: a transaction that began before midnight
+#: and wrote its events with a time before it has committed by then
+CLOSE_AFTER = timedelta(hours=1)
+#: days closed by one run of the job (a first run backfills the history in steps)
+CLOSE_AT_ONCE = 7
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,8 @@ def register(router: Router, tz: str, claim_target: int) -> None:
     async def on_tick(ctx: Context, event: Tick) -> None:
         if event.name == WEEKLY:
             await post_weekly(ctx, event.at, tz, claim_target)
+        elif event.name == CLOSE_DAYS:
+            await close_days(ctx.session, tz, ctx.now)
 
     router.command("digest", digest_command, MANAGERS)
     router.command("managers here", managers_here, ADMINS)
@@ -185,8 +196,14 @@ async def build(
     team_name: str,
     claim_target: int,
     now: datetime,
+    *,
+    live: bool = False,
 ) -> Digest | None:
-    """The week's figures and the week before's (for the trends); None: no such team."""
+    """The week's figures and the week before's (for the trends); None: no such team.
+
+    The days closed already are read from their totals (storage/day_totals.py), the
+    others from the rows; `live`: every day from the rows (what the totals are
+    checked against)."""
     team_id: int | None = None
     if team_name:
         team = await teams.by_name(session, team_name)
@@ -205,10 +222,19 @@ async def build(
             total,
         )
     previous = await _week(
-        session, week.previous(), tz, team_id, team_label, teams_now, waiting, claim_target, now
+        session,
+        week.previous(),
+        tz,
+        team_id,
+        team_label,
+        teams_now,
+        waiting,
+        claim_target,
+        now,
+        live,
     )
     this = await _week(
-        session, week, tz, team_id, team_label, teams_now, waiting, claim_target, now
+        session, week, tz, team_id, team_label, teams_now, waiting, claim_target, now, live
     )
     return replace(this, previous=previous)
 
@@ -223,20 +249,23 @@ async def _week(
     waiting: Mapping[int, tuple[tuple[tuple[int, str], ...], int]],
     claim_target: int,
     now: datetime,
+    live: bool,
 ) -> Digest:
     start, end = week.bounds(tz)
-    local = zone(tz)
     days = [(week.monday + timedelta(days=i)) for i in range(7)]
-    targets = {t.id: t.claim_target_minutes or claim_target for t in teams_now}
-    raw = await raw_digest.week(
-        session,
-        start,
-        end,
-        team_id=team_id,
-        over_minutes=min(targets.values(), default=claim_target),
-        now=now,
-        days=[datetime.combine(day, time(0), local).astimezone(UTC) for day in days],
-    )
+    targets = {t.id: t.claim_target_minutes or claim_target for t in teams_now if t.id}
+    if live:
+        raw = await raw_digest.week(
+            session,
+            start,
+            end,
+            team_id=team_id,
+            over_minutes=min(targets.values(), default=claim_target),
+            now=now,
+            days=[_midnight(day, tz) for day in days],
+        )
+    else:
+        raw = await _from_totals(session, start, end, days, tz, team_id, targets, claim_target, now)
     ids = (
         set(raw.actions)
         | set(raw.to_claim)
@@ -288,7 +317,7 @@ async def _week(
         # Only working time counts towards the target: a wait over it on the clock may
         # be under it in the team's hours (a Friday evening to a Monday morning).
         hours, target = hours_of(team), targets[team.id]
-        over = sum(
+        over = raw.team_over.get(team.id, 0) + sum(
             1
             for arrived, until in raw.team_waits.get(team.id, ())
             if business_minutes(arrived, until, hours) > target
@@ -322,6 +351,97 @@ async def _week(
         claim_target=claim_target,
         previous=None,
     )
+
+
+async def _from_totals(
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    days: Sequence[date],
+    tz: str,
+    team_id: int | None,
+    targets: Mapping[int, int],
+    claim_target: int,
+    now: datetime,
+) -> raw_digest.Raw:
+    """The week from its closed days' totals, and the rest (today, or days the job has
+    not closed yet) from the rows: the same figures as `raw_digest.week`."""
+    raw = raw_digest.Raw(per_day=[0] * len(days))
+    starts = [_midnight(day, tz) for day in days]
+    stored = await day_totals.closed(session, tz, days[0], days[-1])
+    i = 0
+    while i < len(days):
+        if days[i] in stored:
+            raw_digest.fold(raw, stored[days[i]], team_id, i)
+            i += 1
+            continue
+        j = i
+        while j < len(days) and days[j] not in stored:
+            j += 1
+        until = starts[j] if j < len(days) else end
+        found = await raw_digest.parts(session, starts[i], until, starts[i:j])
+        raw_digest.fold(raw, found, team_id, i)
+        i = j
+    # Over the target: what was claimed on a closed day is counted in its totals, by
+    # the day it arrived; what was claimed since, or waits still, from the rows.
+    last = await day_totals.last_closed(session, tz)
+    claimed_since = None
+    if last is not None:
+        claimed_since = _midnight(last + timedelta(days=1), tz)
+        if last >= days[0]:
+            raw.team_over = await day_totals.over_target(
+                session, tz, days[0], days[-1], targets, claim_target
+            )
+    for team, arrived, waited in await raw_digest.waits(
+        session,
+        start,
+        end,
+        over_minutes=min(targets.values(), default=claim_target),
+        until=min(now, end),
+        claimed_since=claimed_since,
+    ):
+        if team_id is None or team == team_id:
+            raw.team_waits[team].append((arrived, waited))
+    await raw_digest.live(session, raw, start, end, team_id=team_id)
+    return raw
+
+
+async def close_days(
+    session: AsyncSession, tz: str, now: datetime, at_once: int = CLOSE_AT_ONCE
+) -> int:
+    """Close the days that are over and not closed yet, in order from the first
+    conversation's, at most `at_once` of them; how many were closed.
+
+    Each team's waits are counted in its working hours of now (`team hours`)."""
+    local = zone(tz)
+    last = await day_totals.last_closed(session, tz)
+    if last is None:
+        first = await day_totals.first_arrival(session)
+        if first is None:
+            return 0
+        day = first.astimezone(local).date()
+    else:
+        day = last + timedelta(days=1)
+    hours = {t.id: hours_of(t) for t in await teams.every(session)}
+    done = 0
+    while done < at_once:
+        start, end = _midnight(day, tz), _midnight(day + timedelta(days=1), tz)
+        if end + CLOSE_AFTER > now:
+            break
+        found = await raw_digest.parts(session, start, end, [start])
+        waits: Counter[tuple[date, int, int]] = Counter()
+        for team, arrived, claimed in await day_totals.claimed_between(session, start, end):
+            minutes = math.ceil(business_minutes(arrived, claimed, hours.get(team)))
+            waits[arrived.astimezone(local).date(), team, minutes] += 1
+        await day_totals.save(session, tz, day, found, waits, now)
+        done += 1
+        day += timedelta(days=1)
+    return done
+
+
+def _midnight(day: date, tz: str) -> datetime:
+    """Where local `day` starts, in UTC."""
+    return datetime.combine(day, time(0), zone(tz)).astimezone(UTC)
 
 
 def _median(values: list[float]) -> float | None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Column, Index, Text, UniqueConstraint, false
+from sqlalchemy import Boolean, Column, Index, LargeBinary, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -432,6 +432,48 @@ class DialogueSession(SQLModel, table=True):
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id")
     created_at: datetime = Field(sa_column=_utc())
     updated_at: datetime = Field(sa_column=_utc())
+
+
+class DayTotal(SQLModel, table=True):
+    """The digest's figures of one closed local day (storage/day_totals.py), so that a
+    week's digest reads seven rows, not the week's mentions, claims and audit entries.
+
+    Written once, when the day is over (`handlers/digest.py` `close_days`), and never
+    changed: every figure kept here is of things that cannot change once their day
+    is over. The day is a day of `tz`, the digest's zone when it was closed.
+    """
+
+    __tablename__ = "day_total"
+
+    tz: str = Field(primary_key=True, max_length=64)
+    day: date = Field(primary_key=True)
+    #: counts as JSON: mentions by team and source, actions, conversations opened;
+    #: and the index of the three lists of minutes below, by team and person
+    counts: str = Field(sa_column=Column(Text, nullable=False))
+    #: minutes to claim / to first reply, sorted per (team, person) in the index's
+    #: order, and per team: 8-byte floats, the exact values the live digest computes
+    claims: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    replies: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    team_claims: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    closed_at: datetime = Field(sa_column=_utc())
+
+
+class DayWait(SQLModel, table=True):
+    """How long the conversations claimed on a closed day had waited, in working
+    minutes of their team (rounded up), counted by the day they arrived: what the
+    digest's "over the target" reads for any claim target (a wait is over a target of
+    T minutes exactly when its minutes rounded up are more than T)."""
+
+    __tablename__ = "day_wait"
+
+    tz: str = Field(primary_key=True, max_length=64)
+    #: the local day the conversations arrived
+    day: date = Field(primary_key=True)
+    #: the local day they were claimed (the day whose closing wrote the row)
+    claimed_day: date = Field(primary_key=True)
+    team_id: int = Field(primary_key=True)
+    minutes: int = Field(primary_key=True)
+    conversations: int
 
 
 class Away(SQLModel, table=True):

@@ -27,6 +27,8 @@ TABLES = {
     "customer",
     "customer_identity",
     "duty_lease",
+    "day_total",
+    "day_wait",
     "dialogue_session",
     "escalation_nudge",
     "feed",
@@ -167,8 +169,9 @@ async def test_team_members_go_with_a_downgrade_and_come_back_with_the_upgrade(
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: _downgrade(sync, "0010"))
-            # and the revisions after it (0012d, 0013, 0014)
+            # and the revisions after it (0012d, 0013, 0014, 0016c)
             later = {"team_member", "escalation_nudge", "customer", "customer_identity"}
+            later |= {"day_total", "day_wait"}
             assert await conn.run_sync(_tables) == TABLES - later - {"duty_lease"}
         await upgrade(db)
         async with db.engine.connect() as conn:
@@ -200,6 +203,7 @@ async def test_team_targets_go_with_a_downgrade_and_the_defaults_come_back(
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: _downgrade(sync, "0011_team_members"))
             later = {"escalation_nudge", "customer", "customer_identity"}  # 0012d and 0013
+            later |= {"day_total", "day_wait"}  # 0016c
             assert await conn.run_sync(_tables) == TABLES - later - {"duty_lease"}  # and 0014
             columns = await conn.run_sync(
                 lambda sync: {c["name"] for c in inspect(sync).get_columns("team")}
