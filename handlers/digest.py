@@ -368,7 +368,10 @@ async def _from_totals(
     not closed yet) from the rows: the same figures as `raw_digest.week`."""
     raw = raw_digest.Raw(per_day=[0] * len(days))
     starts = [_midnight(day, tz) for day in days]
-    stored = await day_totals.closed(session, tz, days[0], days[-1])
+    stored = await day_totals.closed_week(session, tz, days[0])
+    if isinstance(stored, raw_digest.Parts):  # the whole week is closed: one row
+        raw_digest.fold(raw, stored, team_id)
+        stored = dict.fromkeys(days, raw_digest.Parts())
     i = 0
     while i < len(days):
         if days[i] in stored:
@@ -434,6 +437,14 @@ async def close_days(
             minutes = math.ceil(business_minutes(arrived, claimed, hours.get(team)))
             waits[arrived.astimezone(local).date(), team, minutes] += 1
         await day_totals.save(session, tz, day, found, waits, now)
+        if day.isoweekday() == 7:
+            # The week is over: its days together, what a week's digest reads. A day
+            # before the first conversation was never closed: it had nothing to count.
+            monday = day - timedelta(days=6)
+            before = await day_totals.closed_days(session, tz, monday, day - timedelta(days=1))
+            empty = [raw_digest.Parts()] * (6 - len(before))
+            week = day_totals.merged([*empty, *before, found])
+            await day_totals.save_week(session, tz, monday, week, now)
         done += 1
         day += timedelta(days=1)
     return done

@@ -31,10 +31,10 @@ import json
 from array import array
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select
+from sqlalchemy import and_, case, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -44,6 +44,8 @@ from storage.models import Conversation, DayTotal, DayWait
 
 #: 8-byte floats: the values as the database computed them, bit for bit
 _FLOAT = "d"
+#: `day_total.days` of a day's row and of a week's
+DAY, WEEK = 1, 7
 
 
 def _packed(lists: Mapping[Any, list[float]]) -> tuple[list[list[Any]], bytes]:
@@ -61,21 +63,22 @@ def _packed(lists: Mapping[Any, list[float]]) -> tuple[list[list[Any]], bytes]:
 def _unpacked(index: list[list[Any]], blob: bytes) -> list[tuple[tuple[int, ...], list[float]]]:
     values: array[float] = array(_FLOAT)
     values.frombytes(blob)
+    every = values.tolist()  # once: slicing a list is cheaper than an array's tolist()
     found = []
     at = 0
     for *key, length in index:
-        found.append((tuple(key), values[at : at + length].tolist()))
+        found.append((tuple(key), every[at : at + length]))
         at += length
     return found
 
 
 def encode(found: Parts) -> dict[str, Any]:
-    """A day's `Parts` as the columns of its `day_total` row (its mentions are day 0)."""
+    """`Parts` as the columns of a `day_total` row."""
     claims, claims_blob = _packed(found.claims)
     replies, replies_blob = _packed(found.replies)
     team_claims, team_blob = _packed(found.team_claims)
     counts = {
-        "mentions": sorted([t, s, n] for (_, t, s), n in found.mentions.items()),
+        "mentions": sorted([i, t, s, n] for (i, t, s), n in found.mentions.items()),
         "actions": sorted([a, x, t, n] for (a, x, t), n in found.actions.items()),
         "opened": sorted([t, n] for t, n in found.opened.items()),
         "claims": claims,
@@ -93,7 +96,7 @@ def encode(found: Parts) -> dict[str, Any]:
 def decode(counts: str, claims: bytes, replies: bytes, team_claims: bytes) -> Parts:
     data = json.loads(counts)
     found = Parts(
-        mentions={(0, t, s): n for t, s, n in data["mentions"]},
+        mentions={(i, t, s): n for i, t, s, n in data["mentions"]},
         actions={(a, x, t): n for a, x, t, n in data["actions"]},
         opened=dict(data["opened"]),
     )
@@ -106,23 +109,76 @@ def decode(counts: str, claims: bytes, replies: bytes, team_claims: bytes) -> Pa
     return found
 
 
-async def closed(session: AsyncSession, tz: str, first: date, last: date) -> dict[date, Parts]:
-    """The closed days among first … last (included)."""
+def merged(days: Sequence[Parts]) -> Parts:
+    """The seven days of a week as one `Parts` (day i's mentions are day i)."""
+    week = Parts()
+    for i, found in enumerate(days):
+        for (_, team, source), n in found.mentions.items():
+            week.mentions[i, team, source] = week.mentions.get((i, team, source), 0) + n
+        for key, n in found.actions.items():
+            week.actions[key] = week.actions.get(key, 0) + n
+        for team, n in found.opened.items():
+            week.opened[team] = week.opened.get(team, 0) + n
+        for scoped, into in ((found.claims, week.claims), (found.replies, week.replies)):
+            for scope, minutes in scoped.items():
+                into[scope].extend(minutes)
+        for team, minutes in found.team_claims.items():
+            week.team_claims[team].extend(minutes)
+    return week
+
+
+_COLUMNS = (
+    col(DayTotal.day),
+    col(DayTotal.days),
+    col(DayTotal.counts),
+    col(DayTotal.claims),
+    col(DayTotal.replies),
+    col(DayTotal.team_claims),
+)
+
+
+async def closed_week(session: AsyncSession, tz: str, monday: date) -> Parts | dict[date, Parts]:
+    """The week from `monday` if it is closed (one row); else its closed days."""
+    last = monday + timedelta(days=6)
+    rows = (
+        await (await session.connection()).execute(
+            select(*_COLUMNS).where(
+                col(DayTotal.tz) == tz,
+                or_(
+                    and_(col(DayTotal.day) == monday, col(DayTotal.days) == WEEK),
+                    and_(
+                        col(DayTotal.days) == DAY,
+                        col(DayTotal.day) >= monday,
+                        col(DayTotal.day) <= last,
+                    ),
+                ),
+            )
+        )
+    ).all()
+    for _, days, counts, c, r, t in rows:
+        if days == WEEK:
+            return decode(counts, c, r, t)
+    return {day: decode(counts, c, r, t) for day, _, counts, c, r, t in rows}
+
+
+async def closed_days(session: AsyncSession, tz: str, first: date, last: date) -> list[Parts]:
+    """The closed days first … last (included), in order (for closing their week)."""
     rows = await (await session.connection()).execute(
-        select(
-            col(DayTotal.day),
-            col(DayTotal.counts),
-            col(DayTotal.claims),
-            col(DayTotal.replies),
-            col(DayTotal.team_claims),
-        ).where(col(DayTotal.tz) == tz, col(DayTotal.day) >= first, col(DayTotal.day) <= last)
+        select(*_COLUMNS)
+        .where(
+            col(DayTotal.tz) == tz,
+            col(DayTotal.days) == DAY,
+            col(DayTotal.day) >= first,
+            col(DayTotal.day) <= last,
+        )
+        .order_by(col(DayTotal.day))
     )
-    return {day: decode(counts, c, r, t) for day, counts, c, r, t in rows}
+    return [decode(counts, c, r, t) for _, _, counts, c, r, t in rows]
 
 
 async def last_closed(session: AsyncSession, tz: str) -> date | None:
     found: date | None = await session.scalar(
-        select(func.max(col(DayTotal.day))).where(col(DayTotal.tz) == tz)
+        select(func.max(col(DayTotal.day))).where(col(DayTotal.tz) == tz, col(DayTotal.days) == DAY)
     )
     return found
 
@@ -165,7 +221,8 @@ async def save(
     (day it arrived, team, working minutes rounded up) → conversations. A second
     closing of the same day (another instance) fails on the key and rolls back."""
     await session.execute(
-        insert(table(DayTotal)), [{"tz": tz, "day": day, "closed_at": now, **encode(found)}]
+        insert(table(DayTotal)),
+        [{"tz": tz, "day": day, "days": DAY, "closed_at": now, **encode(found)}],
     )
     if waits:
         await session.execute(
@@ -182,6 +239,14 @@ async def save(
                 for (arrived, team, minutes), n in sorted(waits.items())
             ],
         )
+
+
+async def save_week(
+    session: AsyncSession, tz: str, monday: date, found: Parts, now: datetime
+) -> None:
+    """Close the week from `monday`: its seven days' figures together."""
+    row = {"tz": tz, "day": monday, "days": WEEK, "closed_at": now, **encode(found)}
+    await session.execute(insert(table(DayTotal)), [row])
 
 
 async def over_target(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, case, func, literal_column, null, or_, select
+from sqlalchemy import ColumnElement, Float, case, func, literal_column, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
@@ -311,22 +311,23 @@ async def waits(
     )
     query = select(
         col(Conversation.team_id), col(Conversation.created_at), col(Conversation.claimed_at)
-    ).where(
-        col(Conversation.created_at) >= start,
-        col(Conversation.created_at) < end,
-        col(Conversation.team_id).is_not(None),
-        waited >= over_minutes,
-    )
-    if claimed_since is not None:
-        query = query.where(
-            or_(
-                col(Conversation.claimed_at).is_(None),
-                col(Conversation.claimed_at) >= claimed_since,
-            )
-        )
+    ).where(col(Conversation.team_id).is_not(None), waited >= over_minutes)
+    opened = (col(Conversation.created_at) >= start, col(Conversation.created_at) < end)
+    if claimed_since is None:
+        queries = [query.where(*opened)]
+    else:
+        # Two queries, each read from the (claimed_at, created_at) index: what was opened
+        # this week and is unclaimed, and what was claimed since (today's claims, the
+        # week checked here): not the week's conversations, which one OR would read.
+        queries = [
+            query.where(col(Conversation.claimed_at).is_(None), *opened),
+            query.where(col(Conversation.claimed_at) >= claimed_since),
+        ]
     return [
         (int(team), created, claimed or until)
-        for team, created, claimed in await _fetch(session, query)
+        for one in queries
+        for team, created, claimed in await _fetch(session, one)
+        if start <= created < end
     ]
 
 
@@ -405,10 +406,26 @@ async def live(
                 raw.sessions[person][outcome] = int(count)
 
 
-async def people(session: AsyncSession, ids: set[int]) -> Sequence[Person]:
+@dataclass(frozen=True)
+class Named:
+    """What the digest shows of a person."""
+
+    id: int
+    display_name: str
+    role: str | None
+
+
+async def people(session: AsyncSession, ids: set[int]) -> list[Named]:
+    """Three columns, not the ORM's `Person`: ~500 of them, each a model to build."""
     if not ids:
         return []
-    return (await session.scalars(select(Person).where(col(Person.id).in_(ids)))).all()
+    rows = await _fetch(
+        session,
+        select(col(Person.id), col(Person.display_name), col(Person.role)).where(
+            col(Person.id).in_(ids)
+        ),
+    )
+    return [Named(int(i), str(name), role) for i, name, role in rows]
 
 
 async def teams(session: AsyncSession, team_id: int | None) -> Sequence[Team]:

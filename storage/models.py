@@ -145,6 +145,9 @@ class Conversation(SQLModel, table=True):
         # PostgreSQL joins a week of mentions / audit entries to their team from this
         # index alone, instead of hashing the whole table (SQLite uses the rowid)
         Index("ix_conversation_id_team", "id", "team_id"),
+        # claims in a time range (the digest, escalation), and the digest's "what was
+        # opened this week and is not claimed yet" without reading the whole backlog
+        Index("ix_conversation_claimed_at_created_at", "claimed_at", "created_at"),
     )
 
     #: also the public number shown as #N
@@ -161,7 +164,7 @@ class Conversation(SQLModel, table=True):
     #: indexed: the weekly digest reads a week of these out of a year
     created_at: datetime = Field(sa_column=_utc(index=True))
     updated_at: datetime = Field(sa_column=_utc())
-    claimed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
+    claimed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     first_reply_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
     resolved_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     #: where the card was posted, and the platform's reference of that message
@@ -435,18 +438,22 @@ class DialogueSession(SQLModel, table=True):
 
 
 class DayTotal(SQLModel, table=True):
-    """The digest's figures of one closed local day (storage/day_totals.py), so that a
-    week's digest reads seven rows, not the week's mentions, claims and audit entries.
+    """The digest's figures of one closed local day, or of a closed week (its seven
+    days together), so that a week's digest reads one row, not the week's mentions,
+    claims and audit entries (storage/day_totals.py).
 
-    Written once, when the day is over (`handlers/digest.py` `close_days`), and never
-    changed: every figure kept here is of things that cannot change once their day
-    is over. The day is a day of `tz`, the digest's zone when it was closed.
+    Written once, when the day (the week's last day) is over (`handlers/digest.py`
+    `close_days`), and never changed: every figure kept here is of things that cannot
+    change once their day is over. Days are days of `tz`, the digest's zone.
     """
 
     __tablename__ = "day_total"
 
     tz: str = Field(primary_key=True, max_length=64)
+    #: the day, or the Monday of the week
     day: date = Field(primary_key=True)
+    #: 1: a day; 7: the ISO week from `day`
+    days: int = Field(primary_key=True)
     #: counts as JSON: mentions by team and source, actions, conversations opened;
     #: and the index of the three lists of minutes below, by team and person
     counts: str = Field(sa_column=Column(Text, nullable=False))
