@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -48,7 +48,7 @@ _FLOAT = "d"
 DAY, WEEK = 1, 7
 
 
-def _packed(lists: Mapping[Any, list[float]]) -> tuple[list[list[Any]], bytes]:
+def _packed(lists: Mapping[Any, Sequence[float]]) -> tuple[list[list[Any]], bytes]:
     """(index, blob): the index names each list's key and length, in blob order."""
     index: list[list[Any]] = []
     values: array[float] = array(_FLOAT)
@@ -60,14 +60,15 @@ def _packed(lists: Mapping[Any, list[float]]) -> tuple[list[list[Any]], bytes]:
     return index, values.tobytes()
 
 
-def _unpacked(index: list[list[Any]], blob: bytes) -> list[tuple[tuple[int, ...], list[float]]]:
+def _unpacked(index: list[list[Any]], blob: bytes) -> list[tuple[tuple[int, ...], Sequence[float]]]:
+    """Each list as an array of its own (sorted, as packed): a slice copies bytes in C
+    and makes no Python float; a median reads one or two of them."""
     values: array[float] = array(_FLOAT)
     values.frombytes(blob)
-    every = values.tolist()  # once: slicing a list is cheaper than an array's tolist()
-    found = []
+    found: list[tuple[tuple[int, ...], Sequence[float]]] = []
     at = 0
     for *key, length in index:
-        found.append((tuple(key), every[at : at + length]))
+        found.append((tuple(key), values[at : at + length]))
         at += length
     return found
 
@@ -112,6 +113,9 @@ def decode(counts: str, claims: bytes, replies: bytes, team_claims: bytes) -> Pa
 def merged(days: Sequence[Parts]) -> Parts:
     """The seven days of a week as one `Parts` (day i's mentions are day i)."""
     week = Parts()
+    claims: dict[tuple[int, int], list[float]] = defaultdict(list)
+    replies: dict[tuple[int, int], list[float]] = defaultdict(list)
+    team_claims: dict[int, list[float]] = defaultdict(list)
     for i, found in enumerate(days):
         for (_, team, source), n in found.mentions.items():
             week.mentions[i, team, source] = week.mentions.get((i, team, source), 0) + n
@@ -119,11 +123,14 @@ def merged(days: Sequence[Parts]) -> Parts:
             week.actions[key] = week.actions.get(key, 0) + n
         for team, n in found.opened.items():
             week.opened[team] = week.opened.get(team, 0) + n
-        for scoped, into in ((found.claims, week.claims), (found.replies, week.replies)):
+        for scoped, into in ((found.claims, claims), (found.replies, replies)):
             for scope, minutes in scoped.items():
                 into[scope].extend(minutes)
         for team, minutes in found.team_claims.items():
-            week.team_claims[team].extend(minutes)
+            team_claims[team].extend(minutes)
+    week.claims = {scope: sorted(values) for scope, values in claims.items()}
+    week.replies = {scope: sorted(values) for scope, values in replies.items()}
+    week.team_claims = {team: sorted(values) for team, values in team_claims.items()}
     return week
 
 

@@ -38,11 +38,15 @@ class Raw:
     #: person id → action → count (claimed, replied, resolved) from the audit log
     actions: dict[int, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     #: person id → minutes from the customer's first message to the conversation's first
-    #: claim / first reply, for the conversations this person claimed / replied to first
-    to_claim: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
-    to_reply: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    #: claim / first reply, for the conversations this person claimed / replied to
+    #: first: in runs, each sorted (a closed week is one run a person: its median is
+    #: read, not computed; see `median`)
+    to_claim: dict[int, list[Sequence[float]]] = field(default_factory=lambda: defaultdict(list))
+    to_reply: dict[int, list[Sequence[float]]] = field(default_factory=lambda: defaultdict(list))
     #: team id → the same, by team
-    team_to_claim: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    team_to_claim: dict[int, list[Sequence[float]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     team_mentions: dict[int, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     team_opened: dict[int, int] = field(default_factory=dict)
     #: team id → (arrived, waited until: claimed, or the week's end or now) of the
@@ -125,11 +129,12 @@ class Parts:
     actions: dict[tuple[int, str, int], int] = field(default_factory=dict)
     #: team → conversations opened
     opened: dict[int, int] = field(default_factory=dict)
-    #: (team, person) → minutes to claim / to first reply, credited to who acted
-    claims: dict[tuple[int, int], list[float]] = field(default_factory=lambda: defaultdict(list))
-    replies: dict[tuple[int, int], list[float]] = field(default_factory=lambda: defaultdict(list))
+    #: (team, person) → minutes to claim / to first reply, credited to who acted; each
+    #: sorted once `parts` returns (or as a closed day's array keeps them)
+    claims: dict[tuple[int, int], Sequence[float]] = field(default_factory=dict)
+    replies: dict[tuple[int, int], Sequence[float]] = field(default_factory=dict)
     #: team → minutes to claim of every conversation claimed (a team's, not a person's)
-    team_claims: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    team_claims: dict[int, Sequence[float]] = field(default_factory=dict)
 
 
 async def parts(
@@ -145,6 +150,9 @@ async def parts(
     whole year instead of the week; every query here is driven by its time index.
     """
     found = Parts()
+    claims: dict[tuple[int, int], list[float]] = defaultdict(list)
+    replies: dict[tuple[int, int], list[float]] = defaultdict(list)
+    team_claims: dict[int, list[float]] = defaultdict(list)
 
     def between(column: Any) -> list[ColumnElement[bool]]:
         return [column >= start, column < end]
@@ -158,11 +166,11 @@ async def parts(
     # the conversations' time index, each joined to its entry through the audit log's
     # (at, action, …) index: no scan of the week's log.
     for moment, setters, times in (
-        (col(Conversation.claimed_at), ("claimed", "replied"), found.claims),
-        (col(Conversation.first_reply_at), ("replied",), found.replies),
+        (col(Conversation.claimed_at), ("claimed", "replied"), claims),
+        (col(Conversation.first_reply_at), ("replied",), replies),
     ):
         by = aliased(AuditEntry)
-        claims = times is found.claims
+        claiming = times is claims
         first: dict[int, tuple[int | None, int | None, int, float]] = {}
         for conversation, team, minutes, entry, actor in await _fetch(
             session,
@@ -186,11 +194,14 @@ async def parts(
             known = first.get(conversation)
             if known is None or (entry is not None and (known[0] is None or entry < known[0])):
                 first[conversation] = (entry, actor, team or NO_TEAM, minutes)
-            if claims and known is None and team is not None:
-                found.team_claims[team].append(minutes)
+            if claiming and known is None and team is not None:
+                team_claims[team].append(minutes)
         for _, actor, team, minutes in first.values():
             if actor is not None:
                 times[team, actor].append(minutes)
+    found.claims = {scope: sorted(values) for scope, values in claims.items()}
+    found.replies = {scope: sorted(values) for scope, values in replies.items()}
+    found.team_claims = {team: sorted(values) for team, values in team_claims.items()}
 
     for team, opened in await _fetch(
         session,
@@ -262,10 +273,22 @@ def fold(raw: Raw, found: Parts, team_id: int | None, first_day: int = 0) -> Non
     for scoped, target in ((found.claims, raw.to_claim), (found.replies, raw.to_reply)):
         for (team, person), minutes in scoped.items():
             if ours(team):
-                target[person].extend(minutes)
+                target[person].append(minutes)
     for team, minutes in found.team_claims.items():
         if ours(team):
-            raw.team_to_claim[team].extend(minutes)
+            raw.team_to_claim[team].append(minutes)
+
+
+def median(runs: Sequence[Sequence[float]]) -> float | None:
+    """The median of the values of `runs` (each sorted), as `statistics.median` computes
+    it: the middle value, or the mean of the two middle ones. One run (a person's
+    closed week) is read at its middle, without a copy; several are merged first."""
+    values = runs[0] if len(runs) == 1 else sorted(v for run in runs for v in run)
+    n = len(values)
+    if not n:
+        return None
+    i = n // 2
+    return values[i] if n % 2 else (values[i - 1] + values[i]) / 2
 
 
 async def week(
