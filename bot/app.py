@@ -183,6 +183,7 @@ class App:
         monday_nine = weekly("1", "09:00", settings.digest_tz)
         self.scheduler.every(digest.WEEKLY, monday_nine.next_after, catch_up=timedelta(hours=12))
         self.scheduler.every(escalation.SWEEP, escalation.minute_after)
+        self.scheduler.every(digest.CLOSE_DAYS, escalation.minute_after)
         # A new holder of the timers (or a restart) sweeps at once for the quarter it missed.
         self.scheduler.every(
             advice.SLA_SWEEP, advice.quarter_hour_after, catch_up=timedelta(minutes=15)

@@ -19,6 +19,13 @@ WIDTH_PX, HEIGHT_PX, DPI = 1200, 800, 100
 #: a longer name is cut with "…": the bars, not the names, should have the width
 NAME_CHARS = 22
 COMMITTED_COLOUR, GIVEN_COLOUR, MENTIONS_COLOUR = "#9db4c0", "#2e86ab", "#f18f01"
+#: the panels' places (left, bottom, width, height, as shares of the figure): the
+#: names left of the people's bars, the legend under them, the titles above
+LEFT_PANEL = (0.165, 0.15, 0.415, 0.74)
+RIGHT_PANEL = (0.645, 0.15, 0.335, 0.74)
+#: zlib level of the PNG: 1 is some 5x faster than the default 6, for a file ~1.3x
+#: as big (a chart is flat colours: it compresses well either way)
+PNG_COMPRESSION = 1
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,9 @@ def digest_chart(
 ) -> bytes:
     """A PNG of WIDTH_PX × HEIGHT_PX of `digest_figure`."""
     buffer = io.BytesIO()
-    digest_figure(people, days, words).savefig(buffer, format="png", dpi=DPI)
+    digest_figure(people, days, words).savefig(
+        buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": PNG_COMPRESSION}
+    )
     return buffer.getvalue()
 
 
@@ -58,11 +67,14 @@ def digest_figure(
     # Imported here: matplotlib and numpy are 40 MB of a bot that draws once a week.
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
     # People side by side with the week: names read across, one line each, and up
-    # to ~25 people fit the height without their labels touching.
-    left, right = figure.subplots(1, 2, width_ratios=(3, 2))
-    figure.suptitle(words.heading, fontsize=15, fontweight="bold")
+    # to ~25 people fit the height without their labels touching. The panels have
+    # fixed places (names are at most NAME_CHARS long): a constrained layout measured
+    # every label twice per drawing, 40 % of the chart's time.
+    left = figure.add_axes(LEFT_PANEL)
+    right = figure.add_axes(RIGHT_PANEL)
+    figure.suptitle(words.heading, fontsize=15, fontweight="bold", y=0.975)
     _people(left, people, words)
     _days(right, days, words)
     return figure
@@ -109,20 +121,17 @@ def _days(axes: Any, days: Sequence[tuple[str, int]], words: ChartWords) -> None
     if not any(count for _, count in days):
         _no_data(axes, words.no_data)
         return
-    from matplotlib.ticker import MaxNLocator
-
     positions = list(range(len(days)))
     bars = axes.bar(positions, [count for _, count in days], color=MENTIONS_COLOUR)
-    # seven numbers: cheap to draw, and the reader needs no grid to read them
+    # Seven numbers on the bars: the reader needs no scale nor grid to read them (and
+    # each tick of a scale is four artists to lay out and draw).
     axes.bar_label(bars, fontsize=9, padding=2)
     axes.set_xticks(positions, [label for label, _ in days])
     axes.tick_params(axis="x", length=0, labelsize=9)
     axes.set_ylim(bottom=0)
     axes.margins(y=0.12)
-    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.grid(axis="y", color="#e0e0e0")
-    axes.set_axisbelow(True)
-    axes.spines[["top", "right"]].set_visible(False)
+    axes.set_yticks([])
+    axes.spines[["top", "right", "left"]].set_visible(False)
 
 
 def _no_data(axes: Any, saying: str) -> None:

@@ -17,7 +17,7 @@ from handlers.commitments import duration, parse_days, parse_zone
 from handlers.escalation import Defaults, clock_minutes, clock_text, hours_text, targets_of
 from handlers.people import named_person, tell_admins
 from handlers.routing import normalise_tags
-from storage import conversations, people, teams
+from storage import conversations, day_totals, people, teams
 from storage.models import Person, Role, Team
 
 _TEAM_NAME = re.compile(r"^[\w][\w.-]{0,79}$")
@@ -116,6 +116,9 @@ async def team_add(ctx: Context, args: Sequence[str]) -> None:
         lines.append(texts.team_added_default)
         # Conversations that arrived before any team existed were kept: post them now.
         waiting = await conversations.without_team(ctx.session)
+        if waiting:
+            # their past is now the team's: the digest's closed days are closed again
+            await day_totals.forget(ctx.session)
         for conversation in waiting:
             conversation.team_id = team.id
             conversations.audit(

@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -27,8 +29,10 @@ from bot.people import ADMINS, MANAGERS
 from bot.recurrence import zone
 from bot.router import Router, UsageError
 from bot.views import Chart, Notice
+from bot.working_hours import business_minutes
+from handlers.escalation import hours_of
 from handlers.weeks import IsoWeek, parse_week
-from storage import conversations, role_channels, teams
+from storage import conversations, day_totals, role_channels, teams
 from storage import digest as raw_digest
 from storage.models import Role, Team
 
@@ -37,6 +41,13 @@ UNCLAIMED_LISTED = 10
 CHART_PEOPLE = 20
 #: the scheduler's name for Monday 09:00
 WEEKLY = "weekly-digest"
+#: the scheduler's name for closing the days that are over (every minute)
+CLOSE_DAYS = "digest-days"
+#: a day is closed this long after its end: a transaction that began before midnight
+#: and wrote its events with a time before it has committed by then
+CLOSE_AFTER = timedelta(hours=1)
+#: days closed by one run of the job (a first run backfills the history in steps)
+CLOSE_AT_ONCE = 7
 
 
 @dataclass(frozen=True)
@@ -84,9 +95,13 @@ class TeamFigures:
     by_source: dict[str, int]
     opened: int
     to_claim: float | None
+    #: opened this week and waited longer than the team's claim target to be claimed,
+    #: counting its working hours only (`team hours`, `team target`)
     over_target: int
     unclaimed: tuple[tuple[int, str], ...]
     unclaimed_total: int
+    #: the team's claim target, minutes (its own, or CLAIM_TARGET_MINUTES)
+    claim_target: int = 0
     #: conversations of returning customers, and how many their relationship owner has
     returning: int = 0
     returning_by_owner: int = 0
@@ -135,6 +150,8 @@ def register(router: Router, tz: str, claim_target: int) -> None:
     async def on_tick(ctx: Context, event: Tick) -> None:
         if event.name == WEEKLY:
             await post_weekly(ctx, event.at, tz, claim_target)
+        elif event.name == CLOSE_DAYS:
+            await close_days(ctx.session, tz, ctx.now)
 
     router.command("digest", digest_command, MANAGERS)
     router.command("managers here", managers_here, ADMINS)
@@ -179,8 +196,14 @@ async def build(
     team_name: str,
     claim_target: int,
     now: datetime,
+    *,
+    live: bool = False,
 ) -> Digest | None:
-    """The week's figures and the week before's (for the trends); None: no such team."""
+    """The week's figures and the week before's (for the trends); None: no such team.
+
+    The days closed already are read from their totals (storage/day_totals.py), the
+    others from the rows; `live`: every day from the rows (what the totals are
+    checked against)."""
     team_id: int | None = None
     if team_name:
         team = await teams.by_name(session, team_name)
@@ -199,10 +222,19 @@ async def build(
             total,
         )
     previous = await _week(
-        session, week.previous(), tz, team_id, team_label, teams_now, waiting, claim_target, now
+        session,
+        week.previous(),
+        tz,
+        team_id,
+        team_label,
+        teams_now,
+        waiting,
+        claim_target,
+        now,
+        live,
     )
     this = await _week(
-        session, week, tz, team_id, team_label, teams_now, waiting, claim_target, now
+        session, week, tz, team_id, team_label, teams_now, waiting, claim_target, now, live
     )
     return replace(this, previous=previous)
 
@@ -217,19 +249,23 @@ async def _week(
     waiting: Mapping[int, tuple[tuple[tuple[int, str], ...], int]],
     claim_target: int,
     now: datetime,
+    live: bool,
 ) -> Digest:
     start, end = week.bounds(tz)
-    local = zone(tz)
     days = [(week.monday + timedelta(days=i)) for i in range(7)]
-    raw = await raw_digest.week(
-        session,
-        start,
-        end,
-        team_id=team_id,
-        claim_target_minutes=claim_target,
-        now=now,
-        days=[datetime.combine(day, time(0), local).astimezone(UTC) for day in days],
-    )
+    targets = {t.id: t.claim_target_minutes or claim_target for t in teams_now if t.id}
+    if live:
+        raw = await raw_digest.week(
+            session,
+            start,
+            end,
+            team_id=team_id,
+            over_minutes=min(targets.values(), default=claim_target),
+            now=now,
+            days=[_midnight(day, tz) for day in days],
+        )
+    else:
+        raw = await _from_totals(session, start, end, days, tz, team_id, targets, claim_target, now)
     ids = (
         set(raw.actions)
         | set(raw.to_claim)
@@ -264,8 +300,8 @@ async def _week(
                 claimed=acted.get("claimed", 0),
                 replied=acted.get("replied", 0),
                 resolved=acted.get("resolved", 0),
-                to_claim=_median(raw.to_claim.get(pid, [])),
-                to_reply=_median(raw.to_reply.get(pid, [])),
+                to_claim=raw_digest.median(raw.to_claim.get(pid, [])),
+                to_reply=raw_digest.median(raw.to_reply.get(pid, [])),
                 committed=raw.committed.get(pid) if not team_id else None,
                 given=raw.given.get(pid, 0) if not team_id else None,
                 sessions=dict(sorted(raw.sessions.get(pid, {}).items())),
@@ -278,16 +314,25 @@ async def _week(
     for team in teams_now:
         assert team.id is not None
         by_source = dict(sorted(raw.team_mentions.get(team.id, {}).items()))
+        # Only working time counts towards the target: a wait over it on the clock may
+        # be under it in the team's hours (a Friday evening to a Monday morning).
+        hours, target = hours_of(team), targets[team.id]
+        over = raw.team_over.get(team.id, 0) + sum(
+            1
+            for arrived, until in raw.team_waits.get(team.id, ())
+            if business_minutes(arrived, until, hours) > target
+        )
         team_figures.append(
             TeamFigures(
                 name=team.name,
                 mentions=sum(by_source.values()),
                 by_source=by_source,
                 opened=raw.team_opened.get(team.id, 0),
-                to_claim=_median(raw.team_to_claim.get(team.id, [])),
-                over_target=raw.team_over_target.get(team.id, 0),
+                to_claim=raw_digest.median(raw.team_to_claim.get(team.id, [])),
+                over_target=over,
                 unclaimed=waiting[team.id][0],
                 unclaimed_total=waiting[team.id][1],
+                claim_target=target,
                 returning=raw.team_returning.get(team.id, 0),
                 returning_by_owner=raw.team_returning_by_owner.get(team.id, 0),
                 members=tuple(members.get(team.id, ())),
@@ -306,6 +351,108 @@ async def _week(
         claim_target=claim_target,
         previous=None,
     )
+
+
+async def _from_totals(
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    days: Sequence[date],
+    tz: str,
+    team_id: int | None,
+    targets: Mapping[int, int],
+    claim_target: int,
+    now: datetime,
+) -> raw_digest.Raw:
+    """The week from its closed days' totals, and the rest (today, or days the job has
+    not closed yet) from the rows: the same figures as `raw_digest.week`."""
+    raw = raw_digest.Raw(per_day=[0] * len(days))
+    starts = [_midnight(day, tz) for day in days]
+    stored = await day_totals.closed_week(session, tz, days[0])
+    if isinstance(stored, raw_digest.Parts):  # the whole week is closed: one row
+        raw_digest.fold(raw, stored, team_id)
+        stored = dict.fromkeys(days, raw_digest.Parts())
+    i = 0
+    while i < len(days):
+        if days[i] in stored:
+            raw_digest.fold(raw, stored[days[i]], team_id, i)
+            i += 1
+            continue
+        j = i
+        while j < len(days) and days[j] not in stored:
+            j += 1
+        until = starts[j] if j < len(days) else end
+        found = await raw_digest.parts(session, starts[i], until, starts[i:j])
+        raw_digest.fold(raw, found, team_id, i)
+        i = j
+    # Over the target: what was claimed on a closed day is counted in its totals, by
+    # the day it arrived; what was claimed since, or waits still, from the rows.
+    last = await day_totals.last_closed(session, tz)
+    claimed_since = None
+    if last is not None:
+        claimed_since = _midnight(last + timedelta(days=1), tz)
+        if last >= days[0]:
+            raw.team_over = await day_totals.over_target(
+                session, tz, days[0], days[-1], targets, claim_target
+            )
+    for team, arrived, waited in await raw_digest.waits(
+        session,
+        start,
+        end,
+        over_minutes=min(targets.values(), default=claim_target),
+        until=min(now, end),
+        claimed_since=claimed_since,
+    ):
+        if team_id is None or team == team_id:
+            raw.team_waits[team].append((arrived, waited))
+    await raw_digest.live(session, raw, start, end, team_id=team_id)
+    return raw
+
+
+async def close_days(
+    session: AsyncSession, tz: str, now: datetime, at_once: int = CLOSE_AT_ONCE
+) -> int:
+    """Close the days that are over and not closed yet, in order from the first
+    conversation's, at most `at_once` of them; how many were closed.
+
+    Each team's waits are counted in its working hours of now (`team hours`)."""
+    local = zone(tz)
+    last = await day_totals.last_closed(session, tz)
+    if last is None:
+        first = await day_totals.first_arrival(session)
+        if first is None:
+            return 0
+        day = first.astimezone(local).date()
+    else:
+        day = last + timedelta(days=1)
+    hours = {t.id: hours_of(t) for t in await teams.every(session)}
+    done = 0
+    while done < at_once:
+        start, end = _midnight(day, tz), _midnight(day + timedelta(days=1), tz)
+        if end + CLOSE_AFTER > now:
+            break
+        found = await raw_digest.parts(session, start, end, [start])
+        waits: Counter[tuple[date, int, int]] = Counter()
+        for team, arrived, claimed in await day_totals.claimed_between(session, start, end):
+            minutes = math.ceil(business_minutes(arrived, claimed, hours.get(team)))
+            waits[arrived.astimezone(local).date(), team, minutes] += 1
+        await day_totals.save(session, tz, day, found, waits, now)
+        if day.isoweekday() == 7:
+            # The week is over: its days together, what a week's digest reads. A day
+            # before the first conversation was never closed: it had nothing to count.
+            monday = day - timedelta(days=6)
+            before = await day_totals.closed_days(session, tz, monday, day - timedelta(days=1))
+            empty = [raw_digest.Parts()] * (6 - len(before))
+            week = day_totals.merged([*empty, *before, found])
+            await day_totals.save_week(session, tz, monday, week, now)
+        done += 1
+        day += timedelta(days=1)
+    return done
+
+
+def _midnight(day: date, tz: str) -> datetime:
+    """Where local `day` starts, in UTC."""
+    return datetime.combine(day, time(0), zone(tz)).astimezone(UTC)
 
 
 def _median(values: list[float]) -> float | None:
@@ -469,7 +616,7 @@ def as_text(d: Digest, texts: Texts) -> str:
                 sources=f" ({sources})" if sources else "",
                 opened=_num(t.opened, tb.opened if tb else None),
                 to_claim=_minutes(t.to_claim, tb.to_claim if tb else None, texts),
-                target=d.claim_target,
+                target=t.claim_target,
                 over=_num(t.over_target, tb.over_target if tb else None),
             )
         )

@@ -38,14 +38,26 @@ class Raw:
     #: person id → action → count (claimed, replied, resolved) from the audit log
     actions: dict[int, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     #: person id → minutes from the customer's first message to the conversation's first
-    #: claim / first reply, for the conversations this person claimed / replied to first
-    to_claim: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
-    to_reply: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    #: claim / first reply, for the conversations this person claimed / replied to
+    #: first: in runs, each sorted (a closed week is one run a person: its median is
+    #: read, not computed; see `median`)
+    to_claim: dict[int, list[Sequence[float]]] = field(default_factory=lambda: defaultdict(list))
+    to_reply: dict[int, list[Sequence[float]]] = field(default_factory=lambda: defaultdict(list))
     #: team id → the same, by team
-    team_to_claim: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    team_to_claim: dict[int, list[Sequence[float]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     team_mentions: dict[int, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     team_opened: dict[int, int] = field(default_factory=dict)
-    team_over_target: dict[int, int] = field(default_factory=dict)
+    #: team id → (arrived, waited until: claimed, or the week's end or now) of the
+    #: conversations opened this week that waited longer than `over_minutes` on the
+    #: clock; what share of it was working time is the caller's to count
+    team_waits: dict[int, list[tuple[datetime, datetime]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    #: team id → conversations opened this week, claimed on a closed day, over the
+    #: team's target in working time (storage/day_totals.py `over_target`)
+    team_over: dict[int, int] = field(default_factory=dict)
     #: consultant id → received, answered, minutes to answer, rated useful
     advice_received: dict[int, int] = field(default_factory=dict)
     advice_answered: dict[int, int] = field(default_factory=dict)
@@ -95,31 +107,55 @@ async def _fetch(session: AsyncSession, statement: Any) -> Sequence[Any]:
     return (await (await session.connection()).execute(statement)).all()
 
 
-async def week(
-    session: AsyncSession,
-    start: datetime,
-    end: datetime,
-    *,
-    team_id: int | None,
-    claim_target_minutes: int,
-    now: datetime,
-    days: Sequence[datetime],
-) -> Raw:
-    """`days`: where each day of the week starts (the first is `start`), for mentions per day.
+#: the team of a conversation without one (before any team existed), in `Parts` keys
+NO_TEAM = 0
+
+
+@dataclass
+class Parts:
+    """The figures of a span of time that cannot change once the span is over, by team
+    (NO_TEAM for none), before any team filter: what a closed day keeps
+    (storage/day_totals.py) and what the live digest computes from the rows alike.
+
+    A time is counted in the span of the moment it is about (the claim, the first
+    reply, the entry, the mention, the conversation's arrival): a week's figures are
+    the sum of its days' (and its medians the median of its days' values together).
+    """
+
+    #: (day index, team, source) → mentions received
+    mentions: dict[tuple[int, int, str], int] = field(default_factory=dict)
+    #: (actor, action, team) → audit entries (claimed, replied, resolved); team NO_TEAM
+    #: also for an entry about no conversation
+    actions: dict[tuple[int, str, int], int] = field(default_factory=dict)
+    #: team → conversations opened
+    opened: dict[int, int] = field(default_factory=dict)
+    #: (team, person) → minutes to claim / to first reply, credited to who acted; each
+    #: sorted once `parts` returns (or as a closed day's array keeps them)
+    claims: dict[tuple[int, int], Sequence[float]] = field(default_factory=dict)
+    replies: dict[tuple[int, int], Sequence[float]] = field(default_factory=dict)
+    #: team → minutes to claim of every conversation claimed (a team's, not a person's)
+    team_claims: dict[int, Sequence[float]] = field(default_factory=dict)
+
+
+async def parts(
+    session: AsyncSession, start: datetime, end: datetime, days: Sequence[datetime]
+) -> Parts:
+    """The `Parts` of [start, end), read from the rows; `days`: where each day starts
+    (the first is `start`), for the mentions per day.
 
     Counts are made by the database and durations computed there: a week of a year
     is ~20,000 mentions and ~8,000 conversations, too many rows to fetch and parse.
-    A team is filtered here, not in SQL: a `team_id = ?` term lets SQLite (which has
-    no statistics unless ANALYZE ran) pick the team index and read the team's whole
-    year instead of the week; every query here is driven by its time index.
+    No team is filtered here (`fold` does): a `team_id = ?` term lets SQLite (which
+    has no statistics unless ANALYZE ran) pick the team index and read the team's
+    whole year instead of the week; every query here is driven by its time index.
     """
-    raw = Raw(per_day=[0] * len(days))
+    found = Parts()
+    claims: dict[tuple[int, int], list[float]] = defaultdict(list)
+    replies: dict[tuple[int, int], list[float]] = defaultdict(list)
+    team_claims: dict[int, list[float]] = defaultdict(list)
 
     def between(column: Any) -> list[ColumnElement[bool]]:
         return [column >= start, column < end]
-
-    def ours(team: int | None) -> bool:
-        return team_id is None or team == team_id
 
     # Times to claim and to first reply: the team's are every conversation's; a
     # person's are those of what they did, from the audit log: the entry that set a
@@ -130,12 +166,12 @@ async def week(
     # the conversations' time index, each joined to its entry through the audit log's
     # (at, action, …) index: no scan of the week's log.
     for moment, setters, times in (
-        (col(Conversation.claimed_at), ("claimed", "replied"), raw.to_claim),
-        (col(Conversation.first_reply_at), ("replied",), raw.to_reply),
+        (col(Conversation.claimed_at), ("claimed", "replied"), claims),
+        (col(Conversation.first_reply_at), ("replied",), replies),
     ):
         by = aliased(AuditEntry)
-        claims = times is raw.to_claim
-        first: dict[int, tuple[int | None, int | None, float]] = {}
+        claiming = times is claims
+        first: dict[int, tuple[int | None, int | None, int, float]] = {}
         for conversation, team, minutes, entry, actor in await _fetch(
             session,
             select(
@@ -154,58 +190,52 @@ async def week(
             )
             .where(*between(moment)),
         ):
-            if not ours(team):
-                continue
             # entries of one instant (claimed and replied in one go): the first written
             known = first.get(conversation)
             if known is None or (entry is not None and (known[0] is None or entry < known[0])):
-                first[conversation] = (entry, actor, minutes)
-            if claims and known is None and team is not None:
-                raw.team_to_claim[team].append(minutes)
-        for _, actor, minutes in first.values():
+                first[conversation] = (entry, actor, team or NO_TEAM, minutes)
+            if claiming and known is None and team is not None:
+                team_claims[team].append(minutes)
+        for _, actor, team, minutes in first.values():
             if actor is not None:
-                times[actor].append(minutes)
+                times[team, actor].append(minutes)
+    found.claims = {scope: sorted(values) for scope, values in claims.items()}
+    found.replies = {scope: sorted(values) for scope, values in replies.items()}
+    found.team_claims = {team: sorted(values) for team, values in team_claims.items()}
 
-    # Opened this week, and how many waited longer than the target to be claimed.
-    waited = minutes_between(
-        func.coalesce(col(Conversation.claimed_at), min(now, end)), col(Conversation.created_at)
-    )
-    for team, opened, over in await _fetch(
+    for team, opened in await _fetch(
         session,
-        select(
-            col(Conversation.team_id),
-            func.count(),
-            func.sum(case((waited > claim_target_minutes, 1), else_=0)),
-        )
+        select(col(Conversation.team_id), func.count())
         .where(*between(col(Conversation.created_at)))
         .group_by(col(Conversation.team_id)),
     ):
-        if team is None or not ours(team):
-            continue
-        raw.team_opened[team] = int(opened)
-        if over:
-            raw.team_over_target[team] = int(over)
+        found.opened[team or NO_TEAM] = int(opened)
 
-    # What people did, from the audit log (joined to the conversations for a team).
-    counted = (
-        col(AuditEntry.actor_id).is_not(None),
-        col(AuditEntry.action).in_(("claimed", "replied", "resolved")),
-        *between(col(AuditEntry.at)),
-    )
-    team_of: Any = null() if team_id is None else col(Conversation.team_id)
-    actions = select(col(AuditEntry.actor_id), col(AuditEntry.action), team_of, func.count())
-    if team_id is not None:
-        actions = actions.join(
-            Conversation, col(Conversation.id) == col(AuditEntry.conversation_id)
-        ).group_by(col(Conversation.team_id))
-    actions = actions.group_by(col(AuditEntry.actor_id), col(AuditEntry.action))
-    for actor, action, team, count in await _fetch(session, actions.where(*counted)):
-        if ours(team):
-            raw.actions[actor][action] = int(count)
+    # What people did, from the audit log, with the team of the conversation if any.
+    for actor, action, team, count in await _fetch(
+        session,
+        select(
+            col(AuditEntry.actor_id),
+            col(AuditEntry.action),
+            col(Conversation.team_id),
+            func.count(),
+        )
+        .outerjoin(Conversation, col(Conversation.id) == col(AuditEntry.conversation_id))
+        .where(
+            col(AuditEntry.actor_id).is_not(None),
+            col(AuditEntry.action).in_(("claimed", "replied", "resolved")),
+            *between(col(AuditEntry.at)),
+        )
+        .group_by(col(AuditEntry.actor_id), col(AuditEntry.action), col(Conversation.team_id)),
+    ):
+        key = (int(actor), str(action), team or NO_TEAM)
+        found.actions[key] = found.actions.get(key, 0) + int(count)
 
     # Mentions in, by team, source and day: counted by the database.
     received = col(Mention.received_at)
-    day = case(*((received < b, i) for i, b in enumerate(days[1:])), else_=len(days) - 1)
+    # (a CASE needs a WHEN: a single day has one that is always true)
+    whens = [(received < b, i) for i, b in enumerate(days[1:])] or [(received < end, 0)]
+    day = case(*whens, else_=len(days) - 1)
     for team, source, i, count in await _fetch(
         session,
         select(col(Conversation.team_id), col(Mention.source), day, func.count())
@@ -214,12 +244,130 @@ async def week(
         # by position: PostgreSQL would not see the CASE's parameters as the same twice
         .group_by(literal_column("1"), literal_column("2"), literal_column("3")),
     ):
+        where = (int(i), team or NO_TEAM, str(source))
+        found.mentions[where] = found.mentions.get(where, 0) + int(count)
+    return found
+
+
+def fold(raw: Raw, found: Parts, team_id: int | None, first_day: int = 0) -> None:
+    """Add `found` to `raw`, for one team (or every team, None); its day 0 is the
+    raw's day `first_day`."""
+
+    def ours(team: int) -> bool:
+        return team_id is None or team == team_id
+
+    for (i, team, source), count in found.mentions.items():
         if not ours(team):
             continue
-        raw.per_day[i] += int(count)
-        if team is not None:
+        raw.per_day[first_day + i] += count
+        if team != NO_TEAM:
             by_source = raw.team_mentions[team]
-            by_source[source] = by_source.get(source, 0) + int(count)
+            by_source[source] = by_source.get(source, 0) + count
+    for (actor, action, team), count in found.actions.items():
+        if ours(team):
+            acted = raw.actions[actor]
+            acted[action] = acted.get(action, 0) + count
+    for team, opened in found.opened.items():
+        if team != NO_TEAM and ours(team):
+            raw.team_opened[team] = raw.team_opened.get(team, 0) + opened
+    for scoped, target in ((found.claims, raw.to_claim), (found.replies, raw.to_reply)):
+        for (team, person), minutes in scoped.items():
+            if ours(team):
+                target[person].append(minutes)
+    for team, minutes in found.team_claims.items():
+        if ours(team):
+            raw.team_to_claim[team].append(minutes)
+
+
+def median(runs: Sequence[Sequence[float]]) -> float | None:
+    """The median of the values of `runs` (each sorted), as `statistics.median` computes
+    it: the middle value, or the mean of the two middle ones. One run (a person's
+    closed week) is read at its middle, without a copy; several are merged first."""
+    values = runs[0] if len(runs) == 1 else sorted(v for run in runs for v in run)
+    n = len(values)
+    if not n:
+        return None
+    i = n // 2
+    return values[i] if n % 2 else (values[i - 1] + values[i]) / 2
+
+
+async def week(
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    *,
+    team_id: int | None,
+    over_minutes: int,
+    now: datetime,
+    days: Sequence[datetime],
+) -> Raw:
+    """The week's figures from its rows. `days`: where each day of the week starts (the
+    first is `start`), for mentions per day. `over_minutes`: the smallest claim target
+    of the teams; working time is never more than the time that passed, so a shorter
+    wait is under every target and not read."""
+    raw = Raw(per_day=[0] * len(days))
+    fold(raw, await parts(session, start, end, days), team_id)
+    for team, arrived, until in await waits(
+        session, start, end, over_minutes=over_minutes, until=min(now, end)
+    ):
+        if team_id is None or team == team_id:
+            raw.team_waits[team].append((arrived, until))
+    await live(session, raw, start, end, team_id=team_id)
+    return raw
+
+
+async def waits(
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    *,
+    over_minutes: int,
+    until: datetime,
+    claimed_since: datetime | None = None,
+) -> list[tuple[int, datetime, datetime]]:
+    """(team, arrived, waited until) of the conversations of a team opened in [start,
+    end) that waited at least `over_minutes` on the clock to be claimed: until their
+    claim, or `until` for those still unclaimed. `claimed_since`: only those claimed
+    since then, or unclaimed (the claims before are in closed days' `day_wait`)."""
+    waited = minutes_between(
+        func.coalesce(col(Conversation.claimed_at), until), col(Conversation.created_at)
+    )
+    query = select(
+        col(Conversation.team_id), col(Conversation.created_at), col(Conversation.claimed_at)
+    ).where(col(Conversation.team_id).is_not(None), waited >= over_minutes)
+    opened = (col(Conversation.created_at) >= start, col(Conversation.created_at) < end)
+    if claimed_since is None:
+        queries = [query.where(*opened)]
+    else:
+        # Two queries, each read from the (claimed_at, created_at) index: what was opened
+        # this week and is unclaimed, and what was claimed since (today's claims, the
+        # week checked here): not the week's conversations, which one OR would read.
+        queries = [
+            query.where(col(Conversation.claimed_at).is_(None), *opened),
+            query.where(col(Conversation.claimed_at) >= claimed_since),
+        ]
+    return [
+        (int(team), created, claimed or until)
+        for one in queries
+        for team, created, claimed in await _fetch(session, one)
+        if start <= created < end
+    ]
+
+
+async def live(
+    session: AsyncSession, raw: Raw, start: datetime, end: datetime, *, team_id: int | None
+) -> None:
+    """The figures always read from the rows, whole week: few rows, and they change
+    after their day (an advice request is taken and rated later, a relationship
+    owner gets the conversation later, a block's outcome is known later)."""
+
+    def between(column: Any) -> list[ColumnElement[bool]]:
+        return [column >= start, column < end]
+
+    def ours(team: int | None) -> bool:
+        return team_id is None or team == team_id
+
+    team_of: Any = null() if team_id is None else col(Conversation.team_id)
 
     # Advice: received (asked this week), answered this week, useful.
     def advice(*columns: Any) -> Any:
@@ -279,13 +427,28 @@ async def week(
             raw.given[person] = raw.given.get(person, 0) + int(given or 0)
             if outcome != "logged":
                 raw.sessions[person][outcome] = int(count)
-    return raw
 
 
-async def people(session: AsyncSession, ids: set[int]) -> Sequence[Person]:
+@dataclass(frozen=True)
+class Named:
+    """What the digest shows of a person."""
+
+    id: int
+    display_name: str
+    role: str | None
+
+
+async def people(session: AsyncSession, ids: set[int]) -> list[Named]:
+    """Three columns, not the ORM's `Person`: ~500 of them, each a model to build."""
     if not ids:
         return []
-    return (await session.scalars(select(Person).where(col(Person.id).in_(ids)))).all()
+    rows = await _fetch(
+        session,
+        select(col(Person.id), col(Person.display_name), col(Person.role)).where(
+            col(Person.id).in_(ids)
+        ),
+    )
+    return [Named(int(i), str(name), role) for i, name, role in rows]
 
 
 async def teams(session: AsyncSession, team_id: int | None) -> Sequence[Team]:

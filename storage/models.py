@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Column, Index, Text, UniqueConstraint, false
+from sqlalchemy import Boolean, Column, Index, LargeBinary, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -145,6 +145,9 @@ class Conversation(SQLModel, table=True):
         # PostgreSQL joins a week of mentions / audit entries to their team from this
         # index alone, instead of hashing the whole table (SQLite uses the rowid)
         Index("ix_conversation_id_team", "id", "team_id"),
+        # claims in a time range (the digest, escalation), and the digest's "what was
+        # opened this week and is not claimed yet" without reading the whole backlog
+        Index("ix_conversation_claimed_at_created_at", "claimed_at", "created_at"),
     )
 
     #: also the public number shown as #N
@@ -161,7 +164,7 @@ class Conversation(SQLModel, table=True):
     #: indexed: the weekly digest reads a week of these out of a year
     created_at: datetime = Field(sa_column=_utc(index=True))
     updated_at: datetime = Field(sa_column=_utc())
-    claimed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
+    claimed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     first_reply_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
     resolved_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     #: where the card was posted, and the platform's reference of that message
@@ -466,6 +469,52 @@ class DialogueSession(SQLModel, table=True):
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id")
     created_at: datetime = Field(sa_column=_utc())
     updated_at: datetime = Field(sa_column=_utc())
+
+
+class DayTotal(SQLModel, table=True):
+    """The digest's figures of one closed local day, or of a closed week (its seven
+    days together), so that a week's digest reads one row, not the week's mentions,
+    claims and audit entries (storage/day_totals.py).
+
+    Written once, when the day (the week's last day) is over (`handlers/digest.py`
+    `close_days`), and never changed: every figure kept here is of things that cannot
+    change once their day is over. Days are days of `tz`, the digest's zone.
+    """
+
+    __tablename__ = "day_total"
+
+    tz: str = Field(primary_key=True, max_length=64)
+    #: the day, or the Monday of the week
+    day: date = Field(primary_key=True)
+    #: 1: a day; 7: the ISO week from `day`
+    days: int = Field(primary_key=True)
+    #: counts as JSON: mentions by team and source, actions, conversations opened;
+    #: and the index of the three lists of minutes below, by team and person
+    counts: str = Field(sa_column=Column(Text, nullable=False))
+    #: minutes to claim / to first reply, sorted per (team, person) in the index's
+    #: order, and per team: 8-byte floats, the exact values the live digest computes
+    claims: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    replies: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    team_claims: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    closed_at: datetime = Field(sa_column=_utc())
+
+
+class DayWait(SQLModel, table=True):
+    """How long the conversations claimed on a closed day had waited, in working
+    minutes of their team (rounded up), counted by the day they arrived: what the
+    digest's "over the target" reads for any claim target (a wait is over a target of
+    T minutes exactly when its minutes rounded up are more than T)."""
+
+    __tablename__ = "day_wait"
+
+    tz: str = Field(primary_key=True, max_length=64)
+    #: the local day the conversations arrived
+    day: date = Field(primary_key=True)
+    #: the local day they were claimed (the day whose closing wrote the row)
+    claimed_day: date = Field(primary_key=True)
+    team_id: int = Field(primary_key=True)
+    minutes: int = Field(primary_key=True)
+    conversations: int
 
 
 class Away(SQLModel, table=True):

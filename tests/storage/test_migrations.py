@@ -27,6 +27,8 @@ TABLES = {
     "customer",
     "customer_identity",
     "duty_lease",
+    "day_total",
+    "day_wait",
     "dialogue_session",
     "escalation_nudge",
     "feed",
@@ -48,6 +50,7 @@ TABLES = {
 #: the tables of 0016a_inbox_instances
 _0016A = {"inbox", "instance_lease"}
 _0016B = {"matrix_key"}
+_0016C = {"day_total", "day_wait"}
 
 
 def _downgrade(connection: Connection, revision: str) -> None:
@@ -174,9 +177,12 @@ async def test_team_members_go_with_a_downgrade_and_come_back_with_the_upgrade(
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: _downgrade(sync, "0010"))
-            # and the revisions after it (0012d, 0013, 0014, 0016a, 0016b)
+            # and the revisions after it (0012d, 0013, 0014, 0016a, 0016b, 0016c)
             later = {"team_member", "escalation_nudge", "customer", "customer_identity"}
-            assert await conn.run_sync(_tables) == TABLES - later - {"duty_lease"} - _0016A - _0016B
+            assert (
+                await conn.run_sync(_tables)
+                == TABLES - later - {"duty_lease"} - _0016A - _0016B - _0016C
+            )
         await upgrade(db)
         async with db.engine.connect() as conn:
             assert await conn.run_sync(_tables) == TABLES
@@ -207,8 +213,11 @@ async def test_team_targets_go_with_a_downgrade_and_the_defaults_come_back(
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: _downgrade(sync, "0011_team_members"))
             later = {"escalation_nudge", "customer", "customer_identity"}  # 0012d and 0013
-            # and 0014, 0016a, 0016b
-            assert await conn.run_sync(_tables) == TABLES - later - {"duty_lease"} - _0016A - _0016B
+            # and 0014, 0016a, 0016b, 0016c
+            assert (
+                await conn.run_sync(_tables)
+                == TABLES - later - {"duty_lease"} - _0016A - _0016B - _0016C
+            )
             columns = await conn.run_sync(
                 lambda sync: {c["name"] for c in inspect(sync).get_columns("team")}
             )
@@ -257,5 +266,49 @@ async def test_an_upgraded_database_knows_its_returning_customers(database_url: 
         assert field_value(again.platform.card(4), "Relationship").startswith("Ann's customer")
         assert "Customer" not in {f.label for f in again.platform.card(5).fields}
         assert "Identities: twitter:@paolo (Paolo)" in await again.say("ann", "customer #3")
+    finally:
+        await again.stop()
+
+
+async def test_day_totals_go_with_a_downgrade_and_are_closed_again_after_the_upgrade(
+    database_url: str,
+) -> None:
+    """0016c adds the digest's closed days: downgrading drops them (and gives
+    `conversation` its claim-time index back); after the upgrade the job closes the
+    days again from the rows, and the digest says the same throughout."""
+    from datetime import UTC, datetime
+
+    chat = await Chat(database_url, DIGEST_TZ="Europe/Rome").start()
+    await chat.say("boss", "team add support", where="support")
+    await chat.at(datetime(2026, 11, 17, 9, 0, tzinfo=UTC))
+    await chat.mention("Giulia", "Il pacco?")
+    await chat.at(datetime(2026, 11, 17, 9, 20, tzinfo=UTC))
+    await chat.say("ann", "claim 1")
+    await chat.at(datetime(2026, 11, 24, 9, 0, tzinfo=UTC))  # the week is closed
+    before = await chat.say("boss", "digest 2026-W47")
+    await chat.stop()
+
+    def indexes(sync: Connection) -> set[str]:
+        return {i["name"] or "" for i in inspect(sync).get_indexes("conversation")}
+
+    db = Database(database_url)
+    try:
+        async with db.engine.begin() as conn:
+            assert "day_total" in await conn.run_sync(_tables)
+            await conn.run_sync(lambda sync: _downgrade(sync, "0016b_matrix_keys"))
+            assert await conn.run_sync(_tables) == TABLES - {"day_total", "day_wait"}
+            assert "ix_conversation_claimed_at" in await conn.run_sync(indexes)
+        await upgrade(db)
+    finally:
+        await db.dispose()
+
+    again = await Chat(database_url, DIGEST_TZ="Europe/Rome").start()
+    try:
+        assert await again.say("boss", "digest 2026-W47") == before  # from the rows
+        await again.at(datetime(2026, 11, 24, 9, 1, tzinfo=UTC))  # the job closes the days
+        async with again.app.db.read() as session:
+            closed = await session.scalar(text("SELECT count(*) FROM day_total WHERE days = 7"))
+        assert closed == 1
+        assert await again.say("boss", "digest 2026-W47") == before
     finally:
         await again.stop()
