@@ -60,6 +60,8 @@ asyncio.run(main())
 @dataclass
 class Results:
     cards: int = 0
+    #: how long the channel stood still: the kill to the next card
+    kill_to_next_s: float = 0.0
     kill_to_last_s: float = 0.0
     start_to_last_s: float = 0.0
     posted_before_kill: int = 0
@@ -159,6 +161,9 @@ async def run(args: argparse.Namespace, url: str) -> Results:
         results.posted_before_kill = len(_cards(fake))
         processes.append(await _instance(url, fake, args.pace))
         with contextlib.suppress(TimeoutError):  # what is missing is reported below
+            out = results.posted_before_kill
+            await _until(lambda: len(set(_cards(fake))) > out, args.within)
+            results.kill_to_next_s = time.monotonic() - killed
             await _until(lambda: len(set(_cards(fake))) >= args.cards, args.within)
         last = time.monotonic()
         await asyncio.sleep(2)  # time for a card to come twice
@@ -184,6 +189,7 @@ async def run(args: argparse.Namespace, url: str) -> Results:
 def report(results: Results, args: argparse.Namespace, url: str) -> None:
     print(f"database: {url.split('://')[0]}; {results.cards} cards, pace {args.pace} s")
     print(f"killed at post {args.kill_at}: {results.posted_before_kill} cards were out")
+    print(f"kill → next card: {results.kill_to_next_s:.1f} s (the restart's start included)")
     print(f"kill → last card: {results.kill_to_last_s:.1f} s")
     print(f"first start → last card: {results.start_to_last_s:.1f} s")
     print(f"twice: {results.twice}, missing: {results.missing}")
