@@ -312,3 +312,26 @@ async def test_day_totals_go_with_a_downgrade_and_are_closed_again_after_the_upg
         assert await again.say("boss", "digest 2026-W47") == before
     finally:
         await again.stop()
+
+
+async def test_instances_and_the_inbox_go_with_a_downgrade_and_come_back(
+    database_url: str,
+) -> None:
+    """0016a adds the instances' liveness, the inbox and the outbox lease's holder:
+    downgrading drops them and nothing else, upgrading brings them back."""
+    db = Database(database_url)
+    try:
+        await upgrade(db)
+        async with db.engine.begin() as conn:
+            await conn.run_sync(lambda sync: _downgrade(sync, "0015_customer_erasure"))
+            # and the revisions after it (0016b, 0016c)
+            assert await conn.run_sync(_tables) == TABLES - _0016A - _0016B - _0016C
+            columns = await conn.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("outbox")}
+            )
+            assert "leased_by" not in columns and "leased_until" in columns
+        await upgrade(db)
+        async with db.engine.connect() as conn:
+            assert await conn.run_sync(_tables) == TABLES
+    finally:
+        await db.dispose()
