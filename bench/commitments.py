@@ -6,6 +6,7 @@ all reminders queued (outbox rows committed) within 2 s.
 
     .venv/bin/python -m bench.commitments                 # SQLite file in a temp dir
     .venv/bin/python -m bench.commitments --people 10000 --burst 1000
+    .venv/bin/python -m bench.commitments --postgres      # a throwaway PostgreSQL server
 
 The database is filled first, in this process, with plain INSERTs: the people,
 their commitments (created a week ago), every occurrence of that week already
@@ -39,10 +40,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlmodel import col
 
-from bench.common import QuietPlatform, verdict
+from bench.common import QuietPlatform, add_database_options, start_postgres, verdict
 from bot.app import App
 from bot.config import load_settings
 from bot.events import ChannelId, PersonId
@@ -200,6 +201,15 @@ async def fill(url: str, people: int, burst: int, seed: int = 7) -> None:
             await session.execute(insert(Commitment), commitments)
             for k in range(0, len(sessions), 5000):
                 await session.execute(insert(DialogueSession), sessions[k : k + 5000])
+            if db.engine.dialect.name == "postgresql":
+                # the rows above carry their ids: the sequences must start after them
+                for name in ("person", "team", "conversation", "commitment"):
+                    await session.execute(
+                        text(
+                            f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                            f"(SELECT max(id) FROM {name}))"
+                        )
+                    )
     finally:
         await db.dispose()
 
@@ -291,6 +301,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--people", type=int, default=10_000, help="default 10000")
     parser.add_argument("--burst", type=int, default=1_000, help="default 1000")
     parser.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)
+    add_database_options(parser)
     args = parser.parse_args(argv)
     if not 0 < args.burst <= args.people:
         parser.error("--burst must be between 1 and --people")
@@ -302,8 +313,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.measure:  # the child: measure and print JSON
         print(json.dumps(asyncio.run(measure(args.measure, args.burst))))
         return 0
+    server = start_postgres() if args.postgres else None
+    try:
+        return _parent(args, server.create_database() if server is not None else None)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _parent(args: argparse.Namespace, postgres_url: str | None) -> int:
+    """Fill the database here, measure in a fresh child process, report."""
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        url = args.database or postgres_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        print(f"database: {'PostgreSQL' if url.startswith('postgresql') else 'SQLite'}")
         started = time.perf_counter()
         asyncio.run(fill(url, args.people, args.burst))
         print(f"(database filled in {time.perf_counter() - started:.1f} s)")

@@ -191,6 +191,11 @@ class Router:
 
     async def _handle_batch(self, events: Sequence[Event]) -> list[bool]:
         written: list[int] = []
+        # People met for the first time are looked up before the transaction, as in
+        # `handle` (a Slack adapter's batch of messages has senders; intake has none).
+        chat = (e.sender for e in events if isinstance(e, Command | Action | Message | Reaction))
+        for sender in dict.fromkeys(chat):
+            await self._directory.prepare(self._db, sender)
         try:
             async with self._db.transaction() as session:
                 out = OutboxWriter(session, self._clock())

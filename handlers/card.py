@@ -38,11 +38,13 @@ async def render(ctx: Context, conversation: Conversation, where: str | None = N
 async def with_customer(
     session: AsyncSession, conversation: Conversation, facts: CardFacts
 ) -> CardFacts:
-    """The facts and what the card says of the customer: their history (one indexed
-    read, however many conversations they had) and whose customer they are."""
+    """The facts and what the card says of the customer: their history (read with the
+    facts, `cards.facts`) and whose customer they are."""
     if conversation.customer_id is None or conversation.id is None:
         return facts
-    history = await customers.history(session, conversation.customer_id, conversation.id)
+    history = facts.history
+    if history is None:
+        history = await customers.history(session, conversation.customer_id, conversation.id)
     holder = (
         await session.get(Person, conversation.relationship_owner_id)
         if conversation.relationship_owner_id is not None

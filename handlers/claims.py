@@ -320,6 +320,10 @@ async def _changed(ctx: Context, conversation: Conversation, action: str, detail
     """Audit the change and update the card (after the sender's own answer, which reads first)."""
     conversation.updated_at = ctx.now
     ctx.session.add(conversation)
-    await ctx.session.flush()
     conversations.audit(ctx.session, conversation.id, ctx.sender.id, action, ctx.now, detail)
-    await card.refresh(ctx, conversation)
+    # What the card reads (team, owner, messages, advice, history) is not what changed
+    # here, which the card takes from `conversation` itself: the change, its history
+    # line and both outbox rows are written in one flush at the commit, and the two
+    # rows in one INSERT (on PostgreSQL every statement is a round trip).
+    with ctx.session.no_autoflush:
+        await card.refresh(ctx, conversation)

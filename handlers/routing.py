@@ -152,6 +152,8 @@ async def ingest(
     ctx: Context,
     events: Sequence[MentionReceived],
     relationships: Relationships,
+    *,
+    candidates: Sequence[Team] | None = None,
 ) -> list[bool]:
     """Route a batch of mentions with a fixed handful of statements, whatever its size;
     for each, whether it was new (the same source and external id again is a retry).
@@ -160,7 +162,8 @@ async def ingest(
     statement dedupes, one read finds the conversations the mentions join, one
     INSERT each adds the new conversations, the mentions, the history and the cards
     (built from memory). Follow-ups on existing conversations are rarer and take the
-    ordinary path.
+    ordinary path. `candidates`: the teams to route among, when the caller has read
+    them already (a watched channel's team, which every one of its mentions names).
     """
     session = ctx.session
     fresh = await processed.first_times(session, [e.event_id for e in events], ctx.now)
@@ -172,7 +175,7 @@ async def ingest(
         return fresh
     known = await conversations.by_keys(session, list(threads))
     opened, arrivals = await _open(
-        ctx, {k: t for k, t in threads.items() if k not in known}, relationships
+        ctx, {k: t for k, t in threads.items() if k not in known}, relationships, candidates
     )
     if lost := [k for k in threads if k not in known and k not in opened]:
         known |= await conversations.by_keys(session, lost)  # a concurrent delivery won
@@ -225,12 +228,14 @@ async def _open(
     ctx: Context,
     threads: Mapping[tuple[str, str], Sequence[MentionReceived]],
     relationships: Relationships,
+    candidates: Sequence[Team] | None = None,
 ) -> tuple[dict[tuple[str, str], tuple[Conversation, Team | None]], dict[tuple[str, str], Arrival]]:
     """New conversations for these threads, each in its team and for its customer
     (unsaved: Core inserts them)."""
     if not threads:
         return {}, {}
-    candidates = await teams.every(ctx.session)
+    if candidates is None:
+        candidates = await teams.every(ctx.session)
     planned: dict[tuple[str, str], tuple[Conversation, Team | None]] = {}
     for (source, key), thread in threads.items():
         first = thread[0]

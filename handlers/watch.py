@@ -16,16 +16,16 @@ from bot.router import Router, UsageError
 from handlers import card, routing
 from handlers.customers import Relationships
 from storage import conversations, teams, watched
-from storage.models import Status, Team, WatchedChannel
+from storage.models import Person, Status, Team, WatchedChannel
 
 
 def register(router: Router, relationships: Relationships) -> None:
-    async def on_watched_message(ctx: Context, event: Message) -> None:
-        await on_message(ctx, event, relationships)
+    async def on_watched_messages(ctx: Context, events: Sequence[Message]) -> list[bool]:
+        return await on_messages(ctx, events, relationships)
 
     router.command("team watch", team_watch, ADMINS)
     router.command("team unwatch", team_unwatch, ADMINS)
-    router.on(Message, on_watched_message)
+    router.on_batch(Message, on_watched_messages)
 
 
 async def team_watch(ctx: Context, args: Sequence[str]) -> None:
@@ -68,28 +68,68 @@ async def team_unwatch(ctx: Context, args: Sequence[str]) -> None:
     ctx.reply(ctx.texts.unwatched)
 
 
-async def on_message(ctx: Context, event: Message, relationships: Relationships) -> None:
-    channel = await watched.by_channel(ctx.session, event.channel)
-    if channel is None or not (event.text.strip() or event.files):
-        return
-    person = await ctx.directory.ensure(ctx.session, event.sender, ctx.now)
-    source = platform_of(event.channel)
-    if person.role is None:  # not staff, not a consultant: a customer
-        team = await ctx.session.get(Team, channel.team_id)
-        mention = MentionReceived(
-            source=source,
-            external_id=event.message_ref or event.event_id,
-            conversation_key=event.thread or event.message_ref or event.event_id,
-            author=Author(person.display_name, local_part(event.sender)),
-            text=_with_files(ctx, event),
-            url=event.url,
-            created_at=ctx.now,
-            team=team.name if team else "",
-            raw=event.raw,
+async def on_messages(
+    ctx: Context, events: Sequence[Message], relationships: Relationships
+) -> list[bool]:
+    """A batch of chat messages (the Slack adapter groups those that arrive together);
+    for each, whether it was new. Set-based: one read finds which channels are watched
+    and for which team, one read per distinct sender, then the customers' messages go
+    to routing together, as a webhook batch does.
+
+    Only a customer's message keeps a row that dedupes it (its mention: the same
+    message again is a retry). A message in a channel nobody watches writes nothing,
+    and a staff reply is idempotent (a conversation already replied stays as it is).
+    Staff replies run in their place in the batch: the customers' messages before one
+    are routed first, so a reply always sees the conversation those opened.
+    """
+    fresh = [True] * len(events)
+    watching = await watched.teams_of(
+        ctx.session, {e.channel for e in events if e.text.strip() or e.files}
+    )
+    people: dict[str, Person] = {}
+    pending: list[tuple[int, MentionReceived]] = []
+
+    async def route_pending() -> None:
+        if not pending:
+            return
+        kept = await routing.ingest(
+            ctx, [m for _, m in pending], relationships, candidates=list(watching.values())
         )
-        await routing.ingest(ctx, [mention], relationships)
-    elif is_staff(person) and event.thread:
-        await _staff_replied(ctx.as_sender(person), source, event.thread)
+        for (i, _), is_new in zip(pending, kept, strict=True):
+            fresh[i] = is_new
+        pending.clear()
+
+    for i, event in enumerate(events):
+        team = watching.get(event.channel)
+        if team is None or not (event.text.strip() or event.files):
+            continue
+        if (person := people.get(event.sender)) is None:
+            person = await ctx.directory.ensure(ctx.session, event.sender, ctx.now)
+            people[event.sender] = person
+        source = platform_of(event.channel)
+        if person.role is None:  # not staff, not a consultant: a customer
+            pending.append((i, _mention(ctx, event, person, source, team)))
+        elif is_staff(person) and event.thread:
+            await route_pending()
+            await _staff_replied(ctx.as_sender(person), source, event.thread)
+    await route_pending()
+    return fresh
+
+
+def _mention(
+    ctx: Context, event: Message, person: Person, source: str, team: Team
+) -> MentionReceived:
+    return MentionReceived(
+        source=source,
+        external_id=event.message_ref or event.event_id,
+        conversation_key=event.thread or event.message_ref or event.event_id,
+        author=Author(person.display_name, local_part(event.sender)),
+        text=_with_files(ctx, event),
+        url=event.url,
+        created_at=ctx.now,
+        team=team.name,
+        raw=event.raw,
+    )
 
 
 def _with_files(ctx: Context, event: Message) -> str:

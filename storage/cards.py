@@ -1,16 +1,19 @@
 """What a conversation's card shows beyond its own row, read in one statement.
 
 A card is re-rendered on every change (a claim, a reply, a follow-up), so this
-read is on the path of every answer: one round trip rather than four.
+read is on the path of every answer: one round trip rather than five (the
+customer's history included).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 
-from sqlalchemy import BindParameter, Select, bindparam, func, select
+from sqlalchemy import BindParameter, Select, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from storage.customers import History
@@ -32,6 +35,9 @@ class CardFacts:
 
 
 async def facts(session: AsyncSession, conversation: Conversation) -> CardFacts:
+    """The card's facts, and the customer's history before this conversation when it
+    has a customer (in the same statement: one round trip less per card on PostgreSQL,
+    where every statement is one)."""
     row = (
         await session.execute(
             _statement(),
@@ -39,9 +45,15 @@ async def facts(session: AsyncSession, conversation: Conversation) -> CardFacts:
                 "number": conversation.id,
                 "team": conversation.team_id or 0,
                 "owner": conversation.owner_id or 0,
+                "customer": conversation.customer_id or 0,
             },
         )
     ).one()
+    history = None
+    if conversation.customer_id is not None:
+        history = History(
+            int(row.earlier or 0), row.last_at, row.last_status or "", row.last_owner or ""
+        )
     return CardFacts(
         team_name=row.team or "",
         owner_name=row.owner or "",
@@ -49,13 +61,25 @@ async def facts(session: AsyncSession, conversation: Conversation) -> CardFacts:
         latest_url=row.url or "",
         open_advice=int(row.open or 0),
         answered_advice=int(row.answered or 0),
+        history=history,
     )
 
 
 @cache
-def _statement() -> Select[str, str, str, str, int, int]:
-    # Built once: composing six subqueries costs more than running them.
+def _statement() -> Select[str, str, str, str, int, int, int, datetime, str, str]:
+    # Built once: composing these subqueries costs more than running them.
     number: BindParameter[int] = bindparam("number")
+    customer: BindParameter[int] = bindparam("customer")
+    # the customer's conversations before this one (`storage.customers.history`)
+    earlier = and_(col(Conversation.customer_id) == customer, col(Conversation.id) < number)
+    last = (
+        select(col(Conversation.id))
+        .where(earlier)
+        .order_by(col(Conversation.id).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    last_conversation = aliased(Conversation)
     latest = (
         select(col(Mention.id))
         .where(col(Mention.conversation_id) == number)
@@ -83,4 +107,18 @@ def _statement() -> Select[str, str, str, str, int, int]:
         select(col(Mention.url)).where(col(Mention.id) == latest).scalar_subquery().label("url"),
         advice(AdviceStatus.OPEN, AdviceStatus.TAKEN).scalar_subquery().label("open"),
         advice(AdviceStatus.ANSWERED).scalar_subquery().label("answered"),
+        select(func.count()).where(earlier).scalar_subquery().label("earlier"),
+        select(col(last_conversation.created_at))
+        .where(col(last_conversation.id) == last)
+        .scalar_subquery()
+        .label("last_at"),
+        select(col(last_conversation.status))
+        .where(col(last_conversation.id) == last)
+        .scalar_subquery()
+        .label("last_status"),
+        select(col(Person.display_name))
+        .join(last_conversation, col(last_conversation.owner_id) == col(Person.id))
+        .where(col(last_conversation.id) == last)
+        .scalar_subquery()
+        .label("last_owner"),
     )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_
+from sqlalchemy import Select, bindparam, func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -62,12 +63,22 @@ async def by_keys(
     """The conversations with these (source, conversation_key), locked like `lock`."""
     if not keys:
         return {}
-    rows = await session.scalars(
+    rows = await session.scalars(_by_keys_statement(), {"keys": list(keys)})
+    return {(c.source, c.conversation_key): c for c in rows}
+
+
+@cache
+def _by_keys_statement() -> Select[Conversation]:
+    # Built once: on the path of every mention (building it cost more than running it).
+    return (
         select(Conversation)
-        .where(tuple_(col(Conversation.source), col(Conversation.conversation_key)).in_(keys))
+        .where(
+            tuple_(col(Conversation.source), col(Conversation.conversation_key)).in_(
+                bindparam("keys", expanding=True)
+            )
+        )
         .with_for_update()
     )
-    return {(c.source, c.conversation_key): c for c in rows}
 
 
 async def open_many(

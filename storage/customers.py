@@ -135,14 +135,7 @@ async def recognise(
 async def _identities(
     session: AsyncSession, keys: Collection[IdentityKey]
 ) -> dict[IdentityKey, Recognised]:
-    rows = await (await session.connection()).execute(
-        select(
-            col(CustomerIdentity.source),
-            col(CustomerIdentity.handle),
-            col(CustomerIdentity.id),
-            col(CustomerIdentity.customer_id),
-        ).where(tuple_(col(CustomerIdentity.source), col(CustomerIdentity.handle)).in_(keys))
-    )
+    rows = await (await session.connection()).execute(_identities_statement(), {"keys": list(keys)})
     return {
         (source, handle): Recognised(int(identity_id or 0), customer_id, known=True)
         for source, handle, identity_id, customer_id in rows
@@ -154,17 +147,44 @@ async def histories(session: AsyncSession, customer_ids: Collection[int]) -> dic
     conversations so far, and the last of them, in one statement."""
     if not customer_ids:
         return {}
+    rows = await session.execute(_histories_statement(), {"customers": list(customer_ids)})
+    return {
+        customer: History(int(earlier), at, status, owner or "")
+        for customer, earlier, at, status, owner in rows
+    }
+
+
+# The statements on routing's path are built once (`functools.cache`): building one
+# took longer than running it (bench.slack's profile, issue 18).
+
+
+@cache
+def _identities_statement() -> Select[str, str, int | None, int]:
+    return select(
+        col(CustomerIdentity.source),
+        col(CustomerIdentity.handle),
+        col(CustomerIdentity.id),
+        col(CustomerIdentity.customer_id),
+    ).where(
+        tuple_(col(CustomerIdentity.source), col(CustomerIdentity.handle)).in_(
+            bindparam("keys", expanding=True)
+        )
+    )
+
+
+@cache
+def _histories_statement() -> Select[int, int, datetime, str, str]:
     counts = (
         select(
             col(Conversation.customer_id).label("customer"),
             func.count().label("earlier"),
             func.max(col(Conversation.id)).label("last"),
         )
-        .where(col(Conversation.customer_id).in_(customer_ids))
+        .where(col(Conversation.customer_id).in_(bindparam("customers", expanding=True)))
         .group_by(col(Conversation.customer_id))
         .subquery()
     )
-    rows = await session.execute(
+    return (
         select(
             counts.c.customer,
             counts.c.earlier,
@@ -175,10 +195,6 @@ async def histories(session: AsyncSession, customer_ids: Collection[int]) -> dic
         .join(Conversation, col(Conversation.id) == counts.c.last)
         .outerjoin(Person, col(Person.id) == col(Conversation.owner_id))
     )
-    return {
-        customer: History(int(earlier), at, status, owner or "")
-        for customer, earlier, at, status, owner in rows
-    }
 
 
 async def history(session: AsyncSession, customer_id: int, before: int) -> History:
@@ -222,6 +238,12 @@ async def relationship_owners(
     conversation), with their day away, in one statement."""
     if not customer_ids:
         return {}
+    rows = await session.execute(_owners_statement(), {"customers": list(customer_ids)})
+    return {customer: Holder(person, until) for customer, person, until in rows}
+
+
+@cache
+def _owners_statement() -> Select[int, Person, str | None]:
     last_resolved = (
         select(col(Conversation.owner_id))
         .where(
@@ -239,15 +261,14 @@ async def relationship_owners(
             col(Customer.id).label("customer"),
             func.coalesce(col(Customer.owner_id), last_resolved).label("owner"),
         )
-        .where(col(Customer.id).in_(customer_ids))
+        .where(col(Customer.id).in_(bindparam("customers", expanding=True)))
         .subquery()
     )
-    rows = await session.execute(
+    return (
         select(owners.c.customer, Person, col(Away.until))
         .join(Person, col(Person.id) == owners.c.owner)
         .outerjoin(Away, col(Away.person_id) == col(Person.id))
     )
-    return {customer: Holder(person, until) for customer, person, until in rows}
 
 
 async def relationship_owner(session: AsyncSession, customer_id: int) -> Person | None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import func, select
+from sqlalchemy import BindParameter, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -55,24 +56,7 @@ async def on_duty(
     if not team_ids:
         return {}
     rows = (
-        await session.execute(
-            select(
-                col(TeamMember.team_id),
-                Person,
-                col(DialogueSession.occurrence_start),
-                col(DialogueSession.ends_at),
-            )
-            .join(Person, col(Person.id) == col(TeamMember.person_id))
-            .join(DialogueSession, col(DialogueSession.person_id) == col(Person.id))
-            .where(
-                col(TeamMember.team_id).in_(team_ids),
-                col(Person.role).in_(_STAFF),
-                col(DialogueSession.commitment_id).is_not(None),
-                col(DialogueSession.outcome).in_(RUNNING),
-                col(DialogueSession.occurrence_start) <= now,
-                col(DialogueSession.ends_at) > now,
-            )
-        )
+        await session.execute(_on_duty_statement(), {"teams": list(team_ids), "now": now})
     ).all()
     if not rows:
         return {}
@@ -94,6 +78,31 @@ async def on_duty(
     for people in found.values():
         people.sort(key=lambda d: (d.person.display_name.casefold(), d.person.id or 0))
     return found
+
+
+@cache
+def _on_duty_statement() -> Select[int, Person, datetime, datetime]:
+    # Built once: read for every batch of new conversations (bench.slack's profile).
+    # (an untyped parameter takes the type of the column it is compared with)
+    now: BindParameter[datetime] = bindparam("now")
+    return (
+        select(
+            col(TeamMember.team_id),
+            Person,
+            col(DialogueSession.occurrence_start),
+            col(DialogueSession.ends_at),
+        )
+        .join(Person, col(Person.id) == col(TeamMember.person_id))
+        .join(DialogueSession, col(DialogueSession.person_id) == col(Person.id))
+        .where(
+            col(TeamMember.team_id).in_(bindparam("teams", expanding=True)),
+            col(Person.role).in_(_STAFF),
+            col(DialogueSession.commitment_id).is_not(None),
+            col(DialogueSession.outcome).in_(RUNNING),
+            col(DialogueSession.occurrence_start) <= now,
+            col(DialogueSession.ends_at) > now,
+        )
+    )
 
 
 async def offers_waiting(session: AsyncSession, since: Mapping[int, datetime]) -> dict[int, int]:

@@ -59,8 +59,18 @@ class SlackChat:
             finally:
                 self.handled += 1
 
-        # the adapter hands events to app.handle: count them to know when one is done
+        handle_many = self.app.handle_many
+
+        async def counting_many(events: Sequence[Event]) -> list[bool]:
+            try:
+                return await handle_many(events)
+            finally:
+                self.handled += len(events)
+
+        # the adapter hands events to app.handle, and channel messages in groups to
+        # app.handle_many: count them to know when one is done
         setattr(self.app, "handle", counting)  # noqa: B010
+        setattr(self.app, "handle_many", counting_many)  # noqa: B010
         for uid, name in [("UADMIN", "Ada"), ("UANN", "Ann"), ("UBOB", "Bob")]:
             fake.users[uid] = user(uid, name)
         fake.users["UCUST"] = user("UCUST", "Giulia", guest=True, locale="it-IT")

@@ -8,12 +8,16 @@ the next, so under load the cost of a commit is shared by everyone waiting.
 
 Every request in a group is answered with the group's outcome: if its transaction
 fails, nothing of any of them was kept, and each is told so.
+
+The webhook groups mentions and reads their conversation numbers back (its answer
+carries them); the Slack adapter groups a watched channel's messages the same way,
+with nothing to read back (`db` None).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
 from bot.events import Event, MentionReceived
@@ -37,6 +41,7 @@ class Stored:
     #: for each mention, whether it was new (False: stored before, a re-delivery)
     fresh: list[bool]
     #: (source, external_id) → conversation number, for the group's mentions
+    #: (empty where nothing is read back)
     numbers: dict[MentionKey, int]
 
 
@@ -49,27 +54,34 @@ def _answer() -> asyncio.Future[Stored]:
 
 @dataclass
 class _Waiting:
-    events: Sequence[MentionReceived]
+    events: Sequence[Event]
     done: asyncio.Future[Stored] = field(default_factory=_answer)
 
 
 class GroupCommit:
-    def __init__(self, sink: EventSink, db: Database, *, most: int):
+    def __init__(self, sink: EventSink, db: Database | None, *, most: int):
         self._sink = sink
+        #: where the mentions' conversation numbers are read back (None: not read)
         self._db = db
         #: mentions per transaction at most (a request bigger than this goes alone)
         self._most = most
         self._queue: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def store(self, events: Sequence[MentionReceived]) -> Stored:
-        """Store the mentions durably (raises NotStored or NotReadBack)."""
+    async def store(self, events: Sequence[Event]) -> Stored:
+        """Store the events durably (raises NotStored or NotReadBack)."""
+        return await self.submit(events)
+
+    def submit(self, events: Sequence[Event]) -> Awaitable[Stored]:
+        """Queue the events now, in the caller's order; the result is their outcome (as
+        `store`). For a caller that must hand events in in order but not wait in line:
+        the Slack adapter's turnstile is passed on as soon as a message is queued."""
         waiting = _Waiting(events)
         self._queue.append(waiting)
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), name="intake group commit")
+            self._writer = asyncio.create_task(self._write(), name="group commit")
         # Shielded: a client hanging up must not cancel the group's transaction.
-        return await asyncio.shield(waiting.done)
+        return asyncio.shield(waiting.done)
 
     async def drain(self) -> None:
         """Wait until every request handed in is stored (or has failed)."""
@@ -101,10 +113,7 @@ class GroupCommit:
             failure.__cause__ = exc
             return failure
         try:
-            async with self._db.read() as session:
-                numbers = await conversations.numbers_of(
-                    session, [(e.source, e.external_id) for w in group for e in w.events]
-                )
+            numbers = await self._numbers(events)
         except Exception as exc:
             not_read = NotReadBack(str(exc))
             not_read.__cause__ = exc
@@ -115,6 +124,13 @@ class GroupCommit:
             w.done.set_result(Stored(fresh[start : start + len(w.events)], numbers))
             start += len(w.events)
         return None
+
+    async def _numbers(self, events: Sequence[Event]) -> dict[MentionKey, int]:
+        mentions = [(e.source, e.external_id) for e in events if isinstance(e, MentionReceived)]
+        if self._db is None or not mentions:
+            return {}
+        async with self._db.read() as session:
+            return await conversations.numbers_of(session, mentions)
 
     def _next_group(self) -> list[_Waiting]:
         group: list[_Waiting] = []

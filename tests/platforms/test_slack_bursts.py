@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from fake_slack import FakeSlack, Posted, RateLimit, event, message
+from bot.events import Event
+from fake_slack import FakeSlack, Posted, RateLimit, event, message, read
 from harness import eventually
 from slack_chat import OWNER, SHARED, SlackChat
 
@@ -118,3 +119,31 @@ async def test_a_burst_stays_within_slacks_limit_with_a_burst_card_and_claim_nex
     await eventually(lambda: "has its card below" in _burst_cards(fake)[0].text, within=15)
     assert len(_burst_cards(fake)) == 1  # one burst card, updated in place
     await asyncio.sleep(0)
+
+
+async def test_a_channels_messages_that_arrive_together_are_stored_together(
+    slack: SlackChat,
+) -> None:
+    """A busy watched channel costs a transaction per group of messages, not per message
+    (issue 18): those that arrive while one is stored share the next. Each still gets
+    its own conversation and card, numbered in the order Slack sent them."""
+    fake = slack.fake
+    await slack.setup_team()
+    groups: list[int] = []
+    handle_many = slack.app.handle_many
+
+    async def recording(events: Sequence[Event]) -> list[bool]:
+        groups.append(len(events))
+        return await handle_many(events)
+
+    setattr(slack.app, "handle_many", recording)  # noqa: B010
+    await _customers_write(slack, 20)
+    await slack.app.settle()
+
+    assert sum(groups) == 20
+    assert max(groups) > 1, groups  # the customer's look-up held the first: the rest queued
+    assert _cards(fake) == list(range(1, 21))
+    texts = [read(p.text, p.blocks) for p in fake.in_channel(OWNER)]
+    assert [next(i for i, t in enumerate(texts) if f"help {n}" in t) for n in range(20)] == list(
+        range(20)
+    )

@@ -35,7 +35,8 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.events import ChannelId, Event, PersonId, local_part
+from bot.events import ChannelId, Event, Message, PersonId, local_part
+from bot.intake.group_commit import GroupCommit, NotStored
 from bot.messages import texts_for
 from bot.platform import DeliveryError, EventSink, PersonInfo, StartError
 from bot.platforms.slack import translate as tr
@@ -89,6 +90,8 @@ FIND_SENT_MARGIN = 600.0
 MODAL_WAIT = 30.0
 #: marks a request replayed from the inbox (recorded already)
 REPLAYED = "inloop_replayed"
+#: channel messages stored in one transaction at most (those that arrive together)
+MESSAGE_BATCH = 200
 
 
 class ConnectionRetry(AsyncConnectionErrorRetryHandler):
@@ -217,6 +220,7 @@ class SlackPlatform:
         #: the core's forms by id, opened by buttons that name one (`Button.form`)
         self.forms: dict[str, Form] = dict(forms or {})
         self._sink: EventSink | None = None
+        self._messages: GroupCommit | None = None
         self._session: aiohttp.ClientSession | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
@@ -248,6 +252,7 @@ class SlackPlatform:
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
+        self._messages = GroupCommit(sink, None, most=MESSAGE_BATCH)
         # One connection pool for every Web API call (the client opens one per call otherwise).
         self._session = aiohttp.ClientSession()
         self.client.session = self._session
@@ -325,6 +330,8 @@ class SlackPlatform:
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
+        if self._messages is not None:
+            await self._messages.drain()  # messages received are stored before we go
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -391,7 +398,9 @@ class SlackPlatform:
         async def on_message(body: dict[str, Any]) -> None:
             async with self._handling(body):
                 event = tr.message_event(body, self.bot_user_id, self.workspace_url)
-                if event is not None:
+                if isinstance(event, Message):
+                    await self._keep(event)
+                elif event is not None:  # a command typed as a message
                     await self._hand(event)
 
         @app.event("reaction_added")
@@ -501,6 +510,20 @@ class SlackPlatform:
         assert self._sink is not None, "events arrive only after start()"
         async with self._turnstile.turn(event.event_id):
             await self._sink.handle(event)
+
+    async def _keep(self, message: Message) -> None:
+        """A channel message joins the next transaction with the others that arrive
+        while one runs (group commit, as the intake webhook does): a busy watched
+        channel then costs a commit per batch, not per message. Its turn in the
+        channel is passed on once it is queued, so the queue keeps Slack's order."""
+        assert self._messages is not None, "events arrive only after start()"
+        async with self._turnstile.turn(message.event_id):
+            stored = self._messages.submit([message])
+        try:
+            await stored
+        except NotStored as exc:
+            # Socket Mode has acknowledged it already: Slack will not send it again.
+            log.error("Slack: message %s was not kept", message.event_id, exc_info=exc.__cause__)
 
     async def open_form(
         self,
