@@ -96,8 +96,11 @@ class MatrixSettings:
 class MatrixPlatform:
     name = "matrix"
     command_prefix = translate.PREFIX
-    # Synapse rate-limits per user, not per room: its 429s are waited out instead.
+    # Synapse rate-limits per user, not per room: no pace per room; its 429s are waited
+    # out instead, and the outbox learns the account's rate from them, keeping room for
+    # private answers and card changes ahead of new cards (`limit_per_account`).
     pace_seconds = 0.0
+    limit_per_account = True
 
     def __init__(self, settings: MatrixSettings, db: Database, clock: Clock):
         self._settings = settings
