@@ -314,6 +314,8 @@ class OutboxWorker:
         #: lanes being delivered now, by their own task
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._bursts: dict[str, _Burst] = {}
+        #: whether the burst cards an earlier worker left going on were taken over
+        self._resumed = False
         #: platforms whose rate limit counts every channel and private message together
         #: (an optional attribute of a platform: Matrix's)
         self._shared = {
@@ -411,6 +413,8 @@ class OutboxWorker:
                 return [], gap
         self._lane_done, self._last_full = False, loop.time()
         now = self._clock()
+        if not self._resumed and self._burst_view is not None:
+            await self._resume_bursts()
         # Lanes busy when reading began are left alone: what is read of them may be
         # stale by the time their task is done (a failure booked meanwhile).
         busy = set(self._busy)
@@ -646,6 +650,16 @@ class OutboxWorker:
             self._on_error(exc, f"burst card in {target}")
         finally:
             burst.at = self._last_sent[lane] = started
+
+    async def _resume_bursts(self) -> None:
+        """Take over the burst cards a worker stopped before (a restart) left going on:
+        they are updated as the backlog changes, and told when it is gone."""
+        async with self._db.read() as session:
+            going_on = await bursts.going_on(session)
+        for card in going_on:
+            lane = f"{False}:{card.channel}"  # a channel's lane (`_lane`)
+            self._bursts.setdefault(lane, _Burst(card.since, card.ref, looked_up=True))
+        self._resumed = True
 
     async def _note_burst(
         self, target: str, burst: _Burst, key: str, view: View, *, posted: bool, over: bool

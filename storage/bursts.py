@@ -42,6 +42,17 @@ async def of_channel(session: AsyncSession, channel: str) -> BurstCard | None:
     return BurstCard(row.target, row.context, row.created_at)
 
 
+async def going_on(session: AsyncSession) -> list[BurstCard]:
+    """Every channel's burst card still going on."""
+    rows = await session.scalars(
+        select(OutboxRow)
+        .where(col(OutboxRow.kind) == OutboxKind.BURST)
+        .order_by(col(OutboxRow.id))
+    )
+    latest = {row.target: row for row in rows if row.context is not None}
+    return [BurstCard(r.target, r.context, r.created_at) for r in latest.values() if r.context]
+
+
 async def channel_of(session: AsyncSession, ref: str) -> str | None:
     """The channel whose burst card (still going on) is the message `ref`."""
     channel: str | None = await session.scalar(
