@@ -278,6 +278,14 @@ class SynapseServer:
         with urllib.request.urlopen(request, timeout=10):
             pass
 
+    def unlimit_messages(self, user_id: str) -> None:
+        """Remove `user_id`'s override: the server's `rc_message` applies again."""
+        url = f"{self.url}/_synapse/admin/v1/users/{user_id}/override_ratelimit"
+        headers = {"Authorization": f"Bearer {self._admin()}"}
+        request = urllib.request.Request(url, headers=headers, method="DELETE")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
     def _admin(self) -> str:
         """An admin's access token (an admin registered and logged in once)."""
         if self._admin_token is None:

@@ -102,3 +102,20 @@ async def test_a_burst_under_synapses_default_limit_gets_a_burst_card_and_claims
     assert len(_burst_cards(ann, room, bot)) == 1  # one burst card, updated in place
     for person, words in ((ann, f"#{LAST} is yours"), (bob, "#1 is yours")):
         assert sum(words in said for said in person.direct_messages(bot.user_id)) == 1
+
+
+async def test_invited_to_more_rooms_than_the_rate_allows_the_bot_joins_every_one(
+    bot: Bot,  # noqa: F811
+    admin: MatrixPerson,  # noqa: F811
+    synapse: SynapseServer,
+) -> None:
+    # Synapse counts a join against the bot's message rate: past ten at once, a join is
+    # answered 429, and an invite shows in one sync only.
+    synapse.limit_messages(admin.user_id, 0, 0)  # the admin may make rooms at will
+    rooms = await asyncio.gather(*(admin.create_room(bot.user_id) for _ in range(12)))
+
+    def joined() -> int:
+        rooms_now = [admin.client.rooms[room] for room in rooms]
+        return sum(1 for r in rooms_now if bot.user_id in set(r.users) - set(r.invited_users))
+
+    await admin.until(lambda: joined() == len(rooms), within=60)
