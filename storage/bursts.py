@@ -45,9 +45,7 @@ async def of_channel(session: AsyncSession, channel: str) -> BurstCard | None:
 async def going_on(session: AsyncSession) -> list[BurstCard]:
     """Every channel's burst card still going on."""
     rows = await session.scalars(
-        select(OutboxRow)
-        .where(col(OutboxRow.kind) == OutboxKind.BURST)
-        .order_by(col(OutboxRow.id))
+        select(OutboxRow).where(col(OutboxRow.kind) == OutboxKind.BURST).order_by(col(OutboxRow.id))
     )
     latest = {row.target: row for row in rows if row.context is not None}
     return [BurstCard(r.target, r.context, r.created_at) for r in latest.values() if r.context]
