@@ -285,7 +285,8 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
         f"{results.drain_s:.0f} s after the burst {posted:.0f} cards, {rate:.3f} a second "
         f"(the account's limit: 0.2 a second for everything the bot sends)"
     )
-    print(f"  nothing lost, nothing twice: {verdict(not results.failures)}")
+    whole = not [f for f in results.failures if "lost" in f or "twice" in f or "one conv" in f]
+    print(f"  nothing lost, nothing twice: {verdict(whole)}")
     print(f"  load average: {' '.join(f'{x:.2f}' for x in results.load)}")
     for failure in results.failures:
         print(f"  FAILED: {failure}")
@@ -293,6 +294,7 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = burst_options("bench.burst --matrix", __doc__, 100, 200)
+    parser.set_defaults(private_every=1.0)
     parser.add_argument(
         "--window", type=float, default=120.0, help="seconds after the burst to measure the pace"
     )
