@@ -61,6 +61,8 @@ LOOK_UP_BUDGET = 10.0
 BURST_AFTER = 3.0
 #: the burst card is shown again (updated in place) at most this often
 BURST_REFRESH = 10.0
+#: the channels' backlogs of new cards are counted at most this often
+BACKLOG_EVERY = 0.5
 #: on a platform limited per account (`limit_per_account`), whose rate is not known
 #: until it answers a 429, this many new cards waiting in one channel make a burst
 #: (Synapse's default burst: ten messages)
@@ -232,6 +234,13 @@ class _Allowance:
         self.full_until = max(self.full_until, loop_now + retry_after)
         self.new_cards_at = max(self.new_cards_at, loop_now + retry_after + HEADROOM * self.gap)
 
+    def take(self, loop_now: float) -> None:
+        """A message leaves: while the bucket is full (it was, less than a message's
+        worth ago), the next waits a message's worth more, so that lanes waiting for the
+        same moment take turns instead of all trying (and all but one meeting a 429)."""
+        if self.active(loop_now) and self.full_until > loop_now - self.gap:
+            self.full_until = max(self.full_until, loop_now) + self.gap
+
     def spent(self, loop_now: float, messages: int = 1) -> None:
         """Messages that got through fill the bucket as much."""
         if self.active(loop_now):
@@ -319,6 +328,8 @@ class OutboxWorker:
         self._bursts: dict[str, _Burst] = {}
         #: whether the burst cards an earlier worker left going on were taken over
         self._resumed = False
+        #: the channels' backlogs of new cards as last counted, and when (loop time)
+        self._counted: tuple[float, dict[str, tuple[int, int]]] = (float("-inf"), {})
         #: platforms whose rate limit counts every channel and private message together
         #: (an optional attribute of a platform: Matrix's)
         self._shared = {
@@ -430,14 +441,9 @@ class OutboxWorker:
             # pass ahead of it in its lane (then `_send_units` notes the reference).
             cards = await _card_refs(session, rows)
             posts = await _queued_posts(session, rows, cards)
-            # counted only when a burst card may be due: a paced lane free to send
-            shown = self._burst_view is not None and (
-                bool(self._bursts)
-                or any(self._one_at_a_time(r) and _lane(r) not in busy for r in rows)
-            )
-            backlog = await _backlogs(session) if shown else {}
-        lanes = _by_lane(rows)
-        loop_now = asyncio.get_running_loop().time()
+            lanes = _by_lane(rows)
+            loop_now = asyncio.get_running_loop().time()
+            backlog = await self._backlogs(session, rows, lanes, busy, loop_now)
         waits: list[float] = []
         chosen: dict[str, list[_Unit]] = {}
         bursts: list[str] = []
@@ -466,10 +472,12 @@ class OutboxWorker:
             wait = max(wait, held)
             if burst_due:
                 bursts.append(lane)
+                self._take(head.platform, loop_now)
             elif wait > 0:
                 waits.append(wait)
             elif paced:
                 chosen[lane] = units[:1]
+                self._take(head.platform, loop_now)
             else:
                 chosen[lane] = list(
                     itertools.takewhile(lambda u: self._backoff_wait(u.row, now) <= 0, units)
@@ -555,6 +563,7 @@ class OutboxWorker:
             if self._one_at_a_time(head):
                 await self._release([r for u in units[1:] for r in u.rows])
                 units = units[:1]
+                self._take(head.platform, loop_now)
             started.append(self._spawn(lane, self._deliver_lane(lane, units, cards)))
         return started
 
@@ -565,6 +574,30 @@ class OutboxWorker:
         return (row.next_attempt_at - now).total_seconds() if row.attempts else 0.0
 
     # -- burst cards --------------------------------------------------------------------
+
+    async def _backlogs(
+        self,
+        session: AsyncSession,
+        rows: Sequence[OutboxRow],
+        lanes: Mapping[str, list[OutboxRow]],
+        busy: set[str],
+        loop_now: float,
+    ) -> dict[str, tuple[int, int]]:
+        """Each channel's backlog of new cards, for the burst cards: counted when one may
+        be due (a paced lane free to send), at most every BACKLOG_EVERY seconds, except
+        that a burst that ended is told at once (counting every pending row at each
+        pass, ten a second in a burst, was a sixth of the bot's time)."""
+        if self._burst_view is None:
+            return {}
+        ended = any(lane not in lanes for lane in self._bursts)
+        due = any(self._one_at_a_time(r) and _lane(r) not in busy for r in rows)
+        if not (ended or due or self._bursts):
+            return {}
+        counted_at, counted = self._counted
+        if ended or loop_now - counted_at >= BACKLOG_EVERY:
+            counted = await _backlogs(session)
+            self._counted = (loop_now, counted)
+        return counted
 
     def _burst_due(
         self, lane: str, head: OutboxRow, backlog: tuple[int, int] | None, loop_now: float
@@ -773,11 +806,14 @@ class OutboxWorker:
 
     def _one_at_a_time(self, row: OutboxRow) -> bool:
         """Whether the row's lane sends one message per pass: a paced channel, and every
-        channel of a platform limited per account, so that each pass can put its burst
-        card, or a change to a card, ahead of the next new card."""
+        lane of a platform limited per account, so that each pass can put its burst
+        card, or a change to a card, ahead of the next new card, and give the account's
+        next message to the lane whose turn it is."""
+        if row.platform in self._shared:
+            return True
         if row.kind == OutboxKind.PRIVATE:
             return False
-        return bool(self._pace(row)) or row.platform in self._shared
+        return bool(self._pace(row))
 
     def _held(self, unit: _Unit, loop_now: float) -> float:
         """Seconds a message waits on a platform limited per account: while its bucket
@@ -793,6 +829,11 @@ class OutboxWorker:
         limited per account."""
         allowance = self._shared.get(row.platform)
         return allowance.wait(loop_now, 1) if allowance is not None else 0.0
+
+    def _take(self, platform: str, loop_now: float) -> None:
+        allowance = self._shared.get(platform)
+        if allowance is not None:
+            allowance.take(loop_now)
 
     def _spent(self, platform: str, loop_now: float) -> None:
         allowance = self._shared.get(platform)
