@@ -680,7 +680,9 @@ class OutboxWorker:
                 del self._bursts[lane]
             await self._note_burst(target, burst, key, view, posted=posted, over=backlog[0] == 0)
         except DeliveryError as exc:
-            log.warning("burst card in %s: %s", target, exc.reason)
+            # a 429 is the platform pacing us (logged as a lane's), not a failure
+            level = logging.INFO if exc.retry_after is not None else logging.WARNING
+            log.log(level, "burst card in %s: %s", target, exc.reason)
             if exc.retry_after is not None:
                 self._not_before[lane] = loop.time() + exc.retry_after
                 self._limited(platform_of(target), exc.retry_after)
