@@ -261,6 +261,9 @@ async def run(args: argparse.Namespace, url: str) -> Results:
             await asyncio.sleep(args.window)
             results.drain_s = time.monotonic() - began
             results.gaps = [float(len(card_numbers(bench)) - before)]
+            # Nothing more goes out; what was on its way shows in the admin's client.
+            await bench.app.outbox.stop()
+            await asyncio.sleep(5.0)
             check(bench, results, await bench.waiting())
         finally:
             await bench.stop()

@@ -811,8 +811,11 @@ class OutboxWorker:
         lane of a platform limited per account, so that each pass can put its burst
         card, or a change to a card, ahead of the next new card, and give the account's
         next message to the lane whose turn it is."""
-        if row.platform in self._shared:
+        allowance = self._shared.get(row.platform)
+        if allowance is not None and row.kind != OutboxKind.PRIVATE:
             return True
+        if allowance is not None:  # a person's answers take turns only while limited
+            return allowance.active(asyncio.get_running_loop().time())
         if row.kind == OutboxKind.PRIVATE:
             return False
         return bool(self._pace(row))
