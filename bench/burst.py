@@ -348,8 +348,10 @@ def check(bench: Side, results: Results, waiting: Sequence[int] = ()) -> None:
     results.cards = len(cards)
     if len(set(numbers)) != len(numbers):
         results.failures.append("two mentions became one conversation")
+    # A card both posted and still waiting was on its way when the outbox stopped: its
+    # row goes again with the same key, which the platform deduplicates.
     missing = set(numbers) - set(cards) - set(waiting)
-    twice = len(cards) - len(set(cards)) + len(set(cards) & set(waiting))
+    twice = len(cards) - len(set(cards))
     if missing:
         results.failures.append(f"{len(missing)} cards never posted (lost)")
     if twice:
