@@ -46,6 +46,7 @@ from bot.events import ChannelId, PersonId, Undeliverable, bounded, platform_of
 from bot.metrics import Metrics
 from bot.platform import DeliveryError, Platform
 from bot.views import View, view_from_dict, view_to_dict
+from storage import bursts
 from storage.database import Database
 from storage.dialect import table
 from storage.duties import gone as instances_gone
@@ -68,6 +69,21 @@ LOOK_UP_BUDGET = 10.0
 BURST_AFTER = 3.0
 #: the burst card is shown again (updated in place) at most this often
 BURST_REFRESH = 10.0
+#: the channels' backlogs of new cards are counted at most this often
+BACKLOG_EVERY = 0.5
+#: on a platform limited per account (`limit_per_account`), whose rate is not known
+#: until it answers a 429, this many new cards waiting in one channel make a burst
+#: (Synapse's default burst: ten messages)
+SHARED_BURST_CARDS = 10
+#: messages of the account's allowance kept free for what cannot wait (private
+#: answers, card changes), once a platform limited per account has answered a 429:
+#: new cards wait for the rest (a claim is an edit, a line in the thread and an answer)
+HEADROOM = 4
+#: seconds by which a card change lets a private answer go first into a bucket that
+#: was full (both wait for the same moment)
+CHANGE_AFTER = 0.3
+#: a platform limited per account that answered no 429 for this long is not limited now
+FORGET_LIMIT_AFTER = 120.0
 #: a lane due sooner than this keeps the worker busy (not idle: `settle` waits for it)
 IDLE_AFTER = 0.05
 #: the running worker reads every lane at most this often on kicks alone (a burst of
@@ -198,6 +214,60 @@ class _Burst:
     at: float = 0.0
     #: making or showing it failed unexpectedly: the lane goes on without it
     broken: bool = False
+    #: whether the card an earlier worker posted (before a restart) was looked for
+    looked_up: bool = False
+
+
+@dataclass
+class _Allowance:
+    """What a platform limited per account (Synapse limits each user, every room and
+    private room together) lets the bot send: learnt from its 429s, modelled as the
+    homeserver's own bucket, so that new cards leave HEADROOM messages for what cannot
+    wait. Before its first 429 nothing is known, and nothing is held back."""
+
+    #: seconds per message the homeserver allows: the longest retry_after it gave
+    gap: float = 0.0
+    #: loop time before which no new card goes (the bucket keeps HEADROOM free)
+    new_cards_at: float = 0.0
+    #: loop time until which the bucket is full (the last 429's retry_after): every lane
+    #: waits, private answers first, card changes just after
+    full_until: float = 0.0
+    #: loop time of the last 429
+    limited_at: float = float("-inf")
+
+    def limited(self, loop_now: float, retry_after: float) -> None:
+        """A 429: the bucket is full until `retry_after`; new cards wait for HEADROOM more."""
+        self.gap = max(self.gap, retry_after)
+        self.limited_at = loop_now
+        self.full_until = max(self.full_until, loop_now + retry_after)
+        self.new_cards_at = max(self.new_cards_at, loop_now + retry_after + HEADROOM * self.gap)
+
+    def take(self, loop_now: float) -> None:
+        """A message leaves: while the bucket is full (it was, less than a message's
+        worth ago), the next waits a message's worth more, so that lanes waiting for the
+        same moment take turns instead of all trying (and all but one meeting a 429)."""
+        if self.active(loop_now) and self.full_until > loop_now - self.gap:
+            self.full_until = max(self.full_until, loop_now) + self.gap
+
+    def spent(self, loop_now: float, messages: int = 1) -> None:
+        """Messages that got through fill the bucket as much."""
+        if self.active(loop_now):
+            self.new_cards_at = max(self.new_cards_at, loop_now) + messages * self.gap
+
+    def active(self, loop_now: float) -> bool:
+        """Limited now: a 429, or new cards held back, less than FORGET_LIMIT_AFTER ago
+        (held back, they meet no 429: the bucket is still being kept from filling)."""
+        latest = max(self.limited_at, self.new_cards_at)
+        return self.gap > 0 and loop_now - latest < FORGET_LIMIT_AFTER
+
+    def wait(self, loop_now: float, rank: int) -> float:
+        """Seconds before a message may go: a private answer (rank 0) as soon as the
+        bucket has room, a change to a card (1) just after (so that when one message
+        fits, the answer is it), a new card (2) once HEADROOM more would fit."""
+        if not self.active(loop_now):
+            return 0.0
+        full = self.full_until - loop_now + (CHANGE_AFTER if rank else 0.0)
+        return max(full, self.new_cards_at - loop_now) if rank == 2 else full
 
 
 #: renders a channel's burst card from what waits there since a time (the handler's rule)
@@ -232,7 +302,7 @@ class OutboxWorker:
         max_attempts: int = 12,
         backoff: Backoff = Backoff(),
         pacing: Mapping[str, float] | None = None,
-        batch: int = 200,
+        batch: int = 20,
         metrics: Metrics | None = None,
         gave_up: Callable[[Undeliverable], Awaitable[object]] | None = None,
         burst_view: BurstView | None = None,
@@ -259,7 +329,10 @@ class OutboxWorker:
         self._backoff = backoff
         #: minimum seconds between two messages of one lane, per platform
         self._pacing = dict(pacing or {})
-        #: rows read per lane in a pass
+        #: rows read per lane in a pass: a paced lane sends one message a pass, and any
+        #: lane's task is followed by a pass at once, so a few suffice; reading two
+        #: hundred of a channel's backlog at every pass, ten passes a second, blocked the
+        #: event loop (SQLite runs inline) for 40% of a burst (bench.burst's profile)
         self._batch = batch
         #: told of a channel message given up on for good (the core tells the admins)
         self._gave_up = gave_up
@@ -271,6 +344,17 @@ class OutboxWorker:
         #: lanes being delivered now, by their own task
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._bursts: dict[str, _Burst] = {}
+        #: whether the burst cards an earlier worker left going on were taken over
+        self._resumed = False
+        #: the channels' backlogs of new cards as last counted, and when (loop time)
+        self._counted: tuple[float, dict[str, tuple[int, int]]] = (float("-inf"), {})
+        #: platforms whose rate limit counts every channel and private message together
+        #: (an optional attribute of a platform: Matrix's)
+        self._shared = {
+            name: _Allowance()
+            for name, platform in platforms.items()
+            if getattr(platform, "limit_per_account", False)
+        }
         #: when the last full pass began (loop time), and whether a lane finished since
         self._last_full = 0.0
         self._lane_done = False
@@ -370,6 +454,8 @@ class OutboxWorker:
                 return [], gap
         self._lane_done, self._last_full = False, loop.time()
         now = self._clock()
+        if not self._resumed and self._burst_view is not None:
+            await self._resume_bursts()
         # Lanes busy when reading began are left alone: what is read of them may be
         # stale by the time their task is done (a failure booked meanwhile).
         busy = set(self._busy)
@@ -383,9 +469,9 @@ class OutboxWorker:
             # pass ahead of it in its lane (then `_send_units` notes the reference).
             cards = await _card_refs(session, rows)
             posts = await _queued_posts(session, rows, cards)
-            backlog = await _backlogs(session) if self._burst_view is not None else {}
-        lanes = _by_lane(rows)
-        loop_now = asyncio.get_running_loop().time()
+            lanes = _by_lane(rows)
+            loop_now = asyncio.get_running_loop().time()
+            backlog = await self._backlogs(session, rows, lanes, busy, loop_now)
         waits: list[float] = []
         chosen: dict[str, list[_Unit]] = {}
         bursts: list[str] = []
@@ -394,18 +480,32 @@ class OutboxWorker:
                 continue
             units = _units(queued, cards, posts)
             head = units[0].row
-            paced = self._pace(head)
+            paced = self._one_at_a_time(head)
             wait = max(
                 self._backoff_wait(head, now),
                 self._pace_wait(head, lane, loop_now),
                 self._not_before.get(lane, 0.0) - loop_now,
             )
-            if wait > 0:
-                waits.append(wait)
-            elif paced and self._burst_due(lane, head, backlog.get(head.target), loop_now):
+            # The burst card is a change to the channel, not a new card: on a platform
+            # limited per account it need not wait for the room kept for changes.
+            held = self._held(units[0], loop_now)
+            change = max(wait, self._held_change(head, loop_now))
+            burst_due = (
+                paced
+                and change <= 0
+                and self._burst_due(lane, head, backlog.get(head.target), loop_now)
+            )
+            if paced and 0 < change < held:
+                waits.append(change)  # a look then, for the burst card
+            wait = max(wait, held)
+            if burst_due:
                 bursts.append(lane)
+                self._take(head.platform, loop_now)
+            elif wait > 0:
+                waits.append(wait)
             elif paced:
                 chosen[lane] = units[:1]
+                self._take(head.platform, loop_now)
             else:
                 chosen[lane] = list(
                     itertools.takewhile(lambda u: self._backoff_wait(u.row, now) <= 0, units)
@@ -485,17 +585,19 @@ class OutboxWorker:
         started = []
         for lane, queued in lanes.items():
             head = queued[0]
+            units = _units(queued, cards, {})
             late = max(
                 self._pace_wait(head, lane, loop_now),
                 self._not_before.get(lane, 0.0) - loop_now,
+                self._held(units[0], loop_now),
             )
             if late > 0:
                 await self._release(queued)
                 continue
-            units = _units(queued, cards, {})
-            if self._pace(head):
+            if self._one_at_a_time(head):
                 await self._release([r for u in units[1:] for r in u.rows])
                 units = units[:1]
+                self._take(head.platform, loop_now)
             started.append(self._spawn(lane, self._deliver_lane(lane, units, cards)))
         return started
 
@@ -506,6 +608,30 @@ class OutboxWorker:
         return (row.next_attempt_at - now).total_seconds() if row.attempts else 0.0
 
     # -- burst cards --------------------------------------------------------------------
+
+    async def _backlogs(
+        self,
+        session: AsyncSession,
+        rows: Sequence[OutboxRow],
+        lanes: Mapping[str, list[OutboxRow]],
+        busy: set[str],
+        loop_now: float,
+    ) -> dict[str, tuple[int, int]]:
+        """Each channel's backlog of new cards, for the burst cards: counted when one may
+        be due (a paced lane free to send), at most every BACKLOG_EVERY seconds, except
+        that a burst that ended is told at once (counting every pending row at each
+        pass, ten a second in a burst, was a sixth of the bot's time)."""
+        if self._burst_view is None:
+            return {}
+        ended = any(lane not in lanes for lane in self._bursts)
+        due = any(self._one_at_a_time(r) and _lane(r) not in busy for r in rows)
+        if not (ended or due or self._bursts):
+            return {}
+        counted_at, counted = self._counted
+        if ended or loop_now - counted_at >= BACKLOG_EVERY:
+            counted = await _backlogs(session)
+            self._counted = (loop_now, counted)
+        return counted
 
     def _burst_due(
         self, lane: str, head: OutboxRow, backlog: tuple[int, int] | None, loop_now: float
@@ -521,19 +647,28 @@ class OutboxWorker:
             return False
         if backlog is None:
             return burst is not None  # every card is out: its last update
+        allowance = self._shared.get(head.platform)
         if burst is None:
-            if backlog[0] * self._pace(head) <= self._burst_after:
+            if allowance is not None and not allowance.gap:
+                # The homeserver's rate is not known before its first 429: a burst is
+                # more new cards at once than its default lets through.
+                if backlog[0] < SHARED_BURST_CARDS:
+                    return False
+            elif backlog[0] * self._lane_pace(head) <= self._burst_after:
                 return False
             self._bursts[lane] = _Burst(since=self._clock() - timedelta(seconds=self._burst_after))
             return True
         if burst.ref is None:
             return True  # its post failed: try again
-        return backlog != burst.shown and loop_now - burst.at >= BURST_REFRESH
+        # Under a limit per account each update costs what a card costs: fewer of them.
+        refresh = max(BURST_REFRESH, HEADROOM * allowance.gap) if allowance else BURST_REFRESH
+        return backlog != burst.shown and loop_now - burst.at >= refresh
 
     async def _show_burst(self, lane: str, backlogs: Mapping[str, tuple[int, int]]) -> None:
         """Post or update the lane's burst card (its last update, once the backlog is
-        gone). It is not an outbox row: it is made afresh from what waits, and a crash
-        only leaves the last one shown as it was."""
+        gone). It is made afresh from what waits, not delivered from a row: a crash only
+        leaves the last one shown as it was. Where it is, is stored (`storage.bursts`):
+        after a restart the same card is updated, and a reaction to it is understood."""
         burst = self._bursts.get(lane)
         assert burst is not None and self._burst_view is not None
         target = lane.split(":", 1)[1]
@@ -549,6 +684,12 @@ class OutboxWorker:
             del self._bursts[lane]
             return
         try:
+            if not burst.looked_up:
+                async with self._db.read() as session:
+                    earlier = await bursts.of_channel(session, target)
+                burst.looked_up = True
+                if earlier is not None:  # posted before a restart: still going on
+                    burst.ref, burst.since = earlier.ref, earlier.since
             view = await self._burst_view(channel, burst.since)
         except Exception as exc:
             # A burst card is a convenience: a bug making it must not stop the cards.
@@ -556,21 +697,29 @@ class OutboxWorker:
             self._on_error(exc, f"burst card in {target}")
             return
         try:
+            # a key of its own each time: Matrix drops a second event with one key
+            key = uuid.uuid4().hex
             if burst.ref is None:
                 if backlog[0] == 0:
                     del self._bursts[lane]  # over before it was shown
                     return
-                burst.ref = await platform.send(channel, view, uuid.uuid4().hex)
+                burst.ref = await platform.send(channel, view, key)
+                posted = True
             else:
-                # a key of its own each time: Matrix drops a second event with one key
-                await platform.update(channel, burst.ref, view, uuid.uuid4().hex)
+                await platform.update(channel, burst.ref, view, key)
+                posted = False
             burst.shown = backlog
+            self._spent(platform_of(target), started)
             if backlog[0] == 0:
                 del self._bursts[lane]
+            await self._note_burst(target, burst, key, view, posted=posted, over=backlog[0] == 0)
         except DeliveryError as exc:
-            log.warning("burst card in %s: %s", target, exc.reason)
+            # a 429 is the platform pacing us (logged as a lane's), not a failure
+            level = logging.INFO if exc.retry_after is not None else logging.WARNING
+            log.log(level, "burst card in %s: %s", target, exc.reason)
             if exc.retry_after is not None:
                 self._not_before[lane] = loop.time() + exc.retry_after
+                self._limited(platform_of(target), exc.retry_after)
             if exc.permanent:
                 self._bursts.pop(lane, None)
         except Exception as exc:  # an adapter bug: the cards go on without it
@@ -578,6 +727,37 @@ class OutboxWorker:
             self._on_error(exc, f"burst card in {target}")
         finally:
             burst.at = self._last_sent[lane] = started
+
+    async def _resume_bursts(self) -> None:
+        """Take over the burst cards a worker stopped before (a restart) left going on:
+        they are updated as the backlog changes, and told when it is gone."""
+        async with self._db.read() as session:
+            going_on = await bursts.going_on(session)
+        for card in going_on:
+            lane = f"{False}:{card.channel}"  # a channel's lane (`_lane`)
+            self._bursts.setdefault(lane, _Burst(card.since, card.ref, looked_up=True))
+        self._resumed = True
+
+    async def _note_burst(
+        self, target: str, burst: _Burst, key: str, view: View, *, posted: bool, over: bool
+    ) -> None:
+        """Store where the burst card is and what it shows (deleted once it is over)."""
+        assert burst.ref is not None
+        shown = view_to_dict(view)
+        now = self._clock()
+        try:
+            async with self._db.transaction() as session:
+                if over:
+                    await bursts.over(session, burst.ref)
+                elif posted:
+                    platform = platform_of(target)
+                    await bursts.posted(
+                        session, platform, target, burst.ref, key, burst.since, shown, now
+                    )
+                else:
+                    await bursts.shown(session, burst.ref, shown, now)
+        except Exception as exc:  # the card is shown: only a restart would miss it
+            self._on_error(exc, f"storing the burst card in {target}")
 
     # -- sending ------------------------------------------------------------------------
 
@@ -726,6 +906,58 @@ class OutboxWorker:
         Private answers are not paced: a person gets few, and must get them at once."""
         return 0.0 if row.kind == OutboxKind.PRIVATE else self._pacing.get(row.platform, 0.0)
 
+    def _lane_pace(self, row: OutboxRow) -> float:
+        """Seconds per message of the row's channel: the platform's pace, or on a platform
+        limited per account, what its 429s taught (0: not known)."""
+        allowance = self._shared.get(row.platform)
+        if allowance is not None and row.kind != OutboxKind.PRIVATE:
+            return max(self._pace(row), allowance.gap)
+        return self._pace(row)
+
+    def _one_at_a_time(self, row: OutboxRow) -> bool:
+        """Whether the row's lane sends one message per pass: a paced channel, and every
+        lane of a platform limited per account, so that each pass can put its burst
+        card, or a change to a card, ahead of the next new card, and give the account's
+        next message to the lane whose turn it is."""
+        allowance = self._shared.get(row.platform)
+        if allowance is not None and row.kind != OutboxKind.PRIVATE:
+            return True
+        if allowance is not None:  # a person's answers take turns only while limited
+            return allowance.active(asyncio.get_running_loop().time())
+        if row.kind == OutboxKind.PRIVATE:
+            return False
+        return bool(self._pace(row))
+
+    def _held(self, unit: _Unit, loop_now: float) -> float:
+        """Seconds a message waits on a platform limited per account: while its bucket
+        is full, and for a new card, until there is room left for what cannot wait."""
+        allowance = self._shared.get(unit.row.platform)
+        if allowance is None:
+            return 0.0
+        rank = 0 if unit.row.kind == OutboxKind.PRIVATE else 2 if _is_new_card(unit) else 1
+        return allowance.wait(loop_now, rank)
+
+    def _held_change(self, row: OutboxRow, loop_now: float) -> float:
+        """Seconds a change to the row's channel (its burst card) waits on a platform
+        limited per account."""
+        allowance = self._shared.get(row.platform)
+        return allowance.wait(loop_now, 1) if allowance is not None else 0.0
+
+    def _take(self, platform: str, loop_now: float) -> None:
+        allowance = self._shared.get(platform)
+        if allowance is not None:
+            allowance.take(loop_now)
+
+    def _spent(self, platform: str, loop_now: float) -> None:
+        allowance = self._shared.get(platform)
+        if allowance is not None:
+            allowance.spent(loop_now)
+
+    def _limited(self, platform: str, retry_after: float) -> None:
+        allowance = self._shared.get(platform)
+        if allowance is not None:
+            allowance.limited(asyncio.get_running_loop().time(), retry_after)
+
     def _pace_wait(self, row: OutboxRow, lane: str, loop_now: float) -> float:
         """Seconds before this lane may send again (the platform's per-channel rate)."""
         interval = self._pace(row)
@@ -741,7 +973,9 @@ class OutboxWorker:
         # not from its answer: a slow answer does not slow the channel down further.
         started = asyncio.get_running_loop().time()
         try:
-            return True, await self._send_bounded(row, cards, payload)
+            ref = await self._send_bounded(row, cards, payload)
+            self._spent(row.platform, started)
+            return True, ref
         except _LeaseLost:
             log.info("outbox row %s: lease lapsed while looking it up; left to its taker", row.id)
             raise
@@ -906,6 +1140,7 @@ class OutboxWorker:
         loop_now = asyncio.get_running_loop().time()
         lane = _lane(row)
         self._not_before[lane] = max(self._not_before.get(lane, 0.0), loop_now + retry_after)
+        self._limited(row.platform, retry_after)
         log.info("%s is rate-limited (%s): waiting %.1fs", row.target, reason, retry_after)
         async with self._db.transaction() as session:
             await session.execute(
@@ -1054,6 +1289,13 @@ def _by_lane(rows: Iterable[OutboxRow]) -> dict[str, list[OutboxRow]]:
 
 def _leading(rows: list[OutboxRow], ok: Callable[[OutboxRow], bool]) -> list[OutboxRow]:
     return list(itertools.takewhile(ok, rows))
+
+
+def _is_new_card(unit: _Unit) -> bool:
+    """A new conversation's card, with no change to it waiting (a claimed card's post
+    carries its owner and is no longer merely new)."""
+    row = unit.row
+    return row.kind == OutboxKind.SEND and bool(row.conversation_id) and not unit.also
 
 
 def _lane(row: OutboxRow) -> str:

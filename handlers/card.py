@@ -238,8 +238,17 @@ async def burst(
         fields=(Field(texts.burst_oldest, f"#{oldest.number}"),),
         text=texts.burst_text.format(command=prefix),
         buttons=(
-            Button(texts.button_claim_next, "claim", "next", "primary", f"{prefix} claim next"),
+            Button(
+                texts.button_claim_next,
+                "claim",
+                "next",
+                "primary",
+                f"{prefix} claim next",
+                texts.button_claim_also,  # where there are no buttons, ✋ on the card
+            ),
             Button(texts.button_show_list, "queue", "", "default", f"{prefix} queue"),
         ),
-        fallback=title,
+        # No fallback of its own (the title serves): on Matrix a card's fallback is also
+        # said in its thread at each change, and a burst card changes often, each
+        # message counting against a rate limit that is already reached.
     )

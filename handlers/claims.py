@@ -19,7 +19,7 @@ from handlers import card
 from handlers.customers import held_for_other, holds_for_other
 from handlers.people import named_person
 from handlers.text import number
-from storage import conversations, teams
+from storage import bursts, conversations, teams
 from storage.models import Conversation, Person, Status
 
 
@@ -42,10 +42,15 @@ async def on_reaction(ctx: Context, event: Reaction) -> None:
         return
     conversation = await conversations.by_card(ctx.session, event.message_ref)
     if conversation is None:
-        return
+        # ✋ on a channel's burst card is its Claim next (typed in that channel)
+        if await bursts.channel_of(ctx.session, event.message_ref) is None:
+            return
+        wanted = ["next"]
+    else:
+        wanted = [str(conversation.id)]
     person = await ctx.directory.ensure(ctx.session, event.sender, ctx.now)
     if is_staff(person):
-        await claim(ctx.as_sender(person), [str(conversation.id)])
+        await claim(ctx.as_sender(person), wanted)
 
 
 async def claim(ctx: Context, args: Sequence[str]) -> None:

@@ -35,6 +35,9 @@ class OutboxKind(StrEnum):
     PRIVATE = "private"
     #: a message in the thread under a conversation's card
     REPLY = "reply"
+    #: a channel's burst card, posted by the worker itself (born sent): `context` holds
+    #: where it is, the row lives while the burst does
+    BURST = "burst"
 
 
 class AdviceStatus(StrEnum):

@@ -11,6 +11,11 @@ listener, no TLS), rate limits raised so that tests are not throttled, and a
 `registration_shared_secret` so that users are registered with the admin API.
 `restart()` stops and starts it on the same port and data (a homeserver that goes
 away mid-scenario). If it cannot start, the error carries Synapse's own log lines.
+
+Rate limits for bursts: the whole server as a homeserver is by default
+(`SynapseServer(rc_message=DEFAULT_MESSAGE_LIMIT)`: everyone may send one message
+every five seconds after ten), or one user at a whole number of messages a second
+(`limit_messages`: Synapse's admin API `override_ratelimit`).
 """
 
 from __future__ import annotations
@@ -28,12 +33,15 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
 SERVER_NAME = "inloop.test"
 _SECRET = "test-registration-shared-secret"
 _FAST = {"per_second": 10000, "burst_count": 10000}
+#: Synapse's own default `rc_message`: what a homeserver does unless told otherwise
+DEFAULT_MESSAGE_LIMIT = {"per_second": 0.2, "burst_count": 10}
 
 
 def _free_port() -> int:
@@ -43,7 +51,7 @@ def _free_port() -> int:
         return port
 
 
-def _config(base: Path, port: int) -> dict[str, object]:
+def _config(base: Path, port: int, rc_message: Mapping[str, float]) -> dict[str, object]:
     return {
         "server_name": SERVER_NAME,
         "pid_file": str(base / "homeserver.pid"),
@@ -69,7 +77,7 @@ def _config(base: Path, port: int) -> dict[str, object]:
         "bcrypt_rounds": 4,  # logins and registrations in milliseconds, not a quarter second
         "presence": {"enabled": False},
         "url_preview_enabled": False,
-        "rc_message": _FAST,
+        "rc_message": dict(rc_message),
         "rc_registration": _FAST,
         "rc_room_creation": _FAST,
         "rc_login": {"address": _FAST, "account": _FAST, "failed_attempts": _FAST},
@@ -102,8 +110,13 @@ disable_existing_loggers: false
 
 
 class SynapseServer:
-    def __init__(self, *, start_timeout: float = 60.0) -> None:
+    def __init__(
+        self, *, start_timeout: float = 60.0, rc_message: Mapping[str, float] = _FAST
+    ) -> None:
         self.start_timeout = start_timeout
+        #: how fast each user may send messages (`DEFAULT_MESSAGE_LIMIT`: Synapse's own)
+        self.rc_message = rc_message
+        self._admin_token: str | None = None
         self.port = _free_port()
         self.base = Path(tempfile.mkdtemp(prefix="inloop-synapse-"))
         self._process: subprocess.Popen[bytes] | None = None
@@ -142,7 +155,8 @@ class SynapseServer:
             (self.base / "media").mkdir(exist_ok=True)
             (self.base / "log.yaml").write_text(_LOG_CONFIG.format(path=self.log_path))
             # JSON is YAML: no YAML writer needed.
-            path.write_text(json.dumps(_config(self.base, self.port), indent=2))
+            config = _config(self.base, self.port, self.rc_message)
+            path.write_text(json.dumps(config, indent=2))
             self._synapse("--generate-keys")
         return path
 
@@ -245,3 +259,47 @@ class SynapseServer:
         with urllib.request.urlopen(request, timeout=10) as answer:
             user_id: str = json.load(answer)["user_id"]
         return user_id, password
+
+    def limit_messages(self, user_id: str, per_second: int, burst_count: int) -> None:
+        """Let `user_id` send `per_second` messages after `burst_count`, whatever the
+        server's `rc_message`: the admin API `override_ratelimit`, as an admin would (0
+        and 0 lift the limit). It takes whole numbers only: Synapse's default (0.2) is
+        the server's `rc_message` (`DEFAULT_MESSAGE_LIMIT`)."""
+        body = {"messages_per_second": per_second, "burst_count": burst_count}
+        url = f"{self.url}/_synapse/admin/v1/users/{user_id}/override_ratelimit"
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {self._admin()}",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    def unlimit_messages(self, user_id: str) -> None:
+        """Remove `user_id`'s override: the server's `rc_message` applies again."""
+        url = f"{self.url}/_synapse/admin/v1/users/{user_id}/override_ratelimit"
+        headers = {"Authorization": f"Bearer {self._admin()}"}
+        request = urllib.request.Request(url, headers=headers, method="DELETE")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    def _admin(self) -> str:
+        """An admin's access token (an admin registered and logged in once)."""
+        if self._admin_token is None:
+            user_id, password = self.register(f"ratelimiter{os.getpid()}", admin=True)
+            login = {
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": user_id},
+                "password": password,
+            }
+            request = urllib.request.Request(
+                f"{self.url}/_matrix/client/v3/login",
+                data=json.dumps(login).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                self._admin_token = str(json.load(answer)["access_token"])
+        return self._admin_token

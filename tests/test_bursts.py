@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from datetime import timedelta
 
+from bot.clock import utc_now
 from bot.events import Command, EventId
+from bot.outbox import LEASE
 from bot.views import Card
 from harness import Chat, channel, eventually, person
 from recording import Delivered, field_value
@@ -160,3 +163,44 @@ async def test_a_burst_becomes_a_burst_card_whose_claim_next_hands_out_the_oldes
     assert sorted(_posted_cards(chat)) == list(range(1, 21))  # nothing lost or twice
     assert field_value(chat.platform.card(19), "Owner") == "Ann"
     assert field_value(chat.platform.card(2), "Owner") == "Bob"
+
+
+async def test_after_a_restart_mid_burst_the_same_burst_card_goes_on_and_its_reaction_claims_next(
+    database_url: str,
+) -> None:
+    chat = await Chat(database_url).start()
+    await chat.say("boss", "team add support")
+    await _paced(chat, 0.5)
+    chat.app.outbox._burst_after = 1.0
+    for n in range(16):
+        await chat.mention(f"Customer{n}", f"message {n}", settle=False)
+    await eventually(lambda: bool(_bursts(chat)), within=5)
+    shown = _bursts(chat)[0]
+    # once the lane has moved on (a card after it), the burst card's place is stored
+    delivered = chat.platform.in_channel(SUPPORT)
+    await eventually(lambda: len(chat.platform.in_channel(SUPPORT)) > delivered.index(shown) + 1)
+    await chat.stop()  # mid-burst: most cards still wait
+
+    restarted = Chat(database_url)
+    restarted.platform = chat.platform
+    restarted.app.platforms["console"] = chat.platform
+    # what the stopped worker was sending lapses after its lease (LEASE), then goes again
+    restarted.app.outbox._clock = lambda: utc_now() + LEASE + timedelta(seconds=1)
+    await _paced(restarted, 0.2)
+    restarted.app.outbox._burst_after = 1.0
+    await restarted.start()
+    try:
+        # ✋ on the burst card posted before the restart is its Claim next
+        await restarted.react("ann", shown.ref, "✋")
+        await eventually(
+            lambda: any(t.startswith("#1 is yours.") for t in chat.platform.private(person("ann")))
+        )
+        await eventually(lambda: len(_posted_cards(restarted)) == 16, within=30)
+        await eventually(lambda: "has its card below" in _bursts(restarted)[-1].view.title)  # type: ignore[union-attr]
+        # one burst card, updated in place across the restart; every card once
+        assert {d.ref for d in _bursts(restarted)} == {shown.ref}
+        assert [d.kind for d in _bursts(restarted)][:1] == ["send"]
+        assert sorted(_posted_cards(restarted)) == list(range(1, 17))
+        assert field_value(chat.platform.card(1), "Owner") == "Ann"
+    finally:
+        await restarted.stop()

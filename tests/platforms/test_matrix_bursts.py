@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 
-import aiohttp
 from test_matrix import Bot, People, admin, bot, cards, people, setup_team, told  # noqa: F401
 
 from matrix_people import MatrixPerson
@@ -15,22 +14,10 @@ from synapse_server import SynapseServer
 NUMBER = re.compile(r"#(\d+) ")
 
 
-async def _limit(hs: SynapseServer, user_id: str, per_second: float, burst: int) -> None:
-    """Synapse's admin API: `user_id` may send `per_second` messages, after `burst`."""
-    admin_id, password = hs.register(f"ratelimiter{abs(hash(user_id)) % 100000}", admin=True)
-    async with aiohttp.ClientSession() as http:
-        login = {
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": admin_id},
-            "password": password,
-        }
-        async with http.post(f"{hs.url}/_matrix/client/v3/login", json=login) as answer:
-            token = (await answer.json())["access_token"]
-        url = f"{hs.url}/_synapse/admin/v1/users/{user_id}/override_ratelimit"
-        limit = {"messages_per_second": per_second, "burst_count": burst}
-        headers = {"Authorization": f"Bearer {token}"}
-        async with http.post(url, json=limit, headers=headers) as answer:
-            assert answer.status == 200, await answer.text()
+def _numbers(viewer: MatrixPerson, room: str, bot: Bot) -> list[int]:  # noqa: F811
+    """The conversation numbers of the bot's cards in the room, in order of posting."""
+    found = [NUMBER.match(c["content"]["body"]) for c in cards(viewer, room, bot)]
+    return [int(m.group(1)) for m in found if m]
 
 
 async def test_a_burst_under_synapses_rate_limit_loses_nothing_and_a_claim_goes_first(
@@ -43,18 +30,14 @@ async def test_a_burst_under_synapses_rate_limit_loses_nothing_and_a_claim_goes_
     room = await setup_team(admin, bot, ann)
     # The bot may send two messages a second after three at once: a burst of twelve
     # cards meets 429s with retry_after_ms, as under Synapse's defaults, only sooner.
-    await _limit(synapse, bot.user_id, 2, 3)
+    synapse.limit_messages(bot.user_id, 2, 3)
     for n in range(1, 13):
         await bot.mention(f"help {n}", n)
     await ann.say(room, "!inloop claim 12")
     assert "is yours" in await told(ann, bot, "#12")
 
-    def numbers() -> list[int]:
-        found = [NUMBER.match(c["content"]["body"]) for c in cards(ann, room, bot)]
-        return [int(m.group(1)) for m in found if m]
-
-    await ann.until(lambda: len(numbers()) == 12, within=60)
-    shown = numbers()
+    await ann.until(lambda: len(_numbers(ann, room, bot)) == 12, within=60)
+    shown = _numbers(ann, room, bot)
     assert sorted(shown) == list(range(1, 13))  # nothing lost, nothing twice
     assert shown.index(12) < shown.index(11)  # the claimed card went ahead
     twelve = next(c for c in cards(ann, room, bot) if c["content"]["body"].startswith("#12 "))

@@ -72,6 +72,8 @@ _FIRST_SYNC_FILTER = {"room": {"timeline": {"limit": 1}}, "presence": {"types": 
 _NETWORK_ERRORS = (ClientError, OSError, TimeoutError)
 #: seconds between two saves of the sync token (see _save_token)
 _SAVE_TOKEN_EVERY = 2.0
+#: times a join refused for the rate limit (429) is tried again, when Synapse says
+_JOIN_TRIES = 20
 
 
 class CredentialsError(StartError):
@@ -100,8 +102,11 @@ class MatrixSettings:
 class MatrixPlatform:
     name = "matrix"
     command_prefix = translate.PREFIX
-    # Synapse rate-limits per user, not per room: its 429s are waited out instead.
+    # Synapse rate-limits per user, not per room: no pace per room; its 429s are waited
+    # out instead, and the outbox learns the account's rate from them, keeping room for
+    # private answers and card changes ahead of new cards (`limit_per_account`).
     pace_seconds = 0.0
+    limit_per_account = True
 
     def __init__(self, settings: MatrixSettings, db: Database, clock: Clock):
         self._settings = settings
@@ -123,6 +128,8 @@ class MatrixPlatform:
         self._direct_lock = asyncio.Lock()
         #: person → their private room, as stored (read once per person)
         self._direct: dict[PersonId, str] = {}
+        #: joins waiting out a 429 (`_join_later`)
+        self._joins: set[asyncio.Task[None]] = set()
 
     @property
     def connected(self) -> bool:
@@ -150,6 +157,8 @@ class MatrixPlatform:
         log.info("Matrix: %s is online on %s", self._settings.user_id, self._settings.homeserver)
 
     async def stop(self) -> None:
+        for join in list(self._joins):
+            join.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -408,13 +417,40 @@ class MatrixPlatform:
             inviter, self._own_server, self._settings.allowed_servers, staff
         ):
             answer = await self.client.join(room_id)
-            if isinstance(answer, JoinError):
+            if isinstance(answer, JoinError) and answer.status_code == "M_LIMIT_EXCEEDED":
+                self._join_later(room_id, answer)
+            elif isinstance(answer, JoinError):
                 log.warning("Matrix: could not join %s: %s", room_id, answer.message)
             else:
                 log.info("Matrix: joined %s, invited by %s", room_id, inviter)
         else:
             await self.client.room_leave(room_id)
             log.info("Matrix: declined the invite to %s from %s (not staff)", room_id, inviter)
+
+    def _join_later(self, room_id: str, refused: JoinError) -> None:
+        """Join when the homeserver says: Synapse counts a join against the bot's message
+        rate, and an invite shows in one sync only (a join given up is a room lost)."""
+
+        async def join() -> None:
+            answer = refused
+            for _ in range(_JOIN_TRIES):
+                await asyncio.sleep((answer.retry_after_ms or 1000) / 1000)
+                try:
+                    joined = await self.client.join(room_id)
+                except _NETWORK_ERRORS as exc:
+                    log.warning("Matrix: joining %s: %s; trying again", room_id, exc)
+                    continue
+                if not isinstance(joined, JoinError):
+                    log.info("Matrix: joined %s (after a rate limit)", room_id)
+                    return
+                answer = joined
+                if answer.status_code != "M_LIMIT_EXCEEDED":
+                    break
+            log.warning("Matrix: could not join %s: %s", room_id, answer.message)
+
+        task = asyncio.create_task(join(), name=f"join {room_id}")
+        self._joins.add(task)
+        task.add_done_callback(self._joins.discard)
 
     # -- Platform ------------------------------------------------------------------------
 
