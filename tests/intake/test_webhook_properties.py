@@ -52,8 +52,8 @@ async def intake(database_url: str) -> AsyncIterator[Intake]:
 
 
 #: rows Inloop changes on its own while it runs, whatever clients send: on PostgreSQL the
-#: duties' leases are renewed every 1.5 s (bot/duties.py)
-OWN_HEARTBEAT = frozenset({"duty_lease"})
+#: duties' leases and the instance's own liveness are renewed every 1.5 s (bot/duties.py)
+OWN_HEARTBEAT = frozenset({"duty_lease", "instance_lease"})
 
 
 async def snapshot(intake: Intake) -> dict[str, list[str]]:
