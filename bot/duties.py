@@ -310,6 +310,7 @@ class Duties:
         try:
             async with asyncio.timeout_at(loop.time() + max(0.05, within)):
                 async with self._db.transaction() as session:
+                    await leases.alive(session, self.instance, self._lease)
                     got = await leases.take(session, names, self.instance, self._lease)
         except Exception as exc:
             if not self._failing:
