@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from fake_slack import FakeSlack
 from harness import Chat
 from pg_server import PostgresServer
+from slack_chat import SlackChat
 from synapse_server import SynapseServer
 
 
@@ -41,3 +43,23 @@ def synapse() -> Iterator[SynapseServer]:
     # Started once: it takes seconds. No skip: if it cannot start, the error carries its log.
     with SynapseServer() as server:
         yield server
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    """A fake Slack on a free port (tests/fake_slack.py)."""
+    server = await FakeSlack().start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def slack(database_url: str, fake: FakeSlack) -> AsyncIterator[SlackChat]:
+    """Inloop connected to the fake Slack, on the test's database."""
+    chat = await SlackChat(database_url, fake).start()
+    try:
+        yield chat
+    finally:
+        await chat.stop()

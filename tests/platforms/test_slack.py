@@ -34,24 +34,6 @@ from slack_chat import OWNER, SHARED, SlackChat, buttons, refusals, shown
 from storage.models import OutboxRow, OutboxState
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = await FakeSlack().start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
-async def slack(database_url: str, fake: FakeSlack) -> AsyncIterator[SlackChat]:
-    chat = await SlackChat(database_url, fake).start()
-    try:
-        yield chat
-    finally:
-        await chat.stop()
-
-
 async def test_watched_channel_mention_to_card_claim_and_thread_reply(slack: SlackChat) -> None:
     fake = slack.fake
     await slack.setup_team()

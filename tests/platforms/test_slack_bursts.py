@@ -5,32 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
-
-import pytest
+from collections.abc import Sequence
 
 from bot.events import Event
 from fake_slack import FakeSlack, Posted, RateLimit, event, message, read
 from harness import eventually
 from slack_chat import OWNER, SHARED, SlackChat
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = await FakeSlack().start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
-async def slack(database_url: str, fake: FakeSlack) -> AsyncIterator[SlackChat]:
-    chat = await SlackChat(database_url, fake).start()
-    try:
-        yield chat
-    finally:
-        await chat.stop()
 
 
 def _cards(fake: FakeSlack) -> list[int]:

@@ -4,30 +4,8 @@ DM with the app, and after an erasure her card in the team channel says so."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
-import pytest
-
-from fake_slack import FakeSlack
 from slack_chat import OWNER, SlackChat, buttons, shown
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = await FakeSlack().start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
-async def slack(database_url: str, fake: FakeSlack) -> AsyncIterator[SlackChat]:
-    chat = await SlackChat(database_url, fake).start()
-    try:
-        yield chat
-    finally:
-        await chat.stop()
 
 
 async def test_the_export_is_a_file_and_the_erased_card_says_so(slack: SlackChat) -> None:

@@ -2,30 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
-from fake_slack import FakeSlack
 from slack_chat import SlackChat, buttons, shown
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = await FakeSlack().start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
-async def slack(database_url: str, fake: FakeSlack) -> AsyncIterator[SlackChat]:
-    chat = await SlackChat(database_url, fake).start()
-    try:
-        yield chat
-    finally:
-        await chat.stop()
 
 
 async def test_a_guests_second_conversation_is_returning_and_offered_to_her_owner_first(

@@ -3,35 +3,13 @@ a person written any way Slack writes one is that person (issues 13 §5, 14 §1 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from fake_slack import FakeSlack
 from slack_chat import SlackChat
 from storage.models import Person
 
 MARKUP = "*bold* _it_ ~s~ `code` <!here> <@UADMIN>"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = await FakeSlack().start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
-async def slack(database_url: str, fake: FakeSlack) -> AsyncIterator[SlackChat]:
-    chat = await SlackChat(database_url, fake).start()
-    try:
-        yield chat
-    finally:
-        await chat.stop()
 
 
 async def _read(slack: SlackChat, uid: str, command: str) -> str:
