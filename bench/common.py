@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import logging
 import math
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Coroutine, Sequence
@@ -164,3 +165,11 @@ def run_bench(
         results.failures.append(f"{errors.count} errors were logged (see above)")
     report(results, args, url)
     return 1 if results.failures else 0
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, for a bench's report ("?" where unknown)."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"

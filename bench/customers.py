@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import platform
 import sys
 import time
@@ -37,7 +36,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bench.common import QuietPlatform, add_database_options, percentile, run_bench, verdict
+from bench.common import (
+    QuietPlatform,
+    add_database_options,
+    load_average,
+    percentile,
+    run_bench,
+    verdict,
+)
 from bot.app import App
 from bot.config import load_settings
 from bot.context import Context
@@ -166,7 +172,7 @@ async def _plan(session: AsyncSession, conversation: Conversation) -> str:
 
 def report(results: Results, args: argparse.Namespace, url: str) -> None:
     backend = make_url(url).get_backend_name()
-    print(f"bench.customers on {backend} · {platform.python_version()} · load {_load()}")
+    print(f"bench.customers on {backend} · {platform.python_version()} · load {load_average()}")
     print(f"{results.conversations} conversations in the table; {args.rounds} renders of each card")
     if results.veteran_ms and results.newcomer_ms:
         for p in (50, 90, 99):
@@ -182,13 +188,6 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
         print(f"  {line}")
     for failure in results.failures:
         print(f"FAILED: {failure}")
-
-
-def _load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

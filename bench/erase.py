@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import platform
 import sys
 import time
@@ -39,7 +38,14 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
-from bench.common import QuietPlatform, add_database_options, percentile, run_bench, verdict
+from bench.common import (
+    QuietPlatform,
+    add_database_options,
+    load_average,
+    percentile,
+    run_bench,
+    verdict,
+)
 from bot.app import App
 from bot.config import load_settings
 from bot.events import Author, ChannelId, Command, EventId, MentionReceived, PersonId
@@ -218,7 +224,7 @@ async def _check(
 
 def report(results: Results, args: argparse.Namespace, url: str) -> None:
     backend = make_url(url).get_backend_name()
-    print(f"bench.erase on {backend} · {platform.python_version()} · load {_load()}")
+    print(f"bench.erase on {backend} · {platform.python_version()} · load {load_average()}")
     print(
         f"{results.mentions} mentions in {results.conversations} conversations in the tables; "
         f"{args.rounds} customers of {args.mentions} mentions in {args.conversations} "
@@ -234,13 +240,6 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
         print(f"target: erase < {TARGET_S:.0f} s: {verdict(worst < TARGET_S)} ({worst:.3f} s)")
     for failure in results.failures:
         print(f"FAILED: {failure}")
-
-
-def _load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
