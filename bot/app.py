@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock, utc_now
 from bot.config import Settings
 from bot.context import Context
-from bot.duties import Duties, LeaseTiming, instance_id, status_lines
+from bot.duties import Duties, LeaseTiming, instance_id, session_settings, status_lines
 from bot.events import ChannelId, Event, PersonId, local_part, platform_of
 from bot.health import Health, OpsRoutes, OpsServer
 from bot.inbox import Inbox
@@ -113,11 +113,16 @@ class App:
         self.instance = instance_id()
         # The leases on a small pool of their own: a busy main pool must not hold up a
         # renewal. On SQLite there is one instance, and every duty runs in it.
+        timing = lease_timing or LeaseTiming()
         self.duties = Duties(
-            None if self.db.is_sqlite else Database(settings.database_url, pool_size=1),
+            None
+            if self.db.is_sqlite
+            else Database(
+                settings.database_url, pool_size=1, server_settings=session_settings(timing)
+            ),
             self.instance,
             report_error,
-            timing=lease_timing or LeaseTiming(),
+            timing=timing,
         )
         #: what the platforms acknowledged and did not handle yet, kept through a crash
         self.inbox = Inbox(self.db, self.duties.liveness, utc_now, report_error)

@@ -86,6 +86,20 @@ class LeaseTiming:
     stop_grace: float = 3.0
 
 
+def session_settings(timing: LeaseTiming) -> dict[str, str]:
+    """PostgreSQL settings for the duties' own connections.
+
+    A holder whose network goes silent between a renewal's statement and its commit
+    leaves a transaction open on the server, holding the lease rows' locks; the server
+    keeps such a half-open session until TCP keepalive gives up (two hours by default),
+    and every other instance's take of those duties waits on the locks all that time:
+    no take-over at all. Ended by the server when idle for half a lease, the session
+    lets its locks go before the lease it failed to renew ends (a renewal's transaction
+    is never idle for longer: one statement, then COMMIT).
+    """
+    return {"idle_in_transaction_session_timeout": str(int(timing.lease / 2 * 1000))}
+
+
 def instance_id() -> str:
     """This process among the instances: host, process id, and a random part (a pid is
     reused, in containers often 1)."""
@@ -232,30 +246,33 @@ class Duties:
         await self.started([name])
 
     async def stop(self) -> None:
-        """Stop every duty's work and give their leases up."""
+        """Stop every duty's work and give their leases up, within `stop_grace` in all
+        (Inloop's whole stop is short): what does not stop in time is left behind, and
+        its lease is not given up but ends on its own."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self._timing.stop_grace
         if self._keeper is not None:
             self._keeper.cancel()
             await asyncio.gather(self._keeper, return_exceptions=True)
             self._keeper = None
-        # All at once: each stop may take up to `stop_grace`, and Inloop's stop is short.
-        await asyncio.gather(
-            *(
-                duty.stopping if duty.stopping is not None else self._halt(duty)
-                for duty in self._duties.values()
-                if duty.stopping is not None or duty.held or duty.starting is not None
-            ),
-            return_exceptions=True,
-        )
+        # All at once, each in a task (a stop may be slow, a database gone silent).
+        halts = {
+            duty.name: duty.stopping or asyncio.ensure_future(self._halt(duty))
+            for duty in self._duties.values()
+            if duty.stopping is not None or duty.held or duty.starting is not None
+        }
+        if halts:
+            await asyncio.wait(halts.values(), timeout=max(0.0, until - loop.time()))
         for duty in self._duties.values():
             _settle(duty.first)  # stopped before it was decided: nothing to wait for
-        self._duties.clear()
         if self._db is None:
+            self._duties.clear()
             return
-        loop = asyncio.get_running_loop()
-        # the release and the pool's end share one bound: Inloop's whole stop is short
-        until = loop.time() + self._timing.stop_grace
+        stopped = [name for name in self._duties if name not in halts or halts[name].done()]
+        self._duties.clear()
         try:
-            await self._within(self._release(None), until)
+            release = self._release(stopped, stopping=True)
+            await self._within(release, max(until, loop.time() + 0.5))
         except Exception as exc:  # a database out of reach: the leases expire on their own
             log.warning(
                 "duties: could not give the leases up (%s); they end within %g s",
@@ -363,10 +380,10 @@ class Duties:
             # the instance's own liveness rides in the same statement
             return await leases.take(session, names, self.instance, self._lease)
 
-    async def _release(self, names: Sequence[str] | None) -> None:
+    async def _release(self, names: Sequence[str], *, stopping: bool = False) -> None:
         assert self._db is not None
         async with self._db.transaction() as session:
-            await leases.release(session, self.instance, names)
+            await leases.release(session, self.instance, names, stopping=stopping)
 
     async def _within(self, work: Coroutine[Any, Any, T], until: float) -> T:
         """`work`'s result, or TimeoutError at loop time `until` sharp.
@@ -510,4 +527,4 @@ def _seconds(delta: timedelta) -> str:
     return f"{seconds // 3600} h"
 
 
-__all__ = ["Duties", "LeaseTiming", "Liveness", "instance_id", "status_lines"]
+__all__ = ["Duties", "LeaseTiming", "Liveness", "instance_id", "session_settings", "status_lines"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from functools import partial
 from typing import Any
@@ -30,7 +30,10 @@ from storage import sqlite_inline
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 20):
+    def __init__(
+        self, url: str, *, pool_size: int = 20, server_settings: Mapping[str, str] | None = None
+    ):
+        """`server_settings`: PostgreSQL settings for every connection of this pool."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
@@ -51,7 +54,10 @@ class Database:
                 url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                connect_args={"connection_class": _BoundedClose},
+                connect_args={
+                    "connection_class": _BoundedClose,
+                    "server_settings": dict(server_settings or {}),
+                },
             )
             self._read_engine = self.engine
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)

@@ -93,14 +93,16 @@ def gone(instance: Any) -> ColumnElement[bool]:
     return ~exists().where(lease.c.instance == instance, lease.c.expires_at > func.now())
 
 
-async def release(session: AsyncSession, holder: str, duties: Sequence[str] | None = None) -> None:
+async def release(
+    session: AsyncSession, holder: str, duties: Sequence[str], *, stopping: bool = False
+) -> None:
     """Give leases up (a clean stop, a duty that failed to start): free at once. At a
-    stop (every duty), also forget instances that ended long ago."""
-    statement = delete(DutyLease).where(col(DutyLease.holder) == holder)
-    if duties is not None:
-        statement = statement.where(col(DutyLease.duty).in_(duties))
+    stop (`stopping`), also forget instances that ended long ago."""
+    statement = delete(DutyLease).where(
+        col(DutyLease.holder) == holder, col(DutyLease.duty).in_(duties)
+    )
     await session.execute(statement)
-    if duties is None:
+    if stopping:
         ended = col(InstanceLease.expires_at) < func.now() - DEAD_KEPT
         await session.execute(delete(InstanceLease).where(ended))
 

@@ -317,8 +317,10 @@ async def test_a_holder_cut_off_from_the_database_stops_before_another_takes_ove
         stopped_at = loop.time()
         # its poller was told to stop, not just marked (it may still be waiting for the
         # rollback of a transaction that the silent network holds: nothing it can commit)
+        # (told in a task of its own, started as the duty stops counting as held)
         poller = first.app.feeds._task
-        assert poller is not None and (poller.done() or poller.cancelling())
+        assert poller is not None
+        await until(lambda: poller.done() or poller.cancelling() > 0, 1, "the poller told to stop")
         await until(
             lambda: second.app.duties.held == EVERY,
             within=FAILOVER,
@@ -349,6 +351,44 @@ async def test_a_holder_cut_off_from_the_database_stops_before_another_takes_ove
         assert overlaps == []
     finally:
         watcher.cancel()
+        await stop(second)
+        await stop(first)
+
+
+async def test_a_holder_cut_off_mid_transaction_holds_no_lease_row_for_ever(
+    postgres: PostgresServer, proxy: Proxy
+) -> None:
+    url = postgres.create_database()
+    first = await instance(through(url, proxy))
+    second = await instance(url)
+    leases = first.app.duties._db
+    assert leases is not None
+    locked = asyncio.Event()
+
+    async def renewal_cut_short() -> None:
+        """The holder's renewal: its statement ran (the lease rows are locked), and the
+        network goes silent before its COMMIT."""
+        async with leases.transaction() as session:
+            await session.execute(text("SELECT duty FROM duty_lease FOR UPDATE"))
+            locked.set()
+            await asyncio.Event().wait()
+
+    renewal = asyncio.create_task(renewal_cut_short())
+    try:
+        assert first.app.duties.held == EVERY
+        await bounded(locked.wait(), 10, "the lease rows locked by the holder")
+        proxy.cut()
+        # PostgreSQL still holds the half-open session and its locks (until TCP
+        # keepalive, hours); the other instance's take waits for them
+        await until(
+            lambda: second.app.duties.held == EVERY,
+            within=FAILOVER,
+            what="the other instance taking the duties over",
+        )
+        assert first.app.duties.held == frozenset()
+    finally:
+        renewal.cancel()
+        proxy.heal()
         await stop(second)
         await stop(first)
 
