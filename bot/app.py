@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock, utc_now
 from bot.config import Settings
 from bot.context import Context
-from bot.duties import Duties, LeaseTiming, instance_id, status_lines
+from bot.duties import Duties, LeaseTiming, instance_id, session_settings, status_lines
 from bot.events import ChannelId, Event, PersonId, local_part, platform_of
 from bot.health import Health, OpsRoutes, OpsServer
 from bot.inbox import Inbox
@@ -113,11 +113,16 @@ class App:
         self.instance = instance_id()
         # The leases on a small pool of their own: a busy main pool must not hold up a
         # renewal. On SQLite there is one instance, and every duty runs in it.
+        timing = lease_timing or LeaseTiming()
         self.duties = Duties(
-            None if self.db.is_sqlite else Database(settings.database_url, pool_size=1),
+            None
+            if self.db.is_sqlite
+            else Database(
+                settings.database_url, pool_size=1, server_settings=session_settings(timing)
+            ),
             self.instance,
             report_error,
-            timing=lease_timing or LeaseTiming(),
+            timing=timing,
         )
         #: what the platforms acknowledged and did not handle yet, kept through a crash
         self.inbox = Inbox(self.db, self.duties.liveness, utc_now, report_error)
@@ -235,24 +240,28 @@ class App:
         async with self.db.transaction() as session:
             await self.directory.promote_admins(session, self.clock())
         self.outbox.start()
-        self.duties.start()
-        # Before the platforms: what fell during a downtime is recorded (or sent late)
-        # before anyone can type a command about it.
-        await self.duties.run(
+        # Every duty claimed at once, each started on its own: a slow Matrix start
+        # delays neither the timers nor the feeds (here or at a take-over).
+        self.duties.add(
             TIMERS,
             partial(self.scheduler.start, self, run_timers=self.run_timers),
             self.scheduler.stop,
         )
         for name, platform in self.platforms.items():
             if name in EXCLUSIVE_PLATFORMS:
-                await self.duties.run(name, partial(self._start_duty, platform), platform.stop)
-            else:
+                self.duties.add(name, partial(self._start_duty, platform), platform.stop)
+        self.duties.add(FEEDS, partial(self.feeds.start, self), self.feeds.stop)
+        self.duties.start()
+        # Before the platforms: what fell during a downtime is recorded (or sent late)
+        # before anyone can type a command about it.
+        await self.duties.started([TIMERS])
+        for name, platform in self.platforms.items():
+            if name not in EXCLUSIVE_PLATFORMS:
                 await platform.start(self)
         for source in self.intake:
-            if source is self.feeds:
-                await self.duties.run(FEEDS, partial(source.start, self), source.stop)
-            else:
+            if source is not self.feeds:
                 await source.start(self)
+        await self.duties.started()
         log.info("Inloop started: %s (instance %s)", ", ".join(self.platforms), self.instance)
 
     async def serve(self, until: asyncio.Event) -> None:

@@ -57,9 +57,10 @@ import math
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from storage import duties as leases
 from storage.database import Database
@@ -67,6 +68,7 @@ from storage.database import Database
 log = logging.getLogger(__name__)
 
 ErrorHook = Callable[[BaseException, str], None]
+T = TypeVar("T")
 Work = Callable[[], Awaitable[None]]
 
 
@@ -82,6 +84,20 @@ class LeaseTiming:
     retry_after: float = 30.0
     #: a duty's stop may take this long before it is left behind
     stop_grace: float = 3.0
+
+
+def session_settings(timing: LeaseTiming) -> dict[str, str]:
+    """PostgreSQL settings for the duties' own connections.
+
+    A holder whose network goes silent between a renewal's statement and its commit
+    leaves a transaction open on the server, holding the lease rows' locks; the server
+    keeps such a half-open session until TCP keepalive gives up (two hours by default),
+    and every other instance's take of those duties waits on the locks all that time:
+    no take-over at all. Ended by the server when idle for half a lease, the session
+    lets its locks go before the lease it failed to renew ends (a renewal's transaction
+    is never idle for longer: one statement, then COMMIT).
+    """
+    return {"idle_in_transaction_session_timeout": str(int(timing.lease / 2 * 1000))}
 
 
 def instance_id() -> str:
@@ -147,6 +163,11 @@ class _Duty:
     starting: asyncio.Task[None] | None = None
     #: its stop after a lost lease, while it runs: not taken again before it ends
     stopping: asyncio.Task[None] | None = None
+    #: done at its first outcome here: taken and started (or failed to start), or
+    #: left to another instance, or not decided because the database did not answer
+    first: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class Duties:
@@ -172,6 +193,10 @@ class Duties:
         #: this instance's own lease, renewed with the duties' (always alive on SQLite)
         self.liveness = Liveness(instance, always=db is None)
         self._keeper: asyncio.Task[None] | None = None
+        #: statements given up on, still unwinding (kept: a task needs a reference)
+        self._unwinding: set[asyncio.Task[Any]] = set()
+        #: set when a duty is added: the keeper's next round starts at once
+        self._wake = asyncio.Event()
         #: a failing renewal is logged once, not every 1.5 s
         self._failing = False
 
@@ -181,71 +206,83 @@ class Duties:
         return frozenset(d.name for d in self._duties.values() if d.held)
 
     def start(self) -> None:
-        """Start renewing and taking over leases (before the first `run`)."""
+        """Start renewing and taking over leases (before or after `add`)."""
         if self._db is not None and self._keeper is None:
             self._keeper = asyncio.create_task(self._keep(), name="duties")
 
-    async def run(self, name: str, start: Work, stop: Work) -> None:
-        """Run `start` now if this instance gets the duty, else whenever it does; `stop`
-        when the lease is lost or at the end.
+    def add(self, name: str, start: Work, stop: Work) -> None:
+        """Run `start` as soon as this instance gets the duty (now, if it is free), and
+        `stop` when the lease is lost or at the end.
 
-        A start that fails here raises (Inloop does not start, as without duties);
-        one after a take-over is reported and tried again `retry_after` later.
+        Every duty is claimed on its own: the keeper takes every free one in one
+        statement and starts each in a task of its own, so a slow start (Matrix logging
+        in) delays no other duty, at an instance's start as at a take-over. `started`
+        waits for the first outcome.
         """
         duty = _Duty(name, start, stop)
-        if self._db is None:
-            duty.held = True
-            self._duties[name] = duty
-            await start()
-            return
-        sent = asyncio.get_running_loop().time()
-        async with self._db.transaction() as session:
-            got = name in await leases.take(session, [name], self.instance, self._lease)
         self._duties[name] = duty
-        if not got:
-            log.info("duty %s: another instance runs it; standing by", name)
-            return
-        self._gained(duty, sent, report=False)
-        assert duty.starting is not None
-        try:
-            await duty.starting
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
-            # the lease was lost while starting: the keeper stopped it, and stands by
+        if self._db is None:  # one instance: every duty runs here, unleased
+            self._gained(duty, 0.0, report=False)
+        else:
+            self._wake.set()
+
+    async def started(self, names: Iterable[str] | None = None) -> None:
+        """Until these duties (all by default) had their first outcome here: started, or
+        left to the instance that holds them, or left for a later round because the
+        database did not answer in time (never longer: a database gone silent does not
+        hold Inloop's start up). A first start that failed raises (Inloop does not start,
+        as without duties); one after a take-over is reported and tried again
+        `retry_after` later."""
+        wanted = self._duties if names is None else names
+        firsts = [self._duties[name].first for name in wanted]
+        outcomes = await asyncio.gather(*firsts, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def run(self, name: str, start: Work, stop: Work) -> None:
+        """`add` the duty and wait for its first outcome (`started`)."""
+        self.add(name, start, stop)
+        await self.started([name])
 
     async def stop(self) -> None:
-        """Stop every duty's work and give their leases up."""
+        """Stop every duty's work and give their leases up, within `stop_grace` in all
+        (Inloop's whole stop is short): what does not stop in time is left behind, and
+        its lease is not given up but ends on its own."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self._timing.stop_grace
         if self._keeper is not None:
             self._keeper.cancel()
             await asyncio.gather(self._keeper, return_exceptions=True)
             self._keeper = None
-        # All at once: each stop may take up to `stop_grace`, and Inloop's stop is short.
-        await asyncio.gather(
-            *(
-                duty.stopping if duty.stopping is not None else self._halt(duty)
-                for duty in self._duties.values()
-                if duty.stopping is not None or duty.held or duty.starting is not None
-            ),
-            return_exceptions=True,
-        )
-        self._duties.clear()
+        # All at once, each in a task (a stop may be slow, a database gone silent).
+        halts = {
+            duty.name: duty.stopping or asyncio.ensure_future(self._halt(duty))
+            for duty in self._duties.values()
+            if duty.stopping is not None or duty.held or duty.starting is not None
+        }
+        if halts:
+            await asyncio.wait(halts.values(), timeout=max(0.0, until - loop.time()))
+        for duty in self._duties.values():
+            _settle(duty.first)  # stopped before it was decided: nothing to wait for
         if self._db is None:
+            self._duties.clear()
             return
+        stopped = [name for name in self._duties if name not in halts or halts[name].done()]
+        self._duties.clear()
         try:
-            async with asyncio.timeout(self._timing.stop_grace):
-                async with self._db.transaction() as session:
-                    await leases.release(session, self.instance)
+            release = self._release(stopped, stopping=True)
+            await self._within(release, max(until, loop.time() + 0.5))
         except Exception as exc:  # a database out of reach: the leases expire on their own
             log.warning(
                 "duties: could not give the leases up (%s); they end within %g s",
                 str(exc) or type(exc).__name__,
                 self._timing.lease,
             )
+        for task in self._unwinding:
+            task.cancel()
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(self._timing.stop_grace):
-                await self._db.dispose()
+            await self._within(self._db.dispose(), max(until, loop.time() + 0.5))
 
     # -- keeping the leases -----------------------------------------------------------
 
@@ -254,7 +291,9 @@ class Duties:
         return timedelta(seconds=self._timing.lease)
 
     async def _keep(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            self._wake.clear()
             try:
                 wake = await self._round()
             except Exception as exc:  # a bug here must not leave work running unleased
@@ -263,8 +302,12 @@ class Duties:
                 for duty in self._duties.values():
                     if duty.held:
                         self._lose(duty)
-                wake = asyncio.get_running_loop().time() + self._timing.renew_every
-            await asyncio.sleep(max(0.0, wake - asyncio.get_running_loop().time()))
+                    _settle(duty.first)
+                wake = loop.time() + self._timing.renew_every
+            # until the next round is due, or a duty is added (taken at once if free)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(wake):
+                    await self._wake.wait()
 
     async def _round(self) -> float:
         """Renew, take over, stop what was lost; the loop time of the next round."""
@@ -273,7 +316,10 @@ class Duties:
         sent = loop.time()
         wanted = [d.name for d in self._duties.values() if d.held or d.retry_at <= sent]
         got = await self._renew(wanted, sent)
-        if got is not None:
+        if got is None:
+            for name in wanted:  # not decided: the next round tries again
+                _settle(self._duties[name].first)
+        else:
             self.liveness.renewed(sent + timing.lease - timing.margin)
             for name in wanted:
                 duty = self._duties.get(name)
@@ -283,13 +329,18 @@ class Duties:
                     if duty.held:
                         duty.deadline = sent + timing.lease - timing.margin
                     elif duty.stopping is None or duty.stopping.done():
-                        log.warning("duty %s: taken over by %s", name, self.instance)
-                        self._gained(duty, sent, report=True)
+                        first = not duty.first.done()
+                        if not first:
+                            log.warning("duty %s: taken over by %s", name, self.instance)
+                        self._gained(duty, sent, report=not first)
                     else:  # still stopping from an earlier loss: next round
                         await self._give_up([name])
                 elif duty.held:
                     log.warning("duty %s: another instance holds it now; stopping it", name)
                     self._lose(duty)
+                elif not duty.first.done():
+                    log.info("duty %s: another instance runs it; standing by", name)
+                    duty.first.set_result(None)
         now = loop.time()
         for duty in list(self._duties.values()):
             if duty.held and duty.deadline <= now:
@@ -303,15 +354,16 @@ class Duties:
     async def _renew(self, names: Sequence[str], sent: float) -> set[str] | None:
         """Renew and take leases; None when the database did not answer in time."""
         assert self._db is not None
-        loop = asyncio.get_running_loop()
+        timing = self._timing
         deadlines = [d.deadline for d in self._duties.values() if d.held]
-        # Never wait past a deadline: the work must stop then, renewal or not.
-        within = min([self._timing.renew_every, *(d - sent for d in deadlines)])
+        # Never wait past a deadline: the work must stop then, renewal or not. Short of
+        # that, wait: an answer that comes late still renews from when it was sent,
+        # while giving up on a slow database (a loaded machine) throws its connection
+        # away, and a new one is slower still (the standby that took 13 s to take a
+        # duty over had its every round cut off at 1.5 s).
+        bound = min([sent + timing.lease - timing.margin, *deadlines])
         try:
-            async with asyncio.timeout_at(loop.time() + max(0.05, within)):
-                async with self._db.transaction() as session:
-                    await leases.alive(session, self.instance, self._lease)
-                    got = await leases.take(session, names, self.instance, self._lease)
+            got = await self._within(self._take(names), max(bound, sent + 0.05))
         except Exception as exc:
             if not self._failing:
                 log.warning("duties: cannot renew the leases (%s)", str(exc) or type(exc).__name__)
@@ -322,11 +374,44 @@ class Duties:
             self._failing = False
         return got
 
-    async def _give_up(self, names: Sequence[str]) -> None:
+    async def _take(self, names: Sequence[str]) -> set[str]:
         assert self._db is not None
+        async with self._db.transaction() as session:
+            # the instance's own liveness rides in the same statement
+            return await leases.take(session, names, self.instance, self._lease)
+
+    async def _release(self, names: Sequence[str], *, stopping: bool = False) -> None:
+        assert self._db is not None
+        async with self._db.transaction() as session:
+            await leases.release(session, self.instance, names, stopping=stopping)
+
+    async def _within(self, work: Coroutine[Any, Any, T], until: float) -> T:
+        """`work`'s result, or TimeoutError at loop time `until` sharp.
+
+        A statement cancelled on a connection that went silent takes seconds more to
+        unwind (SQLAlchemy says goodbye to the connection, asyncpg waits for its
+        cancel request): waiting for that made a cut-off holder stop its duties after
+        its lease had ended. So the statement runs in a task of its own, left to
+        unwind in the background.
+        """
+        task = asyncio.create_task(work)
         try:
-            async with self._db.transaction() as session:
-                await leases.release(session, self.instance, names)
+            done, _ = await asyncio.wait({task}, timeout=until - asyncio.get_running_loop().time())
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if done:
+            return task.result()
+        task.cancel()
+        self._unwinding.add(task)
+        task.add_done_callback(_forget(self._unwinding))
+        raise TimeoutError
+
+    async def _give_up(self, names: Sequence[str]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            # bounded: it runs in the keeper's round, and the lease ends on its own
+            await self._within(self._release(names), loop.time() + self._timing.lease / 2)
         except Exception as exc:  # it expires on its own
             self._on_error(exc, f"releasing duties {', '.join(names)}")
 
@@ -341,17 +426,21 @@ class Duties:
     async def _start(self, duty: _Duty, report: bool) -> None:
         """Start the work; if it fails, give the lease up (another instance may do
         better) and try again `retry_after` later. `report`: to the error hook, else
-        raised (the first start, which Inloop's own start awaits)."""
+        to `first` (the first start, which Inloop's own start awaits)."""
         try:
             await duty.start()
         except Exception as exc:
             duty.held = False
             duty.retry_at = asyncio.get_running_loop().time() + self._timing.retry_after
-            await self._give_up([duty.name])
-            if not report:
-                raise
-            self._on_error(exc, f"starting duty {duty.name}")
+            if self._db is not None:
+                await self._give_up([duty.name])
+            if report or duty.first.done():
+                self._on_error(exc, f"starting duty {duty.name}")
+            else:
+                duty.first.set_exception(exc)
             return
+        finally:
+            _settle(duty.first)  # cancelled: the lease was lost while it started
         log.info("duty %s: runs in %s", duty.name, self.instance)
 
     def _lose(self, duty: _Duty) -> None:
@@ -361,9 +450,10 @@ class Duties:
 
     async def _halt(self, duty: _Duty) -> None:
         starting, duty.starting = duty.starting, None
-        if starting is not None:
-            starting.cancel()  # a start still under way (no-op once it ended)
-            await asyncio.gather(starting, return_exceptions=True)
+        if starting is not None and not starting.done():
+            starting.cancel()  # a start still under way
+            # (a start cut off mid-statement may take long to unwind: not forever here)
+            await asyncio.wait({starting}, timeout=self._timing.stop_grace)
         try:
             async with asyncio.timeout(self._timing.stop_grace):
                 await duty.stop()
@@ -372,6 +462,20 @@ class Duties:
         except Exception as exc:
             self._on_error(exc, f"stopping duty {duty.name}")
         duty.held = False
+
+
+def _forget(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: it was given up on, and said so already
+
+    return done
+
+
+def _settle(first: asyncio.Future[None]) -> None:
+    if not first.done():
+        first.set_result(None)
 
 
 async def status_lines(db: Database, duties: Sequence[str], now: datetime) -> list[str]:
@@ -423,4 +527,4 @@ def _seconds(delta: timedelta) -> str:
     return f"{seconds // 3600} h"
 
 
-__all__ = ["Duties", "LeaseTiming", "Liveness", "instance_id", "status_lines"]
+__all__ = ["Duties", "LeaseTiming", "Liveness", "instance_id", "session_settings", "status_lines"]

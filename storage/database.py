@@ -11,11 +11,13 @@ work there.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from functools import partial
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -28,7 +30,10 @@ from storage import sqlite_inline
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 20):
+    def __init__(
+        self, url: str, *, pool_size: int = 20, server_settings: Mapping[str, str] | None = None
+    ):
+        """`server_settings`: PostgreSQL settings for every connection of this pool."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
@@ -45,7 +50,15 @@ class Database:
             self._read_engine = create_async_engine(url, **options)
             _sqlite_pragmas(self._read_engine, immediate=False)
         else:
-            self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+            self.engine = create_async_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                connect_args={
+                    "connection_class": _BoundedClose,
+                    "server_settings": dict(server_settings or {}),
+                },
+            )
             self._read_engine = self.engine
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._readers = async_sessionmaker(self._read_engine, expire_on_commit=False)
@@ -75,6 +88,26 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
         await self._read_engine.dispose()
+
+
+#: seconds a PostgreSQL connection's goodbye may take before its socket is just closed
+CLOSE_WITHIN = 2.0
+
+
+class _BoundedClose(asyncpg.Connection):  # type: ignore[misc]  # asyncpg has no types
+    """A connection whose graceful close ends within `CLOSE_WITHIN` seconds.
+
+    asyncpg's `close()` says goodbye (Terminate) and waits for the server to close the
+    socket, with no bound by default; SQLAlchemy calls it so when the pool lets a
+    connection go (an overflow connection handed back, `dispose`). If the network has
+    gone silent, or the server's close never arrives, that wait never ended: it held
+    an instance's start up for good (tests/test_duties.py, the proxy cut). After the
+    bound, asyncpg aborts the socket, which is all a goodbye is worth by then.
+    """
+
+    async def close(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 (asyncpg's)
+        with contextlib.suppress(TimeoutError):
+            await super().close(timeout=CLOSE_WITHIN if timeout is None else timeout)
 
 
 def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:

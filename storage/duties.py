@@ -43,14 +43,17 @@ class Backlog:
 async def take(
     session: AsyncSession, duties: Iterable[str], holder: str, lease: timedelta
 ) -> set[str]:
-    """Renew the leases `holder` has and take those that are free or expired, in one
-    statement; returns the duties `holder` holds now (until now() + `lease`).
+    """Renew `holder`'s own liveness (`InstanceLease`) and the leases it has, and take
+    those that are free or expired, in one statement (one round trip, as often as
+    every 1.5 s); returns the duties `holder` holds now (until now() + `lease`).
 
     ON CONFLICT DO UPDATE locks the row and checks the WHERE on its latest version, so
     two instances taking one expired lease at once cannot both get it.
     """
     names = sorted(set(duties))  # one lock order for every instance: no deadlock
+    alive = _alive(holder, lease)
     if not names:
+        await session.execute(alive)
         return set()
     leases = table(DutyLease)
     now = func.now()
@@ -67,23 +70,20 @@ async def take(
         },
         where=or_(leases.c.holder == new.holder, leases.c.expires_at < now),
     ).returning(leases.c.duty)
+    # The liveness upsert rides along as a data-modifying CTE (PostgreSQL runs it
+    # whether or not the main statement reads it).
+    statement = statement.add_cte(alive.cte("alive"))
     return set((await session.execute(statement)).scalars())
 
 
-async def alive(session: AsyncSession, instance: str, lease: timedelta) -> None:
-    """Renew `instance`'s own liveness until now() + `lease` (taken if it had ended), and
-    forget instances that ended long ago."""
+def _alive(instance: str, lease: timedelta) -> Any:
+    """Renew `instance`'s own liveness until now() + `lease` (taken if it had ended)."""
     rows = table(InstanceLease)
     now = func.now()
     insert = postgresql.insert(rows).values(instance=instance, since=now, expires_at=now + lease)
-    await session.execute(
-        insert.on_conflict_do_update(
-            index_elements=[rows.c.instance], set_={"expires_at": insert.excluded.expires_at}
-        )
-    )
-    await session.execute(
-        delete(InstanceLease).where(col(InstanceLease.expires_at) < now - DEAD_KEPT)
-    )
+    return insert.on_conflict_do_update(
+        index_elements=[rows.c.instance], set_={"expires_at": insert.excluded.expires_at}
+    ).returning(rows.c.instance)
 
 
 def gone(instance: Any) -> ColumnElement[bool]:
@@ -93,12 +93,18 @@ def gone(instance: Any) -> ColumnElement[bool]:
     return ~exists().where(lease.c.instance == instance, lease.c.expires_at > func.now())
 
 
-async def release(session: AsyncSession, holder: str, duties: Sequence[str] | None = None) -> None:
-    """Give leases up (a clean stop, a duty that failed to start): free at once."""
-    statement = delete(DutyLease).where(col(DutyLease.holder) == holder)
-    if duties is not None:
-        statement = statement.where(col(DutyLease.duty).in_(duties))
+async def release(
+    session: AsyncSession, holder: str, duties: Sequence[str], *, stopping: bool = False
+) -> None:
+    """Give leases up (a clean stop, a duty that failed to start): free at once. At a
+    stop (`stopping`), also forget instances that ended long ago."""
+    statement = delete(DutyLease).where(
+        col(DutyLease.holder) == holder, col(DutyLease.duty).in_(duties)
+    )
     await session.execute(statement)
+    if stopping:
+        ended = col(InstanceLease.expires_at) < func.now() - DEAD_KEPT
+        await session.execute(delete(InstanceLease).where(ended))
 
 
 async def leases(session: AsyncSession) -> tuple[list[Lease], datetime]:

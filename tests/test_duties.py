@@ -13,24 +13,30 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from aiohttp import web
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
 
 from bot.app import App, build_platforms
 from bot.config import load_settings
+from bot.duties import Duties, LeaseTiming
+from bot.platform import EventSink
 from bot.platforms.matrix.adapter import MatrixPlatform
-from harness import Chat, channel
+from harness import Chat, FakeClock, channel
 from matrix_people import MatrixPerson, unique
 from pg_server import PostgresServer
+from recording import RecordingPlatform
 from storage import feeds
-from storage.database import Database
+from storage.database import CLOSE_WITHIN, Database
+from storage.migrate import upgrade
 from synapse_server import SynapseServer
 
+T = TypeVar("T")
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
 EVERY = frozenset({"timers", "feeds"})
@@ -141,6 +147,9 @@ async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
     while data := await source.read(65536):
         sink.write(data)
         await sink.drain()
+    # One side closed: the other hears of it, as through a network. (This proxy kept
+    # the server's close to itself, and a client saying goodbye waited for it forever.)
+    sink.close()
 
 
 @pytest.fixture
@@ -158,19 +167,41 @@ def through(url: str, proxy: Proxy) -> str:
 # -- instances --------------------------------------------------------------------------------
 
 
+#: seconds an instance's start or stop may take here (a loaded machine), and no more
+STARTS_WITHIN = 60.0
+STOPS_WITHIN = 30.0
+
+
+async def bounded(step: Awaitable[T], seconds: float, what: str) -> T:
+    """`step`, failing the test with `what` if it is not done within `seconds` (what
+    used to hang here hung silently until the CI job was killed)."""
+    limit = asyncio.timeout(seconds)
+    try:
+        async with limit:
+            return await step
+    except TimeoutError:
+        if limit.expired():
+            pytest.fail(f"{what}: not done within {seconds:g} s")
+        raise
+
+
 async def instance(url: str) -> Chat:
     """An Inloop whose feed poller looks for due feeds ten times a second."""
     chat = Chat(url)
     chat.app.feeds._check_every = 0.1
-    return await chat.start()
+    return await bounded(chat.start(), STARTS_WITHIN, f"an instance's start on {url}")
 
 
-async def until(check: Callable[[], bool], within: float) -> float:
-    """Seconds until `check()` held; fails after `within`."""
+async def stop(chat: Chat) -> None:
+    await bounded(chat.stop(), STOPS_WITHIN, f"the stop of instance {chat.app.instance}")
+
+
+async def until(check: Callable[[], bool], within: float, what: str = "the condition") -> float:
+    """Seconds until `check()` held; fails after `within` saying `what`."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     while not check():
-        assert loop.time() - start < within, f"not within {within} s"
+        assert loop.time() - start < within, f"{what}: not within {within:g} s"
         await asyncio.sleep(0.02)
     return loop.time() - start
 
@@ -267,9 +298,9 @@ async def test_a_holder_cut_off_from_the_database_stops_before_another_takes_ove
 ) -> None:
     url = postgres.create_database()
     first = await instance(through(url, proxy))
-    await first.say("boss", "team add support")
-    await first.say("boss", f"feed add {feed.url}")
-    await polled(first)
+    await bounded(first.say("boss", "team add support"), 30, "team add")
+    await bounded(first.say("boss", f"feed add {feed.url}"), 30, "feed add")
+    await bounded(polled(first), 30, "the first poll")
     second = await instance(url)
     watcher, overlaps = watch_overlap(first, second, "feeds")
     try:
@@ -278,13 +309,23 @@ async def test_a_holder_cut_off_from_the_database_stops_before_another_takes_ove
         proxy.cut()
         loop = asyncio.get_running_loop()
         cut_at = loop.time()
-        await until(lambda: first.app.duties.held == frozenset(), within=FAILOVER)
+        await until(
+            lambda: first.app.duties.held == frozenset(),
+            within=FAILOVER,
+            what="the cut-off holder stopping its duties",
+        )
         stopped_at = loop.time()
         # its poller was told to stop, not just marked (it may still be waiting for the
         # rollback of a transaction that the silent network holds: nothing it can commit)
+        # (told in a task of its own, started as the duty stops counting as held)
         poller = first.app.feeds._task
-        assert poller is not None and (poller.done() or poller.cancelling())
-        await until(lambda: second.app.duties.held == EVERY, within=FAILOVER)
+        assert poller is not None
+        await until(lambda: poller.done() or poller.cancelling() > 0, 1, "the poller told to stop")
+        await until(
+            lambda: second.app.duties.held == EVERY,
+            within=FAILOVER,
+            what="the other instance taking the duties over",
+        )
         taken_at = loop.time()
 
         assert overlaps == []
@@ -294,20 +335,62 @@ async def test_a_holder_cut_off_from_the_database_stops_before_another_takes_ove
         # the new holder polls the feed (due by now in its eyes)
         polls = len(feed.requests)
         second.clock.advance(minutes=20)
-        await until(lambda: len(feed.requests) == polls + 1, within=5)
+        await until(lambda: len(feed.requests) == polls + 1, 5, "the new holder's poll")
 
         # The network comes back: the first instance stands by, and takes the duties
         # again when the second one goes.
         proxy.heal()
         await asyncio.sleep(3)
         assert first.app.duties.held == frozenset()
-        await second.stop()
-        await until(lambda: first.app.duties.held == EVERY, within=FAILOVER)
+        await stop(second)
+        await until(
+            lambda: first.app.duties.held == EVERY,
+            within=FAILOVER,
+            what="the first instance, back on the network, taking the duties again",
+        )
         assert overlaps == []
     finally:
         watcher.cancel()
-        await second.stop()
-        await first.stop()
+        await stop(second)
+        await stop(first)
+
+
+async def test_a_holder_cut_off_mid_transaction_holds_no_lease_row_for_ever(
+    postgres: PostgresServer, proxy: Proxy
+) -> None:
+    url = postgres.create_database()
+    first = await instance(through(url, proxy))
+    second = await instance(url)
+    leases = first.app.duties._db
+    assert leases is not None
+    locked = asyncio.Event()
+
+    async def renewal_cut_short() -> None:
+        """The holder's renewal: its statement ran (the lease rows are locked), and the
+        network goes silent before its COMMIT."""
+        async with leases.transaction() as session:
+            await session.execute(text("SELECT duty FROM duty_lease FOR UPDATE"))
+            locked.set()
+            await asyncio.Event().wait()
+
+    renewal = asyncio.create_task(renewal_cut_short())
+    try:
+        assert first.app.duties.held == EVERY
+        await bounded(locked.wait(), 10, "the lease rows locked by the holder")
+        proxy.cut()
+        # PostgreSQL still holds the half-open session and its locks (until TCP
+        # keepalive, hours); the other instance's take waits for them
+        await until(
+            lambda: second.app.duties.held == EVERY,
+            within=FAILOVER,
+            what="the other instance taking the duties over",
+        )
+        assert first.app.duties.held == frozenset()
+    finally:
+        renewal.cancel()
+        proxy.heal()
+        await stop(second)
+        await stop(first)
 
 
 _INSTANCE = """
@@ -368,6 +451,120 @@ async def test_a_killed_instance_s_duties_are_taken_over_within_ten_seconds(
         await process.wait()
         if second is not None:
             await second.stop()
+
+
+async def test_a_duty_claimed_while_the_database_is_silent_holds_no_start_up_and_runs_when_back(
+    postgres: PostgresServer, proxy: Proxy
+) -> None:
+    url = postgres.create_database()
+    migrated = Database(url)
+    await bounded(upgrade(migrated), 60, "the migrations")
+    await migrated.dispose()
+    errors: list[str] = []
+    # the duties' own small pool, as App builds it, through a network that will go silent
+    duties = Duties(
+        Database(through(url, proxy), pool_size=1),
+        "cut-off:1",
+        lambda exc, where: errors.append(f"{where}: {exc!r}"),
+    )
+    running: list[str] = []
+
+    async def start() -> None:
+        running.append("feeds")
+
+    async def stop_work() -> None:
+        running.remove("feeds")
+
+    timing = LeaseTiming()
+    duties.start()
+    try:
+        await until(duties.liveness.alive, 10, "the first renewal")  # its connection pooled
+        proxy.cut()
+        # Inloop's start claims its duties: the claim waits no longer than a lease can
+        # be trusted, then the duty stands by (it hung here for good).
+        await bounded(
+            duties.run("feeds", start, stop_work),
+            timing.lease + 2,
+            "claiming a duty through a network gone silent",
+        )
+        assert duties.held == frozenset() and running == []
+
+        proxy.heal()
+        await until(lambda: running == ["feeds"], 2 * FAILOVER, "the duty taken once it is back")
+        assert duties.held == {"feeds"}
+    finally:
+        proxy.heal()
+        await bounded(duties.stop(), STOPS_WITHIN, "the duties' stop")
+    assert running == []
+    assert errors == []
+
+
+async def test_a_database_gone_silent_is_let_go_within_seconds(
+    postgres: PostgresServer, proxy: Proxy
+) -> None:
+    db = Database(through(postgres.create_database(), proxy))
+    async with db.read() as session:
+        assert await session.scalar(text("SELECT 1")) == 1
+    proxy.cut()
+    # Closing a pooled connection says goodbye and waits for the server's close, which
+    # a silent network never brings: an overflow connection handed back hung so.
+    await bounded(db.dispose(), CLOSE_WITHIN + 3, "letting go of connections on a silent network")
+
+
+class SlowToStart(RecordingPlatform):
+    """A platform that is a duty (App runs `matrix` under a lease), slow to start as a
+    Matrix login and first sync on a busy homeserver."""
+
+    def __init__(self, delay: float):
+        super().__init__(name="matrix")
+        self.delay = delay
+
+    async def start(self, sink: EventSink) -> None:
+        await asyncio.sleep(self.delay)
+        await super().start(sink)
+
+
+async def test_a_duty_slow_to_start_delays_no_other_duty_s_take_over(
+    postgres: PostgresServer,
+) -> None:
+    url = postgres.create_database()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _INSTANCE.format(tests=str(TESTS), url=url),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    settings = load_settings({"DATABASE_URL": url, "INLOOP_ADMINS": "console:boss"})
+    platforms = {"console": RecordingPlatform(), "matrix": SlowToStart(delay=60)}
+    second = App(settings, platforms, clock=FakeClock(), run_timers=False)
+    starting: asyncio.Task[None] | None = None
+    try:
+        assert process.stdout is not None
+        line = await bounded(process.stdout.readline(), STARTS_WITHIN, "the first instance")
+        assert line.decode().split()[1] == "feeds,timers"
+
+        # The second instance starts: `matrix` is free, and its start takes a minute.
+        starting = asyncio.create_task(second.start())
+        await until(lambda: "matrix" in second.duties.held, 15, "matrix taken by the second")
+
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+        taken = await until(
+            lambda: second.duties.held == EVERY | {"matrix"} and second.feeds._task is not None,
+            15,
+            "the killed instance's timers and feeds taken over and started",
+        )
+        assert taken < FAILOVER, f"taken over after {taken:.1f} s"
+        assert not starting.done()  # while Matrix is still starting
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        if starting is not None:
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+        await bounded(second.stop(), STOPS_WITHIN, "the second instance's stop")
 
 
 async def test_status_on_postgresql_shows_the_outbox_backlog_and_free_duties(
