@@ -33,6 +33,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+
+from fake_slack import FakeSlack
 from instances import (
     CHECK_IN,
     CLAIMANTS,
@@ -47,9 +50,6 @@ from instances import (
     overlapping,
     until,
 )
-from sqlalchemy import text
-
-from fake_slack import FakeSlack
 from matrix_people import unique
 from pg_server import PostgresServer
 from storage.database import Database
@@ -233,6 +233,8 @@ async def burst(
         ]
         outcome.twice_delivered = sum(1 for n in fake.deliveries.values() if n > 1)
         if outcome.problems:
+            outcome.problems += [f"kill: {kill}" for kill in chaos.kills]
+            outcome.problems += [f"tenure: {tenure}" for tenure in tenures]
             outcome.problems.append(fleet.logs())
         return outcome
     finally:
