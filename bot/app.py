@@ -140,6 +140,8 @@ class App:
             metrics=self.metrics,
             gave_up=self.handle,
             burst_view=self._burst_card,
+            # rows are leased in this instance's name, free once it is no longer alive
+            liveness=self.duties.liveness,
         )
         self.router = Router(
             self.db,

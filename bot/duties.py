@@ -38,6 +38,13 @@ small UPSERT per instance every 1.5 s, on a connection pool of its own so that a
 main pool cannot delay a renewal.
 
 On SQLite there is one instance: every duty runs in it, and nothing is leased.
+
+Each instance also holds a lease on itself (`Liveness`, the `instance_lease` row),
+renewed in the same statement batch as its duties. What an instance leased in the
+outbox, or received in the inbox (bot/inbox.py), is free for the others once that
+row has ended: within `lease` seconds of a kill -9, not after the outbox's minute.
+The instance itself stops sending (`Liveness.bound`) `margin` seconds before its
+row could end, so a slow instance never sends a row another one has taken.
 """
 
 from __future__ import annotations
@@ -45,10 +52,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -79,6 +87,49 @@ def instance_id() -> str:
     """This process among the instances: host, process id, and a random part (a pid is
     reused, in containers often 1)."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Liveness:
+    """Whether the other instances still count this one alive (its `instance_lease` row).
+
+    The duties' keeper renews it (`renewed`) with the duty leases; it counts from when
+    a renewal was sent, so it ends here `margin` seconds before the row can end in the
+    database. Work that another instance takes over once this one is no longer alive
+    (sending an outbox row it leased, handling an inbox row it received) runs only while
+    `alive()`, and `bound()` cuts it short when that ends mid-way. On SQLite (`always`)
+    there is one instance, alive as long as it runs.
+    """
+
+    def __init__(self, instance: str, *, always: bool = False):
+        self.instance = instance
+        self.always = always
+        #: loop time until which this instance surely counts as alive in the database
+        self._until = math.inf if always else 0.0
+        self._bounds: set[asyncio.Timeout] = set()
+
+    def alive(self) -> bool:
+        return self.always or asyncio.get_running_loop().time() < self._until
+
+    @contextlib.asynccontextmanager
+    async def bound(self) -> AsyncIterator[None]:
+        """Run the block only while this instance counts as alive: TimeoutError when it
+        stops counting (at once if it does not now), later if renewals stop landing."""
+        if self.always:
+            yield
+            return
+        async with asyncio.timeout_at(self._until) as bound:
+            self._bounds.add(bound)
+            try:
+                yield
+            finally:
+                self._bounds.discard(bound)
+
+    def renewed(self, until: float) -> None:
+        """A renewal landed: alive until loop time `until` (or ended at once if earlier)."""
+        self._until = until
+        for bound in list(self._bounds):
+            if not bound.expired():
+                bound.reschedule(until)
 
 
 @dataclass
@@ -117,6 +168,8 @@ class Duties:
         self._on_error = on_error
         self._timing = timing
         self._duties: dict[str, _Duty] = {}
+        #: this instance's own lease, renewed with the duties' (always alive on SQLite)
+        self.liveness = Liveness(instance, always=db is None)
         self._keeper: asyncio.Task[None] | None = None
         #: a failing renewal is logged once, not every 1.5 s
         self._failing = False
@@ -205,6 +258,7 @@ class Duties:
                 wake = await self._round()
             except Exception as exc:  # a bug here must not leave work running unleased
                 self._on_error(exc, "keeping the duty leases")
+                self.liveness.renewed(0.0)
                 for duty in self._duties.values():
                     if duty.held:
                         self._lose(duty)
@@ -219,6 +273,7 @@ class Duties:
         wanted = [d.name for d in self._duties.values() if d.held or d.retry_at <= sent]
         got = await self._renew(wanted, sent)
         if got is not None:
+            self.liveness.renewed(sent + timing.lease - timing.margin)
             for name in wanted:
                 duty = self._duties.get(name)
                 if duty is None:
@@ -254,6 +309,7 @@ class Duties:
         try:
             async with asyncio.timeout_at(loop.time() + max(0.05, within)):
                 async with self._db.transaction() as session:
+                    await leases.alive(session, self.instance, self._lease)
                     got = await leases.take(session, names, self.instance, self._lease)
         except Exception as exc:
             if not self._failing:
@@ -366,4 +422,4 @@ def _seconds(delta: timedelta) -> str:
     return f"{seconds // 3600} h"
 
 
-__all__ = ["Duties", "LeaseTiming", "instance_id", "status_lines"]
+__all__ = ["Duties", "LeaseTiming", "Liveness", "instance_id", "status_lines"]

@@ -41,19 +41,27 @@ from sqlalchemy.sql.selectable import Select
 from sqlmodel import col
 
 from bot.clock import Clock
+from bot.duties import Liveness
 from bot.events import ChannelId, PersonId, Undeliverable, bounded, platform_of
 from bot.metrics import Metrics
 from bot.platform import DeliveryError, Platform
 from bot.views import View, view_from_dict, view_to_dict
 from storage.database import Database
 from storage.dialect import table
+from storage.duties import gone as instances_gone
 from storage.models import Conversation, OutboxKind, OutboxRow, OutboxState
 
 log = logging.getLogger(__name__)
 
 ErrorHook = Callable[[BaseException, str], None]
-#: how long a worker holds the rows it is delivering
+#: how long a worker holds the rows it is delivering. With an instance's liveness
+#: (bot/duties.py `Liveness`, PostgreSQL), rows whose instance is no longer alive are
+#: free sooner: within the liveness lease (6 s) of a kill -9. On SQLite a start takes
+#: over what its predecessor held at once.
 LEASE = timedelta(seconds=60)
+#: seconds after which rows another instance held (or that this one could not lease
+#: yet: its liveness not renewed) are tried again
+HELD_RECHECK = 1.0
 #: seconds a row's look-up for an earlier send may take (`Platform.find_sent`)
 LOOK_UP_BUDGET = 10.0
 #: a paced channel whose new cards would take longer than this to show gets a burst card
@@ -229,8 +237,14 @@ class OutboxWorker:
         gave_up: Callable[[Undeliverable], Awaitable[object]] | None = None,
         burst_view: BurstView | None = None,
         burst_after: float = BURST_AFTER,
+        liveness: Liveness | None = None,
     ):
         self._db = db
+        #: this instance's own lease: rows are leased in its name while it is alive, and
+        #: sent only within it (None: no instance name, only the time lease)
+        self._liveness = liveness
+        #: a later look at rows this worker could not lease is planned
+        self._recheck: asyncio.TimerHandle | None = None
         #: what operators watch: deliveries by result (the only lines that count them
         #: are marked `metrics`)
         self._metrics = metrics or Metrics()
@@ -278,6 +292,9 @@ class OutboxWorker:
         self._task = asyncio.create_task(self._run(), name="outbox")
 
     async def stop(self) -> None:
+        if self._recheck is not None:
+            self._recheck.cancel()
+            self._recheck = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -300,6 +317,10 @@ class OutboxWorker:
         await self._idle.wait()
 
     async def _run(self) -> None:
+        try:
+            await self._take_predecessors()
+        except Exception as exc:  # their leases lapse on their own
+            self._on_error(exc, "outbox: taking over the previous run's leases")
         while True:
             seen = self._kicks
             self._wake.clear()
@@ -434,9 +455,12 @@ class OutboxWorker:
         # ids arrive sorted; the statement lets an earlier row of the same lane through
         # only if it is among them, hence all of them or none.
         now = self._clock()
+        if not self._may_lease():
+            return []
         async with self._db.transaction() as session:
             leased = await session.scalars(
-                _lease_written_statement(), {"ids": ids, "until": now + LEASE}
+                _lease_written_statement(),
+                {"ids": ids, "until": now + LEASE, "by": self._holder},
             )
             rows = leased.all()
             cards = await _card_refs(session, rows)
@@ -551,11 +575,18 @@ class OutboxWorker:
         self, session: AsyncSession, rows: list[OutboxRow], now: datetime
     ) -> set[int | None]:
         """Take the rows for this worker: with several instances on one database, each row
-        is delivered by one of them. A lease outlives a crash by LEASE, then lapses and the
-        row is resent, marked `maybe_sent`."""
+        is delivered by one of them. A lease outlives a crash by LEASE, or, on PostgreSQL,
+        until its instance is no longer alive; then the row is resent, marked `maybe_sent`."""
+        if not self._may_lease():
+            return set()
         result = await session.execute(
-            _lease_due_statement(),
-            {"ids": [row.id for row in rows], "now": now, "until": now + LEASE},
+            _lease_due_statement(self._names_instances),
+            {
+                "ids": [row.id for row in rows],
+                "now": now,
+                "until": now + LEASE,
+                "by": self._holder,
+            },
         )
         taken = {id_: (maybe, attempts) for id_, maybe, attempts in result.all()}
         for row in rows:
@@ -564,7 +595,74 @@ class OutboxWorker:
                 # and what another instance booked since it was read.
                 row.maybe_sent, row.attempts = taken[row.id]
                 row.leased_until = now + LEASE
+                row.leased_by = self._holder
+        if len(taken) < len(rows):
+            self._look_again()  # another instance holds some: free once it is gone
         return set(taken)
+
+    @property
+    def _holder(self) -> str | None:
+        """The name rows are leased in: this instance's, when it has a liveness."""
+        return self._liveness.instance if self._liveness is not None else None
+
+    @property
+    def _names_instances(self) -> bool:
+        """Whether leases name live instances (PostgreSQL): then a row whose instance is
+        no longer alive is free. On SQLite the one instance takes its predecessor's rows
+        at start instead (`_take_predecessors`)."""
+        return self._liveness is not None and not self._liveness.always
+
+    def _may_lease(self) -> bool:
+        """Whether this instance may lease rows now: it counts as alive in the others'
+        eyes (on PostgreSQL, from its first liveness renewal on)."""
+        if self._liveness is None or self._liveness.alive():
+            return True
+        self._look_again()
+        return False
+
+    def _look_again(self) -> None:
+        """Look at the pending rows again in HELD_RECHECK seconds (once, however often
+        asked): what another instance holds becomes free when it dies, with no commit
+        here to kick the worker."""
+        if self._task is None or (self._recheck is not None and not self._recheck.cancelled()):
+            return
+        loop = asyncio.get_running_loop()
+
+        def look() -> None:
+            self._recheck = None
+            self.kick()
+
+        self._recheck = loop.call_later(HELD_RECHECK, look)
+
+    async def _take_predecessors(self) -> None:
+        """On SQLite there is one instance: rows still leased at its start were leased by
+        the process before it, which died (or was stopped mid-send). They are taken
+        over at once, as maybe sent, instead of waiting out LEASE."""
+        if not self._db.is_sqlite:
+            return
+        async with self._db.transaction() as session:
+            taken = await session.execute(_predecessors_statement())
+        count = taken.rowcount  # type: ignore[attr-defined]
+        if count:
+            log.info("outbox: %d row(s) leased by the previous run taken over", count)
+
+    async def _send_bounded(
+        self, row: OutboxRow, cards: dict[int, str], payload: str
+    ) -> str | None:
+        """`_send`, only while this instance counts as alive: once it may not, another
+        instance may take the row, and this send stops (as a failure that may have got
+        through: the row is looked up before it is sent again)."""
+        if self._liveness is None:
+            return await self._send(row, cards, payload)
+        try:
+            async with self._liveness.bound():
+                return await self._send(row, cards, payload)
+        except TimeoutError:
+            if self._liveness.alive():
+                raise  # the send's own (an adapter's bug): not this instance's liveness
+            raise DeliveryError(
+                "this instance's liveness was not renewed in time", uncertain=True
+            ) from None
 
     async def _send_units(
         self, units: list[_Unit], cards: dict[int, str]
@@ -610,7 +708,7 @@ class OutboxWorker:
                     await session.execute(
                         update(OutboxRow)
                         .where(col(OutboxRow.id).in_(ids), col(OutboxRow.leased_until) == mine)
-                        .values(leased_until=None)
+                        .values(leased_until=None, leased_by=None)
                     )
 
     def _pace(self, row: OutboxRow) -> float:
@@ -633,7 +731,7 @@ class OutboxWorker:
         # not from its answer: a slow answer does not slow the channel down further.
         started = asyncio.get_running_loop().time()
         try:
-            return True, await self._send(row, cards, payload)
+            return True, await self._send_bounded(row, cards, payload)
         except _LeaseLost:
             log.info("outbox row %s: lease lapsed while looking it up; left to its taker", row.id)
             raise
@@ -815,20 +913,27 @@ class OutboxWorker:
 
 
 @cache
-def _lease_due_statement() -> UpdateBase:
-    """Lease rows by id (`ids`, until `until`) still pending and free at `now`."""
+def _lease_due_statement(instances: bool) -> UpdateBase:
+    """Lease rows by id (`ids`, until `until`, in the name of instance `by`) still pending
+    and free at `now`; with `instances` (PostgreSQL), also those whose instance is no
+    longer alive."""
+    free = [
+        col(OutboxRow.leased_until).is_(None),
+        col(OutboxRow.leased_until) < bindparam("now"),
+    ]
+    if instances:
+        leased_by = col(OutboxRow.leased_by)
+        free.append(and_(leased_by.is_not(None), instances_gone(leased_by)))
     return (
         update(OutboxRow)
         .where(
             col(OutboxRow.id).in_(bindparam("ids", expanding=True)),
             col(OutboxRow.state) == OutboxState.PENDING,
-            or_(
-                col(OutboxRow.leased_until).is_(None),
-                col(OutboxRow.leased_until) < bindparam("now"),
-            ),
+            or_(*free),
         )
         .values(
             leased_until=bindparam("until"),
+            leased_by=bindparam("by"),
             # a lease still set has lapsed (checked above): its worker died mid-send
             maybe_sent=or_(col(OutboxRow.maybe_sent), col(OutboxRow.leased_until).is_not(None)),
         )
@@ -858,7 +963,7 @@ def _lease_written_statement() -> UpdateBase:
             col(OutboxRow.leased_until).is_(None),
             ~lane_waits,
         )
-        .values(leased_until=bindparam("until"))
+        .values(leased_until=bindparam("until"), leased_by=bindparam("by"))
         .returning(OutboxRow)
         # rows the session already holds get the new lease too (`_still_mine` reads it)
         .execution_options(synchronize_session=False, populate_existing=True)
@@ -876,6 +981,20 @@ def _lease_renew_statement() -> UpdateBase:
             col(OutboxRow.leased_until) == bindparam("mine"),
         )
         .values(leased_until=bindparam("until"))
+    )
+
+
+@cache
+def _predecessors_statement() -> UpdateBase:
+    """Free every pending row still leased (a start on SQLite: its predecessor's), as
+    maybe sent: it may have died after the platform took one."""
+    return (
+        update(OutboxRow)
+        .where(
+            col(OutboxRow.state) == OutboxState.PENDING,
+            col(OutboxRow.leased_until).is_not(None),
+        )
+        .values(leased_until=None, leased_by=None, maybe_sent=True)
     )
 
 

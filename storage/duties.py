@@ -9,14 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select
+from sqlalchemy import ColumnElement, case, delete, exists, func, or_, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from storage.dialect import table
-from storage.models import DutyLease, OutboxRow, OutboxState
+from storage.models import DutyLease, InstanceLease, OutboxRow, OutboxState
+
+#: an instance's liveness row is kept this long after it ended (for `inloop status`)
+DEAD_KEPT = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,29 @@ async def take(
         where=or_(leases.c.holder == new.holder, leases.c.expires_at < now),
     ).returning(leases.c.duty)
     return set((await session.execute(statement)).scalars())
+
+
+async def alive(session: AsyncSession, instance: str, lease: timedelta) -> None:
+    """Renew `instance`'s own liveness until now() + `lease` (taken if it had ended), and
+    forget instances that ended long ago."""
+    rows = table(InstanceLease)
+    now = func.now()
+    insert = postgresql.insert(rows).values(instance=instance, since=now, expires_at=now + lease)
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[rows.c.instance], set_={"expires_at": insert.excluded.expires_at}
+        )
+    )
+    await session.execute(
+        delete(InstanceLease).where(col(InstanceLease.expires_at) < now - DEAD_KEPT)
+    )
+
+
+def gone(instance: Any) -> ColumnElement[bool]:
+    """Whether the instance named by `instance` is no longer alive: its liveness row has
+    ended, or is not there (PostgreSQL: on the database's clock, like the leases)."""
+    lease = table(InstanceLease)
+    return ~exists().where(lease.c.instance == instance, lease.c.expires_at > func.now())
 
 
 async def release(session: AsyncSession, holder: str, duties: Sequence[str] | None = None) -> None:

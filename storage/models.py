@@ -239,6 +239,9 @@ class OutboxRow(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     #: the worker delivering the row holds it until then: another instance keeps off it
     leased_until: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    #: the instance holding that lease (bot/duties.py `instance_id`): once it is no longer
+    #: alive (`InstanceLease`), the row is free again, whatever `leased_until` says
+    leased_by: str | None = Field(default=None, max_length=255)
     #: an earlier attempt may have got through (its worker died mid-send, or the platform
     #: timed out): ask the platform (`find_sent`) before sending again
     maybe_sent: bool = Field(
@@ -353,6 +356,37 @@ class DutyLease(SQLModel, table=True):
     #: when this holder took it (kept across renewals)
     since: datetime = Field(sa_column=_utc())
     expires_at: datetime = Field(sa_column=_utc())
+
+
+class InstanceLease(SQLModel, table=True):
+    """An instance's own liveness (PostgreSQL): renewed with its duties' leases. What
+    an instance that is no longer alive leased (outbox rows) or received (inbox rows)
+    is free for the others to take."""
+
+    __tablename__ = "instance_lease"
+
+    instance: str = Field(primary_key=True, max_length=255)
+    since: datetime = Field(sa_column=_utc())
+    expires_at: datetime = Field(sa_column=_utc())
+
+
+class InboxRow(SQLModel, table=True):
+    """An inbound request acknowledged to its platform and not handled yet (bot/inbox.py).
+
+    Written before the acknowledgement, deleted once handled: what a crash leaves here
+    is handled again, by this instance's successor or another instance.
+    """
+
+    __tablename__ = "inbox"
+
+    #: the platform's id of the request (Slack: event id, trigger id), platform-qualified
+    key: str = Field(primary_key=True, max_length=255)
+    platform: str = Field(max_length=16)
+    #: the request as the platform sent it (JSON)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    #: the instance handling it (the one that received it, or the one that took it over)
+    receiver: str = Field(max_length=255)
+    received_at: datetime = Field(sa_column=_utc())
 
 
 class SessionOutcome(StrEnum):

@@ -181,6 +181,8 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.on_post: Callable[[Posted], None] | None = None
+        #: method → (seconds, calls left, set when one arrives): answers that come late
+        self._slow: dict[str, tuple[float, int, asyncio.Event]] = {}
 
     @property
     def api_url(self) -> str:
@@ -218,6 +220,14 @@ class FakeSlack:
     ) -> None:
         failure = Failure(error, status, retry_after, after_effect)
         self.failures.setdefault(method, []).extend([failure] * times)
+
+    def answer_slowly(self, method: str, seconds: float, *, times: int = 1) -> asyncio.Event:
+        """The next `times` calls of `method` take effect at once and are answered only
+        `seconds` later (a slow Slack; or a call whose caller dies before the answer).
+        The event is set when the first of them arrives."""
+        arrived = asyncio.Event()
+        self._slow[method] = (seconds, times, arrived)
+        return arrived
 
     # -- Web API -----------------------------------------------------------------------
 
@@ -269,6 +279,15 @@ class FakeSlack:
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
         body: dict[str, Any] = handler(args)
+        slow = self._slow.get(method)
+        if slow is not None:
+            seconds, times, arrived = slow
+            if times <= 1:
+                del self._slow[method]
+            else:
+                self._slow[method] = (seconds, times - 1, arrived)
+            arrived.set()
+            await asyncio.sleep(seconds)
         return web.json_response({"ok": True, **body})
 
     def _rate_limited(self, retry_after: float) -> web.Response:

@@ -30,6 +30,8 @@ TABLES = {
     "dialogue_session",
     "escalation_nudge",
     "feed",
+    "inbox",
+    "instance_lease",
     "matrix_account",
     "matrix_direct_room",
     "mention",
@@ -41,6 +43,9 @@ TABLES = {
     "team_member",
     "watched_channel",
 }
+
+#: the tables of 0016a_inbox_instances
+_0016A = {"inbox", "instance_lease"}
 
 
 def _downgrade(connection: Connection, revision: str) -> None:
@@ -167,9 +172,9 @@ async def test_team_members_go_with_a_downgrade_and_come_back_with_the_upgrade(
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: _downgrade(sync, "0010"))
-            # and the revisions after it (0012d, 0013, 0014)
+            # and the revisions after it (0012d, 0013, 0014, 0016a)
             later = {"team_member", "escalation_nudge", "customer", "customer_identity"}
-            assert await conn.run_sync(_tables) == TABLES - later - {"duty_lease"}
+            assert await conn.run_sync(_tables) == TABLES - later - {"duty_lease"} - _0016A
         await upgrade(db)
         async with db.engine.connect() as conn:
             assert await conn.run_sync(_tables) == TABLES
@@ -200,7 +205,8 @@ async def test_team_targets_go_with_a_downgrade_and_the_defaults_come_back(
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: _downgrade(sync, "0011_team_members"))
             later = {"escalation_nudge", "customer", "customer_identity"}  # 0012d and 0013
-            assert await conn.run_sync(_tables) == TABLES - later - {"duty_lease"}  # and 0014
+            # and 0014, 0016a
+            assert await conn.run_sync(_tables) == TABLES - later - {"duty_lease"} - _0016A
             columns = await conn.run_sync(
                 lambda sync: {c["name"] for c in inspect(sync).get_columns("team")}
             )
