@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import random
@@ -88,6 +89,9 @@ class Phase:
     client_cpu: float = 0.0
     commits: int = 0
     load: tuple[float, float] = (0.0, 0.0)
+    #: PostgreSQL's active statements, sampled: statement's start → times seen running
+    active: dict[str, int] = field(default_factory=dict)
+    samples: int = 0
 
     @property
     def rate(self) -> float:
@@ -140,6 +144,24 @@ class Deployment:
             self.fleet, self.rng, uuid.uuid4().hex[:8], 1, batch=100, in_flight=clients
         )
 
+    async def sample_active(self, phase: Phase, done: asyncio.Event) -> None:
+        """PostgreSQL's statements running now, every 50 ms: a sampling profile of the
+        database's side (without pg_stat_statements, which needs a server restart)."""
+        while not done.is_set():
+            async with self.db.read() as session:
+                rows = await session.execute(
+                    text(
+                        "SELECT query FROM pg_stat_activity WHERE state = 'active'"
+                        " AND datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+                for (query,) in rows.all():
+                    key = " ".join(str(query).split())[:90]
+                    phase.active[key] = phase.active.get(key, 0) + 1
+            phase.samples += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 0.05)
+
     async def commits(self) -> int:
         async with self.db.read() as session:
             value = await session.scalar(
@@ -165,7 +187,11 @@ async def intake_phase(
         )
         phase.load = (os.getloadavg()[0], 0.0)
         intake = deployment.intake(args.clients)
+        done = asyncio.Event()
+        sampler = asyncio.create_task(deployment.sample_active(phase, done))
         await intake.send(args.mentions)
+        done.set()
+        await sampler
         phase.instances_cpu = sum(cpu_seconds(p) for p in pids) - before[0]
         phase.postgres_cpu = postgres_cpu(datadir) - before[1]
         phase.client_cpu = time.process_time() - before[2]
@@ -256,6 +282,11 @@ def report(results: Results, args: argparse.Namespace) -> None:
             f" ms, PostgreSQL {phase.postgres_cpu * 1000 / phase.mentions:.2f} ms;"
             f" {phase.commits / phase.seconds:,.0f} commits/s"
         )
+        top = sorted(phase.active.items(), key=lambda kv: -kv[1])[: args.top]
+        if top:
+            print(f"    PostgreSQL's busiest statements ({phase.samples} samples, 50 ms apart):")
+        for query, seen in top:
+            print(f"      {seen / phase.samples:5.2f} running on average: {query}")
     for duty, samples in sorted(results.failovers.items()):
         shown = ", ".join(f"{s:.1f}" for s in samples)
         print(
@@ -281,6 +312,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--failovers", type=int, default=5, help="duty failovers to time (default 5; 0: skip)"
     )
     parser.add_argument("--seed", type=int, default=17, help="seed of the random choices")
+    parser.add_argument("--top", type=int, default=6, help="statements shown per phase")
     args = parser.parse_args(argv)
     if args.instances < 1 or args.mentions < 100 or args.clients < 1 or args.failovers < 0:
         parser.error("--instances >= 1, --mentions >= 100, --clients >= 1, --failovers >= 0")
