@@ -155,6 +155,8 @@ class FakeSlack:
             BOT_USER: {**user(BOT_USER, "inloop"), "is_bot": True}
         }
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        #: when each of `calls` arrived (time.time(), in the same order)
+        self.call_times: list[float] = []
         self.posted: list[Posted] = []
         self.ephemeral: list[Ephemeral] = []
         self.homes: dict[str, dict[str, Any]] = {}
@@ -245,6 +247,7 @@ class FakeSlack:
                 args[key] = json.loads(args[key])
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         self.calls.append((method, args))
+        self.call_times.append(time.time())
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != expected:
             return web.json_response({"ok": False, "error": "invalid_auth"})

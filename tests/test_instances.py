@@ -233,6 +233,7 @@ async def burst(
         ]
         outcome.twice_delivered = sum(1 for n in fake.deliveries.values() if n > 1)
         if outcome.problems:
+            outcome.problems += said_when(fake, outcome.problems)
             outcome.problems += [f"kill: {kill}" for kill in chaos.kills]
             outcome.problems += [f"tenure: {tenure}" for tenure in tenures]
             outcome.problems.append(fleet.logs())
@@ -331,3 +332,19 @@ async def exactly_once(db: Database, intake: Intake, company: Company) -> list[s
         if not acked and len(said) > 1:
             problems.append(f"{uid}'s {how} of #{number} (not acknowledged) was answered {said}")
     return problems
+
+
+def said_when(fake: FakeSlack, problems: list[str]) -> list[str]:
+    """For each answer told twice: when Slack was asked to show it, each time."""
+    out = []
+    for problem in problems:
+        if "was answered ['" not in problem:
+            continue
+        said = problem.split("was answered ['", 1)[1].split("'", 1)[0]
+        times = [
+            f"{method} at {at:.3f}"
+            for (method, args), at in zip(fake.calls, fake.call_times, strict=True)
+            if args.get("text") == said
+        ]
+        out.append(f"{said[:20]}…: {', '.join(times)}")
+    return out
