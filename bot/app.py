@@ -24,6 +24,7 @@ from bot.context import Context
 from bot.duties import Duties, LeaseTiming, instance_id, status_lines
 from bot.events import ChannelId, Event, PersonId, local_part, platform_of
 from bot.health import Health, OpsRoutes, OpsServer
+from bot.inbox import Inbox
 from bot.intake.feeds import FeedPoller
 from bot.intake.webhook import Webhook
 from bot.messages import texts_for
@@ -118,6 +119,8 @@ class App:
             report_error,
             timing=lease_timing or LeaseTiming(),
         )
+        #: what the platforms acknowledged and did not handle yet, kept through a crash
+        self.inbox = Inbox(self.db, self.duties.liveness, utc_now, report_error)
         self.directory = Directory(
             lookup=self._lookup,
             admins=frozenset(settings.admins),

@@ -12,10 +12,10 @@ Errors raised by adapters while delivering (the outbox decides what to do with t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.events import ChannelId, Event, PersonId
 from bot.views import View
@@ -54,8 +54,31 @@ class PersonInfo:
     timezone: str = ""
 
 
+class InboxPort(Protocol):
+    """Where an adapter records what it acknowledges before handling it (bot/inbox.py)."""
+
+    async def record(self, platform: str, key: str, body: Mapping[str, Any]) -> None:
+        """Keep the request, committed, before acknowledging it (raises if it cannot)."""
+        ...
+
+    async def done(self, key: str) -> None:
+        """The request is handled."""
+        ...
+
+    async def recover(
+        self, platform: str, replay: Callable[[Mapping[str, Any]], Awaitable[None]]
+    ) -> None:
+        """Replay the requests a crash left unhandled, until cancelled."""
+        ...
+
+
 class EventSink(Protocol):
     """What an adapter hands its inbound events to."""
+
+    @property
+    def inbox(self) -> InboxPort:
+        """Requests acknowledged and not handled yet, kept through a crash."""
+        ...
 
     async def handle(self, event: Event) -> bool:
         """Handle one event; False if it had been handled before (a re-delivery)."""

@@ -10,6 +10,7 @@ from bot.app import App, build_platforms
 from bot.clock import Clock
 from bot.config import load_settings
 from bot.events import Event
+from bot.inbox import NoInbox
 from bot.platform import EventSink
 from bot.platforms.slack.adapter import SlackPlatform
 from fake_slack import FakeSlack, button, command, event, message, user, view_submission
@@ -68,6 +69,8 @@ class SlackChat:
     @staticmethod
     def null_sink() -> EventSink:
         class Nothing:
+            inbox = NoInbox()
+
             async def handle(self, event: Event) -> bool:
                 return True
 

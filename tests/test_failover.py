@@ -4,7 +4,8 @@ The instance that dies is a process of its own, on Slack (Socket Mode, against t
 Slack in this process): it is killed while a card's post is in flight (the fake Slack
 took it and answers late), or while a command it acknowledged waits for a person's
 profile (`users.info`, before anything is stored). What takes over is another instance
-on PostgreSQL, or, on SQLite, the next process (a restart).
+on PostgreSQL, or, on SQLite, the next process (a restart). Matrix needs no inbox:
+Synapse gives a sync again until its token is saved, after its events are handled.
 """
 
 from __future__ import annotations
@@ -16,14 +17,22 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+import test_duties
+from sqlalchemy import func, make_url, select
 from sqlmodel import col
 
-from fake_slack import FakeSlack, event, message
-from harness import eventually
+from bot.app import App, build_platforms
+from bot.config import load_settings
+from bot.events import Event, Message
+from fake_slack import FakeSlack, command, event, message
+from harness import Chat, channel, eventually
+from matrix_people import MatrixPerson, unique
+from pg_server import PostgresServer
 from slack_chat import OWNER, SHARED, SlackChat
+from storage import inbox
 from storage.database import Database
 from storage.models import OutboxRow
+from synapse_server import SynapseServer
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
@@ -118,6 +127,15 @@ async def stored_cards(url: str, count: int) -> None:
         await db.dispose()
 
 
+async def inbox_rows(url: str) -> int:
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            return await inbox.waiting(session)
+    finally:
+        await db.dispose()
+
+
 def card_numbers(fake: FakeSlack) -> list[str]:
     """The cards posted in the owner channel, by number, in the order posted."""
     return [p.text.split(" ")[0] for p in fake.in_channel(OWNER)]
@@ -187,3 +205,196 @@ async def test_a_restart_on_sqlite_posts_what_its_predecessor_was_posting_at_onc
         await doomed.kill()
         if restarted is not None:
             await restarted.stop()
+
+
+async def test_a_command_acknowledged_by_a_killed_instance_is_answered_once(
+    database_url: str, fake: FakeSlack
+) -> None:
+    await team(database_url, fake)
+    doomed = await Doomed(database_url, fake).start()
+    taker: SlackChat | None = None
+    try:
+        # Ann is new: her profile is asked for before her command is handled, and the
+        # answer is slow. Slack has the command's ack by then.
+        asked = fake.answer_slowly("users.info", 120)
+        envelope = await fake.push("slash_commands", command("UANN", OWNER, "queue", "trig-k"))
+        await fake.acked(envelope)
+        await asyncio.wait_for(asked.wait(), 20)
+        await doomed.kill()
+        assert fake.told("UANN") == []
+
+        taker = await SlackChat(database_url, fake).start()
+        await eventually(lambda: len(fake.told("UANN")) >= 1, within=15)
+        await taker.app.settle()
+        await asyncio.sleep(0.5)  # time for a second answer
+
+        assert len(fake.told("UANN")) == 1
+        assert "went wrong" not in fake.told("UANN")[0]
+        assert await inbox_rows(database_url) == 0  # handled: nothing left to replay
+    finally:
+        await doomed.kill()
+        if taker is not None:
+            await taker.stop()
+
+
+# -- Matrix: a sync taken and not handled is synced again --------------------------------------
+
+
+class MatrixInstance:
+    """An Inloop on Matrix (as `inloop run` builds it), its handling of one message held up."""
+
+    def __init__(
+        self, hs: SynapseServer, url: str, admin: str, account: tuple[str, str], store: str
+    ):
+        env = {
+            "DATABASE_URL": url,
+            "INLOOP_ADMINS": admin,
+            "MATRIX_HOMESERVER": hs.url,
+            "MATRIX_USER_ID": account[0],
+            "MATRIX_PASSWORD": account[1],
+            "MATRIX_STORE_DIR": store,
+        }
+        settings = load_settings(env)
+        db = Database(settings.database_url)
+        self.app = App(settings, build_platforms(settings, db), db=db)
+        #: set when the held-up message reached the core
+        self.taken = asyncio.Event()
+        handle = self.app.handle
+
+        async def held(event: Event) -> bool:
+            if isinstance(event, Message) and "held up" in event.text:
+                self.taken.set()
+                await asyncio.Event().wait()  # its handling never ends: the process dies
+            return await handle(event)
+
+        # the adapter hands its events to app.handle
+        setattr(self.app, "handle", held)  # noqa: B010
+
+
+async def joined(viewer: MatrixPerson, room: str, user_id: str) -> None:
+    def check() -> bool:
+        info = viewer.client.rooms.get(room)
+        return info is not None and user_id in info.users and user_id not in info.invited_users
+
+    await viewer.until(check)
+
+
+def matrix_cards(viewer: MatrixPerson, room: str, bot: str) -> list[str]:
+    """The bot's cards in a room as `viewer` sees them now (edits applied)."""
+    return [
+        m["content"]["body"]
+        for m in viewer.messages(room, bot)
+        if "m.relates_to" not in m["content"] and m["content"]["body"].startswith("#")
+    ]
+
+
+async def test_a_matrix_sync_whose_events_were_not_handled_is_synced_again_after_a_crash(
+    synapse: SynapseServer, tmp_path: Path
+) -> None:
+    """The sync token is saved only after a sync's events are handled: a process that
+    dies in between resumes from the token before, and Synapse sends the events again."""
+    started: list[MatrixPerson] = []
+
+    async def person(name: str) -> MatrixPerson:
+        started.append(await MatrixPerson(synapse, name, tmp_path / "people" / name).start())
+        return started[-1]
+
+    admin, customer = await person("admin"), await person("customer")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'inloop.db'}"
+    account = synapse.register(unique("inloop"))
+    bot = account[0]
+    store = str(tmp_path / "store")
+    first = MatrixInstance(synapse, url, admin.person, account, store)
+    second: MatrixInstance | None = None
+    try:
+        await first.app.start()
+        owner_room = await admin.create_room(bot)
+        await joined(admin, owner_room, bot)
+        await admin.say(owner_room, "!inloop team add support")
+        public = await admin.create_room(bot, customer.user_id)
+        await customer.until(lambda: public in customer.client.rooms)
+        await joined(admin, public, bot)
+        await admin.say(public, "!inloop team watch")
+        await admin.say(public, f"!inloop role {customer.user_id} none")
+        await admin.until(lambda: any(customer.name in m for m in admin.direct_messages(bot)))
+
+        await customer.say(public, "held up by a crash")
+        await asyncio.wait_for(first.taken.wait(), 30)
+        await asyncio.sleep(3)  # longer than the token is ever kept unsaved once handled
+        await first.app.stop()  # as a kill would: the sync's handling never ended
+        assert matrix_cards(admin, owner_room, bot) == []
+
+        second = MatrixInstance(synapse, url, admin.person, account, store)
+        await second.app.start()
+        await admin.until(lambda: len(matrix_cards(admin, owner_room, bot)) == 1, within=30)
+        await asyncio.sleep(1)  # time for a card to come twice
+        cards = matrix_cards(admin, owner_room, bot)
+        assert len(cards) == 1 and "held up by a crash" in cards[0], cards
+    finally:
+        if second is not None:
+            await second.app.stop()
+        await first.app.stop()
+        for someone in started:
+            await someone.stop()
+
+
+# -- a slow instance, alive but cut off: it never sends what another took ------------------------
+
+
+@pytest.fixture
+async def proxy(postgres: PostgresServer) -> AsyncIterator[test_duties.Proxy]:
+    url = make_url(postgres.url())
+    running = await test_duties.Proxy(url.host or "127.0.0.1", url.port or 5432).start()
+    yield running
+    await running.close()
+
+
+async def test_an_instance_cut_off_mid_send_stops_before_another_takes_the_row(
+    postgres: PostgresServer, proxy: test_duties.Proxy
+) -> None:
+    url = postgres.create_database()
+    first = await Chat(test_duties.through(url, proxy)).start()
+    second = Chat(url)
+    second.platform = second.app.platforms["console"] = first.platform  # one chat
+    await second.start()
+    platform = first.platform
+    support = channel("support")
+    try:
+        await first.say("boss", "team add support")
+        # The first instance posts the card; the chat is slow to take it.
+        platform.slow[support] = 15.0
+        await first.mention("Giulia", "La scatola era rotta", settle=False)
+        await until_leased_by(url, first.app.instance)
+        await asyncio.sleep(0.2)  # its send is under way
+        del platform.slow[support]
+
+        # Its network goes silent: alive, but it can renew nothing any more.
+        proxy.cut()
+        await eventually(lambda: len(platform.in_channel(support)) == 1, within=FAILOVER + 2)
+        await asyncio.sleep(15)  # past the end of the first instance's slow send
+
+        cards = platform.in_channel(support)
+        assert len(cards) == 1
+        # handed to the chat once: the first instance's send was cut short before the
+        # second one took the row over
+        assert platform.calls.count(cards[0].key) == 1
+    finally:
+        proxy.heal()
+        await second.stop()
+        await first.stop()
+
+
+async def until_leased_by(url: str, instance: str) -> None:
+    db = Database(url)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while True:
+            async with db.read() as session:
+                holders = (await session.scalars(select(col(OutboxRow.leased_by)))).all()
+            if instance in holders:
+                return
+            assert loop.time() < deadline, f"leased by {holders}"
+            await asyncio.sleep(0.02)
+    finally:
+        await db.dispose()

@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import RetryState
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -86,6 +87,8 @@ FIND_SENT_PAGES = 25
 FIND_SENT_MARGIN = 600.0
 #: how long an opened "Show full text" modal waits for the core's answer
 MODAL_WAIT = 30.0
+#: marks a request replayed from the inbox (recorded already)
+REPLAYED = "inloop_replayed"
 
 
 class ConnectionRetry(AsyncConnectionErrorRetryHandler):
@@ -220,6 +223,8 @@ class SlackPlatform:
         #: person → the "Show full text" modal waiting for the core's answer
         self._modals: dict[str, tuple[str, float]] = {}
         self._turnstile = Turnstile()
+        #: replays what a crash left in the inbox, while the adapter runs
+        self._recovery: asyncio.Task[None] | None = None
         self._register()
 
     @property
@@ -266,6 +271,9 @@ class SlackPlatform:
             await self._start_socket_mode()
         else:
             await self._start_http()
+        self._recovery = asyncio.create_task(
+            sink.inbox.recover(self.name, self._replay), name="slack inbox"
+        )
 
     async def _start_socket_mode(self) -> None:
         # apps.connections.open takes the app-level token, not the bot token
@@ -310,6 +318,10 @@ class SlackPlatform:
         log.info("Slack: HTTP mode on port %d, path %s", self.http_port, EVENTS_PATH)
 
     async def stop(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
+            await asyncio.gather(self._recovery, return_exceptions=True)
+            self._recovery = None
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
@@ -326,98 +338,150 @@ class SlackPlatform:
     def _register(self) -> None:
         app = self.app
 
+        @app.middleware
+        async def record(
+            body: dict[str, Any], context: dict[str, Any], next_: Callable[[], Awaitable[None]]
+        ) -> None:
+            # Before any listener, so before the acknowledgement: what Slack is told
+            # arrived is kept, and handled after a crash (bot/inbox.py). A request that
+            # cannot be kept is not acknowledged: Slack delivers it again.
+            key = _inbox_key(body)
+            if key is not None and not context.get(REPLAYED):
+                assert self._sink is not None, "requests arrive only after start()"
+                await self._sink.inbox.record(self.name, key, body)
+            await next_()
+
         @app.command(tr.PREFIX)
         async def on_command(ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
-            await ack()  # answers arrive as ephemeral messages through the outbox
-            await self._hand(tr.command_event(body))
+            async with self._handling(body):
+                await ack()  # answers arrive as ephemeral messages through the outbox
+                await self._hand(tr.command_event(body))
 
         @app.action(re.compile(f"^{re.escape(tr.ACTION_PREFIX)}"))
         async def on_button(ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
-            await ack()
-            for action in body.get("actions", ()):
-                event = tr.action_event(body, action)
-                if event is not None:
-                    await self._hand(event)
-            if (body.get("view") or {}).get("type") == "home":
-                # the Home tab shows the change at once, as the card in the channel does
-                await self._refresh_home(body["user"]["id"], f"home-after:{body.get('trigger_id')}")
+            async with self._handling(body):
+                await ack()
+                for action in body.get("actions", ()):
+                    event = tr.action_event(body, action)
+                    if event is not None:
+                        await self._hand(event)
+                if (body.get("view") or {}).get("type") == "home":
+                    # the Home tab shows the change at once, as the card in the channel does
+                    trigger = body.get("trigger_id")
+                    await self._refresh_home(body["user"]["id"], f"home-after:{trigger}")
 
         @app.action(tr.SHOW_FULL)
         async def on_show_full(ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
-            await ack()
-            user = body["user"]["id"]
-            # A trigger id is valid for 3 s: open a modal now, fill it when the core answers.
-            try:
-                opened = await self.client.views_open(
-                    trigger_id=body["trigger_id"],
-                    view=tr.text_modal(self._labels.full_text_title, self._loading, self._labels),
-                )
-                self._modals[user] = (str(opened["view"]["id"]), _now())
-            except (SlackApiError, aiohttp.ClientError) as exc:
-                # the trigger expired or Slack said no: the text comes as a reply instead
-                log.warning("Slack: could not open the full-text modal: %s", exc)
-            for action in body.get("actions", ()):
-                event = tr.action_event(body, {**action, "action_id": f"{tr.ACTION_PREFIX}show"})
-                if event is not None:
-                    await self._hand(event)
+            async with self._handling(body):
+                await self._show_full(ack, body)
 
         @app.action(re.compile(f"^{re.escape(tr.FORM_OPEN_PREFIX)}"))
         async def on_form_button(
             ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any]
         ) -> None:
-            await ack()
-            form_id = str(action["action_id"]).removeprefix(tr.FORM_OPEN_PREFIX)
-            if form_id not in self.forms:
-                log.warning("Slack: a button asked for form %r, which is not registered", form_id)
-                return
-            where = (body.get("channel") or {}).get("id")
-            try:  # a trigger id is good for 3 s: the modal opens now, the command comes later
-                await self.open_form(
-                    body["trigger_id"],
-                    form_id,
-                    tr.channel(where) if where else None,
-                    str(action.get("value", "")),
-                    from_home=(body.get("view") or {}).get("type") == "home",
-                )
-            except (SlackApiError, aiohttp.ClientError) as exc:
-                log.warning("Slack: could not open form %s: %s", form_id, exc)
+            async with self._handling(body):
+                await self._open_form_for(ack, body, action)
 
         @app.view(re.compile(f"^{re.escape(tr.FORM_PREFIX)}"))
         async def on_form(ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
-            view = body["view"]
-            form = self.forms.get(str(view["callback_id"]).removeprefix(tr.FORM_PREFIX))
-            if form is None:
-                await ack()
-                return
-            values = tr.form_values(form, view)
-            errors = tr.form_errors(form, values, self._required)
-            if errors:
-                await ack(response_action="errors", errors=errors)
-                return
-            await ack()
-            carried = tr.form_carried(view)
-            submitted = tr.form_event(body, form, values, carried)
-            await self._hand(submitted)
-            if carried.get("home"):  # what it changed shows there at once
-                await self._refresh_home(body["user"]["id"], f"home-after:{submitted.event_id}")
+            async with self._handling(body):
+                await self._submitted(ack, body)
 
         @app.event("message")
         async def on_message(body: dict[str, Any]) -> None:
-            event = tr.message_event(body, self.bot_user_id, self.workspace_url)
-            if event is not None:
-                await self._hand(event)
+            async with self._handling(body):
+                event = tr.message_event(body, self.bot_user_id, self.workspace_url)
+                if event is not None:
+                    await self._hand(event)
 
         @app.event("reaction_added")
         async def on_reaction(body: dict[str, Any]) -> None:
-            event = tr.reaction_event(body)
-            if event is not None:
-                await self._hand(event)
+            async with self._handling(body):
+                event = tr.reaction_event(body)
+                if event is not None:
+                    await self._hand(event)
 
         @app.event("app_home_opened")
         async def on_home(body: dict[str, Any]) -> None:
-            event = tr.home_opened_event(body)
+            async with self._handling(body):
+                event = tr.home_opened_event(body)
+                if event is not None:
+                    await self._hand(event)
+
+    async def _show_full(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
+        await ack()
+        user = body["user"]["id"]
+        # A trigger id is valid for 3 s: open a modal now, fill it when the core answers.
+        try:
+            opened = await self.client.views_open(
+                trigger_id=body["trigger_id"],
+                view=tr.text_modal(self._labels.full_text_title, self._loading, self._labels),
+            )
+            self._modals[user] = (str(opened["view"]["id"]), _now())
+        except (SlackApiError, aiohttp.ClientError) as exc:
+            # the trigger expired or Slack said no: the text comes as a reply instead
+            log.warning("Slack: could not open the full-text modal: %s", exc)
+        for action in body.get("actions", ()):
+            event = tr.action_event(body, {**action, "action_id": f"{tr.ACTION_PREFIX}show"})
             if event is not None:
                 await self._hand(event)
+
+    async def _open_form_for(
+        self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any]
+    ) -> None:
+        await ack()
+        form_id = str(action["action_id"]).removeprefix(tr.FORM_OPEN_PREFIX)
+        if form_id not in self.forms:
+            log.warning("Slack: a button asked for form %r, which is not registered", form_id)
+            return
+        where = (body.get("channel") or {}).get("id")
+        try:  # a trigger id is good for 3 s: the modal opens now, the command comes later
+            await self.open_form(
+                body["trigger_id"],
+                form_id,
+                tr.channel(where) if where else None,
+                str(action.get("value", "")),
+                from_home=(body.get("view") or {}).get("type") == "home",
+            )
+        except (SlackApiError, aiohttp.ClientError) as exc:
+            log.warning("Slack: could not open form %s: %s", form_id, exc)
+
+    async def _submitted(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
+        view = body["view"]
+        form = self.forms.get(str(view["callback_id"]).removeprefix(tr.FORM_PREFIX))
+        if form is None:
+            await ack()
+            return
+        values = tr.form_values(form, view)
+        errors = tr.form_errors(form, values, self._required)
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        carried = tr.form_carried(view)
+        submitted = tr.form_event(body, form, values, carried)
+        await self._hand(submitted)
+        if carried.get("home"):  # what it changed shows there at once
+            await self._refresh_home(body["user"]["id"], f"home-after:{submitted.event_id}")
+
+    @contextlib.asynccontextmanager
+    async def _handling(self, body: Mapping[str, Any]) -> AsyncIterator[None]:
+        """The listener's work on a request; then its inbox row goes (a handling cut
+        short by a stop keeps it, to be replayed)."""
+        try:
+            yield
+        finally:
+            current = asyncio.current_task()
+            key = _inbox_key(body)
+            cancelled = current is not None and current.cancelling() > 0
+            if key is not None and not cancelled and self._sink is not None:
+                await self._sink.inbox.done(key)
+
+    async def _replay(self, body: Mapping[str, Any]) -> None:
+        """A request recorded in the inbox and left unhandled by a crash, dispatched as if
+        it had just arrived (no signature to check: it was checked when it came)."""
+        request = AsyncBoltRequest(body=dict(body), mode="socket_mode", context={REPLAYED: True})
+        await self.app.async_dispatch(request)
 
     async def _received(
         self, client: AsyncBaseSocketModeClient, envelope: dict[Any, Any], raw: str | None
@@ -656,6 +720,21 @@ class SlackPlatform:
         if waiting is None or _now() - waiting[1] > MODAL_WAIT:
             return None
         return waiting[0]
+
+
+def _inbox_key(body: Mapping[str, Any]) -> str | None:
+    """The request's key in the inbox (as unique as its event ids), or None for a
+    request that is not kept (none that reaches the core)."""
+    if body.get("type") == "event_callback" and body.get("event_id"):
+        return f"slack:{body['event_id']}"
+    if body.get("command") and body.get("trigger_id"):
+        return f"slack:command:{body['trigger_id']}"
+    if body.get("type") == "block_actions" and body.get("trigger_id"):
+        return f"slack:action:{body['trigger_id']}"
+    view = body.get("view") or {}
+    if body.get("type") == "view_submission" and view.get("id"):
+        return f"slack:form:{view['id']}:{view.get('hash', '')}"
+    return None
 
 
 def _keyed(key: str) -> dict[str, Any]:
