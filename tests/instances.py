@@ -529,6 +529,19 @@ def team_channel(k: int) -> str:
     return f"CTEAM{k:03d}"
 
 
+@dataclass(frozen=True)
+class Claim:
+    uid: str
+    number: int
+    #: an instance acknowledged it to Slack
+    acked: bool
+    #: ✋ on the card (an event), else `/inloop claim N`
+    reaction: bool
+    #: the router's event id, and when it was sent (time.time())
+    event_id: str
+    at: float
+
+
 @dataclass
 class Company:
     """Teams with their channels on the fake Slack, people who claim, and people with
@@ -542,8 +555,7 @@ class Company:
     teams: int
     committers: int = 0
     triggers: int = 0
-    #: (person, conversation number, acknowledged by an instance, by reaction)
-    claims: list[tuple[str, int, bool, bool]] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         from fake_slack import user  # tests/ is on the path wherever this is used
@@ -594,6 +606,19 @@ class Company:
                 counted[number] = counted.get(number, 0) + 1
         return counted
 
+    def posted_at(self, number: int) -> float | None:
+        """When the card of #number was posted (time.time() of the call), the first time."""
+        return min(self.posts_of(number), default=None)
+
+    def posts_of(self, number: int) -> list[float]:
+        """When Slack was asked to post the card of #number, each time."""
+        out = []
+        for (method, args), at in zip(self.fake.calls, self.fake.call_times, strict=True):
+            found = CARD.match(str(args.get("text"))) if method == "chat.postMessage" else None
+            if found and int(found[1]) == number:
+                out.append(float(at))
+        return out
+
     def card_of(self, number: int) -> tuple[str, str] | None:
         for posted in self.fake.posted:
             if (found := CARD.match(posted.text)) and int(found[1]) == number:
@@ -604,11 +629,12 @@ class Company:
         """`uid` claims #number: `/inloop claim N` (sent once, as Slack sends commands)
         or a ✋ on its card (an event: retried until acknowledged, and a third of the
         time delivered to two connections at once)."""
-        from fake_slack import event
+        from fake_slack import command, event
 
         where = self.card_of(number)
         assert where is not None
         channel, ts = where
+        at = time.time()
         if reaction:
             body = {
                 "type": "reaction_added",
@@ -617,12 +643,17 @@ class Company:
                 "item": {"type": "message", "channel": channel, "ts": ts},
                 "event_ts": f"{time.time():.6f}",
             }
-            payload = event(body, f"Ev{self.trigger()}")
+            event_id = f"Ev{self.trigger()}"
             copies = 2 if self.rng.random() < 1 / 3 else 1
-            acked = await self.fake.deliver("events_api", payload, self.rng, copies=copies)
+            acked = await self.fake.deliver(
+                "events_api", event(body, event_id), self.rng, copies=copies
+            )
+            event_id = f"slack:{event_id}"
         else:
-            acked = await self.command(uid, channel, f"claim {number}")
-        self.claims.append((uid, number, acked, reaction))
+            payload = command(uid, channel, f"claim {number}", self.trigger())
+            acked = await self.fake.deliver("slash_commands", payload, self.rng)
+            event_id = f"slack:command:{payload['trigger_id']}"
+        self.claims.append(Claim(uid, number, acked, reaction, event_id, at))
 
     def answers_about(self, uid: str, number: int) -> list[str]:
         """What `uid` was told privately about #number."""

@@ -314,7 +314,8 @@ async def exactly_once(db: Database, intake: Intake, company: Company) -> list[s
     cards = company.cards()
     for number in sorted(set(answered.values())):
         if cards.get(number, 0) != 1:
-            problems.append(f"#{number}: {cards.get(number, 0)} cards")
+            posts = ", ".join(f"{at:.3f}" for at in company.posts_of(number))
+            problems.append(f"#{number}: {cards.get(number, 0)} cards (posted at {posts})")
     problems += [
         f"#{n}: a card, but no accepted mention" for n in set(cards) - set(answered.values())
     ]
@@ -324,13 +325,22 @@ async def exactly_once(db: Database, intake: Intake, company: Company) -> list[s
             if (n := company.told_count(uid, words)) != 1:
                 problems.append(f"{uid} was sent {n} × {words!r}")
     # every private answer once (at most once when Slack saw no acknowledgement)
-    for uid, number, acked, reaction in company.claims:
-        said = company.answers_about(uid, number)
-        how = "✋" if reaction else "claim"
-        if acked and len(said) != 1:
-            problems.append(f"{uid}'s {how} of #{number} (acknowledged) was answered {said}")
-        if not acked and len(said) > 1:
-            problems.append(f"{uid}'s {how} of #{number} (not acknowledged) was answered {said}")
+    async with db.read() as session:
+        handled = set(
+            (await session.execute(text("SELECT event_id FROM processed_event"))).scalars()
+        )
+    for claim in company.claims:
+        said = company.answers_about(claim.uid, claim.number)
+        how = "✋" if claim.reaction else "claim"
+        if len(said) == 1 or (not claim.acked and not said):
+            continue
+        posted = company.posted_at(claim.number) or 0.0
+        problems.append(
+            f"{claim.uid}'s {how} of #{claim.number} ({'' if claim.acked else 'not '}"
+            f"acknowledged, {'handled' if claim.event_id in handled else 'never handled'}, sent"
+            f" at {claim.at:.3f}, {claim.at - posted:.3f} s after the card was posted)"
+            f" was answered {said}"
+        )
     return problems
 
 
