@@ -62,6 +62,8 @@ COMMITTERS = 8
 CLAIMS_EACH = 12
 #: what issue 17 asks of a take-over after the holder died
 FAILOVER = 10.0
+#: seconds a card has been shown before someone claims it
+SEEN_AFTER = 2.0
 
 
 @dataclass
@@ -254,7 +256,12 @@ async def claims(company: Company, uid: str, reserved: set[int]) -> None:
         await asyncio.sleep(company.rng.uniform(0.2, 1.0))
 
         def free() -> list[int]:
-            return sorted(set(company.cards()) - reserved)
+            # cards a person has had time to see (a second at least): a ✋ within
+            # milliseconds of a post races the post's booking, which no person does
+            seen = time.time() - SEEN_AFTER
+            return sorted(
+                n for n in set(company.cards()) - reserved if (company.posted_at(n) or seen) <= seen
+            )
 
         await until(lambda: bool(free()), 120, "a card to claim")
         number = company.rng.choice(free())
