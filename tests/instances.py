@@ -610,6 +610,15 @@ class Company:
         """When the card of #number was posted (time.time() of the call), the first time."""
         return min(self.posts_of(number), default=None)
 
+    def first_posts(self) -> dict[int, float]:
+        """Conversation number → when its card was first posted."""
+        out: dict[int, float] = {}
+        for (method, args), at in zip(self.fake.calls, self.fake.call_times, strict=True):
+            found = CARD.match(str(args.get("text"))) if method == "chat.postMessage" else None
+            if found:
+                out.setdefault(int(found[1]), float(at))
+        return out
+
     def posts_of(self, number: int) -> list[float]:
         """When Slack was asked to post the card of #number, each time."""
         out = []
