@@ -556,6 +556,12 @@ class Company:
     committers: int = 0
     triggers: int = 0
     claims: list[Claim] = field(default_factory=list)
+    #: what `_index` has read of the fake: cards per number, where, when posted
+    _cards: dict[int, int] = field(default_factory=dict)
+    _where: dict[int, tuple[str, str]] = field(default_factory=dict)
+    _posted_at: dict[int, list[float]] = field(default_factory=dict)
+    _posts_read: int = 0
+    _calls_read: int = 0
 
     def __post_init__(self) -> None:
         from fake_slack import user  # tests/ is on the path wherever this is used
@@ -596,43 +602,47 @@ class Company:
         """Whether `uid` has been told `count` things privately."""
         return lambda: len(self.fake.told(uid)) >= count
 
-    def cards(self) -> dict[int, int]:
-        """Conversation number → how many cards were posted for it in the team channels."""
-        counted: dict[int, int] = {}
+    def _index(self) -> None:
+        """Read the fake's new posts into the indexes below: the test's own event loop
+        runs the fake Slack too, and rescanning thousands of posts at every poll would
+        stall it, holding the instances' calls in flight far longer than Slack does."""
         channels = {team_channel(k) for k in range(self.teams)}
-        for posted in self.fake.posted:
-            if posted.channel in channels and (found := CARD.match(posted.text)):
+        posted = self.fake.posted
+        for i in range(self._posts_read, len(posted)):
+            if posted[i].channel in channels and (found := CARD.match(posted[i].text)):
                 number = int(found[1])
-                counted[number] = counted.get(number, 0) + 1
-        return counted
-
-    def posted_at(self, number: int) -> float | None:
-        """When the card of #number was posted (time.time() of the call), the first time."""
-        return min(self.posts_of(number), default=None)
-
-    def first_posts(self) -> dict[int, float]:
-        """Conversation number → when its card was first posted."""
-        out: dict[int, float] = {}
-        for (method, args), at in zip(self.fake.calls, self.fake.call_times, strict=True):
+                self._cards[number] = self._cards.get(number, 0) + 1
+                self._where.setdefault(number, (posted[i].channel, posted[i].ts))
+        self._posts_read = len(posted)
+        calls, times = self.fake.calls, self.fake.call_times
+        for i in range(self._calls_read, min(len(calls), len(times))):
+            method, args = calls[i]
             found = CARD.match(str(args.get("text"))) if method == "chat.postMessage" else None
             if found:
-                out.setdefault(int(found[1]), float(at))
-        return out
+                self._posted_at.setdefault(int(found[1]), []).append(times[i])
+        self._calls_read = min(len(calls), len(times))
+
+    def cards(self) -> dict[int, int]:
+        """Conversation number → how many cards were posted for it in the team channels."""
+        self._index()
+        return dict(self._cards)
+
+    def first_posts(self) -> dict[int, float]:
+        """Conversation number → when its card was first posted (time.time() of the call)."""
+        self._index()
+        return {number: at[0] for number, at in self._posted_at.items()}
+
+    def posted_at(self, number: int) -> float | None:
+        return self.first_posts().get(number)
 
     def posts_of(self, number: int) -> list[float]:
         """When Slack was asked to post the card of #number, each time."""
-        out = []
-        for (method, args), at in zip(self.fake.calls, self.fake.call_times, strict=True):
-            found = CARD.match(str(args.get("text"))) if method == "chat.postMessage" else None
-            if found and int(found[1]) == number:
-                out.append(float(at))
-        return out
+        self._index()
+        return list(self._posted_at.get(number, []))
 
     def card_of(self, number: int) -> tuple[str, str] | None:
-        for posted in self.fake.posted:
-            if (found := CARD.match(posted.text)) and int(found[1]) == number:
-                return posted.channel, posted.ts
-        return None
+        self._index()
+        return self._where.get(number)
 
     async def claim(self, uid: str, number: int, *, reaction: bool) -> None:
         """`uid` claims #number: `/inloop claim N` (sent once, as Slack sends commands)
