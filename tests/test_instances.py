@@ -25,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -62,6 +64,8 @@ COMMITTERS = 8
 CLAIMS_EACH = 12
 #: what issue 17 asks of a take-over after the holder died
 FAILOVER = 10.0
+#: a burst card's title (bot/messages/en.py `burst_title`)
+BURST = re.compile(r"^\d+ new mentions in the last ")
 #: seconds a card has been shown before someone claims it
 SEEN_AFTER = 2.0
 
@@ -78,6 +82,8 @@ class Outcome:
     #: from the first post until every card, answer, reminder and check-in was out
     total_seconds: float = 0.0
     twice_delivered: int = 0
+    #: the most burst cards posted in one team channel (each instance shows its own)
+    burst_cards: int = 0
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -92,7 +98,8 @@ class Outcome:
             f"answered as re-deliveries), everything delivered {self.total_seconds:.1f} s after "
             f"the first post; {self.kills} kills, {len(self.failover_seconds)} duty failovers "
             f"(worst: {shown}); {self.twice_delivered} Slack events delivered to two "
-            f"instances; load {os.getloadavg()[0]:.2f}"
+            f"instances; at most {self.burst_cards} burst cards in one channel; "
+            f"load {os.getloadavg()[0]:.2f}"
         )
 
 
@@ -234,6 +241,8 @@ async def burst(
             if seconds >= FAILOVER
         ]
         outcome.twice_delivered = sum(1 for n in fake.deliveries.values() if n > 1)
+        bursts = Counter(p.channel for p in fake.posted if BURST.match(p.text))
+        outcome.burst_cards = max(bursts.values(), default=0)
         if outcome.problems:
             outcome.problems += said_when(fake, outcome.problems)
             outcome.problems += [f"kill: {kill}" for kill in chaos.kills]
