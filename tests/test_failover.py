@@ -241,10 +241,18 @@ async def test_a_command_acknowledged_by_a_killed_instance_is_answered_once(
 
 
 class MatrixInstance:
-    """An Inloop on Matrix (as `inloop run` builds it), its handling of one message held up."""
+    """An Inloop on Matrix (as `inloop run` builds it); with `hold`, the handling of a
+    message saying "held up" never ends."""
 
     def __init__(
-        self, hs: SynapseServer, url: str, admin: str, account: tuple[str, str], store: str
+        self,
+        hs: SynapseServer,
+        url: str,
+        admin: str,
+        account: tuple[str, str],
+        store: str,
+        *,
+        hold: bool = False,
     ):
         env = {
             "DATABASE_URL": url,
@@ -262,7 +270,7 @@ class MatrixInstance:
         handle = self.app.handle
 
         async def held(event: Event) -> bool:
-            if isinstance(event, Message) and "held up" in event.text:
+            if hold and isinstance(event, Message) and "held up" in event.text:
                 self.taken.set()
                 await asyncio.Event().wait()  # its handling never ends: the process dies
             return await handle(event)
@@ -304,7 +312,7 @@ async def test_a_matrix_sync_whose_events_were_not_handled_is_synced_again_after
     account = synapse.register(unique("inloop"))
     bot = account[0]
     store = str(tmp_path / "store")
-    first = MatrixInstance(synapse, url, admin.person, account, store)
+    first = MatrixInstance(synapse, url, admin.person, account, store, hold=True)
     second: MatrixInstance | None = None
     try:
         await first.app.start()

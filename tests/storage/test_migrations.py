@@ -257,3 +257,25 @@ async def test_an_upgraded_database_knows_its_returning_customers(database_url: 
         assert "Identities: twitter:@paolo (Paolo)" in await again.say("ann", "customer #3")
     finally:
         await again.stop()
+
+
+async def test_instances_and_the_inbox_go_with_a_downgrade_and_come_back(
+    database_url: str,
+) -> None:
+    """0016a adds the instances' liveness, the inbox and the outbox lease's holder:
+    downgrading drops them and nothing else, upgrading brings them back."""
+    db = Database(database_url)
+    try:
+        await upgrade(db)
+        async with db.engine.begin() as conn:
+            await conn.run_sync(lambda sync: _downgrade(sync, "0015_customer_erasure"))
+            assert await conn.run_sync(_tables) == TABLES - _0016A
+            columns = await conn.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("outbox")}
+            )
+            assert "leased_by" not in columns and "leased_until" in columns
+        await upgrade(db)
+        async with db.engine.connect() as conn:
+            assert await conn.run_sync(_tables) == TABLES
+    finally:
+        await db.dispose()
