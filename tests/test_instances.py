@@ -29,7 +29,6 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -110,21 +109,14 @@ def seed() -> int:
     return chosen
 
 
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    fake = await FakeSlack().start()
-    yield fake
-    await fake.stop()
-
-
 async def test_three_instances_killed_at_random_lose_nothing_and_do_nothing_twice(
     postgres: PostgresServer,
     synapse: SynapseServer,
-    fake_slack: FakeSlack,
+    fake: FakeSlack,
     tmp_path: Path,
     seed: int,
 ) -> None:
-    outcome = await burst(3, postgres, synapse, fake_slack, tmp_path, seed, kill=True)
+    outcome = await burst(3, postgres, synapse, fake, tmp_path, seed, kill=True)
     print(outcome.summary())
     assert outcome.problems == [], f"seed {seed}:\n" + "\n".join(outcome.problems)
     assert outcome.kills >= 3 and outcome.failover_seconds, outcome.summary()
@@ -133,12 +125,12 @@ async def test_three_instances_killed_at_random_lose_nothing_and_do_nothing_twic
 async def test_one_instance_takes_the_same_burst(
     postgres: PostgresServer,
     synapse: SynapseServer,
-    fake_slack: FakeSlack,
+    fake: FakeSlack,
     tmp_path: Path,
     seed: int,
 ) -> None:
     """The baseline the three are compared with (bench/README.md has both figures)."""
-    outcome = await burst(1, postgres, synapse, fake_slack, tmp_path, seed, kill=False)
+    outcome = await burst(1, postgres, synapse, fake, tmp_path, seed, kill=False)
     print(outcome.summary())
     assert outcome.problems == [], f"seed {seed}:\n" + "\n".join(outcome.problems)
 
