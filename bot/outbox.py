@@ -69,6 +69,9 @@ LOOK_UP_BUDGET = 10.0
 BURST_AFTER = 3.0
 #: the burst card is shown again (updated in place) at most this often
 BURST_REFRESH = 10.0
+#: how long the instance showing a channel's burst card holds it after showing it (then,
+#: or once that instance is no longer alive, another instance may go on with the card)
+BURST_HOLD = timedelta(seconds=60)
 #: the channels' backlogs of new cards are counted at most this often
 BACKLOG_EVERY = 0.5
 #: on a platform limited per account (`limit_per_account`), whose rate is not known
@@ -214,8 +217,6 @@ class _Burst:
     at: float = 0.0
     #: making or showing it failed unexpectedly: the lane goes on without it
     broken: bool = False
-    #: whether the card an earlier worker posted (before a restart) was looked for
-    looked_up: bool = False
 
 
 @dataclass
@@ -344,6 +345,9 @@ class OutboxWorker:
         #: lanes being delivered now, by their own task
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._bursts: dict[str, _Burst] = {}
+        #: lanes whose burst card another instance shows, until when (loop time) this
+        #: one leaves it to them before trying to take it again
+        self._bursts_elsewhere: dict[str, float] = {}
         #: whether the burst cards an earlier worker left going on were taken over
         self._resumed = False
         #: the channels' backlogs of new cards as last counted, and when (loop time)
@@ -656,6 +660,8 @@ class OutboxWorker:
                     return False
             elif backlog[0] * self._lane_pace(head) <= self._burst_after:
                 return False
+            if loop_now < self._bursts_elsewhere.get(lane, 0.0):
+                return False  # another instance shows this channel's burst card
             self._bursts[lane] = _Burst(since=self._clock() - timedelta(seconds=self._burst_after))
             return True
         if burst.ref is None:
@@ -684,12 +690,11 @@ class OutboxWorker:
             del self._bursts[lane]
             return
         try:
-            if not burst.looked_up:
-                async with self._db.read() as session:
-                    earlier = await bursts.of_channel(session, target)
-                burst.looked_up = True
-                if earlier is not None:  # posted before a restart: still going on
-                    burst.ref, burst.since = earlier.ref, earlier.since
+            # One instance shows a channel's burst card: the others see the same backlog.
+            if not await self._take_burst(target, burst):
+                del self._bursts[lane]
+                self._bursts_elsewhere[lane] = started + BURST_REFRESH
+                return
             view = await self._burst_view(channel, burst.since)
         except Exception as exc:
             # A burst card is a convenience: a bug making it must not stop the cards.
@@ -702,6 +707,8 @@ class OutboxWorker:
             if burst.ref is None:
                 if backlog[0] == 0:
                     del self._bursts[lane]  # over before it was shown
+                    async with self._db.transaction() as session:
+                        await bursts.over(session, target)
                     return
                 burst.ref = await platform.send(channel, view, key)
                 posted = True
@@ -712,7 +719,7 @@ class OutboxWorker:
             self._spent(platform_of(target), started)
             if backlog[0] == 0:
                 del self._bursts[lane]
-            await self._note_burst(target, burst, key, view, posted=posted, over=backlog[0] == 0)
+            await self._note_burst(target, burst, view, posted=posted, over=backlog[0] == 0)
         except DeliveryError as exc:
             # a 429 is the platform pacing us (logged as a lane's), not a failure
             level = logging.INFO if exc.retry_after is not None else logging.WARNING
@@ -735,11 +742,35 @@ class OutboxWorker:
             going_on = await bursts.going_on(session)
         for card in going_on:
             lane = f"{False}:{card.channel}"  # a channel's lane (`_lane`)
-            self._bursts.setdefault(lane, _Burst(card.since, card.ref, looked_up=True))
+            burst = _Burst(card.since, card.ref)
+            if lane not in self._bursts and await self._take_burst(card.channel, burst):
+                self._bursts[lane] = burst
         self._resumed = True
 
+    async def _take_burst(self, channel: str, burst: _Burst) -> bool:
+        """Hold the channel's burst card to show it now (`storage.bursts.take`), going on
+        with the one another worker posted if there is one. False: another instance
+        holds it, and shows it."""
+        now = self._clock()
+        async with self._db.transaction() as session:
+            taken = await bursts.take(
+                session,
+                platform_of(channel),
+                channel,
+                by=self._holder,
+                since=burst.since,
+                now=now,
+                until=now + BURST_HOLD,
+                instances=self._names_instances,
+            )
+        if taken is None:
+            return False
+        if taken.ref is not None:  # posted already (by an earlier holder, or this one)
+            burst.ref, burst.since = taken.ref, taken.since
+        return True
+
     async def _note_burst(
-        self, target: str, burst: _Burst, key: str, view: View, *, posted: bool, over: bool
+        self, target: str, burst: _Burst, view: View, *, posted: bool, over: bool
     ) -> None:
         """Store where the burst card is and what it shows (deleted once it is over)."""
         assert burst.ref is not None
@@ -748,12 +779,9 @@ class OutboxWorker:
         try:
             async with self._db.transaction() as session:
                 if over:
-                    await bursts.over(session, burst.ref)
+                    await bursts.over(session, target)
                 elif posted:
-                    platform = platform_of(target)
-                    await bursts.posted(
-                        session, platform, target, burst.ref, key, burst.since, shown, now
-                    )
+                    await bursts.posted(session, target, burst.ref, shown, now)
                 else:
                     await bursts.shown(session, burst.ref, shown, now)
         except Exception as exc:  # the card is shown: only a restart would miss it
