@@ -217,6 +217,10 @@ class _Burst:
     at: float = 0.0
     #: making or showing it failed unexpectedly: the lane goes on without it
     broken: bool = False
+    #: the key its post carries (`storage.bursts.Taken.post_key`)
+    post_key: str | None = None
+    #: an earlier holder may have posted it without noting where: look for it first
+    look_up: bool = False
 
 
 @dataclass
@@ -702,7 +706,8 @@ class OutboxWorker:
             self._on_error(exc, f"burst card in {target}")
             return
         try:
-            # a key of its own each time: Matrix drops a second event with one key
+            # an update takes a key of its own each time (Matrix drops a second event
+            # with one key); the post, the burst's own (found by it after a crash)
             key = uuid.uuid4().hex
             if burst.ref is None:
                 if backlog[0] == 0:
@@ -710,7 +715,14 @@ class OutboxWorker:
                     async with self._db.transaction() as session:
                         await bursts.over(session, target)
                     return
-                burst.ref = await platform.send(channel, view, key)
+                earlier = (
+                    await self._posted_burst(platform, target, burst) if burst.look_up else None
+                )
+                if earlier is not None:
+                    burst.ref = earlier
+                    await platform.update(channel, earlier, view, key)
+                else:
+                    burst.ref = await platform.send(channel, view, burst.post_key or key)
                 posted = True
             else:
                 await platform.update(channel, burst.ref, view, key)
@@ -765,9 +777,25 @@ class OutboxWorker:
             )
         if taken is None:
             return False
+        burst.post_key = taken.post_key
         if taken.ref is not None:  # posted already (by an earlier holder, or this one)
             burst.ref, burst.since = taken.ref, taken.since
+        elif not taken.new:
+            burst.since, burst.look_up = taken.since, True
         return True
+
+    async def _posted_burst(self, platform: Platform, channel: str, burst: _Burst) -> str | None:
+        """Where the burst card an earlier holder posted (and died before noting) went,
+        found by its post's key; None if it is not there (or cannot be told in time)."""
+        assert burst.post_key is not None
+        try:
+            async with asyncio.timeout(LOOK_UP_BUDGET):
+                found = await platform.find_sent(channel, burst.post_key, since=burst.since)
+        except (TimeoutError, DeliveryError) as exc:
+            log.warning("burst card in %s: cannot look for an earlier post (%s)", channel, exc)
+            return None
+        burst.look_up = False
+        return found or None
 
     async def _note_burst(
         self, target: str, burst: _Burst, view: View, *, posted: bool, over: bool

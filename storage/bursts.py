@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -44,10 +45,15 @@ class BurstCard:
 class Taken:
     """A channel's burst card, taken by one worker to show it."""
 
-    #: where it is; None: not posted yet (by anyone: the taker posts it)
+    #: where it is; None: not known to be posted (the taker posts it)
     ref: str | None
     #: when the burst began
     since: datetime
+    #: the idempotency key its post carries (the same for every holder of this burst,
+    #: so that a holder that died between posting it and noting where it went is found)
+    post_key: str
+    #: the row is new: nobody can have posted its card yet
+    new: bool
 
 
 def _key(channel: str) -> str:
@@ -67,10 +73,12 @@ async def take(
     instances: bool,
 ) -> Taken | None:
     """Hold `channel`'s burst card until `until`, in the name of instance `by`: a new one
-    (beginning `since`), or the one going on if it is free (held by `by` already, or its
-    lease lapsed at `now`, or, with `instances` (PostgreSQL), its holder is no longer
-    alive). None: another instance holds it now, and shows it."""
+    (beginning `since`), or the one going on if it is free: with `instances`
+    (PostgreSQL), held by `by` already, or its lease lapsed at `now`, or its holder is
+    no longer alive; else (one instance) always. None: another instance holds it now,
+    and shows it."""
     outbox = table(OutboxRow)
+    post_key = uuid.uuid4().hex
     new = await session.execute(
         upsert(session, outbox)
         .values(
@@ -78,7 +86,8 @@ async def take(
             platform=platform,
             kind=OutboxKind.BURST,
             target=channel,
-            payload="{}",
+            # what it shows, once posted; until then the key its post carries
+            payload=json.dumps({"post_key": post_key}),
             state=OutboxState.SENT,
             attempts=0,
             next_attempt_at=now,
@@ -91,24 +100,29 @@ async def take(
         .returning(outbox.c.id)
     )
     if new.first() is not None:
-        return Taken(None, since)
+        return Taken(None, since, post_key, new=True)
     holder = col(OutboxRow.leased_by)
-    free = [
+    free = or_(
         holder.is_not_distinct_from(by),
         col(OutboxRow.leased_until).is_(None),
         col(OutboxRow.leased_until) < now,
-    ]
-    if instances:
-        free.append(holder.is_not(None) & gone(holder))
+        holder.is_not(None) & gone(holder),
+    )
     found = (
         await session.execute(
             update(OutboxRow)
-            .where(col(OutboxRow.key) == _key(channel), or_(*free))
+            # One instance (SQLite): another holder can only be its predecessor.
+            .where(col(OutboxRow.key) == _key(channel), free if instances else true())
             .values(leased_by=by, leased_until=until)
-            .returning(col(OutboxRow.context), col(OutboxRow.created_at))
+            .returning(col(OutboxRow.context), col(OutboxRow.created_at), col(OutboxRow.payload))
         )
     ).first()
-    return None if found is None else Taken(found[0], found[1])
+    if found is None:
+        return None
+    ref, began, payload = found
+    if ref is None:  # not posted, or posted by a holder that died before noting it
+        post_key = str(json.loads(payload).get("post_key") or post_key)
+    return Taken(ref, began, post_key, new=False)
 
 
 async def going_on(session: AsyncSession) -> list[BurstCard]:
