@@ -349,6 +349,9 @@ class OutboxWorker:
         #: lanes being delivered now, by their own task
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._bursts: dict[str, _Burst] = {}
+        #: rows whose send has reached the platform's call (a stop then may have let it
+        #: through)
+        self._handing: set[int | None] = set()
         #: lanes whose burst card another instance shows, until when (loop time) this
         #: one leaves it to them before trying to take it again
         self._bursts_elsewhere: dict[str, float] = {}
@@ -898,17 +901,21 @@ class OutboxWorker:
         """`_send`, only while this instance counts as alive: once it may not, another
         instance may take the row, and this send stops (as a failure that may have got
         through: the row is looked up before it is sent again)."""
-        if self._liveness is None:
-            return await self._send(row, cards, payload)
         try:
+            if self._liveness is None:
+                return await self._send(row, cards, payload)
             async with self._liveness.bound():
                 return await self._send(row, cards, payload)
         except TimeoutError:
-            if self._liveness.alive():
+            if self._liveness is None or self._liveness.alive():
                 raise  # the send's own (an adapter's bug): not this instance's liveness
             raise DeliveryError(
-                "this instance's liveness was not renewed in time", uncertain=True
+                "this instance's liveness was not renewed in time",
+                # stopped before the platform was asked: nothing can have got through
+                uncertain=row.id in self._handing,
             ) from None
+        finally:
+            self._handing.discard(row.id)
 
     async def _send_units(
         self, units: list[_Unit], cards: dict[int, str]
@@ -1080,10 +1087,13 @@ class OutboxWorker:
             # meanwhile, another instance may be sending the row this very moment.
             if not await self._still_mine(row):
                 raise _LeaseLost()
+        if row.kind == OutboxKind.PRIVATE:
+            await self._may_be_shown(row)
+        # From here on the platform may take it (`_send_bounded`).
+        self._handing.add(row.id)
         if row.kind == OutboxKind.SEND:
             return await platform.send(ChannelId(row.target), view, row.key)
         if row.kind == OutboxKind.PRIVATE:
-            await self._may_be_shown(row)
             context = ChannelId(row.context) if row.context else None
             await platform.send_private(PersonId(row.target), view, row.key, context)
             return None
