@@ -96,6 +96,13 @@ class Reaction:
     raw: Raw = field(default_factory=dict, compare=False)
 
 
+class NotYet(Exception):
+    """The event names something on its way that is not known yet (a ✋ on a card whose
+    post another instance made, and did not book before it died): nothing of its
+    handling is kept, and the adapter hands it again a little later (Slack: its inbox
+    row is kept for a retry, bot/inbox.py `Inbox.later`)."""
+
+
 def bounded(natural: str) -> EventId:
     """An event id that fits the dedup column: as it is, or its kind (what comes before
     the first ":") and a hash of it, so that two long ids never meet."""

@@ -13,6 +13,10 @@ left behind by a crash is handled again:
   few seconds old. Each instance looks every `sweep_every` seconds; a row is taken in
   one statement, so one instance replays it.
 
+A request whose handling raised `NotYet` (it names something on its way: a card posted
+by an instance that died before booking it) is kept too, for the next sweep of any
+instance, for at most RETRY_FOR after it arrived (`later`).
+
 Handled twice is harmless: the router drops an event id it has handled (in the same
 transaction as the handling), so a row replayed after its handling was committed,
 but before the row was deleted, changes nothing and answers nobody twice.
@@ -44,6 +48,9 @@ Replay = Callable[[Mapping[str, Any]], Awaitable[None]]
 SWEEP_EVERY = 2.0
 #: a request is left to its receiver at least this long
 GRACE = timedelta(seconds=5)
+#: a request whose handling said "not yet" (`NotYet`) is tried again, at each sweep,
+#: for this long after it arrived; then dropped (it names something that never came)
+RETRY_FOR = timedelta(seconds=60)
 #: a request older than this is dropped, not replayed (a day-old click or command is
 #: no longer what the person wants; and nothing else keeps the table small)
 STALE = timedelta(hours=1)
@@ -84,16 +91,29 @@ class Inbox:
         except Exception as exc:  # a replay would be dropped by the router's dedup
             self._on_error(exc, f"inbox: marking {key} handled")
 
+    async def later(self, key: str) -> bool:
+        """The request names something not known yet (`NotYet`): kept, for the next sweep
+        of any instance to hand it again, up to RETRY_FOR after it arrived; then dropped.
+        Whether it was kept."""
+        try:
+            async with self._db.transaction() as session:
+                kept = await rows.later(session, key, received_after=self._clock() - RETRY_FOR)
+        except Exception as exc:
+            self._on_error(exc, f"inbox: keeping {key} for a retry")
+            return False
+        if not kept:
+            log.warning("inbox: %s still names what is not known after %s: dropped", key, RETRY_FOR)
+        return kept
+
     async def recover(self, platform: str, replay: Replay) -> None:
-        """Replay `platform`'s requests whose receiver died, now and (PostgreSQL) every
-        `sweep_every` seconds, until cancelled (the adapter's stop)."""
+        """Replay `platform`'s requests whose receiver died, or kept for a retry (`later`),
+        now and every `sweep_every` seconds, until cancelled (the adapter's stop)."""
         while True:
             try:
                 await self._sweep(platform, replay)
             except Exception as exc:  # the next sweep tries again
                 self._on_error(exc, f"inbox: looking for {platform} requests left by a crash")
-            if self._liveness.always:
-                return  # one instance: only its predecessor's rows are anyone else's
+            # One instance (SQLite) looks again too: for the requests kept for a retry.
             await asyncio.sleep(self._sweep_every)
 
     async def _sweep(self, platform: str, replay: Replay) -> None:
@@ -115,7 +135,8 @@ class Inbox:
                 await self.done(key)
                 continue
             log.warning(
-                "inbox: %s request %s was not handled before a crash: handling it now",
+                "inbox: %s request %s was not handled before a crash, or asked to wait:"
+                " handling it now",
                 platform,
                 key,
             )
@@ -134,6 +155,9 @@ class NoInbox:
 
     async def done(self, key: str) -> None:
         return None
+
+    async def later(self, key: str) -> bool:
+        return False
 
     async def recover(self, platform: str, replay: Replay) -> None:
         return None

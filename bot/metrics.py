@@ -98,7 +98,7 @@ class Metrics:
     # -- what the parts report ------------------------------------------------------------
 
     def event_handled(self, kind: str, result: str) -> None:
-        """`result`: handled, duplicate or failed."""
+        """`result`: handled, duplicate, failed or deferred (`NotYet`: handled later)."""
         self._events.labels(kind, result).inc()
 
     def command_took(self, command: str, seconds: float) -> None:

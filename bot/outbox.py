@@ -69,6 +69,9 @@ LOOK_UP_BUDGET = 10.0
 BURST_AFTER = 3.0
 #: the burst card is shown again (updated in place) at most this often
 BURST_REFRESH = 10.0
+#: how long the instance showing a channel's burst card holds it after showing it (then,
+#: or once that instance is no longer alive, another instance may go on with the card)
+BURST_HOLD = timedelta(seconds=60)
 #: the channels' backlogs of new cards are counted at most this often
 BACKLOG_EVERY = 0.5
 #: on a platform limited per account (`limit_per_account`), whose rate is not known
@@ -214,8 +217,10 @@ class _Burst:
     at: float = 0.0
     #: making or showing it failed unexpectedly: the lane goes on without it
     broken: bool = False
-    #: whether the card an earlier worker posted (before a restart) was looked for
-    looked_up: bool = False
+    #: the key its post carries (`storage.bursts.Taken.post_key`)
+    post_key: str | None = None
+    #: an earlier holder may have posted it without noting where: look for it first
+    look_up: bool = False
 
 
 @dataclass
@@ -344,6 +349,12 @@ class OutboxWorker:
         #: lanes being delivered now, by their own task
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._bursts: dict[str, _Burst] = {}
+        #: rows whose send has reached the platform's call (a stop then may have let it
+        #: through)
+        self._handing: set[int | None] = set()
+        #: lanes whose burst card another instance shows, until when (loop time) this
+        #: one leaves it to them before trying to take it again
+        self._bursts_elsewhere: dict[str, float] = {}
         #: whether the burst cards an earlier worker left going on were taken over
         self._resumed = False
         #: the channels' backlogs of new cards as last counted, and when (loop time)
@@ -656,6 +667,8 @@ class OutboxWorker:
                     return False
             elif backlog[0] * self._lane_pace(head) <= self._burst_after:
                 return False
+            if loop_now < self._bursts_elsewhere.get(lane, 0.0):
+                return False  # another instance shows this channel's burst card
             self._bursts[lane] = _Burst(since=self._clock() - timedelta(seconds=self._burst_after))
             return True
         if burst.ref is None:
@@ -684,12 +697,11 @@ class OutboxWorker:
             del self._bursts[lane]
             return
         try:
-            if not burst.looked_up:
-                async with self._db.read() as session:
-                    earlier = await bursts.of_channel(session, target)
-                burst.looked_up = True
-                if earlier is not None:  # posted before a restart: still going on
-                    burst.ref, burst.since = earlier.ref, earlier.since
+            # One instance shows a channel's burst card: the others see the same backlog.
+            if not await self._take_burst(target, burst):
+                del self._bursts[lane]
+                self._bursts_elsewhere[lane] = started + BURST_REFRESH
+                return
             view = await self._burst_view(channel, burst.since)
         except Exception as exc:
             # A burst card is a convenience: a bug making it must not stop the cards.
@@ -697,13 +709,23 @@ class OutboxWorker:
             self._on_error(exc, f"burst card in {target}")
             return
         try:
-            # a key of its own each time: Matrix drops a second event with one key
+            # an update takes a key of its own each time (Matrix drops a second event
+            # with one key); the post, the burst's own (found by it after a crash)
             key = uuid.uuid4().hex
             if burst.ref is None:
                 if backlog[0] == 0:
                     del self._bursts[lane]  # over before it was shown
+                    async with self._db.transaction() as session:
+                        await bursts.over(session, target)
                     return
-                burst.ref = await platform.send(channel, view, key)
+                earlier = (
+                    await self._posted_burst(platform, target, burst) if burst.look_up else None
+                )
+                if earlier is not None:
+                    burst.ref = earlier
+                    await platform.update(channel, earlier, view, key)
+                else:
+                    burst.ref = await platform.send(channel, view, burst.post_key or key)
                 posted = True
             else:
                 await platform.update(channel, burst.ref, view, key)
@@ -712,7 +734,7 @@ class OutboxWorker:
             self._spent(platform_of(target), started)
             if backlog[0] == 0:
                 del self._bursts[lane]
-            await self._note_burst(target, burst, key, view, posted=posted, over=backlog[0] == 0)
+            await self._note_burst(target, burst, view, posted=posted, over=backlog[0] == 0)
         except DeliveryError as exc:
             # a 429 is the platform pacing us (logged as a lane's), not a failure
             level = logging.INFO if exc.retry_after is not None else logging.WARNING
@@ -735,11 +757,51 @@ class OutboxWorker:
             going_on = await bursts.going_on(session)
         for card in going_on:
             lane = f"{False}:{card.channel}"  # a channel's lane (`_lane`)
-            self._bursts.setdefault(lane, _Burst(card.since, card.ref, looked_up=True))
+            burst = _Burst(card.since, card.ref)
+            if lane not in self._bursts and await self._take_burst(card.channel, burst):
+                self._bursts[lane] = burst
         self._resumed = True
 
+    async def _take_burst(self, channel: str, burst: _Burst) -> bool:
+        """Hold the channel's burst card to show it now (`storage.bursts.take`), going on
+        with the one another worker posted if there is one. False: another instance
+        holds it, and shows it."""
+        now = self._clock()
+        async with self._db.transaction() as session:
+            taken = await bursts.take(
+                session,
+                platform_of(channel),
+                channel,
+                by=self._holder,
+                since=burst.since,
+                now=now,
+                until=now + BURST_HOLD,
+                instances=self._names_instances,
+            )
+        if taken is None:
+            return False
+        burst.post_key = taken.post_key
+        if taken.ref is not None:  # posted already (by an earlier holder, or this one)
+            burst.ref, burst.since = taken.ref, taken.since
+        elif not taken.new:
+            burst.since, burst.look_up = taken.since, True
+        return True
+
+    async def _posted_burst(self, platform: Platform, channel: str, burst: _Burst) -> str | None:
+        """Where the burst card an earlier holder posted (and died before noting) went,
+        found by its post's key; None if it is not there (or cannot be told in time)."""
+        assert burst.post_key is not None
+        try:
+            async with asyncio.timeout(LOOK_UP_BUDGET):
+                found = await platform.find_sent(channel, burst.post_key, since=burst.since)
+        except (TimeoutError, DeliveryError) as exc:
+            log.warning("burst card in %s: cannot look for an earlier post (%s)", channel, exc)
+            return None
+        burst.look_up = False
+        return found or None
+
     async def _note_burst(
-        self, target: str, burst: _Burst, key: str, view: View, *, posted: bool, over: bool
+        self, target: str, burst: _Burst, view: View, *, posted: bool, over: bool
     ) -> None:
         """Store where the burst card is and what it shows (deleted once it is over)."""
         assert burst.ref is not None
@@ -748,12 +810,9 @@ class OutboxWorker:
         try:
             async with self._db.transaction() as session:
                 if over:
-                    await bursts.over(session, burst.ref)
+                    await bursts.over(session, target)
                 elif posted:
-                    platform = platform_of(target)
-                    await bursts.posted(
-                        session, platform, target, burst.ref, key, burst.since, shown, now
-                    )
+                    await bursts.posted(session, target, burst.ref, shown, now)
                 else:
                     await bursts.shown(session, burst.ref, shown, now)
         except Exception as exc:  # the card is shown: only a restart would miss it
@@ -842,17 +901,21 @@ class OutboxWorker:
         """`_send`, only while this instance counts as alive: once it may not, another
         instance may take the row, and this send stops (as a failure that may have got
         through: the row is looked up before it is sent again)."""
-        if self._liveness is None:
-            return await self._send(row, cards, payload)
         try:
+            if self._liveness is None:
+                return await self._send(row, cards, payload)
             async with self._liveness.bound():
                 return await self._send(row, cards, payload)
         except TimeoutError:
-            if self._liveness.alive():
+            if self._liveness is None or self._liveness.alive():
                 raise  # the send's own (an adapter's bug): not this instance's liveness
             raise DeliveryError(
-                "this instance's liveness was not renewed in time", uncertain=True
+                "this instance's liveness was not renewed in time",
+                # stopped before the platform was asked: nothing can have got through
+                uncertain=row.id in self._handing,
             ) from None
+        finally:
+            self._handing.discard(row.id)
 
     async def _send_units(
         self, units: list[_Unit], cards: dict[int, str]
@@ -872,7 +935,15 @@ class OutboxWorker:
                     break  # the rows behind it lapsed with it: theirs too, not ours
                 if ok:
                     # the views it carried the latest of are done with it
-                    sent += [(row, ref), *((moot, None) for moot in unit.also)]
+                    done = [(row, ref), *((moot, None) for moot in unit.also)]
+                    if row.kind == OutboxKind.PRIVATE:
+                        # Booked at once, not with the lane's other sends: a private
+                        # answer may be one that cannot be looked up after a crash
+                        # (`_shown_once`), so the window between its send and its
+                        # booking is kept to one commit.
+                        await self._sent(done)
+                    else:
+                        sent += done
                     if row.kind in _POSTS_CARD and row.conversation_id and ref:
                         cards[row.conversation_id] = ref
                 else:
@@ -1000,6 +1071,15 @@ class OutboxWorker:
         card_ref = cards.get(row.conversation_id or 0)
         # An edit can simply be redone; an update that posts the card (below) cannot.
         if row.maybe_sent and (row.kind != OutboxKind.UPDATE or card_ref is None):
+            if _shown_once(platform, row):
+                # It was handed to the platform (`_may_be_shown`), which keeps no copy to
+                # look for: once at most is better than an answer shown twice.
+                log.warning(
+                    "outbox row %s: a private answer that may have been shown before a"
+                    " crash, and cannot be looked up: not sent again",
+                    row.id,
+                )
+                return None
             found = await self._find_sent(platform, row, card_ref)
             if found is not None:
                 return found or None
@@ -1007,6 +1087,10 @@ class OutboxWorker:
             # meanwhile, another instance may be sending the row this very moment.
             if not await self._still_mine(row):
                 raise _LeaseLost()
+        if row.kind == OutboxKind.PRIVATE:
+            await self._may_be_shown(row)
+        # From here on the platform may take it (`_send_bounded`).
+        self._handing.add(row.id)
         if row.kind == OutboxKind.SEND:
             return await platform.send(ChannelId(row.target), view, row.key)
         if row.kind == OutboxKind.PRIVATE:
@@ -1027,6 +1111,25 @@ class OutboxWorker:
     def _count_failure(self, row: OutboxRow, error: DeliveryError) -> None:  # metrics
         last = row.attempts + 1 >= self._max_attempts
         self._metrics.delivery_failed(row.platform, error, last_attempt=last)
+
+    async def _may_be_shown(self, row: OutboxRow) -> None:
+        """Mark a private row maybe sent, committed, before it is handed to the platform
+        (only while this worker holds it): if this instance dies before the row is
+        booked, its taker knows that it may have been shown, and a row whose lease
+        lapsed before this point is known not to have been. `row.maybe_sent` keeps what
+        it was: a failure that surely left nothing shown (`_failed`) writes that back."""
+        async with self._db.transaction() as session:
+            marked = await session.execute(
+                update(OutboxRow)
+                .where(
+                    col(OutboxRow.id) == row.id,
+                    col(OutboxRow.state) == OutboxState.PENDING,
+                    col(OutboxRow.leased_until) == row.leased_until,
+                )
+                .values(maybe_sent=True)
+            )
+        if marked.rowcount != 1:  # type: ignore[attr-defined]
+            raise _LeaseLost()
 
     async def _still_mine(self, row: OutboxRow) -> bool:
         """Renew this worker's lease on the row, if it still holds it."""
@@ -1149,7 +1252,8 @@ class OutboxWorker:
                     col(OutboxRow.id) == row.id,
                     col(OutboxRow.leased_until) == row.leased_until,
                 )
-                .values(leased_until=None, last_error=reason[:1000])
+                # a private row's mark (`_may_be_shown`) goes: a 429 showed nothing
+                .values(leased_until=None, last_error=reason[:1000], maybe_sent=row.maybe_sent)
             )
 
 
@@ -1180,7 +1284,11 @@ def _lease_due_statement(instances: bool) -> UpdateBase:
             leased_until=bindparam("until"),
             leased_by=bindparam("by"),
             # a lease still set has lapsed (checked above): its worker died mid-send
-            maybe_sent=or_(col(OutboxRow.maybe_sent), col(OutboxRow.leased_until).is_not(None)),
+            # (a private row says so itself, `_may_be_shown`)
+            maybe_sent=or_(
+                col(OutboxRow.maybe_sent),
+                and_(col(OutboxRow.leased_until).is_not(None), _not_private()),
+            ),
         )
         .returning(col(OutboxRow.id), col(OutboxRow.maybe_sent), col(OutboxRow.attempts))
     )
@@ -1232,15 +1340,28 @@ def _lease_renew_statement() -> UpdateBase:
 @cache
 def _predecessors_statement() -> UpdateBase:
     """Free every pending row still leased (a start on SQLite: its predecessor's), as
-    maybe sent: it may have died after the platform took one."""
+    maybe sent: it may have died after the platform took one (a private row says so
+    itself, `_may_be_shown`)."""
     return (
         update(OutboxRow)
         .where(
             col(OutboxRow.state) == OutboxState.PENDING,
             col(OutboxRow.leased_until).is_not(None),
         )
-        .values(leased_until=None, leased_by=None, maybe_sent=True)
+        .values(
+            leased_until=None,
+            leased_by=None,
+            maybe_sent=or_(col(OutboxRow.maybe_sent), _not_private()),
+        )
     )
+
+
+def _not_private() -> Any:
+    """Whether a row is not a private message: a private row is marked maybe sent by its
+    worker just before it is sent (`_may_be_shown`), so a lapsed lease alone does not
+    make it so (it may have lapsed before the send, and an answer that cannot be looked
+    up would then be lost)."""
+    return col(OutboxRow.kind) != OutboxKind.PRIVATE
 
 
 @cache
@@ -1296,6 +1417,13 @@ def _is_new_card(unit: _Unit) -> bool:
     carries its owner and is no longer merely new)."""
     row = unit.row
     return row.kind == OutboxKind.SEND and bool(row.conversation_id) and not unit.also
+
+
+def _shown_once(platform: Platform, row: OutboxRow) -> bool:
+    """Whether the row is a private message the platform shows once and keeps no copy of
+    (Slack's ephemeral answers: `Platform.find_sent` cannot find them)."""
+    ephemeral: Callable[[str | None], bool] | None = getattr(platform, "is_ephemeral", None)
+    return row.kind == OutboxKind.PRIVATE and ephemeral is not None and ephemeral(row.context)
 
 
 def _lane(row: OutboxRow) -> str:

@@ -65,6 +65,11 @@ class InboxPort(Protocol):
         """The request is handled."""
         ...
 
+    async def later(self, key: str) -> bool:
+        """The request's handling said "not yet" (`NotYet`): keep it to be replayed a
+        little later, within a bound (False: dropped instead)."""
+        ...
+
     async def recover(
         self, platform: str, replay: Callable[[Mapping[str, Any]], Awaitable[None]]
     ) -> None:

@@ -9,7 +9,9 @@
 Any exception in a handler rolls its transaction back (state and outbox rows
 alike), goes to the one error hook, and the sender is told privately that
 nothing changed. Listeners of non-command events each run in a savepoint, so one
-failing listener does not undo the others. A type with a batch listener (intake
+failing listener does not undo the others, except one that raises `NotYet`: the
+event names something not known yet, so it is rolled back whole (its dedup row too)
+and its adapter hands it again later. A type with a batch listener (intake
 mentions) is handled set-based instead: the listener gets the whole batch, dedupes
 it itself, and if it fails the batch is rolled back whole.
 
@@ -33,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.context import Context, prefix_on
-from bot.events import Action, ChannelId, Command, Event, Message, PersonId, Reaction
+from bot.events import Action, ChannelId, Command, Event, Message, NotYet, PersonId, Reaction
 from bot.log_format import handling
 from bot.messages import Texts, texts_for
 from bot.metrics import Metrics
@@ -140,7 +142,11 @@ class Router:
         """Handle one event; False if it was handled before (a platform's retry)."""
         started = time.perf_counter()
         with handling(event.event_id):  # its log lines carry its id
-            fresh, failed = await self._handle_one(event)
+            try:
+                fresh, failed = await self._handle_one(event)
+            except NotYet:
+                self._count(event, "deferred", started)
+                raise  # rolled back: the adapter hands it again later
         self._count(event, "failed" if failed else "handled" if fresh else "duplicate", started)
         return fresh
 
@@ -158,6 +164,8 @@ class Router:
                 fresh = (await self._dispatch(session, out, [event], prepared))[0]
             written = out.written()
             return fresh, False
+        except NotYet:
+            raise
         except Exception as exc:
             self._on_error(exc, _describe(event))
             await self._apologise(event)
@@ -261,6 +269,8 @@ class Router:
             try:
                 async with ctx.session.begin_nested():
                     await listener(ctx, event)
+            except NotYet:
+                raise  # the whole event waits, its dedup row too
             except Exception as exc:
                 self._on_error(exc, f"{_describe(event)} in {listener.__qualname__}")
 

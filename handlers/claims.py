@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.context import Context
-from bot.events import Reaction
+from bot.events import NotYet, Reaction
 from bot.log_format import about_conversation
 from bot.people import MANAGERS, STAFF, is_manager, is_staff
 from bot.router import Router, UsageError
@@ -19,7 +19,7 @@ from handlers import card
 from handlers.customers import held_for_other, holds_for_other
 from handlers.people import named_person
 from handlers.text import number
-from storage import bursts, conversations, teams
+from storage import bursts, conversations, outbox, teams
 from storage.models import Conversation, Person, Status
 
 
@@ -44,6 +44,10 @@ async def on_reaction(ctx: Context, event: Reaction) -> None:
     if conversation is None:
         # ✋ on a channel's burst card is its Claim next (typed in that channel)
         if await bursts.channel_of(ctx.session, event.message_ref) is None:
+            if await outbox.card_on_its_way(ctx.session, event.channel):
+                # Maybe a card whose poster died before booking where it went: once its
+                # row is taken over and looked up, the ✋ names it (bounded: Inbox.later).
+                raise NotYet(f"{event.message_ref} in {event.channel} may be a card on its way")
             return
         wanted = ["next"]
     else:

@@ -29,6 +29,25 @@ async def done(session: AsyncSession, key: str) -> None:
     await session.execute(delete(InboxRow).where(col(InboxRow.key) == key))
 
 
+#: the receiver of a request kept for a retry (`later`): no instance is named so, so the
+#: next sweep of any instance takes it (`take_orphans`)
+LATER = "later"
+
+
+async def later(session: AsyncSession, key: str, *, received_after: datetime) -> bool:
+    """Keep the request `key` for a retry, if it was received after `received_after`;
+    else drop it. Whether it was kept."""
+    kept = await session.execute(
+        update(InboxRow)
+        .where(col(InboxRow.key) == key, col(InboxRow.received_at) > received_after)
+        .values(receiver=LATER)
+    )
+    if kept.rowcount == 1:  # type: ignore[attr-defined]
+        return True
+    await done(session, key)
+    return False
+
+
 async def take_orphans(
     session: AsyncSession,
     platform: str,

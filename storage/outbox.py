@@ -23,6 +23,24 @@ async def card_queued(session: AsyncSession, conversation_id: int) -> bool:
     return row is not None
 
 
+async def card_on_its_way(session: AsyncSession, channel: str) -> bool:
+    """Whether a card in `channel` may be posted and not booked yet: a pending row that
+    posts a card and is leased (its worker is sending it) or maybe sent (its worker
+    died; the one that took it over looks it up by its key, then books where it went);
+    or a burst card being posted (its row has no reference yet, storage/bursts.py)."""
+    posting = (
+        col(OutboxRow.kind).in_((OutboxKind.SEND, OutboxKind.UPDATE))
+        & col(OutboxRow.conversation_id).is_not(None)
+        & (col(OutboxRow.state) == OutboxState.PENDING)
+        & (col(OutboxRow.maybe_sent) | col(OutboxRow.leased_until).is_not(None))
+    )
+    burst = (col(OutboxRow.kind) == OutboxKind.BURST) & col(OutboxRow.context).is_(None)
+    found = await session.scalar(
+        select(col(OutboxRow.id)).where(col(OutboxRow.target) == channel, posting | burst).limit(1)
+    )
+    return found is not None
+
+
 @dataclass(frozen=True)
 class WaitingCard:
     """A new conversation whose card still waits in the outbox, unclaimed."""

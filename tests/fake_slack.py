@@ -11,11 +11,13 @@ default the app has the bot scopes of the repository's slack-manifest.yaml.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
 import json
 import math
+import random
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -153,6 +155,8 @@ class FakeSlack:
             BOT_USER: {**user(BOT_USER, "inloop"), "is_bot": True}
         }
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        #: when each of `calls` arrived (time.time(), in the same order)
+        self.call_times: list[float] = []
         self.posted: list[Posted] = []
         self.ephemeral: list[Ephemeral] = []
         self.homes: dict[str, dict[str, Any]] = {}
@@ -174,6 +178,8 @@ class FakeSlack:
         self._ids = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._ack_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        #: envelopes delivered by `deliver`, by envelope id: how many times each was sent
+        self.deliveries: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.on_post: Callable[[Posted], None] | None = None
@@ -241,6 +247,7 @@ class FakeSlack:
                 args[key] = json.loads(args[key])
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         self.calls.append((method, args))
+        self.call_times.append(time.time())
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != expected:
             return web.json_response({"ok": False, "error": "invalid_auth"})
@@ -487,6 +494,56 @@ class FakeSlack:
             )
         )
         return envelope_id
+
+    @property
+    def sockets(self) -> int:
+        """Socket Mode connections open now (one per running instance)."""
+        return len(self._sockets)
+
+    async def deliver(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        spread: random.Random,
+        *,
+        copies: int = 1,
+        ack_within: float = 3.0,
+        retries: int = 3,
+    ) -> bool:
+        """Deliver an envelope as Slack does to an app with several Socket Mode
+        connections: to one of them, picked at random (`spread`), or to `copies` of them
+        at once; an event not acknowledged within `ack_within` seconds (its connection
+        died, or its instance did) is sent again, `retry_attempt` counting, to a
+        connection open then, up to `retries` times. Slash commands and interactions are
+        sent once: Slack shows the person an error instead. True when acknowledged.
+        """
+        envelope_id = f"env-{next(self._ids)}"
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._ack_waiters[envelope_id] = waiter
+        attempts = 1 + (retries if kind == "events_api" else 0)
+        for attempt in range(attempts):
+            await self.connected(within=30.0)
+            chosen = spread.sample(self._sockets, min(copies, len(self._sockets)))
+            text = json.dumps(
+                {
+                    "envelope_id": envelope_id,
+                    "type": kind,
+                    "payload": payload,
+                    "accepts_response_payload": kind != "events_api",
+                    "retry_attempt": attempt,
+                    "retry_reason": "timeout" if attempt else "",
+                }
+            )
+            for ws in chosen:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.send_str(text)
+                    self.deliveries[envelope_id] = self.deliveries.get(envelope_id, 0) + 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(waiter), ack_within)
+                return True
+        self._ack_waiters.pop(envelope_id, None)
+        return envelope_id in self.acks
 
     async def acked(self, envelope_id: str, within: float = 5.0) -> dict[str, Any]:
         if envelope_id in self.acks:

@@ -9,11 +9,13 @@ import itertools
 from datetime import timedelta
 
 from bot.clock import utc_now
-from bot.events import Command, EventId
+from bot.events import ChannelId, Command, EventId
 from bot.outbox import LEASE
 from bot.views import Card
 from harness import Chat, channel, eventually, person
+from pg_server import PostgresServer
 from recording import Delivered, field_value
+from storage import bursts
 
 SUPPORT = channel("support")
 _ids = itertools.count(1)
@@ -204,3 +206,76 @@ async def test_after_a_restart_mid_burst_the_same_burst_card_goes_on_and_its_rea
         assert field_value(chat.platform.card(1), "Owner") == "Ann"
     finally:
         await restarted.stop()
+
+
+async def test_instances_on_one_database_show_one_burst_card_per_burst(
+    postgres: PostgresServer,
+) -> None:
+    """Every instance sees the same backlog at the same moment: one of them shows it."""
+    url = postgres.create_database()
+    first = await Chat(url).start()
+    second = Chat(url)  # another instance, posting to the same channels
+    second.platform = first.platform
+    second.app.platforms["console"] = first.platform
+    await second.start()
+    try:
+        await first.say("boss", "team add support")
+        for chat in (first, second):
+            await _paced(chat, 0.5)
+            chat.app.outbox._burst_after = 1.0
+        # Slack answers a post in a second (a busy day): an instance deciding to show
+        # the burst card hears where it went a second later.
+        first.platform.slow[SUPPORT] = 1.0
+        # Mentions reach both (a load balancer): each sees the backlog as it grows.
+        for n in range(30):
+            chat = (first, second)[n % 2]
+            await chat.mention(f"Customer{n}", f"message {n}", settle=False)
+
+        await eventually(lambda: len(_posted_cards(first)) == 30, within=90)
+        await eventually(lambda: "has its card below" in _bursts(first)[-1].view.title, within=20)  # type: ignore[union-attr]
+        await asyncio.sleep(1.0)  # time for another instance's card
+
+        assert len({d.ref for d in _bursts(first)}) == 1, [d.view for d in _bursts(first)]
+        assert [d.kind for d in _bursts(first)][:1] == ["send"]
+        assert sorted(_posted_cards(first)) == list(range(1, 31))
+    finally:
+        await second.stop()
+        await first.stop()
+
+
+async def test_a_burst_card_whose_poster_died_before_noting_where_it_went_is_not_posted_twice(
+    database_url: str,
+) -> None:
+    chat = await Chat(database_url).start()
+    try:
+        await chat.say("boss", "team add support")
+        # What an instance killed mid-burst left: the channel's burst card taken in its
+        # name and posted (the platform has it), where it went not noted.
+        now = utc_now()
+        async with chat.app.db.transaction() as session:
+            taken = await bursts.take(
+                session,
+                "console",
+                SUPPORT,
+                by="elsewhere:4242:dead00",
+                since=now - timedelta(seconds=1),
+                now=now,
+                until=now + LEASE,
+                instances=False,
+            )
+        assert taken is not None
+        shown = Card(title="3 new mentions in the last 1 min: 3 other")
+        await chat.platform.send(ChannelId(SUPPORT), shown, taken.post_key)
+
+        await _paced(chat, 0.5)
+        chat.app.outbox._burst_after = 1.0
+        for n in range(12):
+            await chat.mention(f"Customer{n}", f"message {n}", settle=False)
+        await eventually(lambda: len(_posted_cards(chat)) == 12, within=30)
+        await eventually(lambda: "has its card below" in _bursts(chat)[-1].view.title)  # type: ignore[union-attr]
+
+        # the card posted before the crash goes on, updated in place: no second one
+        assert {d.ref for d in _bursts(chat)} == {_bursts(chat)[0].ref}
+        assert [d.kind for d in _bursts(chat)].count("send") == 1
+    finally:
+        await chat.stop()

@@ -52,7 +52,7 @@ from nio import (
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.events import ChannelId, PersonId, local_part
+from bot.events import ChannelId, NotYet, PersonId, local_part
 from bot.people import is_staff
 from bot.platform import DeliveryError, EventSink, PersonInfo, StartError
 from bot.platforms.matrix import translate
@@ -330,7 +330,10 @@ class MatrixPlatform:
                         continue
                     event = translate.inbound(item.source, room_id, self._settings.user_id)
                     if event is not None:
-                        await self._sink.handle(event)
+                        try:
+                            await self._sink.handle(event)
+                        except NotYet as exc:  # no inbox here to keep it for a retry
+                            log.warning("Matrix: %s dropped (%s)", event.event_id, exc)
         await self._keys()
         # Before the next sync: that one lets the homeserver drop the to-device messages
         # that brought this one's room keys (key_store.py).

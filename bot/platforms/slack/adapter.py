@@ -35,7 +35,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.events import ChannelId, Event, Message, PersonId, local_part
+from bot.events import ChannelId, Event, Message, NotYet, PersonId, local_part
 from bot.intake.group_commit import GroupCommit, NotStored
 from bot.messages import texts_for
 from bot.platform import DeliveryError, EventSink, PersonInfo, StartError
@@ -477,13 +477,20 @@ class SlackPlatform:
     async def _handling(self, body: Mapping[str, Any]) -> AsyncIterator[None]:
         """The listener's work on a request; then its inbox row goes (a handling cut
         short by a stop keeps it, to be replayed)."""
+        key = _inbox_key(body)
+        later = False
         try:
             yield
+        except NotYet as exc:
+            # It names what is on its way (a card another instance posted and has not
+            # booked yet): its row stays, and a sweep hands it again in a moment.
+            log.info("Slack: %s waits (%s)", key, exc)
+            if key is not None and self._sink is not None:
+                later = await self._sink.inbox.later(key)
         finally:
             current = asyncio.current_task()
-            key = _inbox_key(body)
             cancelled = current is not None and current.cancelling() > 0
-            if key is not None and not cancelled and self._sink is not None:
+            if key is not None and not cancelled and not later and self._sink is not None:
                 await self._sink.inbox.done(key)
 
     async def _replay(self, body: Mapping[str, Any]) -> None:
@@ -634,6 +641,12 @@ class SlackPlatform:
             )
         else:
             await self._tell(user, view, context, key)
+
+    def is_ephemeral(self, context: str | None) -> bool:
+        """Whether a private message said in `context` is an ephemeral one (shown once,
+        not kept by Slack, so `find_sent` cannot find it): the outbox then never sends it
+        again after a crash that may have come after Slack showed it."""
+        return context is not None and context != tr.NO_CHANNEL
 
     async def find_sent(
         self,
