@@ -32,7 +32,7 @@ from bot.views import Chart, Notice
 from bot.working_hours import business_minutes
 from handlers.escalation import hours_of
 from handlers.weeks import IsoWeek, parse_week
-from storage import conversations, day_totals, role_channels, teams
+from storage import day_totals, role_channels, teams
 from storage import digest as raw_digest
 from storage.models import Role, Team
 
@@ -213,14 +213,14 @@ async def build(
     team_label = team_name or None
     # The teams, and what waits now, are the same for both weeks: read once.
     teams_now = await raw_digest.teams(session, team_id)
-    waiting: dict[int, tuple[tuple[tuple[int, str], ...], int]] = {}
-    for team in teams_now:
-        assert team.id is not None
-        unclaimed, total = await conversations.unclaimed(session, team.id, UNCLAIMED_LISTED)
-        waiting[team.id] = (
-            tuple((c.id or 0, _age(c.created_at, now)) for c in unclaimed),
-            total,
-        )
+    waiting = {
+        team: (tuple((number, _age(arrived, now)) for number, arrived in oldest), total)
+        for team, (oldest, total) in (
+            await raw_digest.unclaimed(
+                session, [t.id for t in teams_now if t.id is not None], UNCLAIMED_LISTED
+            )
+        ).items()
+    }
     previous = await _week(
         session,
         week.previous(),
@@ -369,8 +369,8 @@ async def _from_totals(
     raw = raw_digest.Raw(per_day=[0] * len(days))
     starts = [_midnight(day, tz) for day in days]
     stored = await day_totals.closed_week(session, tz, days[0])
-    if isinstance(stored, raw_digest.Parts):  # the whole week is closed: one row
-        raw_digest.fold(raw, stored, team_id)
+    if isinstance(stored, tuple):  # the whole week is closed: one row
+        raw_digest.fold_week(raw, *stored, team_id)
         stored = dict.fromkeys(days, raw_digest.Parts())
     i = 0
     while i < len(days):
@@ -413,7 +413,8 @@ async def close_days(
     session: AsyncSession, tz: str, now: datetime, at_once: int = CLOSE_AT_ONCE
 ) -> int:
     """Close the days that are over and not closed yet, in order from the first
-    conversation's, at most `at_once` of them; how many were closed.
+    conversation's, at most `at_once` of them, then as many weeks whose days are closed
+    and that lack their row; how many days and weeks were closed.
 
     Each team's waits are counted in its working hours of now (`team hours`)."""
     local = zone(tz)
@@ -438,15 +439,15 @@ async def close_days(
             waits[arrived.astimezone(local).date(), team, minutes] += 1
         await day_totals.save(session, tz, day, found, waits, now)
         if day.isoweekday() == 7:
-            # The week is over: its days together, what a week's digest reads. A day
-            # before the first conversation was never closed: it had nothing to count.
-            monday = day - timedelta(days=6)
-            before = await day_totals.closed_days(session, tz, monday, day - timedelta(days=1))
-            empty = [raw_digest.Parts()] * (6 - len(before))
-            week = day_totals.merged([*empty, *before, found])
-            await day_totals.save_week(session, tz, monday, week, now)
+            # The week is over: its days together, what a week's digest reads.
+            await day_totals.save_week(session, tz, day - timedelta(days=6), now)
         done += 1
         day += timedelta(days=1)
+    # Weeks whose days are closed but not the week (their rows were deleted by 0016d
+    # to be made again with their medians): until then they are read as their days.
+    for monday in (await day_totals.weeks_to_close(session, tz))[:at_once]:
+        await day_totals.save_week(session, tz, monday, now)
+        done += 1
     return done
 
 
