@@ -330,9 +330,12 @@ async def over_target(
     last: date,
     targets: Mapping[int, int],
     default: int,
+    closed: date,
 ) -> dict[int, int]:
     """team → conversations that arrived on first … last, were claimed on a closed
-    day, and waited more working minutes than the team's target."""
+    day up to `closed` (what the caller read from the rows is claimed after it: a day
+    the job closes meanwhile is counted once), and waited more working minutes than
+    the team's target."""
     target = case(targets, value=col(DayWait.team_id), else_=default) if targets else default
     rows = await (await session.connection()).execute(
         select(col(DayWait.team_id), func.sum(col(DayWait.conversations)))
@@ -340,6 +343,7 @@ async def over_target(
             col(DayWait.tz) == tz,
             col(DayWait.day) >= first,
             col(DayWait.day) <= last,
+            col(DayWait.claimed_day) <= closed,
             col(DayWait.minutes) > target,
         )
         .group_by(col(DayWait.team_id))

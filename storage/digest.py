@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, case, func, literal_column, null, select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    case,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
@@ -530,23 +539,27 @@ async def unclaimed(
             .group_by(col(Conversation.team_id)),
         )
     }
-    found: dict[int, tuple[list[tuple[int, datetime]], int]] = {}
-    for team in team_ids:
-        total = counts.get(team, 0)
-        oldest: list[tuple[int, datetime]] = []
-        if total:
-            oldest = [
-                (int(number), arrived)
-                for number, arrived in await _fetch(
-                    session,
-                    select(col(Conversation.id), col(Conversation.created_at))
-                    .where(col(Conversation.team_id) == team, opened)
-                    .order_by(col(Conversation.created_at), col(Conversation.id))
-                    .limit(limit),
-                )
-            ]
-        found[team] = (oldest, total)
-    return found
+    # Each team's oldest, one round trip for all: a LIMIT per team, each read in the
+    # index's order (a member of a UNION takes its LIMIT only inside a subquery)
+    waiting = [team for team in team_ids if counts.get(team)]
+    oldest: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
+    if waiting:
+        each = [
+            select(col(Conversation.team_id), col(Conversation.id), col(Conversation.created_at))
+            .where(col(Conversation.team_id) == team, opened)
+            .order_by(col(Conversation.created_at), col(Conversation.id))
+            .limit(limit)
+            .subquery()
+            for team in waiting
+        ]
+        for team, number, arrived in await _fetch(
+            session, union_all(*(select(*one.c) for one in each))
+        ):
+            oldest[int(team)].append((int(number), arrived))
+    return {
+        team: (sorted(oldest[team], key=lambda n: (n[1], n[0])), counts.get(team, 0))
+        for team in team_ids
+    }
 
 
 async def teams(session: AsyncSession, team_id: int | None) -> Sequence[Team]:
