@@ -414,6 +414,9 @@ async def test_the_json_names_the_team_or_null_for_the_whole_company(database_ur
 
     assert whole["team"] is None and whole["previous"]["team"] is None
     assert support["team"] == "support"
+    # the advice was asked about a conversation of the team: counted in both
+    expert = {"name": "Expert", "received": 1, "answered": 1, "to_answer": 120.0, "useful": 1}
+    assert whole["consultants"] == support["consultants"] == [expert]
     await chat.stop()
 
 
