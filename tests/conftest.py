@@ -9,6 +9,7 @@ import pytest
 
 from fake_slack import FakeSlack
 from harness import Chat
+from matrix_people import MatrixPerson, People
 from pg_server import PostgresServer
 from slack_chat import SlackChat
 from synapse_server import SynapseServer
@@ -63,3 +64,18 @@ async def slack(database_url: str, fake: FakeSlack) -> AsyncIterator[SlackChat]:
         yield chat
     finally:
         await chat.stop()
+
+
+@pytest.fixture
+async def people(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[People]:
+    """Matrix people on the test's Synapse, each started by name; all stopped after."""
+    started: list[MatrixPerson] = []
+
+    async def make(name: str) -> MatrixPerson:
+        person = await MatrixPerson(synapse, name, tmp_path / "people" / name).start()
+        started.append(person)
+        return person
+
+    yield make
+    for person in started:
+        await person.stop()

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +186,7 @@ class MatrixPerson:
             if set(room.users) <= {bot, self.user_id} and bot in room.users:
                 found += [m["content"]["body"] for m in self.messages(room_id, bot)]
         return found
+
+
+#: the `people` fixture (tests/conftest.py): starts a person by name
+People = Callable[[str], Awaitable[MatrixPerson]]

@@ -114,9 +114,7 @@ def test_the_rule_on_every_platform() -> None:
 
 
 @pytest.mark.parametrize("who", ["matrix:@ghost:example.org", "slack:U0GHOST"])
-async def test_a_person_of_a_platform_that_is_not_running_is_refused(
-    chat: Chat, who: str
-) -> None:
+async def test_a_person_of_a_platform_that_is_not_running_is_refused(chat: Chat, who: str) -> None:
     """Nobody can vouch for them: a typo in a platform id must not become a person."""
     await _team(chat)
 

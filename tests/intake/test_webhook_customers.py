@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
+from webhook_client import post_signed, webhook_chat
 
-from bot.intake.webhook import sign
 from harness import Chat
-
-SECRET = "test-secret-0123456789"
 
 
 def _mention(n: int, source: str, author: dict[str, str], key: str) -> dict[str, Any]:
@@ -35,27 +30,8 @@ TRUSTPILOT = {"name": "Giulia Neri"}
 
 @pytest.fixture
 async def chat(database_url: str) -> AsyncIterator[Chat]:
-    running = await Chat(database_url, INTAKE_SECRET=SECRET, INTAKE_PORT="0").start()
-    await running.say("boss", "team add support")
-    try:
+    async with webhook_chat(database_url) as running:
         yield running
-    finally:
-        await running.stop()
-
-
-async def _post(chat: Chat, payload: Any) -> int:
-    body = json.dumps(payload).encode()
-    ts = str(int(time.time()))
-    headers = {
-        "Content-Type": "application/json",
-        "X-Inloop-Timestamp": ts,
-        "X-Inloop-Signature": sign(SECRET, ts, body),
-    }
-    url = f"http://127.0.0.1:{chat.app.webhook.port}/v1/mentions"  # type: ignore[union-attr]
-    async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=headers) as resp:
-        status = resp.status
-    await chat.app.settle()
-    return status
 
 
 def _fields(chat: Chat, number: int) -> dict[str, str]:
@@ -65,7 +41,7 @@ def _fields(chat: Chat, number: int) -> dict[str, str]:
 async def test_two_sources_linked_into_one_customer_share_their_history(chat: Chat) -> None:
     # One batch, two sources: two identities, two customers so far.
     assert (
-        await _post(
+        await post_signed(
             chat,
             [
                 _mention(1, "twitter", TWITTER, "tw-1"),
@@ -84,7 +60,7 @@ async def test_two_sources_linked_into_one_customer_share_their_history(chat: Ch
         "Linked: twitter:@giulianeri and trustpilot:Giulia Neri are one customer now "
         "(2 identities, 2 conversations)."
     )
-    assert await _post(chat, _mention(2, "trustpilot", TRUSTPILOT, "review-2")) == 202
+    assert await post_signed(chat, _mention(2, "trustpilot", TRUSTPILOT, "review-2")) == 202
     fields = _fields(chat, 3)
     assert fields["Customer"] == "Returning: 2 before · last 16 Nov, open"
     assert fields["Relationship"] == "Ann's customer, offered to them until 09:30"
@@ -97,8 +73,8 @@ async def test_one_batch_with_two_conversations_of_a_new_customer_makes_one_cust
     chat: Chat,
 ) -> None:
     batch = [_mention(1, "twitter", TWITTER, "tw-1"), _mention(2, "twitter", TWITTER, "tw-2")]
-    assert await _post(chat, batch) == 202
-    assert await _post(chat, batch) == 200  # the listening tool retried: nothing new
+    assert await post_signed(chat, batch) == 202
+    assert await post_signed(chat, batch) == 200  # the listening tool retried: nothing new
 
     profile = await chat.say("ann", "customer twitter:@giulianeri")
 

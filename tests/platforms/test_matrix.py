@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from bot.events import ChannelId
 from bot.intake.webhook import sign
 from bot.platforms.matrix.adapter import MatrixPlatform
 from bot.views import Notice
-from matrix_people import MatrixPerson, unique
+from matrix_people import MatrixPerson, People, unique
 from storage.database import Database
 from synapse_server import SynapseServer
 
@@ -103,23 +103,6 @@ class Bot:
             assert r.status == 202, await r.text()
             answer: dict[str, Any] = await r.json()
             return answer
-
-
-People = Callable[[str], Awaitable[MatrixPerson]]
-
-
-@pytest.fixture
-async def people(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[People]:
-    started: list[MatrixPerson] = []
-
-    async def make(name: str) -> MatrixPerson:
-        person = await MatrixPerson(synapse, name, tmp_path / "people" / name).start()
-        started.append(person)
-        return person
-
-    yield make
-    for person in started:
-        await person.stop()
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from test_matrix import Bot, People, admin, bot, cards, people, setup_team, told  # noqa: F401
+from test_matrix import Bot, admin, bot, cards, setup_team, told  # noqa: F401
 
-from matrix_people import MatrixPerson
+from matrix_people import MatrixPerson, People
 from synapse_server import SynapseServer
 
 NUMBER = re.compile(r"#(\d+) ")
@@ -23,7 +23,7 @@ def _numbers(viewer: MatrixPerson, room: str, bot: Bot) -> list[int]:  # noqa: F
 async def test_a_burst_under_synapses_rate_limit_loses_nothing_and_a_claim_goes_first(
     bot: Bot,  # noqa: F811
     admin: MatrixPerson,  # noqa: F811
-    people: People,  # noqa: F811
+    people: People,
     synapse: SynapseServer,
 ) -> None:
     ann = await people("ann")

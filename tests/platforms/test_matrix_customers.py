@@ -5,23 +5,21 @@ from __future__ import annotations
 
 from test_matrix import (  # noqa: F401  (fixtures used by name)
     Bot,
-    People,
     admin,
     bot,
     cards,
     joined,
-    people,
     setup_team,
     told,
 )
 
-from matrix_people import MatrixPerson
+from matrix_people import MatrixPerson, People
 
 
 async def test_a_customer_in_a_watched_room_is_recognised_in_their_second_conversation(
     bot: Bot,  # noqa: F811
     admin: MatrixPerson,  # noqa: F811
-    people: People,  # noqa: F811
+    people: People,
 ) -> None:
     ann, customer = await people("ann"), await people("customer")
     owner_room = await setup_team(admin, bot, ann)
@@ -62,7 +60,7 @@ async def test_a_customer_in_a_watched_room_is_recognised_in_their_second_conver
 async def test_the_export_comes_as_a_file_and_the_erased_card_says_so(
     bot: Bot,  # noqa: F811
     admin: MatrixPerson,  # noqa: F811
-    people: People,  # noqa: F811
+    people: People,
 ) -> None:
     ann = await people("ann")
     room = await setup_team(admin, bot, ann)

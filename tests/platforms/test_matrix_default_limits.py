@@ -15,9 +15,9 @@ from functools import partial
 from typing import Any
 
 import pytest
-from test_matrix import Bot, People, admin, bot, cards, people, setup_team, told  # noqa: F401
+from test_matrix import Bot, admin, bot, cards, setup_team, told  # noqa: F401
 
-from matrix_people import MatrixPerson
+from matrix_people import MatrixPerson, People
 from synapse_server import DEFAULT_MESSAGE_LIMIT, SynapseServer
 
 NUMBER = re.compile(r"#(\d+) ")
@@ -54,7 +54,7 @@ def _burst_cards(viewer: MatrixPerson, room: str, bot: Bot) -> list[dict[str, An
 async def test_a_burst_under_synapses_default_limit_gets_a_burst_card_and_claims_at_once(
     bot: Bot,  # noqa: F811
     admin: MatrixPerson,  # noqa: F811
-    people: People,  # noqa: F811
+    people: People,
 ) -> None:
     ann, bob = await people("ann"), await people("bob")
     room = await setup_team(admin, bot, ann, bob)

@@ -18,7 +18,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from sqlmodel import col, select
 from bot.app import App, build_platforms
 from bot.config import load_settings
 from bot.intake.webhook import sign
-from matrix_people import MatrixPerson, unique
+from matrix_people import MatrixPerson, People, unique
 from pg_server import PostgresServer
 from storage import matrix as state
 from storage.database import Database
@@ -63,22 +63,6 @@ async def main() -> None:
 
 asyncio.run(main())
 """
-
-People = Callable[[str], Awaitable[MatrixPerson]]
-
-
-@pytest.fixture
-async def people(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[People]:
-    started: list[MatrixPerson] = []
-
-    async def make(name: str) -> MatrixPerson:
-        person = await MatrixPerson(synapse, name, tmp_path / "people" / name).start()
-        started.append(person)
-        return person
-
-    yield make
-    for person in started:
-        await person.stop()
 
 
 def environment(

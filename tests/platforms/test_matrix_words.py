@@ -8,15 +8,13 @@ from typing import Any
 
 from test_matrix import (  # noqa: F401  (fixtures used by name)
     Bot,
-    People,
     admin,
     bot,
-    people,
     setup_team,
     told,
 )
 
-from matrix_people import MatrixPerson
+from matrix_people import MatrixPerson, People
 
 
 def direct_contents(person: MatrixPerson, bot_id: str) -> list[dict[str, Any]]:
@@ -31,7 +29,7 @@ def direct_contents(person: MatrixPerson, bot_id: str) -> list[dict[str, Any]]:
 async def test_a_user_the_homeserver_does_not_know_is_refused(
     bot: Bot,  # noqa: F811
     admin: MatrixPerson,  # noqa: F811
-    people: People,  # noqa: F811
+    people: People,
 ) -> None:
     room = await setup_team(admin, bot)
     server = admin.user_id.partition(":")[2]
