@@ -32,7 +32,7 @@ from bot.views import Chart, Notice
 from bot.working_hours import business_minutes
 from handlers.escalation import hours_of
 from handlers.weeks import IsoWeek, parse_week
-from storage import conversations, day_totals, role_channels, teams
+from storage import day_totals, role_channels, teams
 from storage import digest as raw_digest
 from storage.models import Role, Team
 
@@ -211,32 +211,40 @@ async def build(
             return None
         team_id, team_name = team.id, team.name
     team_label = team_name or None
-    # The teams, and what waits now, are the same for both weeks: read once.
     teams_now = await raw_digest.teams(session, team_id)
-    waiting: dict[int, tuple[tuple[tuple[int, str], ...], int]] = {}
-    for team in teams_now:
-        assert team.id is not None
-        unclaimed, total = await conversations.unclaimed(session, team.id, UNCLAIMED_LISTED)
-        waiting[team.id] = (
-            tuple((c.id or 0, _age(c.created_at, now)) for c in unclaimed),
-            total,
-        )
+    shared = _Shared(
+        teams=teams_now,
+        waiting={
+            team: (tuple((number, _age(arrived, now)) for number, arrived in oldest), total)
+            for team, (oldest, total) in (
+                await raw_digest.unclaimed(
+                    session, [t.id for t in teams_now if t.id is not None], UNCLAIMED_LISTED
+                )
+            ).items()
+        },
+        members=await teams.member_names(session),
+        last_closed=None if live else await day_totals.last_closed(session, tz),
+    )
     previous = await _week(
-        session,
-        week.previous(),
-        tz,
-        team_id,
-        team_label,
-        teams_now,
-        waiting,
-        claim_target,
-        now,
-        live,
+        session, week.previous(), tz, team_id, team_label, shared, claim_target, now, live
     )
-    this = await _week(
-        session, week, tz, team_id, team_label, teams_now, waiting, claim_target, now, live
-    )
+    this = await _week(session, week, tz, team_id, team_label, shared, claim_target, now, live)
     return replace(this, previous=previous)
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What is the same for both weeks of a digest (the week and the one before, for the
+    trends): read once. Each read is a round trip, which on a busy PostgreSQL server
+    can wait for a core."""
+
+    teams: Sequence[Team]
+    #: team → (its oldest unclaimed, as (number, age)), how many wait
+    waiting: Mapping[int, tuple[tuple[tuple[int, str], ...], int]]
+    #: team → its members' names
+    members: Mapping[int, Sequence[str]]
+    #: the last day the job closed (None: none yet, or the build from the rows)
+    last_closed: date | None
 
 
 async def _week(
@@ -245,12 +253,12 @@ async def _week(
     tz: str,
     team_id: int | None,
     team_name: str | None,
-    teams_now: Sequence[Team],
-    waiting: Mapping[int, tuple[tuple[tuple[int, str], ...], int]],
+    shared: _Shared,
     claim_target: int,
     now: datetime,
     live: bool,
 ) -> Digest:
+    teams_now, waiting = shared.teams, shared.waiting
     start, end = week.bounds(tz)
     days = [(week.monday + timedelta(days=i)) for i in range(7)]
     targets = {t.id: t.claim_target_minutes or claim_target for t in teams_now if t.id}
@@ -265,7 +273,9 @@ async def _week(
             days=[_midnight(day, tz) for day in days],
         )
     else:
-        raw = await _from_totals(session, start, end, days, tz, team_id, targets, claim_target, now)
+        raw = await _from_totals(
+            session, start, end, days, tz, team_id, targets, claim_target, now, shared.last_closed
+        )
     ids = (
         set(raw.actions)
         | set(raw.to_claim)
@@ -310,7 +320,7 @@ async def _week(
             )
         )
     team_figures = []
-    members = await teams.member_names(session)
+    members = shared.members
     for team in teams_now:
         assert team.id is not None
         by_source = dict(sorted(raw.team_mentions.get(team.id, {}).items()))
@@ -363,14 +373,16 @@ async def _from_totals(
     targets: Mapping[int, int],
     claim_target: int,
     now: datetime,
+    last: date | None,
 ) -> raw_digest.Raw:
     """The week from its closed days' totals, and the rest (today, or days the job has
-    not closed yet) from the rows: the same figures as `raw_digest.week`."""
+    not closed yet) from the rows: the same figures as `raw_digest.week`. `last`: the
+    last day closed."""
     raw = raw_digest.Raw(per_day=[0] * len(days))
     starts = [_midnight(day, tz) for day in days]
     stored = await day_totals.closed_week(session, tz, days[0])
-    if isinstance(stored, raw_digest.Parts):  # the whole week is closed: one row
-        raw_digest.fold(raw, stored, team_id)
+    if isinstance(stored, tuple):  # the whole week is closed: one row
+        raw_digest.fold_week(raw, *stored, team_id)
         stored = dict.fromkeys(days, raw_digest.Parts())
     i = 0
     while i < len(days):
@@ -387,13 +399,12 @@ async def _from_totals(
         i = j
     # Over the target: what was claimed on a closed day is counted in its totals, by
     # the day it arrived; what was claimed since, or waits still, from the rows.
-    last = await day_totals.last_closed(session, tz)
     claimed_since = None
     if last is not None:
         claimed_since = _midnight(last + timedelta(days=1), tz)
         if last >= days[0]:
             raw.team_over = await day_totals.over_target(
-                session, tz, days[0], days[-1], targets, claim_target
+                session, tz, days[0], days[-1], targets, claim_target, last
             )
     for team, arrived, waited in await raw_digest.waits(
         session,
@@ -413,7 +424,8 @@ async def close_days(
     session: AsyncSession, tz: str, now: datetime, at_once: int = CLOSE_AT_ONCE
 ) -> int:
     """Close the days that are over and not closed yet, in order from the first
-    conversation's, at most `at_once` of them; how many were closed.
+    conversation's, at most `at_once` of them, then as many weeks whose days are closed
+    and that lack their row; how many days and weeks were closed.
 
     Each team's waits are counted in its working hours of now (`team hours`)."""
     local = zone(tz)
@@ -438,15 +450,15 @@ async def close_days(
             waits[arrived.astimezone(local).date(), team, minutes] += 1
         await day_totals.save(session, tz, day, found, waits, now)
         if day.isoweekday() == 7:
-            # The week is over: its days together, what a week's digest reads. A day
-            # before the first conversation was never closed: it had nothing to count.
-            monday = day - timedelta(days=6)
-            before = await day_totals.closed_days(session, tz, monday, day - timedelta(days=1))
-            empty = [raw_digest.Parts()] * (6 - len(before))
-            week = day_totals.merged([*empty, *before, found])
-            await day_totals.save_week(session, tz, monday, week, now)
+            # The week is over: its days together, what a week's digest reads.
+            await day_totals.save_week(session, tz, day - timedelta(days=6), now)
         done += 1
         day += timedelta(days=1)
+    # Weeks whose days are closed but not the week (their rows were deleted by 0016d
+    # to be made again with their medians): until then they are read as their days.
+    for monday in (await day_totals.weeks_to_close(session, tz))[:at_once]:
+        await day_totals.save_week(session, tz, monday, now)
+        done += 1
     return done
 
 

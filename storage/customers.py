@@ -479,6 +479,8 @@ async def continuity(
         .where(
             col(Conversation.created_at) >= start,
             col(Conversation.created_at) < end,
+            # no customer: never returning; checked in the index, before the probe
+            col(Conversation.customer_id).is_not(None),
             returning,
         )
         .group_by(col(Conversation.team_id), col(Conversation.relationship_owner_id))

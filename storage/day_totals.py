@@ -16,7 +16,10 @@ whole, sorted, as 8-byte floats, which are the very values the live digest compu
 median of its seven days' values together: exact, not an estimate. The lists are
 packed into one blob per kind and day, indexed in the day's JSON, because a row per
 person and day would make a week some 7,000 rows (70,000 on a 10x year); a blob is
-decoded in C (`array.frombytes`), and a week is 14 rows.
+decoded in C (`array.frombytes`). A closed week's row also keeps the medians of its
+arrays (`WeekMedians`, computed from those very values when the week was closed), and
+a week's digest reads only that: its JSON, not its arrays, so it does not grow with
+the week's volume.
 
 "Over the target" needs each wait in working time: `day_wait` counts, by the day a
 conversation arrived, the claimed ones by their wait in working minutes rounded up;
@@ -34,12 +37,12 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select
+from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from storage.dialect import table
-from storage.digest import Parts
+from storage.digest import Parts, WeekMedians
 from storage.models import Conversation, DayTotal, DayWait
 
 #: 8-byte floats: the values as the database computed them, bit for bit
@@ -73,8 +76,8 @@ def _unpacked(index: list[list[Any]], blob: bytes) -> list[tuple[tuple[int, ...]
     return found
 
 
-def encode(found: Parts) -> dict[str, Any]:
-    """`Parts` as the columns of a `day_total` row."""
+def encode(found: Parts, medians: WeekMedians | None = None) -> dict[str, Any]:
+    """`Parts` as the columns of a `day_total` row (a week's with its medians)."""
     claims, claims_blob = _packed(found.claims)
     replies, replies_blob = _packed(found.replies)
     team_claims, team_blob = _packed(found.team_claims)
@@ -86,6 +89,15 @@ def encode(found: Parts) -> dict[str, Any]:
         "replies": replies,
         "team_claims": team_claims,
     }
+    if medians is not None:
+        # floats in JSON are written as repr() writes them: read back, the same float
+        counts["medians"] = {
+            "claims": sorted([t, p, m] for (t, p), m in medians.claims.items()),
+            "replies": sorted([t, p, m] for (t, p), m in medians.replies.items()),
+            "claims_all": sorted([p, m] for p, m in medians.claims_all.items()),
+            "replies_all": sorted([p, m] for p, m in medians.replies_all.items()),
+            "team_claims": sorted([t, m] for t, m in medians.team_claims.items()),
+        }
     return {
         "counts": json.dumps(counts, separators=(",", ":")),
         "claims": claims_blob,
@@ -94,13 +106,29 @@ def encode(found: Parts) -> dict[str, Any]:
     }
 
 
-def decode(counts: str, claims: bytes, replies: bytes, team_claims: bytes) -> Parts:
-    data = json.loads(counts)
-    found = Parts(
+def _counted(data: dict[str, Any]) -> Parts:
+    """The counts of a row's JSON, without its arrays."""
+    return Parts(
         mentions={(i, t, s): n for i, t, s, n in data["mentions"]},
         actions={(a, x, t): n for a, x, t, n in data["actions"]},
         opened=dict(data["opened"]),
     )
+
+
+def _medians(data: dict[str, Any]) -> WeekMedians:
+    kept = data["medians"]
+    return WeekMedians(
+        claims={(t, p): m for t, p, m in kept["claims"]},
+        replies={(t, p): m for t, p, m in kept["replies"]},
+        claims_all=dict(kept["claims_all"]),
+        replies_all=dict(kept["replies_all"]),
+        team_claims=dict(kept["team_claims"]),
+    )
+
+
+def decode(counts: str, claims: bytes, replies: bytes, team_claims: bytes) -> Parts:
+    data = json.loads(counts)
+    found = _counted(data)
     for key, minutes in _unpacked(data["claims"], claims):
         found.claims[key[0], key[1]] = minutes
     for key, minutes in _unpacked(data["replies"], replies):
@@ -144,43 +172,74 @@ _COLUMNS = (
 )
 
 
-async def closed_week(session: AsyncSession, tz: str, monday: date) -> Parts | dict[date, Parts]:
-    """The week from `monday` if it is closed (one row); else its closed days."""
-    last = monday + timedelta(days=6)
+async def closed_week(
+    session: AsyncSession, tz: str, monday: date
+) -> tuple[Parts, WeekMedians] | dict[date, Parts]:
+    """The week from `monday` if it is closed: its counts and medians, one row and
+    none of its arrays; else its closed days, each with its arrays."""
+    conn = await session.connection()
+    counts = await conn.scalar(
+        select(col(DayTotal.counts)).where(
+            col(DayTotal.tz) == tz, col(DayTotal.day) == monday, col(DayTotal.days) == WEEK
+        )
+    )
+    if counts is not None:
+        data = json.loads(counts)
+        if "medians" in data:
+            return _counted(data), _medians(data)
+    # A week row without its medians (closed before 0016d, which deletes them, and
+    # made again by the job) is read as its days.
     rows = (
-        await (await session.connection()).execute(
+        await conn.execute(
             select(*_COLUMNS).where(
                 col(DayTotal.tz) == tz,
-                or_(
-                    and_(col(DayTotal.day) == monday, col(DayTotal.days) == WEEK),
-                    and_(
-                        col(DayTotal.days) == DAY,
-                        col(DayTotal.day) >= monday,
-                        col(DayTotal.day) <= last,
-                    ),
-                ),
+                col(DayTotal.days) == DAY,
+                col(DayTotal.day) >= monday,
+                col(DayTotal.day) <= monday + timedelta(days=6),
             )
         )
     ).all()
-    for _, days, counts, c, r, t in rows:
-        if days == WEEK:
-            return decode(counts, c, r, t)
     return {day: decode(counts, c, r, t) for day, _, counts, c, r, t in rows}
 
 
-async def closed_days(session: AsyncSession, tz: str, first: date, last: date) -> list[Parts]:
-    """The closed days first … last (included), in order (for closing their week)."""
+async def closed_days(session: AsyncSession, tz: str, first: date, last: date) -> dict[date, Parts]:
+    """The closed days first … last (included), by day (for closing their week)."""
     rows = await (await session.connection()).execute(
-        select(*_COLUMNS)
-        .where(
+        select(*_COLUMNS).where(
             col(DayTotal.tz) == tz,
             col(DayTotal.days) == DAY,
             col(DayTotal.day) >= first,
             col(DayTotal.day) <= last,
         )
-        .order_by(col(DayTotal.day))
     )
-    return [decode(counts, c, r, t) for _, _, counts, c, r, t in rows]
+    return {day: decode(counts, c, r, t) for day, _, counts, c, r, t in rows}
+
+
+async def weeks_to_close(session: AsyncSession, tz: str) -> list[date]:
+    """The Mondays of the weeks whose last day is closed and that have no week row (the
+    rows 0016d deleted, to be made again with their medians), oldest first."""
+    conn = await session.connection()
+    first, last = (
+        await conn.execute(
+            select(func.min(col(DayTotal.day)), func.max(col(DayTotal.day))).where(
+                col(DayTotal.tz) == tz, col(DayTotal.days) == DAY
+            )
+        )
+    ).one()
+    if first is None or last is None:
+        return []
+    closed = set(
+        await conn.scalars(
+            select(col(DayTotal.day)).where(col(DayTotal.tz) == tz, col(DayTotal.days) == WEEK)
+        )
+    )
+    sunday = first + timedelta(days=(7 - first.isoweekday()) % 7)
+    mondays = []
+    while sunday <= last:
+        if sunday - timedelta(days=6) not in closed:
+            mondays.append(sunday - timedelta(days=6))
+        sunday += timedelta(days=7)
+    return mondays
 
 
 async def last_closed(session: AsyncSession, tz: str) -> date | None:
@@ -248,11 +307,19 @@ async def save(
         )
 
 
-async def save_week(
-    session: AsyncSession, tz: str, monday: date, found: Parts, now: datetime
-) -> None:
-    """Close the week from `monday`: its seven days' figures together."""
-    row = {"tz": tz, "day": monday, "days": WEEK, "closed_at": now, **encode(found)}
+async def save_week(session: AsyncSession, tz: str, monday: date, now: datetime) -> None:
+    """Close the week from `monday`, whose last day is closed: its seven days' figures
+    together, and their medians. A day before the first conversation was never closed:
+    it had nothing to count."""
+    days = await closed_days(session, tz, monday, monday + timedelta(days=6))
+    found = merged([days.get(monday + timedelta(days=i), Parts()) for i in range(7)])
+    row = {
+        "tz": tz,
+        "day": monday,
+        "days": WEEK,
+        "closed_at": now,
+        **encode(found, WeekMedians.of(found)),
+    }
     await session.execute(insert(table(DayTotal)), [row])
 
 
@@ -263,9 +330,12 @@ async def over_target(
     last: date,
     targets: Mapping[int, int],
     default: int,
+    closed: date,
 ) -> dict[int, int]:
     """team → conversations that arrived on first … last, were claimed on a closed
-    day, and waited more working minutes than the team's target."""
+    day up to `closed` (what the caller read from the rows is claimed after it: a day
+    the job closes meanwhile is counted once), and waited more working minutes than
+    the team's target."""
     target = case(targets, value=col(DayWait.team_id), else_=default) if targets else default
     rows = await (await session.connection()).execute(
         select(col(DayWait.team_id), func.sum(col(DayWait.conversations)))
@@ -273,6 +343,7 @@ async def over_target(
             col(DayWait.tz) == tz,
             col(DayWait.day) >= first,
             col(DayWait.day) <= last,
+            col(DayWait.claimed_day) <= closed,
             col(DayWait.minutes) > target,
         )
         .group_by(col(DayWait.team_id))

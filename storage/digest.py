@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, case, func, literal_column, null, select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    case,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
@@ -27,6 +36,7 @@ from storage.models import (
     DialogueSession,
     Mention,
     Person,
+    Status,
     Team,
 )
 
@@ -279,6 +289,65 @@ def fold(raw: Raw, found: Parts, team_id: int | None, first_day: int = 0) -> Non
             raw.team_to_claim[team].append(minutes)
 
 
+@dataclass(frozen=True)
+class WeekMedians:
+    """A closed week's medians, computed once when the week was closed (what the digest
+    shows of its arrays): a week's build then reads a few numbers a person, not every
+    value of the week (80,000 claims on a 10M-mention year). Each is `median` of the
+    very values the build from the rows has, so it is the same float."""
+
+    #: (team, person) → minutes to claim / to first reply, within that team
+    claims: dict[tuple[int, int], float] = field(default_factory=dict)
+    replies: dict[tuple[int, int], float] = field(default_factory=dict)
+    #: person → the same across every team (the whole company's digest)
+    claims_all: dict[int, float] = field(default_factory=dict)
+    replies_all: dict[int, float] = field(default_factory=dict)
+    #: team → minutes to claim of every conversation of the team claimed
+    team_claims: dict[int, float] = field(default_factory=dict)
+
+    @staticmethod
+    def of(found: Parts) -> WeekMedians:
+        medians = WeekMedians()
+        for scoped, within, across in (
+            (found.claims, medians.claims, medians.claims_all),
+            (found.replies, medians.replies, medians.replies_all),
+        ):
+            runs: dict[int, list[Sequence[float]]] = defaultdict(list)
+            for (team, person), minutes in scoped.items():
+                value = median([minutes])
+                if value is not None:
+                    within[team, person] = value
+                    runs[person].append(minutes)
+            for person, person_runs in runs.items():
+                value = median(person_runs)
+                if value is not None:
+                    across[person] = value
+        for team, minutes in found.team_claims.items():
+            value = median([minutes])
+            if value is not None:
+                medians.team_claims[team] = value
+        return medians
+
+
+def fold_week(raw: Raw, found: Parts, medians: WeekMedians, team_id: int | None) -> None:
+    """Add a closed week to `raw`: its counts as `fold` does, its medians as runs of one
+    value (the median of one value is that value)."""
+    fold(raw, found, team_id)
+    if team_id is None:
+        for person, value in medians.claims_all.items():
+            raw.to_claim[person].append((value,))
+        for person, value in medians.replies_all.items():
+            raw.to_reply[person].append((value,))
+    else:
+        for scoped, target in ((medians.claims, raw.to_claim), (medians.replies, raw.to_reply)):
+            for (team, person), value in scoped.items():
+                if team == team_id:
+                    target[person].append((value,))
+    for team, value in medians.team_claims.items():
+        if team_id is None or team == team_id:
+            raw.team_to_claim[team].append((value,))
+
+
 def median(runs: Sequence[Sequence[float]]) -> float | None:
     """The median of the values of `runs` (each sorted), as `statistics.median` computes
     it: the middle value, or the mean of the two middle ones. One run (a person's
@@ -376,15 +445,18 @@ async def live(
             return query
         return query.join(Conversation, col(Conversation.id) == col(AdviceRequest.conversation_id))
 
-    received_advice: dict[tuple[int, int | None], int] = defaultdict(int)
-    for consultant, team in await _fetch(
+    # counted by the database: a week of a 10M-mention year asks some 2,000
+    per = [col(AdviceRequest.consultant_id)]
+    if team_id is not None:
+        per.append(col(Conversation.team_id))  # (PostgreSQL refuses a NULL to group by)
+    for consultant, count, team in await _fetch(
         session,
-        advice(col(AdviceRequest.consultant_id)).where(*between(col(AdviceRequest.created_at))),
+        advice(col(AdviceRequest.consultant_id), func.count())
+        .where(*between(col(AdviceRequest.created_at)))
+        .group_by(*per),
     ):
-        received_advice[consultant, team] += 1
-    for (consultant, team), count in received_advice.items():
         if ours(team):
-            raw.advice_received[consultant] = raw.advice_received.get(consultant, 0) + count
+            raw.advice_received[consultant] = raw.advice_received.get(consultant, 0) + int(count)
     for consultant, minutes, rating, team in await _fetch(
         session,
         advice(
@@ -449,6 +521,48 @@ async def people(session: AsyncSession, ids: set[int]) -> list[Named]:
         ),
     )
     return [Named(int(i), str(name), role) for i, name, role in rows]
+
+
+async def unclaimed(
+    session: AsyncSession, team_ids: Sequence[int], limit: int
+) -> dict[int, tuple[list[tuple[int, datetime]], int]]:
+    """team → (its `limit` oldest open conversations nobody claimed, as (number,
+    arrived), and how many there are): what waits now, as `conversations.unclaimed`
+    orders it. Two columns from `(team_id, status, created_at, id)` alone: counted
+    there, and the oldest read in its order, not the team's backlog sorted."""
+    if not team_ids:
+        return {}
+    opened = col(Conversation.status) == Status.OPEN
+    counts = {
+        int(team): int(n)
+        for team, n in await _fetch(
+            session,
+            select(col(Conversation.team_id), func.count())
+            .where(col(Conversation.team_id).in_(team_ids), opened)
+            .group_by(col(Conversation.team_id)),
+        )
+    }
+    # Each team's oldest, one round trip for all: a LIMIT per team, each read in the
+    # index's order (a member of a UNION takes its LIMIT only inside a subquery)
+    waiting = [team for team in team_ids if counts.get(team)]
+    oldest: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
+    if waiting:
+        each = [
+            select(col(Conversation.team_id), col(Conversation.id), col(Conversation.created_at))
+            .where(col(Conversation.team_id) == team, opened)
+            .order_by(col(Conversation.created_at), col(Conversation.id))
+            .limit(limit)
+            .subquery()
+            for team in waiting
+        ]
+        for team, number, arrived in await _fetch(
+            session, union_all(*(select(*one.c) for one in each))
+        ):
+            oldest[int(team)].append((int(number), arrived))
+    return {
+        team: (sorted(oldest[team], key=lambda n: (n[1], n[0])), counts.get(team, 0))
+        for team in team_ids
+    }
 
 
 async def teams(session: AsyncSession, team_id: int | None) -> Sequence[Team]:

@@ -142,7 +142,20 @@ class CustomerIdentity(SQLModel, table=True):
 class Conversation(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source", "conversation_key", name="uq_conversation_source_key"),
-        Index("ix_conversation_team_status", "team_id", "status"),
+        # a team's unclaimed, counted and its oldest listed, from the index alone
+        Index("ix_conversation_team_status_created", "team_id", "status", "created_at", "id"),
+        # a week's conversations and what the digest's continuity needs of them
+        # (an earlier one of the same customer: ix_conversation_customer_id), from the
+        # index alone; it serves every other range of created_at too
+        Index(
+            "ix_conversation_created_continuity",
+            "created_at",
+            "customer_id",
+            "id",
+            "team_id",
+            "relationship_owner_id",
+            "owner_id",
+        ),
         # a customer's earlier conversations (the card's history line) from the index alone
         Index("ix_conversation_customer_id", "customer_id", "id"),
         # PostgreSQL joins a week of mentions / audit entries to their team from this
@@ -164,8 +177,8 @@ class Conversation(SQLModel, table=True):
     status: str = Field(default=Status.OPEN, max_length=16)
     owner_id: int | None = Field(default=None, foreign_key="person.id", index=True)
     mention_count: int = Field(default=0)
-    #: indexed: the weekly digest reads a week of these out of a year
-    created_at: datetime = Field(sa_column=_utc(index=True))
+    #: indexed (ix_conversation_created_continuity): the digest reads a week of a year
+    created_at: datetime = Field(sa_column=_utc())
     updated_at: datetime = Field(sa_column=_utc())
     claimed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     first_reply_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
@@ -270,7 +283,21 @@ class AdviceRequest(SQLModel, table=True):
     """A private question from an owner about one conversation, for a consultant: `N-A1`."""
 
     __tablename__ = "advice_request"
-    __table_args__ = (UniqueConstraint("conversation_id", "seq", name="uq_advice_seq"),)
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq", name="uq_advice_seq"),
+        # the digest's advice received / answered in a week, from the index alone
+        Index(
+            "ix_advice_request_created_consultant", "created_at", "consultant_id", "conversation_id"
+        ),
+        Index(
+            "ix_advice_request_answered_consultant",
+            "answered_at",
+            "consultant_id",
+            "created_at",
+            "rating",
+            "conversation_id",
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = Field(foreign_key="conversation.id", index=True)
@@ -282,9 +309,9 @@ class AdviceRequest(SQLModel, table=True):
     status: str = Field(default=AdviceStatus.OPEN, max_length=16)
     #: None, "useful" or "not useful", set by the owner
     rating: str | None = Field(default=None, max_length=16)
-    created_at: datetime = Field(sa_column=_utc(index=True))
+    created_at: datetime = Field(sa_column=_utc())
     taken_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
-    answered_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
+    answered_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     closed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     reminded_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
 
@@ -452,7 +479,14 @@ class DialogueSession(SQLModel, table=True):
         ),
         Index("ix_dialogue_session_person_start", "person_id", "occurrence_start"),
         # the digest reads one week of everybody's blocks
-        Index("ix_dialogue_session_occurrence_start", "occurrence_start"),
+        Index(
+            "ix_dialogue_session_start_person",
+            "occurrence_start",
+            "person_id",
+            "outcome",
+            "minutes_planned",
+            "minutes_given",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -414,6 +414,9 @@ async def test_the_json_names_the_team_or_null_for_the_whole_company(database_ur
 
     assert whole["team"] is None and whole["previous"]["team"] is None
     assert support["team"] == "support"
+    # the advice was asked about a conversation of the team: counted in both
+    expert = {"name": "Expert", "received": 1, "answered": 1, "to_answer": 120.0, "useful": 1}
+    assert whole["consultants"] == support["consultants"] == [expert]
     await chat.stop()
 
 
@@ -480,4 +483,39 @@ async def test_a_teams_members_are_listed_under_it(database_url: str) -> None:
     assert lines[team + 1] == "  members: Ann, Bob"
     rows = digest.as_rows(await _figures(chat, "2026-W47"))
     assert not [r for r in rows if r["figure"] == "members"]  # a list, not a figure
+    await chat.stop()
+
+
+async def test_each_team_lists_its_ten_oldest_unclaimed_and_counts_them_all(
+    database_url: str,
+) -> None:
+    """What waits now, by team: the ten oldest (by arrival, then by number when two
+    arrived at the same instant), the rest counted; claimed ones are not waiting."""
+    chat = await _digest_chat(database_url)
+    await chat.say("boss", "team add support")
+    await chat.say("boss", "team add billing refund", where="billing")
+    chat.clock.now = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
+    for n in range(1, 14):  # #1 … #13 for support, an hour apart; #7 and #8 together
+        await chat.mention(f"Customer {n}", "aiuto")
+        if n != 7:
+            chat.clock.advance(minutes=60)
+    await chat.mention("Rita", "rimborso?", tags=("refund",))  # #14, billing
+    await chat.say("ann", "claim 2")
+    await chat.say("ann", "claim 9")
+    chat.clock.now = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+
+    text = await chat.say("boss", "digest 2026-W47")
+
+    lines = text.splitlines()
+    support = lines.index(next(line for line in lines if line.startswith("• support:")))
+    billing = lines.index(next(line for line in lines if line.startswith("• billing:")))
+    ages = ["2d"] + ["1d"] * 9  # #1 came 48 h before, #3 46 h
+    expected = [
+        f"#{n} ({age})" for n, age in zip((1, 3, 4, 5, 6, 7, 8, 10, 11, 12), ages, strict=True)
+    ]
+    assert (
+        f"  unclaimed now (11, oldest first): {', '.join(expected)}, … +1"
+        in lines[support : support + 4]
+    )
+    assert "  unclaimed now (1, oldest first): #14 (1d)" in lines[billing : billing + 4]
     await chat.stop()

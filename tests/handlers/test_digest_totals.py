@@ -116,6 +116,7 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     now_after=st.integers(0, int((WINDOW + timedelta(days=3)).total_seconds())),
     at_once=st.sampled_from([1, 4, 1000]),
     team=st.sampled_from(["", "team0", "team1"]),
+    week_rows=st.sampled_from(["kept", "deleted", "made again"]),
 )
 async def test_the_digest_from_day_totals_is_the_digest_from_the_rows(
     db: Database,
@@ -126,7 +127,11 @@ async def test_the_digest_from_day_totals_is_the_digest_from_the_rows(
     now_after: int,
     at_once: int,
     team: str,
+    week_rows: str,
 ) -> None:
+    """`week_rows`: the closed weeks' rows (with their medians) as the job made them,
+    deleted as 0016d does (the weeks read from their days), or made again after that
+    by the job."""
     now = anchor + timedelta(seconds=now_after)
     await _store(db, anchor, now, team_setup, conversations)
     async with db.transaction() as session:
@@ -137,6 +142,15 @@ async def test_the_digest_from_day_totals_is_the_digest_from_the_rows(
         )
         first_arrival = await session.scalar(select(func.min(col(Conversation.created_at))))
     assert days == closed
+    if week_rows != "kept":
+        made = await _week_rows(db)
+        async with db.transaction() as session:
+            await session.execute(delete(table(DayTotal)).where(col(DayTotal.days) == 7))
+        if week_rows == "made again":
+            async with db.transaction() as session:
+                # days that ended since are closed too (at_once of them), then the weeks
+                await digest.close_days(session, zone, now, 1000)
+            assert await _week_rows(db) >= made
     if first_arrival is not None and now - first_arrival > timedelta(days=2, hours=1):
         assert closed >= 1  # what is compared below is read from totals, at least in part
 
@@ -170,6 +184,14 @@ async def test_a_closed_week_is_one_row_and_its_days_are_not_closed_twice(db: Da
     async with db.transaction() as session:
         assert await digest.close_days(session, "Europe/Rome", now, 1000) == 1
         assert await _weeks(session) == ["2026-10-19", "2026-10-26"]
+
+
+async def _week_rows(db: Database) -> int:
+    async with db.read() as session:
+        found = await session.scalar(
+            select(func.count()).select_from(DayTotal).where(col(DayTotal.days) == 7)
+        )
+    return int(found or 0)
 
 
 async def _weeks(session: AsyncSession) -> list[str]:

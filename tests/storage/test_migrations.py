@@ -314,6 +314,83 @@ async def test_day_totals_go_with_a_downgrade_and_are_closed_again_after_the_upg
         await again.stop()
 
 
+async def test_closed_weeks_are_made_again_with_their_medians_after_0016d(
+    database_url: str,
+) -> None:
+    """0016d gives the digest's live parts their covering indexes (a downgrade gives the
+    old ones back) and deletes the closed weeks' rows, which lack their medians: the
+    week is read from its days until the job makes its row again, and the digest says
+    the same throughout."""
+    from datetime import UTC, datetime
+
+    chat = await Chat(database_url, DIGEST_TZ="Europe/Rome").start()
+    await chat.say("boss", "team add support", where="support")
+    await chat.at(datetime(2026, 11, 17, 9, 0, tzinfo=UTC))
+    await chat.mention("Giulia", "Il pacco?")
+    await chat.mention("Marco", "La fattura?")
+    await chat.at(datetime(2026, 11, 17, 9, 20, tzinfo=UTC))
+    await chat.say("ann", "claim 1")
+    await chat.at(datetime(2026, 11, 18, 10, 0, tzinfo=UTC))
+    await chat.say("bob", "claim 2")
+    await chat.at(datetime(2026, 11, 24, 9, 0, tzinfo=UTC))  # the week is closed
+    before = await chat.say("boss", "digest 2026-W47")
+    await chat.stop()
+
+    def indexes(sync: Connection) -> set[str]:
+        inspector = inspect(sync)
+        return {
+            i["name"] or ""
+            for table in ("conversation", "advice_request", "dialogue_session")
+            for i in inspector.get_indexes(table)
+        }
+
+    new = {
+        "ix_conversation_created_continuity",
+        "ix_conversation_team_status_created",
+        "ix_advice_request_created_consultant",
+        "ix_advice_request_answered_consultant",
+        "ix_dialogue_session_start_person",
+    }
+    old = {
+        "ix_conversation_created_at",
+        "ix_conversation_team_status",
+        "ix_advice_request_created_at",
+        "ix_advice_request_answered_at",
+        "ix_dialogue_session_occurrence_start",
+    }
+
+    async def weeks(db: Database) -> int:
+        async with db.read() as session:
+            found = await session.scalar(text("SELECT count(*) FROM day_total WHERE days = 7"))
+        return int(found or 0)
+
+    db = Database(database_url)
+    try:
+        assert await weeks(db) == 1
+        async with db.engine.begin() as conn:
+            assert new <= await conn.run_sync(indexes)
+            await conn.run_sync(lambda sync: _downgrade(sync, "0016c_day_aggregates"))
+            found = await conn.run_sync(indexes)
+            assert old <= found and not new & found
+        assert await weeks(db) == 1  # kept: the code before reads it as it did
+        await upgrade(db)
+        async with db.engine.connect() as conn:
+            found = await conn.run_sync(indexes)
+            assert new <= found and not old & found
+        assert await weeks(db) == 0
+    finally:
+        await db.dispose()
+
+    again = await Chat(database_url, DIGEST_TZ="Europe/Rome").start()
+    try:
+        assert await again.say("boss", "digest 2026-W47") == before  # from its days
+        await again.at(datetime(2026, 11, 24, 9, 1, tzinfo=UTC))  # the job makes the week
+        assert await weeks(again.app.db) == 1
+        assert await again.say("boss", "digest 2026-W47") == before
+    finally:
+        await again.stop()
+
+
 async def test_instances_and_the_inbox_go_with_a_downgrade_and_come_back(
     database_url: str,
 ) -> None:
