@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from slack_sdk.http_retry.async_handler import RetryState
 from slack_sdk.http_retry.request import HttpRequest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlmodel import col
 
 from bot.app import App, build_platforms
@@ -29,6 +29,7 @@ from bot.platforms.slack import translate as tr
 from bot.platforms.slack.adapter import ConnectionRetry, SlackPlatform, Turnstile
 from bot.views import Form, FormField, Notice
 from fake_slack import FakeSlack, Posted, button, command, message, sign, user
+from fake_slack import event as slack_event
 from harness import eventually
 from slack_chat import OWNER, SHARED, SlackChat, buttons, refusals, shown
 from storage.models import OutboxRow, OutboxState
@@ -69,6 +70,43 @@ async def test_watched_channel_mention_to_card_claim_and_thread_reply(slack: Sla
         "UANN", "Sorry! A new one is on its way", SHARED, ts="100.2", thread_ts="100.1"
     )
     await slack.until(lambda: buttons(slack.card(1)[1])[0] == "inloop:resolve")
+
+
+async def test_a_channel_message_is_stored_before_slack_is_told_it_arrived(
+    slack: SlackChat,
+) -> None:
+    """Slack delivers an acknowledged event never again: a watched channel's message is
+    acknowledged only once it is stored, conversation and card, in its group's one
+    transaction; so it needs no inbox row (a transaction to write and one to delete, per
+    message), and neither does a message that is nobody writing (the bot's own card)."""
+    fake = slack.fake
+    await slack.setup_team()
+    inbox_writes: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "inbox" in statement.split("(")[0].lower():
+            inbox_writes.append(statement)
+
+    engine = slack.app.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        body = message("UCUST", SHARED, "the parcel never came", "300.1")
+        await fake.acked(await fake.push("events_api", slack_event(body, "EvStoredFirst")))
+        async with slack.app.db.read() as session:
+            cards = (
+                await session.scalars(
+                    select(OutboxRow).where(col(OutboxRow.target) == f"slack:{OWNER}")
+                )
+            ).all()
+        assert len(cards) == 1  # committed before the ack, whether posted yet or not
+        mine = message("UBOT", OWNER, "#1 from Giulia", "300.2", bot_id="BBOT")
+        await fake.acked(await fake.push("events_api", slack_event(mine, "EvOwnCard")))
+        await slack.app.settle()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+    assert inbox_writes == []
+    assert len(fake.in_channel(OWNER)) == 1
 
 
 async def test_a_customers_photo_alone_becomes_a_card(slack: SlackChat) -> None:
