@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -32,6 +33,7 @@ from fake_slack import FakeSlack, Posted, button, command, message, sign, user
 from fake_slack import event as slack_event
 from harness import eventually
 from slack_chat import OWNER, SHARED, SlackChat, buttons, refusals, shown
+from storage import inbox
 from storage.models import OutboxRow, OutboxState
 
 
@@ -542,13 +544,21 @@ async def http_app(database_url: str, fake: FakeSlack) -> AsyncIterator[App]:
         await app.stop()
 
 
-async def _post_command(app: App, text: str, *, age: float = 0, secret: str = SECRET) -> int:
+async def _post_command(
+    app: App, text: str, *, age: float = 0, secret: str = SECRET, where: str = OWNER
+) -> int:
+    body = urlencode(command("UADMIN", where, text, f"trig-{text}")).encode()
+    return await _post_signed(app, body, "application/x-www-form-urlencoded", age, secret)
+
+
+async def _post_signed(
+    app: App, body: bytes, content_type: str, age: float = 0, secret: str = SECRET
+) -> int:
     platform = app.platforms["slack"]
     assert isinstance(platform, SlackPlatform)
-    body = urlencode(command("UADMIN", OWNER, text, f"trig-{text}")).encode()
     stamp = int(time.time() - age)
     headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Type": content_type,
         "X-Slack-Request-Timestamp": str(stamp),
         "X-Slack-Signature": sign(secret, body, stamp),
     }
@@ -575,6 +585,33 @@ async def test_http_mode_takes_signed_requests_only(http_app: App, fake: FakeSla
     await asyncio.sleep(0.1)
     await http_app.settle()
     assert len(fake.told("UADMIN")) == told
+
+
+async def test_http_mode_stores_a_channel_message_before_answering_slack(
+    http_app: App, fake: FakeSlack
+) -> None:
+    """HTTP mode has no Socket Mode shortcut: Bolt's middleware stores the message with
+    its group before Slack gets its 200, as Socket Mode does before its ack."""
+    fake.users["UCUST"] = user("UCUST", "Giulia", guest=True)
+    for text, where in [("team add support", OWNER), ("team watch", SHARED)]:
+        assert await _post_command(http_app, text, where=where) == 200
+        await eventually(lambda text=text: any("support" in t for t in fake.told("UADMIN")))  # type: ignore[misc]
+        await http_app.settle()
+
+    body = slack_event(message("UCUST", SHARED, "where is my parcel?", "400.1"), "EvHttp")
+    assert await _post_signed(http_app, json.dumps(body).encode(), "application/json") == 200
+    async with http_app.db.read() as session:
+        cards = (
+            await session.scalars(
+                select(OutboxRow).where(col(OutboxRow.target) == f"slack:{OWNER}")
+            )
+        ).all()
+        left = await inbox.waiting(session)
+
+    assert len(cards) == 1  # stored (with its card) when Slack was answered
+    assert left == 0  # and no inbox row was needed
+    await http_app.settle()
+    assert len(fake.in_channel(OWNER)) == 1
 
 
 # -- starting up ------------------------------------------------------------------------

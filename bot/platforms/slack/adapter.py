@@ -33,6 +33,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.internal_utils import get_user_agent
 
@@ -302,6 +304,9 @@ class SlackPlatform:
         )
         # runs for each envelope in arrival order, before Bolt's concurrent dispatch
         self._socket.client.message_listeners.insert(0, self._received)
+        # instead of the handler's own listener: a channel message skips Bolt, every other
+        # request goes through it (`_on_request`)
+        self._socket.client.socket_mode_request_listeners = [self._on_request]
         # The socket client retries every failure forever, a refused token too (an
         # ERROR every ping interval): the token is checked here, as auth.test checks
         # the bot token, and the address it gets is the one the client dials.
@@ -521,6 +526,21 @@ class SlackPlatform:
         event = tr.message_event(payload, self.bot_user_id, self.workspace_url)
         if event is not None:
             self._turnstile.take(event.event_id, event.channel)
+
+    async def _on_request(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
+        """Socket Mode: a channel message is stored with its group (`_stored`) and then
+        acknowledged, without Bolt's dispatch (its middleware, listener matching and
+        argument building cost a busy channel as much as the message's own share of
+        its transaction); a message that is nobody writing is acknowledged at once.
+        Everything else, and a message that could not be stored, goes through Bolt,
+        whose middleware records it in the inbox first."""
+        assert self._socket is not None, "requests arrive only while Socket Mode runs"
+        if req.type == "events_api":
+            event = _message_event(req.payload, self.bot_user_id, self.workspace_url)
+            if event is None or (isinstance(event, Message) and await self._stored(event)):
+                await client.send_socket_mode_response(SocketModeResponse(req.envelope_id))
+                return
+        await self._socket.handle(self._socket.client, req)
 
     async def _refresh_home(self, user: str, event_id: str) -> None:
         await self._hand(tr.home_command(user, event_id))
