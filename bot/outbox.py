@@ -9,7 +9,9 @@ a change that was rolled back. `OutboxWorker` delivers the rows:
 - in order within a lane, except that changes to cards and notices go ahead of a
   channel's backlog of new cards: a card is always posted before its updates (an
   update of a card whose post is still queued brings the post forward, carrying
-  the latest view), and new cards reach a channel in the order they were written;
+  the latest view), and new cards reach a channel in the order they were written
+  (an unpaced channel has up to IN_FLIGHT of them on their way at once: only a
+  failure among them lets a later one show first);
 - with retries and exponential backoff; a 429 makes its lane alone wait the
   platform's Retry-After, and never counts as a failed attempt;
 - with the row's idempotency key, so a resend after a crash between "sent" and
