@@ -23,6 +23,8 @@ but before the row was deleted, changes nothing and answers nobody twice.
 
 Matrix needs no inbox: its sync token is saved only after the sync's events are
 handled (bot/platforms/matrix/adapter.py), so after a crash Synapse gives them again.
+Nor does a Slack channel message: it is stored, with those that arrive with it, before
+it is acknowledged (bot/platforms/slack/adapter.py `_stored`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ a change that was rolled back. `OutboxWorker` delivers the rows:
 - in order within a lane, except that changes to cards and notices go ahead of a
   channel's backlog of new cards: a card is always posted before its updates (an
   update of a card whose post is still queued brings the post forward, carrying
-  the latest view), and new cards reach a channel in the order they were written;
+  the latest view), and new cards reach a channel in the order they were written
+  (an unpaced channel has up to IN_FLIGHT of them on their way at once: only a
+  failure among them lets a later one show first);
 - with retries and exponential backoff; a 429 makes its lane alone wait the
   platform's Retry-After, and never counts as a failed attempt;
 - with the row's idempotency key, so a resend after a crash between "sent" and
@@ -92,6 +94,10 @@ IDLE_AFTER = 0.05
 #: the running worker reads every lane at most this often on kicks alone (a burst of
 #: intake commits kicks a hundred times a second; a lane that finishes reads at once)
 FULL_PASS_GAP = 0.04
+#: new cards an unpaced channel has on their way at once (Slack takes bursts): a lane
+#: that waits for each answer before the next post caps its channel at one card per
+#: round trip, however many arrive
+IN_FLIGHT = 16
 
 
 class OutboxWriter:
@@ -566,7 +572,10 @@ class OutboxWorker:
         return task
 
     async def _deliver_lane(self, lane: str, units: list[_Unit], cards: dict[int, str]) -> None:
-        await self._sent(await self._send_units(units, cards))
+        if len(units) > 1 and self._overlaps(units[0].row, lane):
+            await self._sent(await self._send_overlapped(units, cards))
+        else:
+            await self._sent(await self._send_units(units, cards))
 
     async def _deliver_written(self, ids: list[int]) -> list[asyncio.Task[None]]:
         """Send rows just committed, if each heads its lane (nothing older of its lane is
@@ -955,6 +964,80 @@ class OutboxWorker:
             # A database error booking a failure: what was sent must still be booked
             # as sent (or it would go out again when the lease lapses).
             self._on_error(exc, "outbox lane")
+        return sent
+
+    def _overlaps(self, row: OutboxRow, lane: str) -> bool:
+        """Whether the lane's new cards may be on their way several at once: a channel
+        with no pace, on a platform not limited per account, and no 429 waited out."""
+        return (
+            row.kind != OutboxKind.PRIVATE
+            and not self._one_at_a_time(row)
+            and not self._lane_pace(row)
+            and lane not in self._not_before
+        )
+
+    async def _send_overlapped(
+        self, units: list[_Unit], cards: dict[int, str]
+    ) -> list[tuple[OutboxRow, str | None]]:
+        """`_send_units` for an unpaced channel: new cards go IN_FLIGHT at a time, each
+        started in the lane's order without waiting for the answers before it. Anything
+        else (a change to a card, a post looked up first) waits for those on their way
+        and goes alone, so a card is still posted before its updates and thread replies;
+        so does the first of the pass, which finds out whether the channel takes posts
+        now. A failure stops the lane as in `_send_units`; cards started before it was
+        known (at most IN_FLIGHT - 1) may then be shown ahead of the failed one, which
+        is retried after them."""
+        sent: list[tuple[OutboxRow, str | None]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LEASE.total_seconds() / 2
+        flying: dict[asyncio.Task[tuple[bool, str | None]], _Unit] = {}
+        stop = False
+
+        async def land(every: bool) -> None:
+            nonlocal stop
+            done, _ = await asyncio.wait(
+                flying, return_when=asyncio.ALL_COMPLETED if every else asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                unit = flying.pop(task)
+                try:
+                    ok, ref = task.result()
+                except _LeaseLost:
+                    ok, ref = False, None
+                except Exception as exc:  # booking a failure failed: book what was sent
+                    self._on_error(exc, "outbox lane")
+                    ok, ref = False, None
+                if ok:
+                    sent.extend([(unit.row, ref), *((moot, None) for moot in unit.also)])
+                    if unit.row.kind in _POSTS_CARD and unit.row.conversation_id and ref:
+                        cards[unit.row.conversation_id] = ref
+                else:
+                    stop = True
+                    await self._release(unit.also)
+
+        started = 0
+        try:
+            for unit in units:
+                if stop or loop.time() > deadline:
+                    break
+                # The first goes alone: it finds out whether the channel takes posts now
+                # (a 429, a refusal, an outage stop the lane before anything overtakes).
+                alone = not started or not _is_new_card(unit) or unit.row.maybe_sent
+                while flying and (alone or len(flying) >= IN_FLIGHT):
+                    await land(every=alone)
+                if stop:
+                    break
+                work = self._deliver(unit.row, cards, unit.payload)
+                flying[asyncio.ensure_future(work)] = unit
+                started += 1
+                if alone:
+                    await land(every=True)
+            if flying:
+                await land(every=True)
+        finally:
+            for task in flying:  # the lane was stopped: so are its sends (leases lapse)
+                task.cancel()
+        await self._release([r for u in units[started:] for r in u.rows])
         return sent
 
     async def _release(self, rows: list[OutboxRow]) -> None:

@@ -187,6 +187,30 @@ async def test_a_backlog_in_a_channel_goes_out_in_one_pass_and_a_failure_holds_t
     assert [c.view.title.split(" · ")[0] for c in cards] == [f"#{n}" for n in range(1, 11)]  # type: ignore[union-attr]
 
 
+async def test_a_slow_answer_does_not_hold_back_the_next_cards_of_an_unpaced_channel(
+    chat: Chat,
+) -> None:
+    """A channel with no pace (the console; Slack where its limit leaves room) has its
+    new cards on their way several at once, in order: one card per answer's round trip
+    capped a busy channel at a few hundred cards a second (issue 18)."""
+    await chat.say("boss", "team add support")
+    await chat.app.outbox.stop()  # rows pile up, as during a burst
+    for n in range(8):
+        await chat.mention(f"Customer{n}", f"message {n}", settle=False)
+    chat.platform.slow[channel("support")] = 0.25  # each answer takes a quarter second
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await chat.app.outbox.deliver_due()
+    took = loop.time() - started
+
+    cards = chat.platform.in_channel(channel("support"))
+    assert [c.view.title.split(" · ")[0] for c in cards] == [f"#{n}" for n in range(1, 9)]  # type: ignore[union-attr]
+    # the first goes alone (it finds out whether the channel takes posts), then the rest
+    # together: two answers' time, where one after another took eight
+    assert took < 1.2, f"8 cards took {took:.2f} s"
+
+
 async def test_admins_are_told_once_a_day_when_a_channel_refuses_the_bot(chat: Chat) -> None:
     await chat.say("boss", "team add support")
     chat.platform.gone.add(channel("support"))  # someone removed the bot from #support

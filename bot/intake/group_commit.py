@@ -28,6 +28,10 @@ from storage.database import Database
 MentionKey = tuple[str, str]
 
 
+#: a busy writer gathers for at most this many times its `gather` (see `_gathered`)
+GATHER_ROUNDS = 8
+
+
 class NotStored(Exception):
     """The transaction failed: nothing of the group was kept."""
 
@@ -59,14 +63,19 @@ class _Waiting:
 
 
 class GroupCommit:
-    def __init__(self, sink: EventSink, db: Database | None, *, most: int):
+    def __init__(self, sink: EventSink, db: Database | None, *, most: int, gather: float = 0.0):
         self._sink = sink
         #: where the mentions' conversation numbers are read back (None: not read)
         self._db = db
         #: mentions per transaction at most (a request bigger than this goes alone)
         self._most = most
+        #: seconds a busy writer waits for the next request before its next transaction
+        #: (see `_gather`; 0: none)
+        self._gather = gather
         self._queue: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
+        #: set by each request handed in, for `_gather`
+        self._arrived = asyncio.Event()
 
     async def store(self, events: Sequence[Event]) -> Stored:
         """Store the events durably (raises NotStored or NotReadBack)."""
@@ -78,6 +87,7 @@ class GroupCommit:
         the Slack adapter's turnstile is passed on as soon as a message is queued."""
         waiting = _Waiting(events)
         self._queue.append(waiting)
+        self._arrived.set()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="group commit")
         # Shielded: a client hanging up must not cancel the group's transaction.
@@ -89,9 +99,13 @@ class GroupCommit:
             await asyncio.gather(self._writer, return_exceptions=True)
 
     async def _write(self) -> None:
+        busy = False
         while self._queue:
+            if busy and self._gather:
+                await self._gathered()
             group = self._next_group()
             failure = await self._store(group)
+            busy = bool(self._queue)  # requests came in while it ran: under load
             if failure is None:
                 continue
             if len(group) == 1:
@@ -101,6 +115,25 @@ class GroupCommit:
             for waiting in group:
                 if (failure := await self._store([waiting])) is not None:
                     _fail([waiting], failure)
+
+    async def _gathered(self) -> None:
+        """Under load (requests came in while the last transaction ran), wait while more
+        keep coming, each within `gather` seconds of the one before, up to a full group
+        or GATHER_ROUNDS times `gather` in all: one transaction then carries what would
+        otherwise take several, each paying its statements and commit for a few rows.
+        An idle writer never waits: a request alone is stored at once."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self._gather * GATHER_ROUNDS
+        while len(self._queue) < self._most:
+            left = until - loop.time()
+            if left <= 0:
+                return
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(min(self._gather, left)):
+                    await self._arrived.wait()
+            except TimeoutError:
+                return
 
     async def _store(self, group: list[_Waiting]) -> NotStored | None:
         """One transaction for the group, whose requests are answered; if it fails,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -16,7 +17,7 @@ import aiohttp
 import pytest
 from slack_sdk.http_retry.async_handler import RetryState
 from slack_sdk.http_retry.request import HttpRequest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlmodel import col
 
 from bot.app import App, build_platforms
@@ -29,8 +30,10 @@ from bot.platforms.slack import translate as tr
 from bot.platforms.slack.adapter import ConnectionRetry, SlackPlatform, Turnstile
 from bot.views import Form, FormField, Notice
 from fake_slack import FakeSlack, Posted, button, command, message, sign, user
+from fake_slack import event as slack_event
 from harness import eventually
 from slack_chat import OWNER, SHARED, SlackChat, buttons, refusals, shown
+from storage import inbox
 from storage.models import OutboxRow, OutboxState
 
 
@@ -69,6 +72,43 @@ async def test_watched_channel_mention_to_card_claim_and_thread_reply(slack: Sla
         "UANN", "Sorry! A new one is on its way", SHARED, ts="100.2", thread_ts="100.1"
     )
     await slack.until(lambda: buttons(slack.card(1)[1])[0] == "inloop:resolve")
+
+
+async def test_a_channel_message_is_stored_before_slack_is_told_it_arrived(
+    slack: SlackChat,
+) -> None:
+    """Slack delivers an acknowledged event never again: a watched channel's message is
+    acknowledged only once it is stored, conversation and card, in its group's one
+    transaction; so it needs no inbox row (a transaction to write and one to delete, per
+    message), and neither does a message that is nobody writing (the bot's own card)."""
+    fake = slack.fake
+    await slack.setup_team()
+    inbox_writes: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "inbox" in statement.split("(")[0].lower():
+            inbox_writes.append(statement)
+
+    engine = slack.app.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        body = message("UCUST", SHARED, "the parcel never came", "300.1")
+        await fake.acked(await fake.push("events_api", slack_event(body, "EvStoredFirst")))
+        async with slack.app.db.read() as session:
+            cards = (
+                await session.scalars(
+                    select(OutboxRow).where(col(OutboxRow.target) == f"slack:{OWNER}")
+                )
+            ).all()
+        assert len(cards) == 1  # committed before the ack, whether posted yet or not
+        mine = message("UBOT", OWNER, "#1 from Giulia", "300.2", bot_id="BBOT")
+        await fake.acked(await fake.push("events_api", slack_event(mine, "EvOwnCard")))
+        await slack.app.settle()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+    assert inbox_writes == []
+    assert len(fake.in_channel(OWNER)) == 1
 
 
 async def test_a_customers_photo_alone_becomes_a_card(slack: SlackChat) -> None:
@@ -504,13 +544,21 @@ async def http_app(database_url: str, fake: FakeSlack) -> AsyncIterator[App]:
         await app.stop()
 
 
-async def _post_command(app: App, text: str, *, age: float = 0, secret: str = SECRET) -> int:
+async def _post_command(
+    app: App, text: str, *, age: float = 0, secret: str = SECRET, where: str = OWNER
+) -> int:
+    body = urlencode(command("UADMIN", where, text, f"trig-{text}")).encode()
+    return await _post_signed(app, body, "application/x-www-form-urlencoded", age, secret)
+
+
+async def _post_signed(
+    app: App, body: bytes, content_type: str, age: float = 0, secret: str = SECRET
+) -> int:
     platform = app.platforms["slack"]
     assert isinstance(platform, SlackPlatform)
-    body = urlencode(command("UADMIN", OWNER, text, f"trig-{text}")).encode()
     stamp = int(time.time() - age)
     headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Type": content_type,
         "X-Slack-Request-Timestamp": str(stamp),
         "X-Slack-Signature": sign(secret, body, stamp),
     }
@@ -537,6 +585,33 @@ async def test_http_mode_takes_signed_requests_only(http_app: App, fake: FakeSla
     await asyncio.sleep(0.1)
     await http_app.settle()
     assert len(fake.told("UADMIN")) == told
+
+
+async def test_http_mode_stores_a_channel_message_before_answering_slack(
+    http_app: App, fake: FakeSlack
+) -> None:
+    """HTTP mode has no Socket Mode shortcut: Bolt's middleware stores the message with
+    its group before Slack gets its 200, as Socket Mode does before its ack."""
+    fake.users["UCUST"] = user("UCUST", "Giulia", guest=True)
+    for text, where in [("team add support", OWNER), ("team watch", SHARED)]:
+        assert await _post_command(http_app, text, where=where) == 200
+        await eventually(lambda text=text: any("support" in t for t in fake.told("UADMIN")))  # type: ignore[misc]
+        await http_app.settle()
+
+    body = slack_event(message("UCUST", SHARED, "where is my parcel?", "400.1"), "EvHttp")
+    assert await _post_signed(http_app, json.dumps(body).encode(), "application/json") == 200
+    async with http_app.db.read() as session:
+        cards = (
+            await session.scalars(
+                select(OutboxRow).where(col(OutboxRow.target) == f"slack:{OWNER}")
+            )
+        ).all()
+        left = await inbox.waiting(session)
+
+    assert len(cards) == 1  # stored (with its card) when Slack was answered
+    assert left == 0  # and no inbox row was needed
+    await http_app.settle()
+    assert len(fake.in_channel(OWNER)) == 1
 
 
 # -- starting up ------------------------------------------------------------------------

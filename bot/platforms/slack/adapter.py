@@ -33,9 +33,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.internal_utils import get_user_agent
 
-from bot.events import ChannelId, Event, Message, NotYet, PersonId, local_part
+from bot.events import ChannelId, Command, Event, Message, NotYet, PersonId, local_part
 from bot.intake.group_commit import GroupCommit, NotStored
 from bot.messages import texts_for
 from bot.platform import DeliveryError, EventSink, PersonInfo, StartError
@@ -90,8 +93,13 @@ FIND_SENT_MARGIN = 600.0
 MODAL_WAIT = 30.0
 #: marks a request replayed from the inbox (recorded already)
 REPLAYED = "inloop_replayed"
+#: marks a channel message stored before its acknowledgement (`SlackPlatform._stored`)
+KEPT = "inloop_kept"
 #: channel messages stored in one transaction at most (those that arrive together)
 MESSAGE_BATCH = 200
+#: seconds a busy channel's messages wait for the next before their transaction (each
+#: message's share of a transaction's statements and commit shrinks with the group)
+MESSAGE_GATHER = 0.002
 
 
 class ConnectionRetry(AsyncConnectionErrorRetryHandler):
@@ -196,6 +204,9 @@ class SlackPlatform:
         self.client = AsyncWebClient(
             token=bot_token,
             base_url=api_url,
+            # The client would otherwise build this string (the OS's name and release)
+            # again for every call: a twentieth of a card's cost at a thousand a second.
+            headers={"User-Agent": get_user_agent()},
             # A 429 comes back at once (no sleep inside the call): the outbox makes it its
             # channel's "not before" time, and every other channel goes on meanwhile.
             retry_handlers=[
@@ -252,7 +263,7 @@ class SlackPlatform:
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
-        self._messages = GroupCommit(sink, None, most=MESSAGE_BATCH)
+        self._messages = GroupCommit(sink, None, most=MESSAGE_BATCH, gather=MESSAGE_GATHER)
         # One connection pool for every Web API call (the client opens one per call otherwise).
         self._session = aiohttp.ClientSession()
         self.client.session = self._session
@@ -293,6 +304,9 @@ class SlackPlatform:
         )
         # runs for each envelope in arrival order, before Bolt's concurrent dispatch
         self._socket.client.message_listeners.insert(0, self._received)
+        # instead of the handler's own listener: a channel message skips Bolt, every other
+        # request goes through it (`_on_request`)
+        self._socket.client.socket_mode_request_listeners = [self._on_request]
         # The socket client retries every failure forever, a refused token too (an
         # ERROR every ping interval): the token is checked here, as auth.test checks
         # the bot token, and the address it gets is the one the client dials.
@@ -355,7 +369,13 @@ class SlackPlatform:
             key = _inbox_key(body)
             if key is not None and not context.get(REPLAYED):
                 assert self._sink is not None, "requests arrive only after start()"
-                await self._sink.inbox.record(self.name, key, body)
+                event = _message_event(body, self.bot_user_id, self.workspace_url)
+                if event is None:
+                    pass  # a bot's message, an edit, a join: nothing to handle, nothing kept
+                elif isinstance(event, Message) and await self._stored(event):
+                    context[KEPT] = True  # handled already: the listener has nothing to do
+                else:
+                    await self._sink.inbox.record(self.name, key, body)
             await next_()
 
         @app.command(tr.PREFIX)
@@ -395,12 +415,16 @@ class SlackPlatform:
                 await self._submitted(ack, body)
 
         @app.event("message")
-        async def on_message(body: dict[str, Any]) -> None:
+        async def on_message(body: dict[str, Any], context: dict[str, Any]) -> None:
+            if context.get(KEPT):
+                return  # stored with its group before Slack was acknowledged (`_stored`)
+            event = tr.message_event(body, self.bot_user_id, self.workspace_url)
+            if event is None:
+                return  # nobody writing: it was not recorded either
             async with self._handling(body):
-                event = tr.message_event(body, self.bot_user_id, self.workspace_url)
                 if isinstance(event, Message):
                     await self._keep(event)
-                elif event is not None:  # a command typed as a message
+                else:  # a command typed as a message
                     await self._hand(event)
 
         @app.event("reaction_added")
@@ -510,6 +534,21 @@ class SlackPlatform:
         if event is not None:
             self._turnstile.take(event.event_id, event.channel)
 
+    async def _on_request(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
+        """Socket Mode: a channel message is stored with its group (`_stored`) and then
+        acknowledged, without Bolt's dispatch (its middleware, listener matching and
+        argument building cost a busy channel as much as the message's own share of
+        its transaction); a message that is nobody writing is acknowledged at once.
+        Everything else, and a message that could not be stored, goes through Bolt,
+        whose middleware records it in the inbox first."""
+        assert self._socket is not None, "requests arrive only while Socket Mode runs"
+        if req.type == "events_api":
+            event = _message_event(req.payload, self.bot_user_id, self.workspace_url)
+            if event is None or (isinstance(event, Message) and await self._stored(event)):
+                await client.send_socket_mode_response(SocketModeResponse(req.envelope_id))
+                return
+        await self._socket.handle(self._socket.client, req)
+
     async def _refresh_home(self, user: str, event_id: str) -> None:
         await self._hand(tr.home_command(user, event_id))
 
@@ -517,6 +556,26 @@ class SlackPlatform:
         assert self._sink is not None, "events arrive only after start()"
         async with self._turnstile.turn(event.event_id):
             await self._sink.handle(event)
+
+    async def _stored(self, message: Message) -> bool:
+        """Store a channel message with the others that arrive together (one transaction,
+        `GroupCommit`), before Slack is acknowledged: kept and handled in one commit, it
+        needs no inbox row (which cost a transaction to write and another to delete, per
+        message). False when it could not be stored: then it is recorded in the inbox
+        before the acknowledgement, and the listener tries again."""
+        assert self._messages is not None, "events arrive only after start()"
+        async with self._turnstile.turn(message.event_id):
+            stored = self._messages.submit([message])
+        try:
+            await stored
+        except NotStored as exc:
+            log.warning(
+                "Slack: message %s not stored yet (%s); kept in the inbox to try again",
+                message.event_id,
+                exc.__cause__,
+            )
+            return False
+        return True
 
     async def _keep(self, message: Message) -> None:
         """A channel message joins the next transaction with the others that arrive
@@ -771,6 +830,20 @@ def _inbox_key(body: Mapping[str, Any]) -> str | None:
     if body.get("type") == "view_submission" and view.get("id"):
         return f"slack:form:{view['id']}:{view.get('hash', '')}"
     return None
+
+
+#: what `_message_event` answers for a request that is not a message event
+_NOT_A_MESSAGE = object()
+
+
+def _message_event(
+    body: Mapping[str, Any], bot_user_id: str, workspace_url: str
+) -> Message | Command | object | None:
+    """A message event's translation (None: nobody writing: a bot's own card, an edit, a
+    join), or `_NOT_A_MESSAGE` for any other request."""
+    if body.get("type") != "event_callback" or (body.get("event") or {}).get("type") != "message":
+        return _NOT_A_MESSAGE
+    return tr.message_event(body, bot_user_id, workspace_url)
 
 
 def _keyed(key: str) -> dict[str, Any]:
