@@ -50,6 +50,7 @@ from nio import (
     WhoamiError,
 )
 
+from bot.account_limit import AccountLimit
 from bot.clock import Clock
 from bot.config import Settings
 from bot.events import ChannelId, PersonId, local_part
@@ -102,11 +103,13 @@ class MatrixSettings:
 class MatrixPlatform:
     name = "matrix"
     command_prefix = translate.PREFIX
-    # Synapse rate-limits per user, not per room: no pace per room; its 429s are waited
-    # out instead, and the outbox learns the account's rate from them, keeping room for
-    # private answers and card changes ahead of new cards (`limit_per_account`).
+    # Synapse rate-limits per user, not per room: no pace per room. The outbox keeps an
+    # estimate of the account's bucket, from Synapse's documented default `rc_message`
+    # (ten messages, then one every five seconds) until the homeserver shows otherwise
+    # (a 429, or more getting through), with a reserve for private answers
+    # (bot/account_limit.py).
     pace_seconds = 0.0
-    limit_per_account = True
+    account_limit = AccountLimit(burst=10, per_second=0.2)
 
     def __init__(self, settings: MatrixSettings, db: Database, clock: Clock):
         self._settings = settings
@@ -498,6 +501,11 @@ class MatrixPlatform:
             # What changed also goes in the card's thread: the card shows now, the thread when.
             line = translate.render(Notice(view.fallback))
             await self._send(room, translate.in_thread(line, message_ref), f"{key}-thread")
+
+    @staticmethod
+    def messages_per_update(view: View) -> int:
+        """The messages `update` sends (each counts against the account's limit)."""
+        return 2 if isinstance(view, Card) and view.fallback else 1
 
     async def send_private(
         self, person: PersonId, view: View, key: str, context: ChannelId | None

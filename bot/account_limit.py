@@ -1,0 +1,175 @@
+"""What a platform limited per account lets the bot send, as the outbox models it.
+
+Synapse limits each user's messages in every room and private room together
+(`rc_message`): a leaky bucket of `burst` messages that empties at `per_second`
+(synapse/api/ratelimiting.py: a message is refused while the bucket holds `burst`).
+The outbox keeps its own estimate of that bucket, so that it avoids a 429 rather
+than learns from one, and keeps RESERVE messages of it for what cannot wait:
+
+- a private answer (and a channel's first burst card) may use the whole bucket;
+- a card change or a new card goes only while more than RESERVE would stay free, so a
+  backlog of cards never spends what the next "is yours" needs.
+
+What the homeserver really allows is not known until it shows it. The bot starts
+from the platform's documented default (`AccountLimit`: Synapse's is 10, 0.2 a
+second), which it only *assumes*:
+
+- a 429 shows the limit: the estimate becomes the homeserver's own (`refused`: the
+  bucket full until its `retry_after`; the rate and the burst worked out from it and
+  from when the bot's last messages got through), and every message, private answers
+  too, waits for room from then on (`LIMITED`);
+- a message that got through although the estimate said the bucket overflowed shows
+  that the limit is higher, or lifted (`override_ratelimit`): nothing is held back
+  any more (`LIFTED`), until a 429;
+- while assumed, private answers are never held back (a guess must not delay them),
+  and once cards have met the reserve, when nothing used it for PROBE_QUIET seconds,
+  cards stop waiting for it until either of the two shows: the one test of a lifted
+  limit, which costs the reserve (and one 429) when the default holds, made when
+  nobody seemed to need it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+
+#: the share of the account's bucket that only private answers (and a channel's first
+#: burst card) may use: 5 of Synapse's default 10. A claim during a burst costs its
+#: "is yours" from the reserve, and five answers at once, plus one every five seconds,
+#: is what a team asks in the first seconds of a burst; the other half (the burst
+#: card's place, and four cards or two claimed cards' edits with their thread lines)
+#: still shows the burst as it begins.
+RESERVE_SHARE = 0.5
+#: accepted sends remembered, to work out the homeserver's limit at a 429
+REMEMBERED = 64
+#: seconds without a message from the reserve after which, while the limit is only
+#: assumed, waiting new cards test it (see the module docstring)
+PROBE_QUIET = 5.0
+#: messages beyond the estimated bucket that must get through to show the limit lifted
+#: (one more than a message's worth of clock difference with the homeserver)
+LIFT_MARGIN = 2.0
+
+
+class Urgency(enum.IntEnum):
+    """How much of the account's bucket a message may use."""
+
+    #: a private answer, a channel's first burst card: the whole bucket
+    ANSWER = 0
+    #: a change to a card (claim, release, resolve, a burst card's update): what is
+    #: left above the reserve
+    CHANGE = 1
+    #: a new conversation's card: what is left above the reserve
+    NEW_CARD = 2
+
+
+class Known(enum.Enum):
+    ASSUMED = "assumed"
+    LIMITED = "limited"
+    LIFTED = "lifted"
+
+
+@dataclass(frozen=True)
+class AccountLimit:
+    """A platform's documented default limit per account: `burst` messages at once,
+    then `per_second`."""
+
+    burst: int
+    per_second: float
+
+
+class AccountBucket:
+    """The outbox's estimate of one account's bucket (loop times, in seconds)."""
+
+    def __init__(self, default: AccountLimit):
+        self.burst = float(default.burst)
+        self.per_second = default.per_second
+        self.known = Known.ASSUMED
+        #: loop times of the last sends that got through
+        self._accepted: deque[float] = deque(maxlen=REMEMBERED)
+        #: messages in the bucket at `_at`
+        self._level = 0.0
+        self._at = 0.0
+        #: loop time of the last message that used the reserve's urgency (ANSWER)
+        self._answered_at = float("-inf")
+        #: loop time cards first met the reserve (None: not yet): a probe comes after
+        self._reached_at: float | None = None
+
+    def level(self, loop_now: float) -> float:
+        """Messages in the bucket now (it empties at `per_second`)."""
+        return max(0.0, self._level - (loop_now - self._at) * self.per_second)
+
+    @property
+    def reserve(self) -> float:
+        """Messages of the bucket kept for private answers."""
+        return float(int(self.burst * RESERVE_SHARE))
+
+    @property
+    def holds(self) -> bool:
+        """Whether messages may have to wait (the limit is not known to be lifted)."""
+        return self.known is not Known.LIFTED
+
+    def wait(self, loop_now: float, urgency: Urgency) -> float:
+        """Seconds before a message of this urgency may go."""
+        if self.known is Known.LIFTED:
+            return 0.0
+        if urgency is Urgency.ANSWER:
+            if self.known is Known.ASSUMED:
+                return 0.0
+            ceiling = self.burst - 1.0  # room for one
+        else:
+            if self._probing(loop_now):
+                return 0.0
+            ceiling = self.burst - self.reserve - 1.0
+        return max(0.0, (self.level(loop_now) - ceiling) / self.per_second)
+
+    def room_for_cards(self, loop_now: float) -> float:
+        """How many card changes or new cards may go now, above the reserve."""
+        return max(0.0, self.burst - self.reserve - self.level(loop_now))
+
+    def take(self, loop_now: float, urgency: Urgency, messages: int = 1) -> None:
+        """Messages chosen to go now: counted at once, so that the next lane chosen in
+        the same moment sees them (lanes waiting for the same room take turns)."""
+        self._level = self.level(loop_now) + messages
+        self._at = loop_now
+        if urgency is Urgency.ANSWER:
+            self._answered_at = loop_now
+        elif self._reached_at is None and self._level >= self.burst - self.reserve:
+            self._reached_at = loop_now
+
+    def sent(self, loop_now: float) -> None:
+        """A message got through: if the estimate says it overflowed the bucket, the
+        limit is higher than assumed (or lifted)."""
+        self._accepted.append(loop_now)
+        if self.known is not Known.LIMITED and self.level(loop_now) > self.burst + LIFT_MARGIN:
+            self.known = Known.LIFTED
+
+    def refused(self, loop_now: float, retry_after: float) -> None:
+        """A 429: the bucket is full, with room for one more in `retry_after` seconds.
+
+        Synapse's `retry_after` is (level - burst + 1) / rate: right after the bot's last
+        accepted message filled the bucket, it is a message's worth less the time since
+        that message. So the seconds per message are at least `retry_after` plus that
+        time (taken as they are: a later 429 can only show them longer); the burst is
+        the fullest the bot's accepted messages made the bucket at that rate."""
+        since = loop_now - self._accepted[-1] if self._accepted else 0.0
+        gap = retry_after + since
+        if self.known is Known.LIMITED:
+            gap = max(gap, 1.0 / self.per_second)
+        self.per_second = 1.0 / max(gap, 1e-3)
+        peak = level = 0.0
+        for before, at in zip((None, *self._accepted), self._accepted, strict=False):
+            drained = 0.0 if before is None else (at - before) * self.per_second
+            level = max(0.0, level - drained) + 1.0
+            peak = max(peak, level)
+        if peak >= 1.0 and self.known is Known.ASSUMED:
+            self.burst = float(round(peak))
+        self.known = Known.LIMITED
+        self._level = self.burst - 1.0 + retry_after * self.per_second
+        self._at = loop_now
+
+    def _probing(self, loop_now: float) -> bool:
+        """Whether waiting cards test an assumed limit now (module docstring)."""
+        if self.known is not Known.ASSUMED or self._reached_at is None:
+            return False
+        return loop_now - max(self._answered_at, self._reached_at) >= PROBE_QUIET
