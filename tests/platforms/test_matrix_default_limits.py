@@ -157,7 +157,7 @@ async def test_private_answers_during_a_card_backlog_go_ahead_of_it_without_a_42
     for person in staff:
         await person.say(room, "!inloop queue")
     for person in staff:
-        await person.until(lambda p=person: p.direct_messages(bot.user_id), within=30)
+        await person.until(partial(person.direct_messages, bot.user_id), within=30)
     assert not _refused(caplog), _refused(caplog)
     # They went ahead of the backlog: no card of it was posted meanwhile.
     assert len(_numbers(staff[0], room, bot)) == posted
