@@ -22,10 +22,11 @@ second), which it only *assumes*:
   that the limit is higher, or lifted (`override_ratelimit`): nothing is held back
   any more (`LIFTED`), until a 429;
 - while assumed, private answers are never held back (a guess must not delay them),
-  and once cards have met the reserve, when nothing used it for PROBE_QUIET seconds,
-  cards stop waiting for it until either of the two shows: the one test of a lifted
-  limit, which costs the reserve (and one 429) when the default holds, made when
-  nobody seemed to need it.
+  and cards test the guess (they stop waiting for the reserve until a 429 or enough
+  getting through shows which it is) once the estimated bucket is full anyway (the
+  answers spent the reserve: the test costs one 429 if the default holds), or once
+  cards have met the reserve and nothing used it for PROBE_QUIET seconds (then it costs
+  the reserve too, when nobody seemed to need it).
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ REMEMBERED = 64
 #: assumed, waiting new cards test it (see the module docstring)
 PROBE_QUIET = 5.0
 #: messages beyond the estimated bucket that must get through to show the limit lifted
-#: (one more than a message's worth of clock difference with the homeserver)
-LIFT_MARGIN = 2.0
+#: (the estimate counts a message when it leaves: the homeserver's count is lower by a
+#: round trip's worth of its rate, far less than one)
+LIFT_MARGIN = 1.0
 
 
 class Urgency(enum.IntEnum):
@@ -172,4 +174,6 @@ class AccountBucket:
         """Whether waiting cards test an assumed limit now (module docstring)."""
         if self.known is not Known.ASSUMED or self._reached_at is None:
             return False
+        if self.level(loop_now) >= self.burst:
+            return True  # the answers spent the reserve: a card costs nothing more
         return loop_now - max(self._answered_at, self._reached_at) >= PROBE_QUIET
