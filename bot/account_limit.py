@@ -136,7 +136,7 @@ class AccountBucket:
         self._at = loop_now
         if urgency is Urgency.ANSWER:
             self._answered_at = loop_now
-        elif self._reached_at is None and self._level >= self.burst - self.reserve:
+        elif self._reached_at is None and self._level > self.burst - self.reserve - 1.0:
             self._reached_at = loop_now
 
     def sent(self, loop_now: float) -> None:
