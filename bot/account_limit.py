@@ -174,6 +174,6 @@ class AccountBucket:
         """Whether waiting cards test an assumed limit now (module docstring)."""
         if self.known is not Known.ASSUMED or self._reached_at is None:
             return False
-        if self.level(loop_now) >= self.burst:
+        if self.level(loop_now) > self.burst - 1.0:
             return True  # the answers spent the reserve: a card costs nothing more
         return loop_now - max(self._answered_at, self._reached_at) >= PROBE_QUIET

@@ -64,7 +64,7 @@ def test_messages_beyond_the_default_that_get_through_show_the_limit_lifted() ->
     assert bucket.wait(0.2, Urgency.NEW_CARD) == 0.0
     # until a 429 says otherwise
     bucket.refused(1.0, 4.0)
-    assert bucket.known is Known.LIMITED
+    assert bucket.holds
     assert bucket.wait(1.0, Urgency.ANSWER) == pytest.approx(4.0, abs=0.05)
 
 
