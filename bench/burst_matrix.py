@@ -13,7 +13,16 @@ Slack: 1,000 mentions in 10 s through the webhook into one team room →
 and how many 429s the homeserver answered.
 
     .venv/bin/python -m bench.burst --matrix                 # Synapse's defaults for everyone
+    .venv/bin/python -m bench.burst --matrix --modest        # a load the default can carry
     .venv/bin/python -m bench.burst --matrix --lifted        # the bot's limit lifted (README)
+
+The default load asks for 25 private answers in the 10 s (a claim every 100th 202, a
+Claim next every 200th, someone else every second): more than the account may send
+then (12 messages), so it shows what the limit makes impossible; `--modest` asks for
+about 8 (claim every 400th, Claim next every 500th, someone else every 5 s). Claims are
+also timed as the bot recorded them (its `claimed_at`), and a claim by number's time
+is split where it went: the bench's loop, the person's client, Synapse to the bot's
+sync and the handler, the outbox and the send, Synapse to the person's sync.
 
 Synapse (tests/synapse_server.py) runs with `rc_message` at its default for every
 user. `--lifted` then lifts the bot's own limit as README says (admin API
@@ -22,8 +31,11 @@ webhook on 127.0.0.1. The people are nio clients (tests/matrix_people.py), each
 with a private room with the bot already (staff who have used Inloop before; making
 one would cost the bot two messages of its allowance each). They type in the team
 room (`!inloop claim N`), react ✋ to the burst card (Claim next), or type
-`!inloop queue` in another room (someone else's private answer). Times are from the
-202 (or the message sent) to the answer arriving in the person's client.
+`!inloop queue` in another room (someone else's private answer); in the burst their
+clients sync only their private rooms (`--people-see-all`: every room, as real
+clients on other machines would, but forty of them parsing every card in this process
+share the bot's event loop). Times are from the 202 (or the message sent) to the
+answer arriving in the person's client.
 
 Exits 1 if a correctness check fails or a target is missed, 2 on bad arguments.
 """

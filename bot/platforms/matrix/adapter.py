@@ -125,6 +125,8 @@ class MatrixPlatform:
         self._sink: EventSink | None = None
         self._token: str | None = None
         self._saved_at = float("-inf")
+        #: the sync token being saved in the background (`_save_soon`)
+        self._saving: asyncio.Task[None] | None = None
         #: loop time of the last sync that succeeded (`connected`)
         self._synced_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
@@ -168,6 +170,8 @@ class MatrixPlatform:
                 await self._task
             self._task = None
             with contextlib.suppress(Exception):  # a database that is gone must not block exit
+                if self._saving is not None:
+                    await self._saving  # an older token must not land after the last one
                 await self._save_token()
         await self._keys_db.stop()
         if self._client is not None:
@@ -341,9 +345,29 @@ class MatrixPlatform:
         self._token = answer.next_batch
         loop_now = asyncio.get_running_loop().time()
         self._synced_at = loop_now
-        if not history or loop_now - self._saved_at >= _SAVE_TOKEN_EVERY:
+        if not history:
             await self._save_token()
             self._saved_at = loop_now
+        elif loop_now - self._saved_at >= _SAVE_TOKEN_EVERY:
+            self._save_soon(loop_now)
+
+    def _save_soon(self, loop_now: float) -> None:
+        """Save the sync token without holding up the next sync: in a burst the write
+        waits for the database (SQLite's one writer, busy with the intake), and every
+        command typed meanwhile would wait with it. One save at a time: a later one
+        takes whatever token is the latest handled by then."""
+        if self._saving is not None and not self._saving.done():
+            return
+
+        async def save() -> None:
+            try:
+                await self._save_token()
+            except Exception as exc:  # tried again at the next sync after _SAVE_TOKEN_EVERY
+                log.warning("Matrix: could not save the sync token (%s)", exc)
+                self._saved_at = float("-inf")
+
+        self._saved_at = loop_now
+        self._saving = asyncio.create_task(save(), name="matrix-sync-token")
 
     async def _save_token(self) -> None:
         # Saved at most every _SAVE_TOKEN_EVERY seconds (and at stop), off the path from a
