@@ -94,8 +94,9 @@ class AccountBucket:
         self._at = 0.0
         #: loop time of the last message that used the reserve's urgency (ANSWER)
         self._answered_at = float("-inf")
-        #: loop time cards first met the reserve (None: not yet): a probe comes after
-        self._reached_at: float | None = None
+        #: loop time a card or a change first had to wait for the reserve (None: not
+        #: yet): a test of an assumed limit comes after (`_probing`)
+        self._held_since: float | None = None
 
     def level(self, loop_now: float) -> float:
         """Messages in the bucket now (it empties at `per_second`)."""
@@ -123,7 +124,10 @@ class AccountBucket:
             if self._probing(loop_now):
                 return 0.0
             ceiling = self.burst - self.reserve - 1.0
-        return max(0.0, (self.level(loop_now) - ceiling) / self.per_second)
+        wait = max(0.0, (self.level(loop_now) - ceiling) / self.per_second)
+        if wait > 0 and urgency is not Urgency.ANSWER and self._held_since is None:
+            self._held_since = loop_now
+        return wait
 
     def room_for_cards(self, loop_now: float) -> float:
         """How many card changes or new cards may go now, above the reserve."""
@@ -136,8 +140,6 @@ class AccountBucket:
         self._at = loop_now
         if urgency is Urgency.ANSWER:
             self._answered_at = loop_now
-        elif self._reached_at is None and self._level > self.burst - self.reserve - 1.0:
-            self._reached_at = loop_now
 
     def sent(self, loop_now: float) -> None:
         """A message got through: if the estimate says it overflowed the bucket, the
@@ -172,8 +174,10 @@ class AccountBucket:
 
     def _probing(self, loop_now: float) -> bool:
         """Whether waiting cards test an assumed limit now (module docstring)."""
-        if self.known is not Known.ASSUMED or self._reached_at is None:
+        if self.known is not Known.ASSUMED:
             return False
         if self.level(loop_now) > self.burst - 1.0:
             return True  # the answers spent the reserve: a card costs nothing more
-        return loop_now - max(self._answered_at, self._reached_at) >= PROBE_QUIET
+        if self._held_since is None:
+            return False
+        return loop_now - max(self._answered_at, self._held_since) >= PROBE_QUIET

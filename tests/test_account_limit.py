@@ -72,6 +72,7 @@ def test_waiting_cards_test_an_assumed_limit_only_when_the_reserve_is_spent_or_u
     bucket = AccountBucket(SYNAPSE_DEFAULT)
     for i in range(5):
         _send(bucket, i * 0.01, Urgency.NEW_CARD)
+    assert bucket.wait(0.1, Urgency.NEW_CARD) > 0  # the sixth card waits from now
     _send(bucket, 1.0, Urgency.ANSWER)
     # answers keep coming: the cards keep out of the reserve
     assert bucket.wait(4.0, Urgency.NEW_CARD) > 0

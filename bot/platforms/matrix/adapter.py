@@ -127,6 +127,17 @@ class MatrixPlatform:
         self._saved_at = float("-inf")
         #: the sync token being saved in the background (`_save_soon`)
         self._saving: asyncio.Task[None] | None = None
+        #: whether the homeserver marks each event with the bot's membership (Matrix
+        #: 1.11, `unsigned.membership`): then the bot's own messages need not come back
+        self._marks_membership = False
+        #: `_SYNC_FILTER` with the bot's own messages left out, once it marks them: its
+        #: own cards, five a second in a burst, would otherwise end every long poll at
+        #: once, and a command typed meanwhile would wait for the round trip under way
+        #: and one more
+        self._news_filter = {
+            **_SYNC_FILTER,
+            "room": {"timeline": {"limit": 500, "not_senders": [settings.user_id]}},
+        }
         #: loop time of the last sync that succeeded (`connected`)
         self._synced_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
@@ -281,8 +292,9 @@ class MatrixPlatform:
         failing = False
         while True:
             try:
+                news = self._news_filter if self._marks_membership else _SYNC_FILTER
                 answer = await self.client.sync(
-                    timeout=self._settings.poll_ms, sync_filter=_SYNC_FILTER, since=self._token
+                    timeout=self._settings.poll_ms, sync_filter=news, since=self._token
                 )
                 if isinstance(answer, SyncError):
                     if answer.status_code == "M_UNKNOWN_TOKEN" and not self._settings.access_token:
@@ -380,7 +392,15 @@ class MatrixPlatform:
             await state.save_sync_token(session, self._settings.user_id, self._token, self._clock())
 
     def _since_joined(self, events: list[Any]) -> list[Any]:
-        """A room joined in this sync shows some of its past: only what follows the join is news."""
+        """A room joined in this sync shows some of its past: only what follows the join is news.
+
+        Where the homeserver marks each event with the bot's membership after it
+        (`unsigned.membership`), that says it, even with the bot's own join left out of
+        the sync; otherwise the bot's own join event in the timeline does."""
+        marks = [(getattr(e, "source", {}).get("unsigned") or {}).get("membership") for e in events]
+        if events and all(marks):
+            self._marks_membership = True
+            return [e for e, mark in zip(events, marks, strict=True) if mark == "join"]
         for index in range(len(events) - 1, -1, -1):
             source = getattr(events[index], "source", {})
             if (
