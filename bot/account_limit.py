@@ -4,11 +4,12 @@ Synapse limits each user's messages in every room and private room together
 (`rc_message`): a leaky bucket of `burst` messages that empties at `per_second`
 (synapse/api/ratelimiting.py: a message is refused while the bucket holds `burst`).
 The outbox keeps its own estimate of that bucket, so that it avoids a 429 rather
-than learns from one, and keeps RESERVE messages of it for what cannot wait:
+than learns from one, and keeps a reserve of it (RESERVE_SHARE) for what cannot wait:
 
 - a private answer (and a channel's first burst card) may use the whole bucket;
-- a card change or a new card goes only while more than RESERVE would stay free, so a
-  backlog of cards never spends what the next "is yours" needs.
+- a card change goes only while more than the reserve would stay free, a new card
+  while one more would (for the burst card, or a claim's change), so a backlog of
+  cards never spends what the next "is yours" needs.
 
 What the homeserver really allows is not known until it shows it. The bot starts
 from the platform's documented default (`AccountLimit`: Synapse's is 10, 0.2 a
@@ -124,14 +125,19 @@ class AccountBucket:
             if self._probing(loop_now):
                 return 0.0
             ceiling = self.burst - self.reserve - 1.0
+            if urgency is Urgency.NEW_CARD:
+                # one message above the reserve stays for what shows the burst first:
+                # its burst card, or a claimed card's change
+                ceiling -= 1.0
         wait = max(0.0, (self.level(loop_now) - ceiling) / self.per_second)
         if wait > 0 and urgency is not Urgency.ANSWER and self._held_since is None:
             self._held_since = loop_now
         return wait
 
     def room_for_cards(self, loop_now: float) -> float:
-        """How many card changes or new cards may go now, above the reserve."""
-        return max(0.0, self.burst - self.reserve - self.level(loop_now))
+        """How many new cards may go now (above the reserve, and the one message kept
+        for a burst card or a change)."""
+        return max(0.0, self.burst - self.reserve - 1.0 - self.level(loop_now))
 
     def take(self, loop_now: float, urgency: Urgency, messages: int = 1) -> None:
         """Messages chosen to go now: counted at once, so that the next lane chosen in

@@ -19,11 +19,12 @@ def _send(bucket: AccountBucket, at: float, urgency: Urgency) -> None:
 
 def test_cards_leave_half_of_the_default_bucket_to_private_answers() -> None:
     bucket = AccountBucket(SYNAPSE_DEFAULT)
-    for i in range(5):
+    for i in range(4):
         _send(bucket, i * 0.01, Urgency.NEW_CARD)
-    # Five cards went: the next card, and a change to a card, wait for the bucket to
-    # empty by one message (five seconds at 0.2 a second).
+    # Four new cards went: the next waits for the bucket to empty by one message (five
+    # seconds at 0.2 a second), while one more change to a card (or a burst card) goes.
     assert bucket.wait(0.1, Urgency.NEW_CARD) == pytest.approx(4.9, abs=0.05)
+    _send(bucket, 0.1, Urgency.CHANGE)
     assert bucket.wait(0.1, Urgency.CHANGE) == pytest.approx(4.9, abs=0.05)
     # Five private answers go at once, nothing of them waits.
     for i in range(5):
@@ -71,8 +72,8 @@ def test_messages_beyond_the_default_that_get_through_show_the_limit_lifted() ->
 def test_waiting_cards_test_an_assumed_limit_only_when_the_reserve_is_spent_or_unused() -> None:
     bucket = AccountBucket(SYNAPSE_DEFAULT)
     for i in range(5):
-        _send(bucket, i * 0.01, Urgency.NEW_CARD)
-    assert bucket.wait(0.1, Urgency.NEW_CARD) > 0  # the sixth card waits from now
+        _send(bucket, i * 0.01, Urgency.NEW_CARD if i < 4 else Urgency.CHANGE)
+    assert bucket.wait(0.1, Urgency.NEW_CARD) > 0  # the next card waits from now
     _send(bucket, 1.0, Urgency.ANSWER)
     # answers keep coming: the cards keep out of the reserve
     assert bucket.wait(4.0, Urgency.NEW_CARD) > 0
@@ -81,7 +82,7 @@ def test_waiting_cards_test_an_assumed_limit_only_when_the_reserve_is_spent_or_u
 
     spent = AccountBucket(SYNAPSE_DEFAULT)
     for i in range(5):
-        _send(spent, i * 0.01, Urgency.NEW_CARD)
+        _send(spent, i * 0.01, Urgency.NEW_CARD if i < 4 else Urgency.CHANGE)
     for i in range(5):
         _send(spent, 0.1 + i * 0.01, Urgency.ANSWER)
     # the answers filled the bucket: a card beyond it costs at most a 429
