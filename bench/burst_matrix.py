@@ -19,7 +19,7 @@ and how many 429s the homeserver answered.
 The default load asks for 25 private answers in the 10 s (a claim every 100th 202, a
 Claim next every 200th, someone else every second): more than the account may send
 then (12 messages), so it shows what the limit makes impossible; `--modest` asks for
-about 8 (claim every 400th, Claim next every 500th, someone else every 5 s). Claims are
+7 (claim every 500th, Claim next every 500th, someone else every 4 s). Claims are
 also timed as the bot recorded them (its `claimed_at`), and a claim by number's time
 is split where it went: the bench's loop, the person's client, Synapse to the bot's
 sync and the handler, the outbox and the send, Synapse to the person's sync.
