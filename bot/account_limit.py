@@ -85,6 +85,7 @@ class AccountBucket:
     """The outbox's estimate of one account's bucket (loop times, in seconds)."""
 
     def __init__(self, default: AccountLimit):
+        self._default = default
         self.burst = float(default.burst)
         self.per_second = default.per_second
         self.known = Known.ASSUMED
@@ -159,24 +160,37 @@ class AccountBucket:
 
         Synapse's `retry_after` is (level - burst + 1) / rate: right after the bot's last
         accepted message filled the bucket, it is a message's worth less the time since
-        that message. So the seconds per message are at least `retry_after` plus that
-        time (taken as they are: a later 429 can only show them longer); the burst is
-        the fullest the bot's accepted messages made the bucket at that rate."""
+        that message, so the seconds per message are at least `retry_after` plus that
+        time. The first 429 (or the first since a lift) is weighed against the default:
+        if the bot's accepted messages had filled a default bucket, the default it is
+        (never faster than that bound); if far fewer were let through, the homeserver
+        has a smaller bucket of its own: its rate is that bound, its burst the fullest
+        the accepted messages made the bucket at that rate. Later 429s can only show
+        the messages' worth longer."""
         since = loop_now - self._accepted[-1] if self._accepted else 0.0
-        gap = retry_after + since
+        bound = retry_after + since
+        default = self._default
         if self.known is Known.LIMITED:
-            gap = max(gap, 1.0 / self.per_second)
+            gap = max(bound, 1.0 / self.per_second)
+        elif self._peak(default.per_second) >= default.burst - 1.0:
+            gap = max(bound, 1.0 / default.per_second)
+            self.burst = float(default.burst)
+        else:
+            gap = bound
+            self.burst = float(max(1, round(self._peak(1.0 / max(gap, 1e-3)))))
         self.per_second = 1.0 / max(gap, 1e-3)
-        peak = level = 0.0
-        for before, at in zip((None, *self._accepted), self._accepted, strict=False):
-            drained = 0.0 if before is None else (at - before) * self.per_second
-            level = max(0.0, level - drained) + 1.0
-            peak = max(peak, level)
-        if peak >= 1.0 and self.known is Known.ASSUMED:
-            self.burst = float(round(peak))
         self.known = Known.LIMITED
         self._level = self.burst - 1.0 + retry_after * self.per_second
         self._at = loop_now
+
+    def _peak(self, per_second: float) -> float:
+        """The fullest the accepted messages made a bucket emptying at `per_second`."""
+        peak = level = 0.0
+        for before, at in zip((None, *self._accepted), self._accepted, strict=False):
+            drained = 0.0 if before is None else (at - before) * per_second
+            level = max(0.0, level - drained) + 1.0
+            peak = max(peak, level)
+        return peak
 
     def _probing(self, loop_now: float) -> bool:
         """Whether waiting cards test an assumed limit now (module docstring)."""

@@ -87,3 +87,16 @@ def test_waiting_cards_test_an_assumed_limit_only_when_the_reserve_is_spent_or_u
         _send(spent, 0.1 + i * 0.01, Urgency.ANSWER)
     # the answers filled the bucket: a card beyond it costs at most a 429
     assert spent.wait(0.2, Urgency.NEW_CARD) == 0.0
+
+
+def test_a_429_after_a_default_bucket_filled_keeps_the_default_rate() -> None:
+    # Ten got through, the eleventh is refused with a short retry_after (the bucket had
+    # just emptied by most of a message): that is still the default, one every 5 s, not
+    # one every 0.7 s (which would meet a 429 at nearly every message).
+    bucket = AccountBucket(SYNAPSE_DEFAULT)
+    for i in range(10):
+        _send(bucket, i * 0.01, Urgency.ANSWER)
+    bucket.refused(0.5, 0.3)
+    assert bucket.per_second == pytest.approx(0.2)
+    assert bucket.burst == 10
+    assert bucket.wait(0.5, Urgency.ANSWER) == pytest.approx(0.3, abs=0.01)
