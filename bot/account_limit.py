@@ -114,18 +114,19 @@ class AccountBucket:
         """Whether messages may have to wait (the limit is not known to be lifted)."""
         return self.known is not Known.LIFTED
 
-    def wait(self, loop_now: float, urgency: Urgency) -> float:
-        """Seconds before a message of this urgency may go."""
+    def wait(self, loop_now: float, urgency: Urgency, messages: int = 1) -> float:
+        """Seconds before `messages` of this urgency (one unit: an edit and its thread
+        line are two) may go."""
         if self.known is Known.LIFTED:
             return 0.0
         if urgency is Urgency.ANSWER:
             if self.known is Known.ASSUMED:
                 return 0.0
-            ceiling = self.burst - 1.0  # room for one
+            ceiling = self.burst - messages  # room for them
         else:
             if self._probing(loop_now):
                 return 0.0
-            ceiling = self.burst - self.reserve - 1.0
+            ceiling = self.burst - self.reserve - messages
             if urgency is Urgency.NEW_CARD:
                 # one message above the reserve stays for what shows the burst first:
                 # its burst card, or a claimed card's change

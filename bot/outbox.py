@@ -428,7 +428,7 @@ class OutboxWorker:
             # The burst card is not a new card: on a platform limited per account its
             # first post may use the room kept for private answers, its updates that
             # of card changes.
-            held = self._held(units[0], loop_now)
+            held = self._held(units[0], loop_now, cards)
             change = max(wait, self._held_burst(lane, head, loop_now))
             burst_due = (
                 paced
@@ -529,7 +529,7 @@ class OutboxWorker:
             late = max(
                 self._pace_wait(head, lane, loop_now),
                 self._not_before.get(lane, 0.0) - loop_now,
-                self._held(units[0], loop_now),
+                self._held(units[0], loop_now, cards),
             )
             if late > 0:
                 await self._release(queued)
@@ -872,12 +872,14 @@ class OutboxWorker:
             return False
         return bool(self._pace(row))
 
-    def _held(self, unit: _Unit, loop_now: float) -> float:
+    def _held(self, unit: _Unit, loop_now: float, cards: Mapping[int, str]) -> float:
         """Seconds a message waits on a platform limited per account: a private answer
         for room in the account's bucket, a card change or a new card for room above
         its reserve (bot/account_limit.py)."""
         bucket = self._shared.get(unit.row.platform)
-        return bucket.wait(loop_now, _urgency(unit)) if bucket is not None else 0.0
+        if bucket is None:
+            return 0.0
+        return bucket.wait(loop_now, _urgency(unit), self._messages(unit, cards))
 
     def _burst_urgency(self, lane: str) -> Urgency:
         """A channel's first burst card may use the reserve (it is what a burst shows
@@ -894,18 +896,19 @@ class OutboxWorker:
         """The unit goes now: counted in its account's bucket at once (the next lane
         chosen in this pass sees it: lanes waiting for the same room take turns)."""
         bucket = self._shared.get(unit.row.platform)
-        if bucket is None:
-            return
-        messages = 1
+        if bucket is not None:
+            bucket.take(loop_now, _urgency(unit), self._messages(unit, cards))
+
+    def _messages(self, unit: _Unit, cards: Mapping[int, str]) -> int:
+        """How many messages the unit sends: an edit of a posted card may be more than
+        one (Matrix: and a line in its thread)."""
         row = unit.row
-        if row.kind == OutboxKind.UPDATE and row.conversation_id in cards:
-            # an edit of a posted card may be more than one message (Matrix: and a line
-            # in its thread)
-            platform = self._platforms.get(row.platform)
-            per_update = getattr(platform, "messages_per_update", None)
-            if per_update is not None:
-                messages = int(per_update(view_from_dict(json.loads(unit.payload))))
-        bucket.take(loop_now, _urgency(unit), messages)
+        if row.kind != OutboxKind.UPDATE or row.conversation_id not in cards:
+            return 1
+        per_update = getattr(self._platforms.get(row.platform), "messages_per_update", None)
+        if per_update is None:
+            return 1
+        return int(per_update(view_from_dict(json.loads(unit.payload))))
 
     def _take_burst(self, lane: str, row: OutboxRow, loop_now: float) -> None:
         bucket = self._shared.get(row.platform)
