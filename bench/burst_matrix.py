@@ -403,7 +403,8 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
             f"{results.changes} claimed cards' changes; Synapse's default lets the account "
             f"send 10 + 0.2 × {results.seconds:.0f} s = {allowed:.0f} messages in that "
             f"time, everything together (Inloop keeps 5 of the 10 for private answers): "
-            f"answers beyond about {5 + 0.2 * results.seconds:.0f} wait for the account's "
+            f"answers beyond those 5 and the {0.2 * results.seconds:.0f} that refill "
+            f"meanwhile (shared with the claimed cards' changes) wait for the account's "
             f"pace, one every 5 s"
         )
     report_latencies(results)
