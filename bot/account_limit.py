@@ -131,6 +131,9 @@ class AccountBucket:
                 # one message above the reserve stays for what shows the burst first:
                 # its burst card, or a claimed card's change
                 ceiling -= 1.0
+        # An empty bucket lets anything through (a homeserver's burst smaller than a
+        # reserve and a unit together must not hold cards for ever).
+        ceiling = max(0.0, ceiling)
         wait = max(0.0, (self.level(loop_now) - ceiling) / self.per_second)
         if wait > 0 and urgency is not Urgency.ANSWER and self._held_since is None:
             self._held_since = loop_now

@@ -100,3 +100,15 @@ def test_a_429_after_a_default_bucket_filled_keeps_the_default_rate() -> None:
     assert bucket.per_second == pytest.approx(0.2)
     assert bucket.burst == 10
     assert bucket.wait(0.5, Urgency.ANSWER) == pytest.approx(0.3, abs=0.01)
+
+
+def test_a_homeserver_burst_smaller_than_the_reserve_still_lets_cards_through() -> None:
+    # Two at once, then one a second: the reserve (one) and a card's edit with its
+    # thread line (two) do not fit above it, yet cards go once the bucket is empty.
+    bucket = AccountBucket(SYNAPSE_DEFAULT)
+    for i in range(2):
+        _send(bucket, i * 0.01, Urgency.ANSWER)
+    bucket.refused(0.02, 0.99)
+    assert bucket.burst == 2
+    assert bucket.wait(10.0, Urgency.NEW_CARD) == 0.0
+    assert bucket.wait(10.0, Urgency.CHANGE, messages=2) == 0.0
