@@ -42,6 +42,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.selectable import Select
 from sqlmodel import col
 
+from bot.account_limit import AccountBucket, AccountLimit, Urgency
 from bot.clock import Clock
 from bot.duties import Liveness
 from bot.events import ChannelId, PersonId, Undeliverable, bounded, platform_of
@@ -76,19 +77,9 @@ BURST_REFRESH = 10.0
 BURST_HOLD = timedelta(seconds=60)
 #: the channels' backlogs of new cards are counted at most this often
 BACKLOG_EVERY = 0.5
-#: on a platform limited per account (`limit_per_account`), whose rate is not known
-#: until it answers a 429, this many new cards waiting in one channel make a burst
-#: (Synapse's default burst: ten messages)
+#: on a platform limited per account whose limit was shown lifted, this many new cards
+#: waiting in one channel make a burst (Synapse's default burst: ten messages)
 SHARED_BURST_CARDS = 10
-#: messages of the account's allowance kept free for what cannot wait (private
-#: answers, card changes), once a platform limited per account has answered a 429:
-#: new cards wait for the rest (a claim is an edit, a line in the thread and an answer)
-HEADROOM = 4
-#: seconds by which a card change lets a private answer go first into a bucket that
-#: was full (both wait for the same moment)
-CHANGE_AFTER = 0.3
-#: a platform limited per account that answered no 429 for this long is not limited now
-FORGET_LIMIT_AFTER = 120.0
 #: a lane due sooner than this keeps the worker busy (not idle: `settle` waits for it)
 IDLE_AFTER = 0.05
 #: the running worker reads every lane at most this often on kicks alone (a burst of
@@ -229,58 +220,6 @@ class _Burst:
     look_up: bool = False
 
 
-@dataclass
-class _Allowance:
-    """What a platform limited per account (Synapse limits each user, every room and
-    private room together) lets the bot send: learnt from its 429s, modelled as the
-    homeserver's own bucket, so that new cards leave HEADROOM messages for what cannot
-    wait. Before its first 429 nothing is known, and nothing is held back."""
-
-    #: seconds per message the homeserver allows: the longest retry_after it gave
-    gap: float = 0.0
-    #: loop time before which no new card goes (the bucket keeps HEADROOM free)
-    new_cards_at: float = 0.0
-    #: loop time until which the bucket is full (the last 429's retry_after): every lane
-    #: waits, private answers first, card changes just after
-    full_until: float = 0.0
-    #: loop time of the last 429
-    limited_at: float = float("-inf")
-
-    def limited(self, loop_now: float, retry_after: float) -> None:
-        """A 429: the bucket is full until `retry_after`; new cards wait for HEADROOM more."""
-        self.gap = max(self.gap, retry_after)
-        self.limited_at = loop_now
-        self.full_until = max(self.full_until, loop_now + retry_after)
-        self.new_cards_at = max(self.new_cards_at, loop_now + retry_after + HEADROOM * self.gap)
-
-    def take(self, loop_now: float) -> None:
-        """A message leaves: while the bucket is full (it was, less than a message's
-        worth ago), the next waits a message's worth more, so that lanes waiting for the
-        same moment take turns instead of all trying (and all but one meeting a 429)."""
-        if self.active(loop_now) and self.full_until > loop_now - self.gap:
-            self.full_until = max(self.full_until, loop_now) + self.gap
-
-    def spent(self, loop_now: float, messages: int = 1) -> None:
-        """Messages that got through fill the bucket as much."""
-        if self.active(loop_now):
-            self.new_cards_at = max(self.new_cards_at, loop_now) + messages * self.gap
-
-    def active(self, loop_now: float) -> bool:
-        """Limited now: a 429, or new cards held back, less than FORGET_LIMIT_AFTER ago
-        (held back, they meet no 429: the bucket is still being kept from filling)."""
-        latest = max(self.limited_at, self.new_cards_at)
-        return self.gap > 0 and loop_now - latest < FORGET_LIMIT_AFTER
-
-    def wait(self, loop_now: float, rank: int) -> float:
-        """Seconds before a message may go: a private answer (rank 0) as soon as the
-        bucket has room, a change to a card (1) just after (so that when one message
-        fits, the answer is it), a new card (2) once HEADROOM more would fit."""
-        if not self.active(loop_now):
-            return 0.0
-        full = self.full_until - loop_now + (CHANGE_AFTER if rank else 0.0)
-        return max(full, self.new_cards_at - loop_now) if rank == 2 else full
-
-
 #: renders a channel's burst card from what waits there since a time (the handler's rule)
 BurstView = Callable[[ChannelId, datetime], Awaitable[View]]
 
@@ -366,11 +305,11 @@ class OutboxWorker:
         #: the channels' backlogs of new cards as last counted, and when (loop time)
         self._counted: tuple[float, dict[str, tuple[int, int]]] = (float("-inf"), {})
         #: platforms whose rate limit counts every channel and private message together
-        #: (an optional attribute of a platform: Matrix's)
+        #: (an optional attribute of a platform, its documented default: Matrix's)
         self._shared = {
-            name: _Allowance()
+            name: AccountBucket(limit)
             for name, platform in platforms.items()
-            if getattr(platform, "limit_per_account", False)
+            if isinstance(limit := getattr(platform, "account_limit", None), AccountLimit)
         }
         #: when the last full pass began (loop time), and whether a lane finished since
         self._last_full = 0.0
@@ -503,10 +442,11 @@ class OutboxWorker:
                 self._pace_wait(head, lane, loop_now),
                 self._not_before.get(lane, 0.0) - loop_now,
             )
-            # The burst card is a change to the channel, not a new card: on a platform
-            # limited per account it need not wait for the room kept for changes.
-            held = self._held(units[0], loop_now)
-            change = max(wait, self._held_change(head, loop_now))
+            # The burst card is not a new card: on a platform limited per account its
+            # first post may use the room kept for private answers, its updates that
+            # of card changes.
+            held = self._held(units[0], loop_now, cards)
+            change = max(wait, self._held_burst(lane, head, loop_now))
             burst_due = (
                 paced
                 and change <= 0
@@ -517,12 +457,12 @@ class OutboxWorker:
             wait = max(wait, held)
             if burst_due:
                 bursts.append(lane)
-                self._take(head.platform, loop_now)
+                self._count_burst_message(lane, head, loop_now)
             elif wait > 0:
                 waits.append(wait)
             elif paced:
                 chosen[lane] = units[:1]
-                self._take(head.platform, loop_now)
+                self._take(units[0], loop_now, cards)
             else:
                 chosen[lane] = list(
                     itertools.takewhile(lambda u: self._backoff_wait(u.row, now) <= 0, units)
@@ -609,7 +549,7 @@ class OutboxWorker:
             late = max(
                 self._pace_wait(head, lane, loop_now),
                 self._not_before.get(lane, 0.0) - loop_now,
-                self._held(units[0], loop_now),
+                self._held(units[0], loop_now, cards),
             )
             if late > 0:
                 await self._release(queued)
@@ -617,7 +557,7 @@ class OutboxWorker:
             if self._one_at_a_time(head):
                 await self._release([r for u in units[1:] for r in u.rows])
                 units = units[:1]
-                self._take(head.platform, loop_now)
+                self._take(units[0], loop_now, cards)
             started.append(self._spawn(lane, self._deliver_lane(lane, units, cards)))
         return started
 
@@ -667,14 +607,12 @@ class OutboxWorker:
             return False
         if backlog is None:
             return burst is not None  # every card is out: its last update
-        allowance = self._shared.get(head.platform)
+        bucket = self._shared.get(head.platform)
         if burst is None:
-            if allowance is not None and not allowance.gap:
-                # The homeserver's rate is not known before its first 429: a burst is
-                # more new cards at once than its default lets through.
-                if backlog[0] < SHARED_BURST_CARDS:
+            if bucket is not None:
+                if not self._account_burst(bucket, backlog[0], loop_now):
                     return False
-            elif backlog[0] * self._lane_pace(head) <= self._burst_after:
+            elif backlog[0] * self._pace(head) <= self._burst_after:
                 return False
             if loop_now < self._bursts_elsewhere.get(lane, 0.0):
                 return False  # another instance shows this channel's burst card
@@ -683,8 +621,20 @@ class OutboxWorker:
         if burst.ref is None:
             return True  # its post failed: try again
         # Under a limit per account each update costs what a card costs: fewer of them.
-        refresh = max(BURST_REFRESH, HEADROOM * allowance.gap) if allowance else BURST_REFRESH
+        refresh = BURST_REFRESH
+        if bucket is not None and bucket.holds:
+            refresh = max(refresh, bucket.reserve / bucket.per_second)
         return backlog != burst.shown and loop_now - burst.at >= refresh
+
+    def _account_burst(self, bucket: AccountBucket, waiting: int, loop_now: float) -> bool:
+        """Whether `waiting` new cards in one channel are a burst on a platform limited
+        per account: more than the account's bucket lets through within BURST_AFTER
+        seconds, above its reserve; where the limit was shown lifted (no rate known),
+        more than its default burst at once."""
+        if not bucket.holds:
+            return waiting >= SHARED_BURST_CARDS
+        room = bucket.room_for_cards(loop_now) + self._burst_after * bucket.per_second
+        return waiting > room
 
     async def _show_burst(self, lane: str, backlogs: Mapping[str, tuple[int, int]]) -> None:
         """Post or update the lane's burst card (its last update, once the backlog is
@@ -739,8 +689,10 @@ class OutboxWorker:
             else:
                 await platform.update(channel, burst.ref, view, key)
                 posted = False
+                # the last update says the burst is over also in the card's thread
+                self._take_more(platform, view, Urgency.CHANGE, loop.time())
             burst.shown = backlog
-            self._spent(platform_of(target), started)
+            self._spent(platform_of(target), loop.time())
             if backlog[0] == 0:
                 del self._bursts[lane]
             await self._note_burst(target, burst, view, posted=posted, over=backlog[0] == 0)
@@ -972,7 +924,7 @@ class OutboxWorker:
         return (
             row.kind != OutboxKind.PRIVATE
             and not self._one_at_a_time(row)
-            and not self._lane_pace(row)
+            and not self._pace(row)
             and lane not in self._not_before
         )
 
@@ -1060,57 +1012,81 @@ class OutboxWorker:
         Private answers are not paced: a person gets few, and must get them at once."""
         return 0.0 if row.kind == OutboxKind.PRIVATE else self._pacing.get(row.platform, 0.0)
 
-    def _lane_pace(self, row: OutboxRow) -> float:
-        """Seconds per message of the row's channel: the platform's pace, or on a platform
-        limited per account, what its 429s taught (0: not known)."""
-        allowance = self._shared.get(row.platform)
-        if allowance is not None and row.kind != OutboxKind.PRIVATE:
-            return max(self._pace(row), allowance.gap)
-        return self._pace(row)
-
     def _one_at_a_time(self, row: OutboxRow) -> bool:
         """Whether the row's lane sends one message per pass: a paced channel, and every
         lane of a platform limited per account, so that each pass can put its burst
         card, or a change to a card, ahead of the next new card, and give the account's
         next message to the lane whose turn it is."""
-        allowance = self._shared.get(row.platform)
-        if allowance is not None and row.kind != OutboxKind.PRIVATE:
+        bucket = self._shared.get(row.platform)
+        if bucket is not None and row.kind != OutboxKind.PRIVATE:
             return True
-        if allowance is not None:  # a person's answers take turns only while limited
-            return allowance.active(asyncio.get_running_loop().time())
+        if bucket is not None:  # a person's answers take turns unless the limit is lifted
+            return bucket.holds
         if row.kind == OutboxKind.PRIVATE:
             return False
         return bool(self._pace(row))
 
-    def _held(self, unit: _Unit, loop_now: float) -> float:
-        """Seconds a message waits on a platform limited per account: while its bucket
-        is full, and for a new card, until there is room left for what cannot wait."""
-        allowance = self._shared.get(unit.row.platform)
-        if allowance is None:
+    def _held(self, unit: _Unit, loop_now: float, cards: Mapping[int, str]) -> float:
+        """Seconds a message waits on a platform limited per account: a private answer
+        for room in the account's bucket, a card change or a new card for room above
+        its reserve (bot/account_limit.py)."""
+        bucket = self._shared.get(unit.row.platform)
+        if bucket is None:
             return 0.0
-        rank = 0 if unit.row.kind == OutboxKind.PRIVATE else 2 if _is_new_card(unit) else 1
-        return allowance.wait(loop_now, rank)
+        return bucket.wait(loop_now, _urgency(unit), self._messages(unit, cards))
 
-    def _held_change(self, row: OutboxRow, loop_now: float) -> float:
-        """Seconds a change to the row's channel (its burst card) waits on a platform
-        limited per account."""
-        allowance = self._shared.get(row.platform)
-        return allowance.wait(loop_now, 1) if allowance is not None else 0.0
+    def _burst_urgency(self, lane: str) -> Urgency:
+        """A channel's first burst card may use the reserve (it is what a burst shows
+        first); its updates are changes."""
+        burst = self._bursts.get(lane)
+        return Urgency.ANSWER if burst is None or burst.ref is None else Urgency.CHANGE
 
-    def _take(self, platform: str, loop_now: float) -> None:
-        allowance = self._shared.get(platform)
-        if allowance is not None:
-            allowance.take(loop_now)
+    def _held_burst(self, lane: str, row: OutboxRow, loop_now: float) -> float:
+        """Seconds the channel's burst card waits on a platform limited per account."""
+        bucket = self._shared.get(row.platform)
+        return bucket.wait(loop_now, self._burst_urgency(lane)) if bucket is not None else 0.0
+
+    def _take(self, unit: _Unit, loop_now: float, cards: Mapping[int, str]) -> None:
+        """The unit goes now: counted in its account's bucket at once (the next lane
+        chosen in this pass sees it: lanes waiting for the same room take turns)."""
+        bucket = self._shared.get(unit.row.platform)
+        if bucket is not None:
+            bucket.take(loop_now, _urgency(unit), self._messages(unit, cards))
+
+    def _messages(self, unit: _Unit, cards: Mapping[int, str]) -> int:
+        """How many messages the unit sends: an edit of a posted card may be more than
+        one (Matrix: and a line in its thread)."""
+        row = unit.row
+        if row.kind != OutboxKind.UPDATE or row.conversation_id not in cards:
+            return 1
+        per_update = getattr(self._platforms.get(row.platform), "messages_per_update", None)
+        if per_update is None:
+            return 1
+        return int(per_update(view_from_dict(json.loads(unit.payload))))
+
+    def _count_burst_message(self, lane: str, row: OutboxRow, loop_now: float) -> None:
+        """The burst card's message, counted against the account's bucket."""
+        bucket = self._shared.get(row.platform)
+        if bucket is not None:
+            bucket.take(loop_now, self._burst_urgency(lane))
+
+    def _take_more(self, platform: Platform, view: View, urgency: Urgency, now: float) -> None:
+        """An update that turned out to send more than the one message counted."""
+        bucket = self._shared.get(platform.name)
+        per_update = getattr(platform, "messages_per_update", None)
+        more = int(per_update(view)) - 1 if per_update is not None else 0
+        if bucket is not None and more > 0:
+            bucket.take(now, urgency, more)
 
     def _spent(self, platform: str, loop_now: float) -> None:
-        allowance = self._shared.get(platform)
-        if allowance is not None:
-            allowance.spent(loop_now)
+        bucket = self._shared.get(platform)
+        if bucket is not None:
+            bucket.sent(loop_now)
 
     def _limited(self, platform: str, retry_after: float) -> None:
-        allowance = self._shared.get(platform)
-        if allowance is not None:
-            allowance.limited(asyncio.get_running_loop().time(), retry_after)
+        bucket = self._shared.get(platform)
+        if bucket is not None:
+            bucket.refused(asyncio.get_running_loop().time(), retry_after)
 
     def _pace_wait(self, row: OutboxRow, lane: str, loop_now: float) -> float:
         """Seconds before this lane may send again (the platform's per-channel rate)."""
@@ -1128,7 +1104,7 @@ class OutboxWorker:
         started = asyncio.get_running_loop().time()
         try:
             ref = await self._send_bounded(row, cards, payload)
-            self._spent(row.platform, started)
+            self._spent(row.platform, asyncio.get_running_loop().time())
             return True, ref
         except _LeaseLost:
             log.info("outbox row %s: lease lapsed while looking it up; left to its taker", row.id)
@@ -1507,6 +1483,13 @@ def _shown_once(platform: Platform, row: OutboxRow) -> bool:
     (Slack's ephemeral answers: `Platform.find_sent` cannot find them)."""
     ephemeral: Callable[[str | None], bool] | None = getattr(platform, "is_ephemeral", None)
     return row.kind == OutboxKind.PRIVATE and ephemeral is not None and ephemeral(row.context)
+
+
+def _urgency(unit: _Unit) -> Urgency:
+    """How much of an account's bucket the unit may use."""
+    if unit.row.kind == OutboxKind.PRIVATE:
+        return Urgency.ANSWER
+    return Urgency.NEW_CARD if _is_new_card(unit) else Urgency.CHANGE
 
 
 def _lane(row: OutboxRow) -> str:

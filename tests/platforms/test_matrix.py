@@ -352,6 +352,25 @@ async def test_a_restart_of_the_bot_and_of_synapse_loses_nothing_and_repeats_not
     assert len(cards(ann, owner_room, bot)) == 4
 
 
+async def test_a_room_the_bot_joins_later_shows_its_past_which_the_bot_does_not_act_on(
+    bot: Bot, admin: MatrixPerson
+) -> None:
+    # After the set-up the bot's syncs leave out its own messages (Synapse marks each
+    # event with the bot's membership): its own join no longer shows in a sync, and the
+    # marks alone must tell a room's past from what follows the join.
+    await setup_team(admin, bot)
+    room = await admin.create_room()
+    await admin.say(room, "!inloop help")  # typed before the bot is there
+    answered = len(admin.direct_messages(bot.user_id))
+    await admin.client.room_invite(room, bot.user_id)
+    await joined(admin, room, bot.user_id)
+    await admin.say(room, "!inloop queue")
+    await admin.until(lambda: len(admin.direct_messages(bot.user_id)) > answered)
+    await asyncio.sleep(1.0)  # time for the help to be answered too, if it were
+    said = admin.direct_messages(bot.user_id)[answered:]
+    assert len(said) == 1 and "Commands (" not in said[0], said
+
+
 async def test_an_invite_from_a_stranger_is_declined_and_one_from_staff_accepted(
     bot: Bot, admin: MatrixPerson, people: People
 ) -> None:

@@ -50,6 +50,7 @@ from nio import (
     WhoamiError,
 )
 
+from bot.account_limit import AccountLimit
 from bot.clock import Clock
 from bot.config import Settings
 from bot.events import ChannelId, NotYet, PersonId, local_part
@@ -102,11 +103,13 @@ class MatrixSettings:
 class MatrixPlatform:
     name = "matrix"
     command_prefix = translate.PREFIX
-    # Synapse rate-limits per user, not per room: no pace per room; its 429s are waited
-    # out instead, and the outbox learns the account's rate from them, keeping room for
-    # private answers and card changes ahead of new cards (`limit_per_account`).
+    # Synapse rate-limits per user, not per room: no pace per room. The outbox keeps an
+    # estimate of the account's bucket, from Synapse's documented default `rc_message`
+    # (ten messages, then one every five seconds) until the homeserver shows otherwise
+    # (a 429, or more getting through), with a reserve for private answers
+    # (bot/account_limit.py).
     pace_seconds = 0.0
-    limit_per_account = True
+    account_limit = AccountLimit(burst=10, per_second=0.2)
 
     def __init__(self, settings: MatrixSettings, db: Database, clock: Clock):
         self._settings = settings
@@ -122,6 +125,19 @@ class MatrixPlatform:
         self._sink: EventSink | None = None
         self._token: str | None = None
         self._saved_at = float("-inf")
+        #: the sync token being saved in the background (`_save_soon`)
+        self._saving: asyncio.Task[None] | None = None
+        #: whether the homeserver marks each event with the bot's membership (Matrix
+        #: 1.11, `unsigned.membership`): then the bot's own messages need not come back
+        self._marks_membership = False
+        #: `_SYNC_FILTER` with the bot's own messages left out, once it marks them: its
+        #: own cards, five a second in a burst, would otherwise end every long poll at
+        #: once, and a command typed meanwhile would wait for the round trip under way
+        #: and one more
+        self._news_filter = {
+            **_SYNC_FILTER,
+            "room": {"timeline": {"limit": 500, "not_senders": [settings.user_id]}},
+        }
         #: loop time of the last sync that succeeded (`connected`)
         self._synced_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
@@ -165,6 +181,8 @@ class MatrixPlatform:
                 await self._task
             self._task = None
             with contextlib.suppress(Exception):  # a database that is gone must not block exit
+                if self._saving is not None:
+                    await self._saving  # an older token must not land after the last one
                 await self._save_token()
         await self._keys_db.stop()
         if self._client is not None:
@@ -274,8 +292,9 @@ class MatrixPlatform:
         failing = False
         while True:
             try:
+                news = self._news_filter if self._marks_membership else _SYNC_FILTER
                 answer = await self.client.sync(
-                    timeout=self._settings.poll_ms, sync_filter=_SYNC_FILTER, since=self._token
+                    timeout=self._settings.poll_ms, sync_filter=news, since=self._token
                 )
                 if isinstance(answer, SyncError):
                     if answer.status_code == "M_UNKNOWN_TOKEN" and not self._settings.access_token:
@@ -341,9 +360,29 @@ class MatrixPlatform:
         self._token = answer.next_batch
         loop_now = asyncio.get_running_loop().time()
         self._synced_at = loop_now
-        if not history or loop_now - self._saved_at >= _SAVE_TOKEN_EVERY:
+        if not history:
             await self._save_token()
             self._saved_at = loop_now
+        elif loop_now - self._saved_at >= _SAVE_TOKEN_EVERY:
+            self._save_soon(loop_now)
+
+    def _save_soon(self, loop_now: float) -> None:
+        """Save the sync token without holding up the next sync: in a burst the write
+        waits for the database (SQLite's one writer, busy with the intake), and every
+        command typed meanwhile would wait with it. One save at a time: a later one
+        takes whatever token is the latest handled by then."""
+        if self._saving is not None and not self._saving.done():
+            return
+
+        async def save() -> None:
+            try:
+                await self._save_token()
+            except Exception as exc:  # tried again at the next sync after _SAVE_TOKEN_EVERY
+                log.warning("Matrix: could not save the sync token (%s)", exc)
+                self._saved_at = float("-inf")
+
+        self._saved_at = loop_now
+        self._saving = asyncio.create_task(save(), name="matrix-sync-token")
 
     async def _save_token(self) -> None:
         # Saved at most every _SAVE_TOKEN_EVERY seconds (and at stop), off the path from a
@@ -356,7 +395,15 @@ class MatrixPlatform:
             await state.save_sync_token(session, self._settings.user_id, self._token, self._clock())
 
     def _since_joined(self, events: list[Any]) -> list[Any]:
-        """A room joined in this sync shows some of its past: only what follows the join is news."""
+        """A room joined in this sync shows some of its past: only what follows the join is news.
+
+        Where the homeserver marks each event with the bot's membership after it
+        (`unsigned.membership`), that says it, even with the bot's own join left out of
+        the sync; otherwise the bot's own join event in the timeline does."""
+        marks = [(getattr(e, "source", {}).get("unsigned") or {}).get("membership") for e in events]
+        if events and all(marks):
+            self._marks_membership = True
+            return [e for e, mark in zip(events, marks, strict=True) if mark == "join"]
         for index in range(len(events) - 1, -1, -1):
             source = getattr(events[index], "source", {})
             if (
@@ -501,6 +548,11 @@ class MatrixPlatform:
             # What changed also goes in the card's thread: the card shows now, the thread when.
             line = translate.render(Notice(view.fallback))
             await self._send(room, translate.in_thread(line, message_ref), f"{key}-thread")
+
+    @staticmethod
+    def messages_per_update(view: View) -> int:
+        """The messages `update` sends (each counts against the account's limit)."""
+        return 2 if isinstance(view, Card) and view.fallback else 1
 
     async def send_private(
         self, person: PersonId, view: View, key: str, context: ChannelId | None
