@@ -940,8 +940,8 @@ class OutboxWorker:
                         # Booked at once, not with the lane's other sends: a private
                         # answer may be one that cannot be looked up after a crash
                         # (Slack's ephemeral messages), and would then be sent again;
-                        # the window between its send and its booking is one commit.
-                        await self._sent(done)
+                        # the window between its send and its booking is one statement.
+                        await self._sent(done, at_once=True)
                     else:
                         sent += done
                     if row.kind in _POSTS_CARD and row.conversation_id and ref:
@@ -1139,8 +1139,11 @@ class OutboxWorker:
         log.warning("cannot look for row %s's earlier send (%s): sending it", row.id, failure)
         return None
 
-    async def _sent(self, delivered: list[tuple[OutboxRow, str | None]]) -> None:
-        """Book a whole pass as sent in one transaction, and remember where cards went."""
+    async def _sent(
+        self, delivered: list[tuple[OutboxRow, str | None]], *, at_once: bool = False
+    ) -> None:
+        """Book a whole pass as sent in one transaction, and remember where cards went
+        (`at_once`: rows that post no card, in one statement committed on its own)."""
         self._metrics.delivered(row.platform for row, _ in delivered)  # metrics
         if not delivered:
             return
@@ -1150,10 +1153,13 @@ class OutboxWorker:
             for row, ref in delivered
             if row.kind in _POSTS_CARD and row.conversation_id and ref
         ]
+        ids = [row.id for row, _ in delivered]
+        if at_once and not posted:
+            async with self._db.at_once() as connection:
+                await connection.execute(_rows_sent_statement(), {"ids": ids, "now": now})
+            return
         async with self._db.transaction() as session:
-            await session.execute(
-                _rows_sent_statement(), {"ids": [row.id for row, _ in delivered], "now": now}
-            )
+            await session.execute(_rows_sent_statement(), {"ids": ids, "now": now})
             if posted:
                 await session.execute(_card_posted_statement(), posted)  # one executemany
 
