@@ -407,7 +407,8 @@ class Chaos:
                 victim = self.rng.choice(live)
             assert victim.process is not None
             pid = victim.process.pid
-            at = await victim.kill(after=self.rng.uniform(0.01, 0.5))
+            # the moment itself drawn apart from the loop's turns (Instance.kill)
+            at = await victim.kill(after=self.rng.uniform(0.01, 2.0))
             self.watch.last.pop(victim.slot, None)
             self.kills.append(Kill(at, victim.slot, pid))
             self._restarts.append(asyncio.create_task(self._restart(victim)))
