@@ -900,9 +900,9 @@ class OutboxWorker:
                     if row.kind == OutboxKind.PRIVATE:
                         # Booked at once, not with the lane's other sends: a private
                         # answer may be one that cannot be looked up after a crash
-                        # (`_shown_once`), so the window between its send and its
-                        # booking is kept to one commit.
-                        await self._sent(done)
+                        # (Slack's ephemeral messages), and would then be sent again;
+                        # the window between its send and its booking is one statement.
+                        await self._sent(done, at_once=True)
                     else:
                         sent += done
                     if row.kind in _POSTS_CARD and row.conversation_id and ref:
@@ -1130,15 +1130,6 @@ class OutboxWorker:
         card_ref = cards.get(row.conversation_id or 0)
         # An edit can simply be redone; an update that posts the card (below) cannot.
         if row.maybe_sent and (row.kind != OutboxKind.UPDATE or card_ref is None):
-            if _shown_once(platform, row):
-                # It was handed to the platform (`_may_be_shown`), which keeps no copy to
-                # look for: once at most is better than an answer shown twice.
-                log.warning(
-                    "outbox row %s: a private answer that may have been shown before a"
-                    " crash, and cannot be looked up: not sent again",
-                    row.id,
-                )
-                return None
             found = await self._find_sent(platform, row, card_ref)
             if found is not None:
                 return found or None
@@ -1146,8 +1137,6 @@ class OutboxWorker:
             # meanwhile, another instance may be sending the row this very moment.
             if not await self._still_mine(row):
                 raise _LeaseLost()
-        if row.kind == OutboxKind.PRIVATE:
-            await self._may_be_shown(row)
         # From here on the platform may take it (`_send_bounded`).
         self._handing.add(row.id)
         if row.kind == OutboxKind.SEND:
@@ -1170,25 +1159,6 @@ class OutboxWorker:
     def _count_failure(self, row: OutboxRow, error: DeliveryError) -> None:  # metrics
         last = row.attempts + 1 >= self._max_attempts
         self._metrics.delivery_failed(row.platform, error, last_attempt=last)
-
-    async def _may_be_shown(self, row: OutboxRow) -> None:
-        """Mark a private row maybe sent, committed, before it is handed to the platform
-        (only while this worker holds it): if this instance dies before the row is
-        booked, its taker knows that it may have been shown, and a row whose lease
-        lapsed before this point is known not to have been. `row.maybe_sent` keeps what
-        it was: a failure that surely left nothing shown (`_failed`) writes that back."""
-        async with self._db.transaction() as session:
-            marked = await session.execute(
-                update(OutboxRow)
-                .where(
-                    col(OutboxRow.id) == row.id,
-                    col(OutboxRow.state) == OutboxState.PENDING,
-                    col(OutboxRow.leased_until) == row.leased_until,
-                )
-                .values(maybe_sent=True)
-            )
-        if marked.rowcount != 1:  # type: ignore[attr-defined]
-            raise _LeaseLost()
 
     async def _still_mine(self, row: OutboxRow) -> bool:
         """Renew this worker's lease on the row, if it still holds it."""
@@ -1228,8 +1198,11 @@ class OutboxWorker:
         log.warning("cannot look for row %s's earlier send (%s): sending it", row.id, failure)
         return None
 
-    async def _sent(self, delivered: list[tuple[OutboxRow, str | None]]) -> None:
-        """Book a whole pass as sent in one transaction, and remember where cards went."""
+    async def _sent(
+        self, delivered: list[tuple[OutboxRow, str | None]], *, at_once: bool = False
+    ) -> None:
+        """Book a whole pass as sent in one transaction, and remember where cards went
+        (`at_once`: rows that post no card, in one statement committed on its own)."""
         self._metrics.delivered(row.platform for row, _ in delivered)  # metrics
         if not delivered:
             return
@@ -1239,10 +1212,13 @@ class OutboxWorker:
             for row, ref in delivered
             if row.kind in _POSTS_CARD and row.conversation_id and ref
         ]
+        ids = [row.id for row, _ in delivered]
+        if at_once and not posted:
+            async with self._db.at_once() as connection:
+                await connection.execute(_rows_sent_statement(), {"ids": ids, "now": now})
+            return
         async with self._db.transaction() as session:
-            await session.execute(
-                _rows_sent_statement(), {"ids": [row.id for row, _ in delivered], "now": now}
-            )
+            await session.execute(_rows_sent_statement(), {"ids": ids, "now": now})
             if posted:
                 await session.execute(_card_posted_statement(), posted)  # one executemany
 
@@ -1311,8 +1287,7 @@ class OutboxWorker:
                     col(OutboxRow.id) == row.id,
                     col(OutboxRow.leased_until) == row.leased_until,
                 )
-                # a private row's mark (`_may_be_shown`) goes: a 429 showed nothing
-                .values(leased_until=None, last_error=reason[:1000], maybe_sent=row.maybe_sent)
+                .values(leased_until=None, last_error=reason[:1000])
             )
 
 
@@ -1343,11 +1318,7 @@ def _lease_due_statement(instances: bool) -> UpdateBase:
             leased_until=bindparam("until"),
             leased_by=bindparam("by"),
             # a lease still set has lapsed (checked above): its worker died mid-send
-            # (a private row says so itself, `_may_be_shown`)
-            maybe_sent=or_(
-                col(OutboxRow.maybe_sent),
-                and_(col(OutboxRow.leased_until).is_not(None), _not_private()),
-            ),
+            maybe_sent=or_(col(OutboxRow.maybe_sent), col(OutboxRow.leased_until).is_not(None)),
         )
         .returning(col(OutboxRow.id), col(OutboxRow.maybe_sent), col(OutboxRow.attempts))
     )
@@ -1399,28 +1370,15 @@ def _lease_renew_statement() -> UpdateBase:
 @cache
 def _predecessors_statement() -> UpdateBase:
     """Free every pending row still leased (a start on SQLite: its predecessor's), as
-    maybe sent: it may have died after the platform took one (a private row says so
-    itself, `_may_be_shown`)."""
+    maybe sent: it may have died after the platform took one."""
     return (
         update(OutboxRow)
         .where(
             col(OutboxRow.state) == OutboxState.PENDING,
             col(OutboxRow.leased_until).is_not(None),
         )
-        .values(
-            leased_until=None,
-            leased_by=None,
-            maybe_sent=or_(col(OutboxRow.maybe_sent), _not_private()),
-        )
+        .values(leased_until=None, leased_by=None, maybe_sent=True)
     )
-
-
-def _not_private() -> Any:
-    """Whether a row is not a private message: a private row is marked maybe sent by its
-    worker just before it is sent (`_may_be_shown`), so a lapsed lease alone does not
-    make it so (it may have lapsed before the send, and an answer that cannot be looked
-    up would then be lost)."""
-    return col(OutboxRow.kind) != OutboxKind.PRIVATE
 
 
 @cache
@@ -1476,13 +1434,6 @@ def _is_new_card(unit: _Unit) -> bool:
     carries its owner and is no longer merely new)."""
     row = unit.row
     return row.kind == OutboxKind.SEND and bool(row.conversation_id) and not unit.also
-
-
-def _shown_once(platform: Platform, row: OutboxRow) -> bool:
-    """Whether the row is a private message the platform shows once and keeps no copy of
-    (Slack's ephemeral answers: `Platform.find_sent` cannot find them)."""
-    ephemeral: Callable[[str | None], bool] | None = getattr(platform, "is_ephemeral", None)
-    return row.kind == OutboxKind.PRIVATE and ephemeral is not None and ephemeral(row.context)
 
 
 def _urgency(unit: _Unit) -> Urgency:

@@ -43,13 +43,17 @@ async def on_reaction(ctx: Context, event: Reaction) -> None:
     conversation = await conversations.by_card(ctx.session, event.message_ref)
     if conversation is None:
         # ✋ on a channel's burst card is its Claim next (typed in that channel)
-        if await bursts.channel_of(ctx.session, event.message_ref) is None:
-            if await outbox.card_on_its_way(ctx.session, event.channel):
-                # Maybe a card whose poster died before booking where it went: once its
-                # row is taken over and looked up, the ✋ names it (bounded: Inbox.later).
-                raise NotYet(f"{event.message_ref} in {event.channel} may be a card on its way")
+        if await bursts.channel_of(ctx.session, event.message_ref) is not None:
+            wanted = ["next"]
+        elif await outbox.card_on_its_way(ctx.session, event.channel):
+            # Maybe a card whose poster died before booking where it went: once its
+            # row is taken over and looked up, the ✋ names it (bounded: Inbox.later).
+            raise NotYet(f"{event.message_ref} in {event.channel} may be a card on its way")
+        elif conversation := await conversations.by_card(ctx.session, event.message_ref):
+            # booked between the two looks (each statement sees the latest commit)
+            wanted = [str(conversation.id)]
+        else:
             return
-        wanted = ["next"]
     else:
         wanted = [str(conversation.id)]
     person = await ctx.directory.ensure(ctx.session, event.sender, ctx.now)

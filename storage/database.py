@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -70,6 +71,18 @@ class Database:
         lock: AbstractAsyncContextManager[Any] = self._write_lock or nullcontext()
         async with lock, self._sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def at_once(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose every statement commits on its own: on PostgreSQL no BEGIN
+        and COMMIT round trips, for a write that must be durable as soon as possible (a
+        message booked as sent right after it went). On SQLite, one transaction."""
+        if self.is_sqlite:
+            async with self.transaction() as session:
+                yield await session.connection()
+            return
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

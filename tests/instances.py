@@ -151,13 +151,28 @@ class Instance:
 
         await until(check, within, f"{self.name} ready")
 
-    async def kill(self) -> float:
-        """SIGKILL: nothing of it runs any more; the wall-clock time of the kill."""
+    async def kill(self, after: float = 0.0) -> float:
+        """SIGKILL: nothing of it runs any more; the wall-clock time of the kill.
+
+        With `after`, the signal is sent that many seconds later by a thread of its own,
+        not by this event loop: the loop also runs the fake Slack, and a kill sent as the
+        loop wakes from a stall came in the same turn as the fake's catching up with the
+        requests that had waited meanwhile (kills landed within milliseconds after the
+        fake took a message, before the instance could hear so, far more often than at
+        random moments; a real Slack and a real kill do not share a loop)."""
         assert self.process is not None
-        at = time.time()
+        pid = self.process.pid
         self.is_ready = False
-        with contextlib.suppress(ProcessLookupError):
-            self.process.send_signal(signal.SIGKILL)
+
+        def now() -> float:
+            if after:
+                time.sleep(after)
+            at = time.time()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return at
+
+        at = await asyncio.to_thread(now) if after else now()
         await self.process.wait()
         return at
 
@@ -392,7 +407,8 @@ class Chaos:
                 victim = self.rng.choice(live)
             assert victim.process is not None
             pid = victim.process.pid
-            at = await victim.kill()
+            # the moment itself drawn apart from the loop's turns (Instance.kill)
+            at = await victim.kill(after=self.rng.uniform(0.01, 2.0))
             self.watch.last.pop(victim.slot, None)
             self.kills.append(Kill(at, victim.slot, pid))
             self._restarts.append(asyncio.create_task(self._restart(victim)))

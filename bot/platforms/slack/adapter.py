@@ -701,12 +701,6 @@ class SlackPlatform:
         else:
             await self._tell(user, view, context, key)
 
-    def is_ephemeral(self, context: str | None) -> bool:
-        """Whether a private message said in `context` is an ephemeral one (shown once,
-        not kept by Slack, so `find_sent` cannot find it): the outbox then never sends it
-        again after a crash that may have come after Slack showed it."""
-        return context is not None and context != tr.NO_CHANNEL
-
     async def find_sent(
         self,
         target: str,
