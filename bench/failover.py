@@ -12,6 +12,7 @@ other one: whichever claims first.
 
     .venv/bin/python -m bench.failover                      # a throwaway PostgreSQL
     .venv/bin/python -m bench.failover --samples 10 --slow-start 8
+    .venv/bin/python -m bench.failover --instances 1 --start-delay 6   # a slow restart
 
 Reported: per duty, every sample's failover and the worst; the target is 10 s. Exits 1
 if a duty was not taken over within `--within` seconds, 2 on bad arguments.
@@ -54,6 +55,7 @@ class SlowToStart(RecordingPlatform):
         await super().start(sink)
 
 async def main() -> None:
+    await asyncio.sleep(float(sys.argv[1]))  # a restart slow to come up (--start-delay)
     settings = load_settings({{"DATABASE_URL": {url!r}, "INLOOP_ADMINS": "console:boss"}})
     platforms = {{"console": RecordingPlatform(), "matrix": SlowToStart(name="matrix")}}
     app = App(settings, platforms)
@@ -61,7 +63,9 @@ async def main() -> None:
     print(app.instance, flush=True)
     await asyncio.Event().wait()
 
-logging.basicConfig(level=logging.ERROR)
+logging.basicConfig(
+    level=logging.WARNING, format="instance %(process)d %(asctime)s %(levelname)s %(message)s"
+)
 asyncio.run(main())
 """
 
@@ -79,9 +83,14 @@ class Instance:
         self._script = _INSTANCE.format(tests=str(ROOT / "tests"), url=url, slow=slow)
         self.process: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> None:
+    async def start(self, delay: float = 0.0) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", self._script, cwd=ROOT, stdout=asyncio.subprocess.PIPE
+            sys.executable,
+            "-c",
+            self._script,
+            str(delay),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
         )
 
     async def started(self, within: float) -> None:
@@ -143,7 +152,7 @@ async def run(args: argparse.Namespace, url: str) -> Results:
             results.loads.append(load_average())
             await victim.kill()
             killed = time.time()
-            await victim.start()  # restarted at once, as a supervisor would
+            await victim.start(args.start_delay)  # restarted at once, as a supervisor would
             taken: dict[str, float] = {}
             deadline = time.monotonic() + args.within
             while len(taken) < len(moving) and time.monotonic() < deadline:
@@ -162,7 +171,8 @@ async def run(args: argparse.Namespace, url: str) -> Results:
                 + f" (load {results.loads[-1]})",
                 flush=True,
             )
-            await victim.started(args.within + args.slow_start)  # a standby again
+            # a standby again
+            await victim.started(args.within + args.slow_start + args.start_delay)
     finally:
         for instance in instances:
             await instance.kill()
@@ -173,7 +183,7 @@ async def run(args: argparse.Namespace, url: str) -> Results:
 def report(results: Results, args: argparse.Namespace, url: str) -> None:
     print(
         f"{args.instances} instance(s), {args.samples} kills; matrix starts in"
-        f" {args.slow_start:g} s; target {TARGET:g} s"
+        f" {args.slow_start:g} s; a restart waits {args.start_delay:g} s; target {TARGET:g} s"
     )
     for duty, seconds in results.failovers.items():
         if seconds:
@@ -194,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow-start", type=float, default=8.0, help="matrix's start, seconds")
     parser.add_argument("--within", type=float, default=60.0, help="seconds to wait at most")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--start-delay",
+        type=float,
+        default=0.0,
+        help="seconds a restarted instance takes before its start (a loaded machine)",
+    )
     parser.add_argument(
         "--instances", type=int, choices=(1, 2), default=2, help="1: only the restart takes over"
     )
