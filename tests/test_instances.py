@@ -109,6 +109,7 @@ def seed() -> int:
     return chosen
 
 
+@pytest.mark.chaos
 async def test_three_instances_killed_at_random_lose_nothing_and_do_nothing_twice(
     postgres: PostgresServer,
     synapse: SynapseServer,
