@@ -563,11 +563,8 @@ class SlackPlatform:
         needs no inbox row (which cost a transaction to write and another to delete, per
         message). False when it could not be stored: then it is recorded in the inbox
         before the acknowledgement, and the listener tries again."""
-        assert self._messages is not None, "events arrive only after start()"
-        async with self._turnstile.turn(message.event_id):
-            stored = self._messages.submit([message])
         try:
-            await stored
+            await self._submit(message)
         except NotStored as exc:
             log.warning(
                 "Slack: message %s not stored yet (%s); kept in the inbox to try again",
@@ -582,14 +579,19 @@ class SlackPlatform:
         while one runs (group commit, as the intake webhook does): a busy watched
         channel then costs a commit per batch, not per message. Its turn in the
         channel is passed on once it is queued, so the queue keeps Slack's order."""
+        try:
+            await self._submit(message)
+        except NotStored as exc:
+            # Slack has been acknowledged already: an ERROR, so that it is not lost silently.
+            log.error("Slack: message %s was not kept", message.event_id, exc_info=exc.__cause__)
+
+    async def _submit(self, message: Message) -> None:
+        """Queue the message for the next group transaction in Slack's order (its turn
+        in the channel is passed on once queued) and wait until it is stored."""
         assert self._messages is not None, "events arrive only after start()"
         async with self._turnstile.turn(message.event_id):
             stored = self._messages.submit([message])
-        try:
-            await stored
-        except NotStored as exc:
-            # Socket Mode has acknowledged it already: Slack will not send it again.
-            log.error("Slack: message %s was not kept", message.event_id, exc_info=exc.__cause__)
+        await stored
 
     async def open_form(
         self,
