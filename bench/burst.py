@@ -123,15 +123,22 @@ class Side(Protocol):
 
 
 class Watcher:
-    """Notes when the fake Slack received each message (posts and private answers)."""
+    """Notes when the fake Slack received each message (posts and private answers:
+    ephemeral, or a DM)."""
 
     def __init__(self, fake: Any) -> None:
         self.fake = fake
         self.posted: list[tuple[float, Any]] = []
         self.told: list[tuple[float, str, str]] = []
         self._seen = 0
-        fake.on_post = lambda p: self.posted.append((time.monotonic(), p))
+        fake.on_post = self._posted
         self._task = asyncio.create_task(self._watch())
+
+    def _posted(self, posted: Any) -> None:
+        now = time.monotonic()
+        self.posted.append((now, posted))
+        if posted.channel in self.fake.users:  # a DM: what a claim's answer is
+            self.told.append((now, posted.channel, posted.text))
 
     async def _watch(self) -> None:
         # Ephemerals have no hook in the fake: look at them every few milliseconds.

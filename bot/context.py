@@ -66,8 +66,18 @@ class Context:
         return texts_for(self.directory.language(person))
 
     def reply(self, text: str) -> None:
-        """Answer the sender privately (ephemeral in Slack, a DM in Matrix)."""
+        """Answer the sender privately, where they spoke (ephemeral in Slack, a DM in
+        Matrix): help, lists, errors in what they typed."""
         self.out.tell(PersonId(self.sender.ref), Notice(text), self.channel)
+
+    def report(self, text: str) -> None:
+        """Tell the sender what became of what they did to a conversation (claimed,
+        already claimed by someone else, resolved…): in their DM with the app on every
+        platform, Slack included, where it stays as a record of their conversations.
+        A DM carries its outbox key, so an instance taking the answer over after a
+        crash finds it instead of showing it twice, which Slack's ephemeral messages
+        cannot offer (Slack keeps no copy of them to look up)."""
+        self.out.tell(PersonId(self.sender.ref), Notice(text))
 
     def tell(self, person: Person, view: View) -> None:
         """Tell someone else privately; the view reaches their own platform."""

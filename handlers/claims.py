@@ -73,16 +73,16 @@ async def claim(ctx: Context, args: Sequence[str]) -> None:
         return
     texts, me, n = ctx.texts, ctx.sender, conversation.id
     if conversation.status == Status.RESOLVED:
-        ctx.reply(texts.is_resolved.format(number=n))
+        ctx.report(texts.is_resolved.format(number=n))
     elif conversation.owner_id == me.id:
-        ctx.reply(texts.already_yours.format(number=n))
+        ctx.report(texts.already_yours.format(number=n))
     elif conversation.owner_id is not None:
-        ctx.reply(texts.claimed_by_other.format(number=n, owner=await _name(ctx, conversation)))
+        ctx.report(texts.claimed_by_other.format(number=n, owner=await _name(ctx, conversation)))
     elif await held_for_other(ctx, conversation):
         return  # offered to the customer's relationship owner first, for a while
     else:
         _take(ctx, conversation, me)
-        ctx.reply(
+        ctx.report(
             texts.claimed_you.format(
                 number=n, customer=conversation.customer_name, source=conversation.source
             )
@@ -96,14 +96,14 @@ async def release(ctx: Context, args: Sequence[str]) -> None:
         return
     texts, n = ctx.texts, conversation.id
     if conversation.owner_id is None or conversation.status == Status.RESOLVED:
-        ctx.reply(texts.not_claimed.format(number=n))
+        ctx.report(texts.not_claimed.format(number=n))
         return
     previous = await may_change(ctx, conversation)
     if previous is None:
         return
     conversation.owner_id = None
     conversation.status = Status.OPEN
-    ctx.reply(texts.released.format(number=n))
+    ctx.report(texts.released.format(number=n))
     await _changed(ctx, conversation, "released")
     if previous.id != ctx.sender.id:
         ctx.tell(
@@ -122,7 +122,7 @@ async def replied(ctx: Context, args: Sequence[str]) -> None:
         return
     texts, n = ctx.texts, conversation.id
     if conversation.status == Status.RESOLVED:
-        ctx.reply(texts.is_resolved.format(number=n))
+        ctx.report(texts.is_resolved.format(number=n))
         return
     if conversation.owner_id is None:
         # Replying to an unclaimed conversation claims it: the reply is what matters
@@ -134,7 +134,7 @@ async def replied(ctx: Context, args: Sequence[str]) -> None:
         return
     conversation.status = Status.REPLIED
     conversation.first_reply_at = conversation.first_reply_at or ctx.now
-    ctx.reply(texts.marked_replied.format(number=n))
+    ctx.report(texts.marked_replied.format(number=n))
     await _changed(ctx, conversation, "replied")
 
 
@@ -144,13 +144,13 @@ async def resolve(ctx: Context, args: Sequence[str]) -> None:
         return
     texts, n = ctx.texts, conversation.id
     if conversation.status == Status.RESOLVED:
-        ctx.reply(texts.resolved_already.format(number=n))
+        ctx.report(texts.resolved_already.format(number=n))
         return
     if not await may_act(ctx, conversation):
         return
     conversation.status = Status.RESOLVED
     conversation.resolved_at = ctx.now
-    ctx.reply(texts.resolved.format(number=n))
+    ctx.report(texts.resolved.format(number=n))
     await _changed(ctx, conversation, "resolved")
 
 
@@ -160,10 +160,10 @@ async def reopen(ctx: Context, args: Sequence[str]) -> None:
         return
     texts, n = ctx.texts, conversation.id
     if conversation.status != Status.RESOLVED:
-        ctx.reply(texts.not_resolved.format(number=n))
+        ctx.report(texts.not_resolved.format(number=n))
         return
     reopen_conversation(conversation)
-    ctx.reply(texts.reopened.format(number=n))
+    ctx.report(texts.reopened.format(number=n))
     await _changed(ctx, conversation, "reopened")
     owner = await _owner(ctx, conversation)
     if owner is not None and owner.id != ctx.sender.id:
@@ -199,15 +199,15 @@ async def reassign(ctx: Context, args: Sequence[str]) -> None:
         )
         return
     if conversation.status == Status.RESOLVED:
-        ctx.reply(texts.is_resolved.format(number=n))
+        ctx.report(texts.is_resolved.format(number=n))
         return
     previous = await _owner(ctx, conversation)
     if previous is not None and previous.id == target.id:
         # Nothing to do: no card update, no history entry, nobody else told.
-        ctx.reply(texts.reassigned_already.format(number=n, owner=target.display_name))
+        ctx.report(texts.reassigned_already.format(number=n, owner=target.display_name))
         return
     _take(ctx, conversation, target)
-    ctx.reply(texts.reassigned.format(number=n, owner=target.display_name))
+    ctx.report(texts.reassigned.format(number=n, owner=target.display_name))
     await _changed(ctx, conversation, "reassigned", detail=target.ref)
     actor = ctx.sender.display_name
     if target.id != ctx.sender.id:
@@ -302,7 +302,7 @@ async def may_act(ctx: Context, conversation: Conversation) -> bool:
     manager. Otherwise the sender is told why not."""
     if conversation.owner_id is None:
         if not is_manager(ctx.sender):
-            ctx.reply(ctx.texts.only_manager_unclaimed.format(number=conversation.id))
+            ctx.report(ctx.texts.only_manager_unclaimed.format(number=conversation.id))
             return False
         return True
     return await may_change(ctx, conversation) is not None
@@ -314,7 +314,7 @@ async def may_change(ctx: Context, conversation: Conversation) -> Person | None:
     assert owner is not None
     if owner.id == ctx.sender.id or is_manager(ctx.sender):
         return owner
-    ctx.reply(ctx.texts.not_owner.format(owner=owner.display_name, number=conversation.id))
+    ctx.report(ctx.texts.not_owner.format(owner=owner.display_name, number=conversation.id))
     return None
 
 

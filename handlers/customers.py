@@ -199,7 +199,7 @@ async def held_for_other(ctx: Context, conversation: Conversation) -> bool:
         return False
     holder = await ctx.session.get(Person, conversation.relationship_owner_id)
     assert holder is not None
-    ctx.reply(
+    ctx.report(
         ctx.texts.relationship_held.format(
             number=conversation.id,
             owner=holder.display_name,

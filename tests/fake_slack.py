@@ -74,6 +74,8 @@ class Ephemeral:
     user: str
     text: str
     blocks: list[dict[str, Any]]
+    #: the message_ts Slack answers (unique and rising with every message, as posts' are)
+    ts: str = ""
 
 
 @dataclass
@@ -185,6 +187,9 @@ class FakeSlack:
         self.on_post: Callable[[Posted], None] | None = None
         #: method → (seconds, calls left, set when one arrives): answers that come late
         self._slow: dict[str, tuple[float, int, asyncio.Event]] = {}
+        #: set by `stop`: a slow answer still waiting ends then (the server's shutdown
+        #: would otherwise wait a minute for it)
+        self._stopping = asyncio.Event()
 
     @property
     def api_url(self) -> str:
@@ -203,6 +208,7 @@ class FakeSlack:
         return self
 
     async def stop(self) -> None:
+        self._stopping.set()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -290,7 +296,8 @@ class FakeSlack:
             else:
                 self._slow[method] = (seconds, times - 1, arrived)
             arrived.set()
-            await asyncio.sleep(seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), seconds)
         return web.json_response({"ok": True, **body})
 
     def _rate_limited(self, retry_after: float) -> web.Response:
@@ -351,10 +358,13 @@ class FakeSlack:
         raise _refusal("message_not_found")
 
     def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        ts = self._ts()
         self.ephemeral.append(
-            Ephemeral(args["channel"], args["user"], args.get("text", ""), args.get("blocks") or [])
+            Ephemeral(
+                args["channel"], args["user"], args.get("text", ""), args.get("blocks") or [], ts
+            )
         )
-        return {"message_ts": self._ts()}
+        return {"message_ts": ts}
 
     def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"channel": {"id": f"D{args['users']}"}}
@@ -557,13 +567,19 @@ class FakeSlack:
 
     def told(self, uid: str) -> list[str]:
         """Everything `uid` was told privately (ephemeral or DM), oldest first."""
-        said = [e.text for e in self.ephemeral if e.user == uid]
-        return said + [p.text for p in self.posted if p.channel == uid]
+        return [text for text, _ in self._private(uid)]
 
     def read_by(self, uid: str) -> list[str]:
         """What `uid` read privately (ephemeral or DM), oldest first, as Slack shows it."""
-        said = [read(e.text, e.blocks) for e in self.ephemeral if e.user == uid]
-        return said + [read(p.text, p.blocks) for p in self.posted if p.channel == uid]
+        return [read(text, blocks) for text, blocks in self._private(uid)]
+
+    def _private(self, uid: str) -> list[tuple[str, list[dict[str, Any]]]]:
+        """`uid`'s ephemeral messages and DMs from the app, in the order they came (the
+        ts's counter rises with every message)."""
+        said = [(e.ts, e.text, e.blocks) for e in self.ephemeral if e.user == uid]
+        said += [(p.ts, p.text, p.blocks) for p in self.posted if p.channel == uid]
+        said.sort(key=lambda one: int(one[0].partition(".")[2] or 0))
+        return [(text, blocks) for _, text, blocks in said]
 
     def count(self, method: str) -> int:
         return sum(1 for m, _ in self.calls if m == method)

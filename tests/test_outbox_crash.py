@@ -1,11 +1,12 @@
 """An instance killed (SIGKILL) between handing a message to Slack and booking it sent.
 
 A card or a DM carries its outbox key, so the instance that takes the row over looks for
-it in the channel before sending it again. An ephemeral answer (what `/inloop claim 1`
-says to the person who typed it) cannot be looked up: Slack keeps no copy. So each
-answer is booked right after its own send (not with the lane's later sends), leaving one
-commit in which a kill makes it go twice; one whose instance died before sending it, or
-while Slack was still taking it, is sent by the next.
+it in the channel before sending it again: what became of a claim (in the person's DM
+with the app) is shown once. An ephemeral answer (what `/inloop queue` shows the person
+who typed it) cannot be looked up: Slack keeps no copy. So each answer is booked right
+after its own send (not with the lane's later sends), leaving one commit in which a kill
+makes it go twice; one whose instance died before sending it, or while Slack was still
+taking it, is sent by the next.
 
 A ✋ on a card whose post was not booked when its instance died waits (its inbox row is
 kept) until the next instance has looked the card up by its key.
@@ -33,10 +34,11 @@ from storage.models import OutboxKind, OutboxRow
 
 
 async def waiting_answers(
-    url: str, uid: str, texts: list[str], *, leased_by: str | None = None
+    url: str, uid: str, texts: list[str], *, leased_by: str | None = None, kept: bool = False
 ) -> None:
-    """Ephemeral answers to `uid` in the owner channel waiting in the outbox; leased in the
-    name of `leased_by` (an instance that is gone), or by nobody."""
+    """Ephemeral answers to `uid` in the owner channel waiting in the outbox (or answers
+    for their DM with the app, if `kept`); leased in the name of `leased_by` (an instance
+    that is gone), or by nobody."""
     db = Database(url)
     now = datetime.now(UTC)
     try:
@@ -48,7 +50,7 @@ async def waiting_answers(
                         platform="slack",
                         kind=OutboxKind.PRIVATE,
                         target=f"slack:{uid}",
-                        context=f"slack:{OWNER}",
+                        context=None if kept else f"slack:{OWNER}",
                         payload=json.dumps(view_to_dict(Notice(said))),
                         next_attempt_at=now,
                         created_at=now,
@@ -106,6 +108,40 @@ async def test_a_private_answer_is_booked_as_soon_as_it_is_sent_not_after_the_ne
         # The second may have been shown: an ephemeral cannot be looked up, so it is sent
         # again rather than lost (its window is one commit long).
         assert "the second answer" in told
+    finally:
+        await doomed.kill()
+        if taker is not None:
+            await taker.stop()
+
+
+async def test_a_claims_answer_shown_by_an_instance_killed_before_booking_it_is_not_shown_again(
+    database_url: str, fake: FakeSlack
+) -> None:
+    """What became of a claim goes to the person's DM with its key: the instance taking
+    it over finds it there, so it is shown once, however the first instance died."""
+    await team(database_url, fake)
+    await waiting_answers(database_url, "UADMIN", ["#1 is yours now", "#2 is yours now"], kept=True)
+
+    def claims_told() -> list[str]:
+        return [said for said in fake.told("UADMIN") if "yours now" in said]
+
+    first = fake.answer_slowly("chat.postMessage", 3.0)
+    doomed = await Doomed(database_url, fake).start()
+    taker: SlackChat | None = None
+    try:
+        await asyncio.wait_for(first.wait(), 20)
+        # The second is shown at once, and its answer never reaches the instance.
+        second = fake.answer_slowly("chat.postMessage", 120)
+        await asyncio.wait_for(second.wait(), 20)
+        await doomed.kill()
+        assert claims_told() == ["#1 is yours now", "#2 is yours now"]
+
+        taker = await SlackChat(database_url, fake).start()
+        await nothing_pending(database_url, within=20)
+        await taker.app.settle()
+        await asyncio.sleep(0.5)  # time for another copy
+
+        assert claims_told() == ["#1 is yours now", "#2 is yours now"]
     finally:
         await doomed.kill()
         if taker is not None:

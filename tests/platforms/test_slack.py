@@ -65,7 +65,12 @@ async def test_watched_channel_mention_to_card_claim_and_thread_reply(slack: Sla
 
     told = await slack.press("UBOB", "claim", "1")
     assert told == "#1 is already claimed by Ann."
-    assert fake.ephemeral[-1].user == "UBOB" and fake.ephemeral[-1].channel == OWNER
+    # What became of a claim is in Bob's DM with the app, with its key (findable after
+    # a crash), not an ephemeral in the channel.
+    answer = fake.posted[-1]
+    assert answer.channel == "UBOB" and answer.text == told
+    assert (answer.metadata or {}).get("event_payload", {}).get("key")
+    assert not [e for e in fake.ephemeral if e.user == "UBOB"]
 
     # Ann answers in the customer's thread: the card says replied without a command.
     await slack.write(
@@ -224,14 +229,20 @@ async def test_every_slash_command_answers_privately(slack: SlackChat) -> None:
         "role <@UANN|ann> manager",
         "team unwatch",
     ]
+    #: what someone did to a conversation: the answer is kept in their DM with the app
+    kept = ("claim", "replied", "release", "resolve", "reopen", "reassign")
     for text in commands:
         where = SHARED if text == "team unwatch" else OWNER
-        ephemeral_before = len(fake.ephemeral)
+        ephemeral_before, dms_before = len(fake.ephemeral), len(fake.in_channel("UADMIN"))
         told = await slack.say("UADMIN", text, where=where)
         assert told, text
         assert "went wrong" not in told, (text, told)
-        assert len(fake.ephemeral) > ephemeral_before, text  # ephemeral, in that channel
-        assert fake.ephemeral[-1].channel == where
+        if text.split()[0] in kept:
+            assert len(fake.in_channel("UADMIN")) > dms_before, text
+            assert len(fake.ephemeral) == ephemeral_before, text
+        else:
+            assert len(fake.ephemeral) > ephemeral_before, text  # ephemeral, in that channel
+            assert fake.ephemeral[-1].channel == where
     # `home` publishes the person's Home tab instead of answering in the channel
     await slack.say("UADMIN", "home")
     assert "Claimed by you" in shown(fake.homes["UADMIN"]["blocks"])
