@@ -108,7 +108,8 @@ section "mypy"
 .venv/bin/mypy || failed+=(mypy)
 
 section "pytest -q $*"
-.venv/bin/pytest -q "$@" || failed+=(pytest)
+# The slowest tests are listed after the results: where the suite's time goes.
+.venv/bin/pytest -q --durations=15 "$@" || failed+=(pytest)
 
 if ((${#failed[@]})); then
     die "failed: ${failed[*]}"
