@@ -76,6 +76,8 @@ class RecordingPlatform:
     failing: int = 0
     #: targets whose sends take this many seconds to answer (a platform busy there)
     slow: dict[str, float] = field(default_factory=dict)
+    #: seconds the platform takes to say who someone is (`user_info`)
+    slow_lookups: float = 0.0
     #: the next send is recorded, then the "process" dies before the outbox can mark it sent
     crash_after_next_send: bool = False
     _seen: dict[str, str] = field(default_factory=dict)
@@ -118,6 +120,8 @@ class RecordingPlatform:
         return None
 
     async def user_info(self, person: PersonId) -> PersonInfo:
+        if self.slow_lookups:
+            await asyncio.sleep(self.slow_lookups)
         name = local_part(person)
         if name in self.unknown:
             raise LookupError(person)

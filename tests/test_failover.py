@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import test_duties
-from sqlalchemy import func, make_url, select
+from sqlalchemy import func, make_url, select, text
 from sqlmodel import col
 
 from bot.app import App, build_platforms
@@ -30,7 +30,7 @@ from matrix_people import MatrixPerson, unique
 from pg_server import PostgresServer
 from slack_chat import OWNER, SHARED, SlackChat
 from storage import inbox
-from storage.database import Database
+from storage.database import IDLE_IN_TRANSACTION, Database
 from storage.models import OutboxRow
 from synapse_server import SynapseServer
 
@@ -390,6 +390,67 @@ async def test_an_instance_cut_off_mid_send_stops_before_another_takes_the_row(
         proxy.heal()
         await second.stop()
         await first.stop()
+
+
+async def test_a_conversation_locked_by_a_cut_off_instance_is_claimed_elsewhere_within_seconds(
+    postgres: PostgresServer, proxy: test_duties.Proxy
+) -> None:
+    """The first instance's network goes silent (or the process is frozen: to the server
+    both look the same) in the middle of a transaction that locked the conversation: the
+    server ends that session within IDLE_IN_TRANSACTION, and a claim on another instance
+    goes through (it waited for the lock for good)."""
+    url = postgres.create_database()
+    first = await Chat(test_duties.through(url, proxy)).start()
+    second = Chat(url)
+    second.platform = second.app.platforms["console"] = first.platform  # one chat
+    await second.start()
+    locked = asyncio.Event()
+
+    async def claim_cut_short() -> None:
+        """A claim on the first instance: the conversation's row locked, the rest never
+        sent (its network went silent)."""
+        async with first.app.db.transaction() as session:
+            await session.execute(text("SELECT id FROM conversation FOR UPDATE"))
+            locked.set()
+            await asyncio.Event().wait()
+
+    held: asyncio.Task[None] | None = None
+    try:
+        await first.say("boss", "team add support")
+        await first.mention("Giulia", "La scatola era rotta")
+        held = asyncio.create_task(claim_cut_short())
+        await test_duties.bounded(locked.wait(), 10, "the conversation locked by the first")
+        proxy.cut()
+
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        answer = await test_duties.bounded(
+            second.say("ada", "claim 1"),
+            IDLE_IN_TRANSACTION + FAILOVER,
+            "a claim of the conversation the cut-off instance had locked",
+        )
+        assert "#1 is yours" in answer
+        assert loop.time() - asked < IDLE_IN_TRANSACTION + FAILOVER
+    finally:
+        if held is not None:
+            held.cancel()
+        proxy.heal()
+        await test_duties.stop(second)
+        await test_duties.stop(first)
+
+
+async def test_a_command_naming_someone_new_waits_for_their_platform_longer_than_the_idle_bound(
+    postgres: PostgresServer,
+) -> None:
+    """The one wait inside a transaction (a platform asked who someone is) is not cut
+    short by the bound that frees a silent instance's locks."""
+    chat = await Chat(postgres.create_database()).start()
+    try:
+        chat.platform.slow_lookups = IDLE_IN_TRANSACTION + 2
+        answer = await chat.say("boss", "role console:marta manager")
+        assert answer == "Marta is now manager."
+    finally:
+        await chat.stop()
 
 
 async def until_leased_by(url: str, instance: str) -> None:
