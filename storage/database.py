@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import event, make_url, text
@@ -42,6 +42,12 @@ IDLE_IN_TRANSACTION = 6.0
 #: seconds a transaction may wait on purpose for a platform's answer (`wait_in`): above
 #: the longest a platform's HTTP client waits for one (Slack's 30 s, Matrix's 60 s)
 PLATFORM_WAIT = 90.0
+
+T = TypeVar("T")
+
+
+class NoAnswer(Exception):
+    """The database took the connection, or had taken it, and then said nothing."""
 
 
 class Database:
@@ -115,6 +121,36 @@ class Database:
         except Exception:
             return False
         return True
+
+    async def while_answering(self, work: Awaitable[T], within: float) -> T:
+        """`work` on this database, given up (NoAnswer) once the database stops answering:
+        while it runs, a `SELECT 1` on a connection of its own comes back within `within`
+        seconds, asked at once and then every `within` seconds. Work that is slow (a
+        large migration, or the migration lock another instance holds) takes its time; a
+        database that takes connections and says nothing (a network gone silent, a
+        frozen server or proxy) ends it within `within` (twice that if it goes silent
+        later), where it waited for good (a pooled connection) or for asyncpg's minute (a
+        new one)."""
+        task = asyncio.ensure_future(work)
+        if self.is_sqlite:  # a file: it answers or it fails
+            return await task
+        try:
+            while True:
+                ping = asyncio.ensure_future(self.ping())
+                either: set[asyncio.Future[Any]] = {task, ping}
+                answered, _ = await asyncio.wait(either, timeout=within)
+                if task in answered:
+                    return task.result()
+                if ping not in answered:
+                    ping.cancel()
+                    raise NoAnswer(f"it did not answer within {within:g} s")
+                # it answers: the work is only slow
+                done, _ = await asyncio.wait({task}, timeout=within)
+                if done:
+                    return task.result()
+        finally:
+            # left behind, not awaited: its connection's goodbye is bounded (CLOSE_WITHIN)
+            task.cancel()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
