@@ -148,15 +148,6 @@ async def homeserver_in_trouble() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = await FakeSlack().start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 # -- secrets are never printed -----------------------------------------------------------
 
 
