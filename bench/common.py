@@ -32,6 +32,7 @@ class QuietPlatform:
     name = "console"
     command_prefix = "!inloop"
     pace_seconds = 0.0
+    account_limit = None
     connected = True
 
     async def start(self, sink: EventSink) -> None:
@@ -45,6 +46,9 @@ class QuietPlatform:
 
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
         pass
+
+    def messages_per_update(self, view: View) -> int:
+        return 1
 
     async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
         return await self.send(channel, view, key)

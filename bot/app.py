@@ -70,6 +70,10 @@ STOP_GRACE = 4.0
 #: seconds after a signal by which the process is gone, whatever holds it up (a thread
 #: in a DNS lookup, a library that swallowed the cancellation)
 SIGNAL_DEADLINE = 8.0
+#: seconds the database may take to answer at a start (a `SELECT 1` while the migrations
+#: and the admins' promotion run): one that takes the connection and then says nothing
+#: stops the start, said in one line, where it held it for good
+DATABASE_ANSWERS_WITHIN = 10.0
 #: the duties that run in one instance at a time (bot/duties.py says why each)
 TIMERS, FEEDS = "timers", "feeds"
 #: platforms that are a duty: Matrix syncs as one device, whose sync token is one
@@ -233,12 +237,12 @@ class App:
             self.intake.append(self.webhook)
 
     async def start(self) -> None:
-        await upgrade(self.db)
+        """Raises NoAnswer when the database stops answering (DATABASE_ANSWERS_WITHIN)."""
+        await self.db.while_answering(upgrade(self.db), DATABASE_ANSWERS_WITHIN)
         if self.ops_server is not None:
             # First: /readyz says "not ready" (and why) while the rest starts.
             await self.ops_server.start()
-        async with self.db.transaction() as session:
-            await self.directory.promote_admins(session, self.clock())
+        await self.db.while_answering(self._promote_admins(), DATABASE_ANSWERS_WITHIN)
         self.outbox.start()
         # Every duty claimed at once, each started on its own: a slow Matrix start
         # delays neither the timers nor the feeds (here or at a take-over).
@@ -314,6 +318,10 @@ class App:
 
     async def settle(self) -> None:
         await self.outbox.settle()
+
+    async def _promote_admins(self) -> None:
+        async with self.db.transaction() as session:
+            await self.directory.promote_admins(session, self.clock())
 
     def _holds(self, duty: str) -> bool:
         return duty in self.duties.held

@@ -27,6 +27,7 @@ from bot.config import (
 from bot.log_format import formatter
 from bot.masking import Masker
 from bot.platform import StartError
+from storage.database import NoAnswer
 from storage.migrate import SchemaTooNew
 
 EXIT_CONFIG = 2
@@ -127,7 +128,7 @@ def _command(settings: Settings, args: argparse.Namespace, fail: Callable[[str, 
         return fail(str(exc), EXIT_CONFIG)
     except SchemaTooNew as exc:  # a newer Inloop migrated the database: run that one
         return fail(str(exc), EXIT_CONFIG)
-    except DBAPIError as exc:
+    except (DBAPIError, NoAnswer) as exc:
         return fail(_database_problem(settings, exc), EXIT_UNAVAILABLE)
     except OSError as exc:
         return fail(*_os_problem(settings, exc))

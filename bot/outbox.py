@@ -42,7 +42,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.selectable import Select
 from sqlmodel import col
 
-from bot.account_limit import AccountBucket, AccountLimit, Urgency
+from bot.account_limit import AccountBucket, Urgency
 from bot.clock import Clock
 from bot.duties import Liveness
 from bot.events import ChannelId, PersonId, Undeliverable, bounded, platform_of
@@ -305,11 +305,11 @@ class OutboxWorker:
         #: the channels' backlogs of new cards as last counted, and when (loop time)
         self._counted: tuple[float, dict[str, tuple[int, int]]] = (float("-inf"), {})
         #: platforms whose rate limit counts every channel and private message together
-        #: (an optional attribute of a platform, its documented default: Matrix's)
+        #: (from the platform's documented default: Matrix's)
         self._shared = {
             name: AccountBucket(limit)
             for name, platform in platforms.items()
-            if isinstance(limit := getattr(platform, "account_limit", None), AccountLimit)
+            if (limit := platform.account_limit) is not None
         }
         #: when the last full pass began (loop time), and whether a lane finished since
         self._last_full = 0.0
@@ -1059,10 +1059,10 @@ class OutboxWorker:
         row = unit.row
         if row.kind != OutboxKind.UPDATE or row.conversation_id not in cards:
             return 1
-        per_update = getattr(self._platforms.get(row.platform), "messages_per_update", None)
-        if per_update is None:
+        platform = self._platforms.get(row.platform)
+        if platform is None:
             return 1
-        return int(per_update(view_from_dict(json.loads(unit.payload))))
+        return platform.messages_per_update(view_from_dict(json.loads(unit.payload)))
 
     def _count_burst_message(self, lane: str, row: OutboxRow, loop_now: float) -> None:
         """The burst card's message, counted against the account's bucket."""
@@ -1073,8 +1073,7 @@ class OutboxWorker:
     def _take_more(self, platform: Platform, view: View, urgency: Urgency, now: float) -> None:
         """An update that turned out to send more than the one message counted."""
         bucket = self._shared.get(platform.name)
-        per_update = getattr(platform, "messages_per_update", None)
-        more = int(per_update(view)) - 1 if per_update is not None else 0
+        more = platform.messages_per_update(view) - 1
         if bucket is not None and more > 0:
             bucket.take(now, urgency, more)
 

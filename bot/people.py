@@ -15,7 +15,7 @@ from bot.config import PLATFORMS
 from bot.events import PersonId, local_part
 from bot.messages import language_of
 from bot.platform import PersonInfo
-from storage.database import Database
+from storage.database import Database, wait_in
 from storage.models import Person, Role
 from storage.people import find
 
@@ -151,8 +151,12 @@ class Directory:
         if person is not None:
             self._known.add(ref)
             return person
+        info = self._fetched.pop(ref, None)
         try:
-            info = self._fetched.pop(ref, None) or await self.lookup(ref)
+            if info is None:
+                # the one wait inside a transaction: longer than its usual idle bound
+                await wait_in(session)
+                info = await self.lookup(ref)
         except LookupError:
             return None
         return await self._add(session, ref, info, now)

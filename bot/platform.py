@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from bot.account_limit import AccountLimit
 from bot.events import ChannelId, Event, PersonId
 from bot.views import View
 
@@ -104,6 +105,21 @@ class Platform(Protocol):
     command_prefix: str
     #: the least time between two messages to one channel (the platform's rate limit)
     pace_seconds: float
+
+    @property
+    def account_limit(self) -> AccountLimit | None:
+        """The platform's documented limit on the bot account's messages, every channel
+        and private message counted together (Matrix: Synapse's default `rc_message`);
+        None where the limit is per channel only (`pace_seconds`: Slack, the console).
+        The outbox starts its estimate of the account's bucket from it, and keeps a
+        reserve of it for private answers (bot/account_limit.py)."""
+        ...
+
+    def messages_per_update(self, view: View) -> int:
+        """How many messages `update` sends for `view`, each counted against
+        `account_limit` (Matrix: a card's edit, and a line in its thread when the card
+        carries one); 1 where an update is one message."""
+        ...
 
     async def start(self, sink: EventSink) -> None: ...
 

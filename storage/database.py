@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import event, make_url, text
@@ -29,12 +29,33 @@ from sqlalchemy.ext.asyncio import (
 
 from storage import sqlite_inline
 
+#: seconds a PostgreSQL session may sit idle inside a transaction before the server ends
+#: it, and lets its row locks go. An instance cut off mid-transaction (its network lost)
+#: or frozen (kill -STOP, a paused VM) keeps its connection open in the server's eyes:
+#: without a bound its locks (a conversation being claimed, outbox rows being booked)
+#: held every other instance's work on those rows for hours (TCP keepalive) or for
+#: good. Inloop's transactions never sit idle on purpose but for one wait (a platform's
+#: look-up of someone new: `Directory.named` lifts the bound for it), so the bound is
+#: the instance lease (bot/duties.py `LeaseTiming.lease`): the locks of an instance gone
+#: silent go by the time the others count it dead and take its rows over.
+IDLE_IN_TRANSACTION = 6.0
+#: seconds a transaction may wait on purpose for a platform's answer (`wait_in`): above
+#: the longest a platform's HTTP client waits for one (Slack's 30 s, Matrix's 60 s)
+PLATFORM_WAIT = 90.0
+
+T = TypeVar("T")
+
+
+class NoAnswer(Exception):
+    """The database took the connection, or had taken it, and then said nothing."""
+
 
 class Database:
     def __init__(
         self, url: str, *, pool_size: int = 20, server_settings: Mapping[str, str] | None = None
     ):
-        """`server_settings`: PostgreSQL settings for every connection of this pool."""
+        """`server_settings`: PostgreSQL settings for every connection of this pool (over
+        the defaults: the `IDLE_IN_TRANSACTION` bound)."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
@@ -57,7 +78,10 @@ class Database:
                 max_overflow=pool_size,
                 connect_args={
                     "connection_class": _BoundedClose,
-                    "server_settings": dict(server_settings or {}),
+                    "server_settings": {
+                        "idle_in_transaction_session_timeout": _ms(IDLE_IN_TRANSACTION),
+                        **(server_settings or {}),
+                    },
                 },
             )
             self._read_engine = self.engine
@@ -98,9 +122,51 @@ class Database:
             return False
         return True
 
+    async def while_answering(self, work: Awaitable[T], within: float) -> T:
+        """`work` on this database, given up (NoAnswer) once the database stops answering:
+        while it runs, a `SELECT 1` on a connection of its own comes back within `within`
+        seconds, asked at once and then every `within` seconds. Work that is slow (a
+        large migration, or the migration lock another instance holds) takes its time; a
+        database that takes connections and says nothing (a network gone silent, a
+        frozen server or proxy) ends it within `within` (twice that if it goes silent
+        later), where it waited for good (a pooled connection) or for asyncpg's minute (a
+        new one)."""
+        task = asyncio.ensure_future(work)
+        if self.is_sqlite:  # a file: it answers or it fails
+            return await task
+        try:
+            while True:
+                ping = asyncio.ensure_future(self.ping())
+                either: set[asyncio.Future[Any]] = {task, ping}
+                answered, _ = await asyncio.wait(either, timeout=within)
+                if task in answered:
+                    return task.result()
+                if ping not in answered:
+                    ping.cancel()
+                    raise NoAnswer(f"it did not answer within {within:g} s")
+                # it answers: the work is only slow
+                done, _ = await asyncio.wait({task}, timeout=within)
+                if done:
+                    return task.result()
+        finally:
+            # left behind, not awaited: its connection's goodbye is bounded (CLOSE_WITHIN)
+            task.cancel()
+
     async def dispose(self) -> None:
         await self.engine.dispose()
         await self._read_engine.dispose()
+
+
+async def wait_in(session: AsyncSession, seconds: float = PLATFORM_WAIT) -> None:
+    """The transaction is about to wait up to `seconds` on purpose (a platform's answer):
+    the server's idle bound is lifted to that, for this transaction only."""
+    if session.get_bind().dialect.name == "postgresql":
+        bound = _ms(seconds)  # a number: SET takes no bound parameter
+        await session.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {bound}"))
+
+
+def _ms(seconds: float) -> str:
+    return str(int(seconds * 1000))
 
 
 #: seconds a PostgreSQL connection's goodbye may take before its socket is just closed

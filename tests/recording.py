@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot.account_limit import AccountLimit
 from bot.events import ChannelId, PersonId, local_part
 from bot.platform import DeliveryError, EventSink, PersonInfo
 from bot.views import Attachment, Card, Chart, Home, Notice, View
@@ -57,6 +58,8 @@ class RecordingPlatform:
     name: str = "console"
     command_prefix: str = "!inloop"
     pace_seconds: float = 0.0
+    #: a limit on the account's messages in every channel together (None: per channel)
+    account_limit: AccountLimit | None = None
     #: False: the platform lost touch (`/readyz` says so)
     connected: bool = True
     guests: set[str] = field(default_factory=set)
@@ -73,6 +76,8 @@ class RecordingPlatform:
     failing: int = 0
     #: targets whose sends take this many seconds to answer (a platform busy there)
     slow: dict[str, float] = field(default_factory=dict)
+    #: seconds the platform takes to say who someone is (`user_info`)
+    slow_lookups: float = 0.0
     #: the next send is recorded, then the "process" dies before the outbox can mark it sent
     crash_after_next_send: bool = False
     _seen: dict[str, str] = field(default_factory=dict)
@@ -90,6 +95,9 @@ class RecordingPlatform:
 
     async def update(self, channel: ChannelId, message_ref: str, view: View, key: str) -> None:
         self._deliver("update", channel, view, key, ref=message_ref)
+
+    def messages_per_update(self, view: View) -> int:
+        return 1
 
     async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
         return self._deliver("reply", channel, view, key, thread=message_ref)
@@ -112,6 +120,8 @@ class RecordingPlatform:
         return None
 
     async def user_info(self, person: PersonId) -> PersonInfo:
+        if self.slow_lookups:
+            await asyncio.sleep(self.slow_lookups)
         name = local_part(person)
         if name in self.unknown:
             raise LookupError(person)

@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import make_url, text
 
-from bot.app import App, build_platforms
+from bot.app import DATABASE_ANSWERS_WITHIN, App, build_platforms
 from bot.config import load_settings
 from bot.duties import Duties, LeaseTiming
 from bot.platform import EventSink
@@ -32,7 +32,7 @@ from matrix_people import MatrixPerson, unique
 from pg_server import PostgresServer
 from recording import RecordingPlatform
 from storage import feeds
-from storage.database import CLOSE_WITHIN, Database
+from storage.database import CLOSE_WITHIN, Database, NoAnswer
 from storage.migrate import upgrade
 from synapse_server import SynapseServer
 
@@ -509,6 +509,24 @@ async def test_a_database_gone_silent_is_let_go_within_seconds(
     # Closing a pooled connection says goodbye and waits for the server's close, which
     # a silent network never brings: an overflow connection handed back hung so.
     await bounded(db.dispose(), CLOSE_WITHIN + 3, "letting go of connections on a silent network")
+
+
+async def test_a_start_on_a_database_gone_silent_stops_within_seconds_saying_so(
+    postgres: PostgresServer, proxy: Proxy
+) -> None:
+    """The migrations' statement goes to a pooled connection and never comes back: the
+    start stops, saying the database did not answer (it waited for good)."""
+    chat = Chat(through(postgres.create_database(), proxy))
+    async with chat.app.db.read() as session:  # a connection pooled, then the network goes
+        assert await session.scalar(text("SELECT 1")) == 1
+    proxy.cut()
+    try:
+        with pytest.raises(NoAnswer, match=f"did not answer within {DATABASE_ANSWERS_WITHIN:g} s"):
+            await bounded(
+                chat.start(), 2 * DATABASE_ANSWERS_WITHIN + 10, "a start on a silent database"
+            )
+    finally:
+        await stop(chat)
 
 
 class SlowToStart(RecordingPlatform):

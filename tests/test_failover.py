@@ -11,120 +11,31 @@ Synapse gives a sync again until its token is saved, after its events are handle
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import test_duties
-from sqlalchemy import func, make_url, select
+from sqlalchemy import make_url, select, text
 from sqlmodel import col
 
 from bot.app import App, build_platforms
 from bot.config import load_settings
 from bot.events import Event, Message
+from doomed import crash
 from fake_slack import FakeSlack, command, event, message
 from harness import Chat, channel, eventually
 from matrix_people import MatrixPerson, unique
+from outbox_rows import stored_cards
 from pg_server import PostgresServer
-from slack_chat import OWNER, SHARED, SlackChat
+from slack_chat import OWNER, SHARED
 from storage import inbox
-from storage.database import Database
+from storage.database import IDLE_IN_TRANSACTION, Database
 from storage.models import OutboxRow
 from synapse_server import SynapseServer
 
-TESTS = Path(__file__).parent
-ROOT = TESTS.parent
 #: what issue 17 asks of a take-over after an instance died
 FAILOVER = 10.0
-
-_INSTANCE = """
-import asyncio
-from bot.app import App, build_platforms
-from bot.config import load_settings
-
-async def main() -> None:
-    settings = load_settings({env!r})
-    platforms = build_platforms(settings)
-    platforms["slack"].pace_seconds = 0.001  # as SlackChat: the pacing kept, but small
-    app = App(settings, platforms)
-    await app.start()
-    print(app.instance, flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"""
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    served = await FakeSlack().start()
-    yield served
-    await served.stop()
-
-
-class Doomed:
-    """An Inloop on Slack in a process of its own, to be killed."""
-
-    def __init__(self, url: str, fake: FakeSlack):
-        self.env = {
-            "DATABASE_URL": url,
-            "INLOOP_ADMINS": "slack:UADMIN",
-            "SLACK_BOT_TOKEN": fake.bot_token,
-            "SLACK_APP_TOKEN": fake.app_token,
-            "SLACK_API_URL": fake.api_url,
-        }
-        self.fake = fake
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> Doomed:
-        connections = self.fake.connections
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            _INSTANCE.format(env=self.env),
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert self.process.stdout is not None
-        await asyncio.wait_for(self.process.stdout.readline(), 60)
-        await eventually(lambda: self.fake.connections > connections)
-        return self
-
-    async def kill(self) -> None:
-        if self.process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-            await self.process.wait()
-
-
-async def team(url: str, fake: FakeSlack) -> None:
-    """Team support in #OWNER, watching #SHARED (set up by an instance that then stops)."""
-    setup = await SlackChat(url, fake).start()
-    try:
-        await setup.setup_team()
-    finally:
-        await setup.stop()
-
-
-async def stored_cards(url: str, count: int) -> None:
-    """Wait until `count` cards are written to the outbox (by the other process)."""
-    db = Database(url)
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 20
-        while True:
-            async with db.read() as session:
-                written = await session.scalar(
-                    select(func.count()).where(col(OutboxRow.conversation_id).is_not(None))
-                )
-            if written == count:
-                return
-            assert loop.time() < deadline, f"{written} cards written, not {count}"
-            await asyncio.sleep(0.05)
-    finally:
-        await db.dispose()
 
 
 async def inbox_rows(url: str) -> int:
@@ -144,10 +55,8 @@ def card_numbers(fake: FakeSlack) -> list[str]:
 async def test_cards_an_instance_was_posting_when_killed_are_posted_once_within_ten_seconds(
     database_url: str, fake: FakeSlack
 ) -> None:
-    await team(database_url, fake)
-    doomed = await Doomed(database_url, fake).start()
-    taker: SlackChat | None = None
-    try:
+    async with crash(database_url, fake) as it:
+        await it.doomed.start()
         # The first card's post reaches Slack, which keeps it; its answer never comes back.
         in_flight = fake.answer_slowly("chat.postMessage", 120)
         for n in range(1, 6):
@@ -155,40 +64,33 @@ async def test_cards_an_instance_was_posting_when_killed_are_posted_once_within_
             await fake.acked(await fake.push("events_api", event(body, f"EvCard{n}")))
         await asyncio.wait_for(in_flight.wait(), 20)
         await stored_cards(database_url, 5)  # every card waits in its outbox
-        await doomed.kill()
+        await it.doomed.kill()
         loop = asyncio.get_running_loop()
         killed_at = loop.time()
 
         # Another instance (PostgreSQL), or the next process (SQLite: a restart).
-        taker = await SlackChat(database_url, fake).start()
+        await it.take_over()
         await eventually(lambda: len(fake.in_channel(OWNER)) >= 5, within=15)
         took = loop.time() - killed_at
-        await taker.app.settle()
-        await asyncio.sleep(0.5)  # time for a card to come twice
+        await it.settled()  # time for a card to come twice
 
         assert took < FAILOVER, f"the cards came {took:.1f} s after the kill"
         assert card_numbers(fake) == ["#1", "#2", "#3", "#4", "#5"]
-    finally:
-        await doomed.kill()
-        if taker is not None:
-            await taker.stop()
 
 
 async def test_a_restart_on_sqlite_posts_what_its_predecessor_was_posting_at_once(
     tmp_path: Path, fake: FakeSlack
 ) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'inloop.db'}"
-    await team(url, fake)
-    doomed = await Doomed(url, fake).start()
-    restarted: SlackChat | None = None
-    try:
+    async with crash(url, fake) as it:
+        await it.doomed.start()
         in_flight = fake.answer_slowly("chat.postMessage", 120)
         body = message("UCUST", SHARED, "la scatola era rotta", "1700000000.000001")
         await fake.acked(await fake.push("events_api", event(body, "EvCrash")))
         await asyncio.wait_for(in_flight.wait(), 20)
-        await doomed.kill()
+        await it.doomed.kill()
 
-        restarted = await SlackChat(url, fake).start()
+        restarted = await it.take_over()
         loop = asyncio.get_running_loop()
         started = loop.time()
         # the post that got through is found (its key in the message's metadata), not
@@ -201,40 +103,29 @@ async def test_a_restart_on_sqlite_posts_what_its_predecessor_was_posting_at_onc
         await eventually(lambda: len(fake.in_channel(OWNER)) >= 2)
 
         assert card_numbers(fake) == ["#1", "#2"]
-    finally:
-        await doomed.kill()
-        if restarted is not None:
-            await restarted.stop()
 
 
 async def test_a_command_acknowledged_by_a_killed_instance_is_answered_once(
     database_url: str, fake: FakeSlack
 ) -> None:
-    await team(database_url, fake)
-    doomed = await Doomed(database_url, fake).start()
-    taker: SlackChat | None = None
-    try:
+    async with crash(database_url, fake) as it:
+        await it.doomed.start()
         # Ann is new: her profile is asked for before her command is handled, and the
         # answer is slow. Slack has the command's ack by then.
         asked = fake.answer_slowly("users.info", 120)
         envelope = await fake.push("slash_commands", command("UANN", OWNER, "queue", "trig-k"))
         await fake.acked(envelope)
         await asyncio.wait_for(asked.wait(), 20)
-        await doomed.kill()
+        await it.doomed.kill()
         assert fake.told("UANN") == []
 
-        taker = await SlackChat(database_url, fake).start()
+        await it.take_over()
         await eventually(lambda: len(fake.told("UANN")) >= 1, within=15)
-        await taker.app.settle()
-        await asyncio.sleep(0.5)  # time for a second answer
+        await it.settled()  # time for a second answer
 
         assert len(fake.told("UANN")) == 1
         assert "went wrong" not in fake.told("UANN")[0]
         assert await inbox_rows(database_url) == 0  # handled: nothing left to replay
-    finally:
-        await doomed.kill()
-        if taker is not None:
-            await taker.stop()
 
 
 # -- Matrix: a sync taken and not handled is synced again --------------------------------------
@@ -390,6 +281,67 @@ async def test_an_instance_cut_off_mid_send_stops_before_another_takes_the_row(
         proxy.heal()
         await second.stop()
         await first.stop()
+
+
+async def test_a_conversation_locked_by_a_cut_off_instance_is_claimed_elsewhere_within_seconds(
+    postgres: PostgresServer, proxy: test_duties.Proxy
+) -> None:
+    """The first instance's network goes silent (or the process is frozen: to the server
+    both look the same) in the middle of a transaction that locked the conversation: the
+    server ends that session within IDLE_IN_TRANSACTION, and a claim on another instance
+    goes through (it waited for the lock for good)."""
+    url = postgres.create_database()
+    first = await Chat(test_duties.through(url, proxy)).start()
+    second = Chat(url)
+    second.platform = second.app.platforms["console"] = first.platform  # one chat
+    await second.start()
+    locked = asyncio.Event()
+
+    async def claim_cut_short() -> None:
+        """A claim on the first instance: the conversation's row locked, the rest never
+        sent (its network went silent)."""
+        async with first.app.db.transaction() as session:
+            await session.execute(text("SELECT id FROM conversation FOR UPDATE"))
+            locked.set()
+            await asyncio.Event().wait()
+
+    held: asyncio.Task[None] | None = None
+    try:
+        await first.say("boss", "team add support")
+        await first.mention("Giulia", "La scatola era rotta")
+        held = asyncio.create_task(claim_cut_short())
+        await test_duties.bounded(locked.wait(), 10, "the conversation locked by the first")
+        proxy.cut()
+
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        answer = await test_duties.bounded(
+            second.say("ada", "claim 1"),
+            IDLE_IN_TRANSACTION + FAILOVER,
+            "a claim of the conversation the cut-off instance had locked",
+        )
+        assert "#1 is yours" in answer
+        assert loop.time() - asked < IDLE_IN_TRANSACTION + FAILOVER
+    finally:
+        if held is not None:
+            held.cancel()
+        proxy.heal()
+        await test_duties.stop(second)
+        await test_duties.stop(first)
+
+
+async def test_a_command_naming_someone_new_waits_for_their_platform_longer_than_the_idle_bound(
+    postgres: PostgresServer,
+) -> None:
+    """The one wait inside a transaction (a platform asked who someone is) is not cut
+    short by the bound that frees a silent instance's locks."""
+    chat = await Chat(postgres.create_database()).start()
+    try:
+        chat.platform.slow_lookups = IDLE_IN_TRANSACTION + 2
+        answer = await chat.say("boss", "role console:marta manager")
+        assert answer == "Marta is now manager."
+    finally:
+        await chat.stop()
 
 
 async def until_leased_by(url: str, instance: str) -> None:

@@ -21,9 +21,13 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import pytest
+import test_duties
 from aiohttp import web
+from sqlalchemy import make_url
 
+from bot.app import DATABASE_ANSWERS_WITHIN
 from bot.clock import utc_now
+from bot.config import redact
 from bot.events import ChannelId
 from bot.outbox import OutboxWriter
 from bot.platform import StartError
@@ -31,6 +35,7 @@ from bot.platforms.slack.adapter import SlackPlatform
 from bot.views import Notice
 from fake_slack import FakeSlack
 from harness import Chat
+from pg_server import PostgresServer
 from recording import RecordingPlatform
 from slack_chat import SlackChat
 from storage.database import Database
@@ -143,15 +148,6 @@ async def homeserver_in_trouble() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = await FakeSlack().start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 # -- secrets are never printed -----------------------------------------------------------
 
 
@@ -194,6 +190,31 @@ async def test_an_unreachable_database_is_named_without_its_password(tmp_path: P
         assert code == 1, (command, err)
         assert "cannot use the database postgresql+asyncpg://inloop:***@127.0.0.1:1/" in err
         assert_no_secret(out, err)
+
+
+async def test_a_database_that_never_answers_stops_the_start_in_one_line(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """It takes the connection and says nothing (a proxy in front of a server gone silent):
+    `inloop run` says so within seconds, where it waited for asyncpg's minute and then
+    said "timeoutError"."""
+    server = make_url(postgres.url())
+    proxy = await test_duties.Proxy(server.host or "127.0.0.1", server.port or 5432).start()
+    proxy.cut()
+    try:
+        url = test_duties.through(postgres.create_database(), proxy)
+        started = time.monotonic()
+        code, _, err = await inloop(tmp_path, "run", env={"DATABASE_URL": url})
+        took = time.monotonic() - started
+
+        assert code == 1, err
+        assert err.splitlines()[-1] == (
+            f"inloop: cannot use the database {redact(url)}: "
+            f"it did not answer within {DATABASE_ANSWERS_WITHIN:g} s"
+        )
+        assert took < DATABASE_ANSWERS_WITHIN + 20  # the interpreter's start and stop too
+    finally:
+        await proxy.close()
 
 
 async def test_check_config_shows_no_secret_and_no_password(tmp_path: Path) -> None:

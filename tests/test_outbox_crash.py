@@ -11,8 +11,8 @@ taking it, is sent by the next.
 A ✋ on a card whose post was not booked when its instance died waits (its inbox row is
 kept) until the next instance has looked the card up by its key.
 
-The instance that dies is a process of its own (tests/test_failover.py `Doomed`); the
-one that takes over is another instance on PostgreSQL, or the next process on SQLite.
+The instance that dies is a process of its own (tests/doomed.py); the one that takes over
+is another instance on PostgreSQL, or the next process on SQLite.
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlmodel import col
-from test_failover import Doomed, team
-
 from bot.views import Notice, view_to_dict
+from doomed import crash
 from fake_slack import FakeSlack, event, message
 from harness import eventually
-from slack_chat import OWNER, SHARED, SlackChat
+from outbox_rows import all_sent
+from slack_chat import OWNER, SHARED
 from storage.database import Database
 from storage.models import OutboxKind, OutboxRow
 
@@ -62,56 +60,31 @@ async def waiting_answers(
         await db.dispose()
 
 
-async def nothing_pending(url: str, within: float) -> None:
-    db = Database(url)
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while True:
-            async with db.read() as session:
-                pending = await session.scalar(
-                    select(func.count()).where(col(OutboxRow.state) == "pending")
-                )
-            if pending == 0:
-                return
-            assert loop.time() < deadline, f"{pending} outbox rows still pending"
-            await asyncio.sleep(0.1)
-    finally:
-        await db.dispose()
-
-
 async def test_a_private_answer_is_booked_as_soon_as_it_is_sent_not_after_the_next(
     database_url: str, fake: FakeSlack
 ) -> None:
     """Two answers wait for Ada; the instance sends the first, then dies while Slack takes
     the second: the first was booked right after its send, and is not shown again."""
-    await team(database_url, fake)
-    await waiting_answers(database_url, "UADMIN", ["the first answer", "the second answer"])
-    # answered after 3 s: time enough, on a loaded machine, to make the next one slow
-    first = fake.answer_slowly("chat.postEphemeral", 3.0)
-    doomed = await Doomed(database_url, fake).start()
-    taker: SlackChat | None = None
-    try:
+    async with crash(database_url, fake) as it:
+        await waiting_answers(database_url, "UADMIN", ["the first answer", "the second answer"])
+        # answered after 3 s: time enough, on a loaded machine, to make the next one slow
+        first = fake.answer_slowly("chat.postEphemeral", 3.0)
+        await it.doomed.start()
         await asyncio.wait_for(first.wait(), 20)
         # The second is shown at once, and its answer never reaches the instance.
         second = fake.answer_slowly("chat.postEphemeral", 120)
         await asyncio.wait_for(second.wait(), 20)
-        await doomed.kill()
+        await it.doomed.kill()
 
-        taker = await SlackChat(database_url, fake).start()
-        await nothing_pending(database_url, within=20)
-        await taker.app.settle()
-        await asyncio.sleep(0.5)  # time for another copy
+        await it.take_over()
+        await all_sent(database_url, within=20)
+        await it.settled()  # time for another copy
 
         told = fake.told("UADMIN")
         assert told.count("the first answer") == 1, told
         # The second may have been shown: an ephemeral cannot be looked up, so it is sent
         # again rather than lost (its window is one commit long).
         assert "the second answer" in told
-    finally:
-        await doomed.kill()
-        if taker is not None:
-            await taker.stop()
 
 
 async def test_a_claims_answer_shown_by_an_instance_killed_before_booking_it_is_not_shown_again(
@@ -151,41 +124,35 @@ async def test_a_claims_answer_shown_by_an_instance_killed_before_booking_it_is_
 async def test_an_ephemeral_answer_whose_instance_died_before_sending_it_is_sent(
     database_url: str, fake: FakeSlack
 ) -> None:
-    await team(database_url, fake)
-    # What a killed instance leaves: the answer leased in its name, not booked.
-    await waiting_answers(
-        database_url, "UADMIN", ["the answer left behind"], leased_by="elsewhere:4242:dead00"
-    )
-    taker = await SlackChat(database_url, fake).start()
-    try:
+    async with crash(database_url, fake) as it:
+        # What a killed instance leaves: the answer leased in its name, not booked.
+        await waiting_answers(
+            database_url, "UADMIN", ["the answer left behind"], leased_by="elsewhere:4242:dead00"
+        )
+        await it.take_over()
         await eventually(lambda: "the answer left behind" in fake.told("UADMIN"), within=15)
-        await taker.app.settle()
-        await asyncio.sleep(0.5)  # time for a second copy
+        await it.settled()  # time for a second copy
 
         assert fake.told("UADMIN").count("the answer left behind") == 1
-    finally:
-        await taker.stop()
 
 
 async def test_a_raised_hand_on_a_card_whose_poster_was_killed_before_booking_it_claims_it(
     database_url: str, fake: FakeSlack
 ) -> None:
     """The ✋ names a message nobody has booked yet: it waits for the card's look-up."""
-    await team(database_url, fake)
-    doomed = await Doomed(database_url, fake).start()
-    taker: SlackChat | None = None
-    try:
+    async with crash(database_url, fake) as it:
+        await it.doomed.start()
         # The card reaches the channel; the instance dies before it hears where it went.
         posted = fake.answer_slowly("chat.postMessage", 120)
         body = message("UCUST", SHARED, "the box arrived crushed", "1700000000.000001")
         await fake.acked(await fake.push("events_api", event(body, "EvCard1")))
         await asyncio.wait_for(posted.wait(), 20)
-        await doomed.kill()
+        await it.doomed.kill()
         [card] = fake.in_channel(OWNER)
 
         # The instance that takes the card's row over looks for it slowly (a busy channel).
         looked = fake.answer_slowly("conversations.history", 3)
-        taker = await SlackChat(database_url, fake).start()
+        await it.take_over()
         # Ada's ✋ arrives before anyone knows that message is card #1.
         hand = {
             "type": "reaction_added",
@@ -198,12 +165,7 @@ async def test_a_raised_hand_on_a_card_whose_poster_was_killed_before_booking_it
         await asyncio.wait_for(looked.wait(), 20)
 
         await eventually(lambda: any("#1 is yours" in t for t in fake.told("UADMIN")), within=30)
-        await taker.app.settle()
-        await asyncio.sleep(0.5)  # time for a second answer
+        await it.settled()  # time for a second answer
 
         assert len([t for t in fake.told("UADMIN") if "#1 is yours" in t]) == 1
         assert len(fake.in_channel(OWNER)) == 1  # the card once, now Ada's
-    finally:
-        await doomed.kill()
-        if taker is not None:
-            await taker.stop()

@@ -32,11 +32,12 @@ from bot.app import App, build_platforms
 from bot.config import load_settings
 from bot.intake.webhook import sign
 from matrix_people import MatrixPerson, People, unique
+from outbox_rows import all_sent
 from pg_server import PostgresServer
 from storage import matrix as state
 from storage.database import Database
 from storage.migrate import upgrade
-from storage.models import OutboxKind, OutboxRow, OutboxState
+from storage.models import OutboxKind, OutboxRow
 from synapse_server import SynapseServer
 
 TESTS = Path(__file__).parent.parent
@@ -146,26 +147,6 @@ async def card_rows(url: str, channel: str) -> list[OutboxRow]:
         await db.dispose()
 
 
-async def all_sent(url: str, within: float = 30.0) -> None:
-    """Wait until every outbox row is booked as sent: a kill before a sent row is booked
-    leaves it leased for its whole lease (the outbox's own failover, tested apart)."""
-    db = Database(url)
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while True:
-            async with db.read() as session:
-                pending = await session.scalars(
-                    select(OutboxRow.id).where(col(OutboxRow.state) == OutboxState.PENDING)
-                )
-                if not pending.all():
-                    return
-            assert loop.time() < deadline, "the outbox did not book its rows as sent"
-            await asyncio.sleep(0.05)
-    finally:
-        await db.dispose()
-
-
 async def test_the_instance_taking_matrix_over_reads_and_writes_the_encrypted_rooms_as_before(
     synapse: SynapseServer,
     postgres: PostgresServer,
@@ -217,6 +198,8 @@ async def test_the_instance_taking_matrix_over_reads_and_writes_the_encrypted_ro
         # which sends it at the first try (the standby has no Matrix to try it with).
         await mention(second, "webhook: where is my order?")
         await ann.until(lambda: len(cards(ann, owner_room, bot)) == 2, within=30)
+        # every row booked before the kill: one sent and not yet booked would wait out its
+        # whole lease (the outbox's own failover, tested apart)
         await all_sent(url)
 
         first.send_signal(signal.SIGKILL)

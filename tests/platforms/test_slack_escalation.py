@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-
-import pytest
 
 from fake_slack import FakeSlack
 from harness import FakeClock
 from slack_chat import OWNER, SlackChat
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = await FakeSlack().start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def test_an_unclaimed_conversation_is_nudged_in_the_thread_of_its_card(

@@ -57,6 +57,8 @@ class ConsolePlatform:
     name = "console"
     command_prefix = PREFIX
     pace_seconds = 0.0
+    #: one person at a terminal: no limit to keep to
+    account_limit = None
     #: a local terminal: nothing to lose touch with
     connected = True
 
@@ -217,6 +219,9 @@ class ConsolePlatform:
             return
         self._delivered[key] = message_ref
         self._say(f"[{local_part(channel)}] (card updated) ", view)
+
+    def messages_per_update(self, view: View) -> int:
+        return 1
 
     async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
         if key in self._delivered:

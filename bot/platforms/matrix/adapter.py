@@ -549,8 +549,7 @@ class MatrixPlatform:
             line = translate.render(Notice(view.fallback))
             await self._send(room, translate.in_thread(line, message_ref), f"{key}-thread")
 
-    @staticmethod
-    def messages_per_update(view: View) -> int:
+    def messages_per_update(self, view: View) -> int:
         """The messages `update` sends (each counts against the account's limit)."""
         return 2 if isinstance(view, Card) and view.fallback else 1
 

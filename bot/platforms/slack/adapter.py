@@ -172,6 +172,9 @@ class Turnstile:
 class SlackPlatform:
     name = "slack"
     command_prefix = tr.PREFIX
+    #: Slack limits messages per channel (about one a second: `pace_seconds`), not the
+    #: account's messages all together
+    account_limit = None
 
     def __init__(
         self,
@@ -682,6 +685,9 @@ class SlackPlatform:
             text=body.text,
             blocks=body.blocks or [],
         )
+
+    def messages_per_update(self, view: View) -> int:
+        return 1  # chat.update, in place
 
     async def send_private(
         self, person: PersonId, view: View, key: str, context: ChannelId | None
