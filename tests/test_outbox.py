@@ -211,6 +211,27 @@ async def test_a_slow_answer_does_not_hold_back_the_next_cards_of_an_unpaced_cha
     assert took < 1.2, f"8 cards took {took:.2f} s"
 
 
+async def test_a_busy_unpaced_channels_backlog_goes_out_in_one_pass(chat: Chat) -> None:
+    """Forty cards waiting in an unpaced channel (held by a 429) go in one pass once the
+    wait is over, in order: read twenty at a time, a busy channel's cards went in small
+    waves, and the messages they answer came back so, each wave routed in a transaction
+    of its own (bench.slack --throughput, issue 18)."""
+    await chat.say("boss", "team add support")
+    await chat.app.outbox.stop()  # rows pile up, as during a burst
+    for n in range(40):
+        await chat.mention(f"Customer{n}", f"message {n}", settle=False)
+    chat.platform.rate_limited = 1  # the first is refused once
+    chat.platform.retry_after = 0.2
+    await chat.app.outbox.deliver_due()
+    assert chat.platform.in_channel(channel("support")) == []
+
+    await asyncio.sleep(0.3)
+    await chat.app.outbox.deliver_due()  # one pass
+
+    cards = chat.platform.in_channel(channel("support"))
+    assert [c.view.title.split(" · ")[0] for c in cards] == [f"#{n}" for n in range(1, 41)]  # type: ignore[union-attr]
+
+
 async def test_admins_are_told_once_a_day_when_a_channel_refuses_the_bot(chat: Chat) -> None:
     await chat.say("boss", "team add support")
     chat.platform.gone.add(channel("support"))  # someone removed the bot from #support

@@ -1,27 +1,25 @@
 """Pure translation for Slack: payloads → neutral events, neutral views → Block Kit.
 
 No I/O here, so every rule (what is skipped, how text is escaped, where Block Kit's
-limits cut) is tested on plain dicts. Block Kit is built with `slack_sdk.models`,
-whose constructors know the field names; `to_dict()` validates lengths on the way out.
+limits cut) is tested on plain dicts. Messages (cards, notices, the Home tab) are built
+as the plain dicts Slack receives, every limit cut here: `slack_sdk.models`' objects
+and their `to_dict()` (validation, attribute walks) cost a card more than its share of
+the routing transaction (bench.slack, session 7). The dicts are exactly what those
+objects give: keys sorted, empty values left out (tests/platforms/test_slack_blocks.py
+compares them). Modals, rarer, are still built with `slack_sdk.models`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk.models.blocks import (
-    ActionsBlock,
     Block,
-    ButtonElement,
-    ContextBlock,
-    DividerBlock,
-    HeaderBlock,
     InputBlock,
-    MarkdownTextObject,
     PlainTextInputElement,
     PlainTextObject,
     SectionBlock,
@@ -288,12 +286,12 @@ class SlackMessage:
 
 def message(view: View, labels: Labels) -> SlackMessage:
     if isinstance(view, Card):
-        return SlackMessage(text=_fallback(view), blocks=_dicts(card_blocks(view, labels)))
+        return SlackMessage(text=_fallback(view), blocks=card_blocks(view, labels))
     if isinstance(view, Home):
-        return SlackMessage(text=escape(view.title), blocks=_dicts(home_blocks(view, labels)))
+        return SlackMessage(text=escape(view.title), blocks=home_blocks(view, labels))
     if isinstance(view, Chart | Attachment):  # the file goes up separately; this is its caption
         return SlackMessage(text=escape(view.title))
-    return SlackMessage(text=notice_text(view), blocks=_dicts(notice_blocks(view)))
+    return SlackMessage(text=notice_text(view), blocks=notice_blocks(view))
 
 
 def notice_text(notice: Notice) -> str:
@@ -302,7 +300,7 @@ def notice_text(notice: Notice) -> str:
     return escape(notice.text)
 
 
-def notice_blocks(notice: Notice) -> list[Block]:
+def notice_blocks(notice: Notice) -> list[dict[str, Any]]:
     """A notice as plain_text sections. Sent as a message's `text` alone, Slack would read
     it as mrkdwn: a customer's `*bold* _it_ ~s~` and backticks would become formatting.
     A notice is plain text (bot.views), so it is shown exactly as written, line breaks
@@ -321,8 +319,7 @@ def notice_blocks(notice: Notice) -> list[Block]:
                 size = 0
             chunks[-1] += piece
             size += grown
-    sections: list[Block] = [SectionBlock(text=_plain(chunk)) for chunk in chunks]
-    return sections[:MESSAGE_BLOCKS_LIMIT]
+    return [_section(text=_plain_text(chunk)) for chunk in chunks[:MESSAGE_BLOCKS_LIMIT]]
 
 
 def _fallback(card: Card) -> str:
@@ -330,46 +327,41 @@ def _fallback(card: Card) -> str:
     return text
 
 
-def card_blocks(card: Card, labels: Labels) -> list[Block]:
+def card_blocks(card: Card, labels: Labels) -> list[dict[str, Any]]:
     """customer/source (header), status/owner/team (fields), text, link, buttons."""
-    blocks: list[Block] = [HeaderBlock(text=_plain(card.title, HEADER_LIMIT))]
+    blocks: list[dict[str, Any]] = [
+        {"text": _plain_text(card.title, HEADER_LIMIT), "type": "header"}
+    ]
     if card.fields:
-        blocks.append(
-            SectionBlock(
-                # plain_text: a value may be someone's words (the question of an advice
-                # request, a name), shown as written, never as mrkdwn
-                fields=[
-                    _plain(f"{f.label}\n{f.value}", FIELD_LIMIT)
-                    for f in card.fields[:10]  # a section has at most 10 fields
-                ]
-            )
-        )
+        # plain_text: a value may be someone's words (the question of an advice
+        # request, a name), shown as written, never as mrkdwn
+        fields = [
+            _plain_text(f"{f.label}\n{f.value}", FIELD_LIMIT)
+            for f in card.fields[:10]  # a section has at most 10 fields
+        ]
+        blocks.append({"fields": fields, "type": "section"})
     trimmed = False
     if card.text.strip():
         # plain_text: customer *bold*, _x_, links and mentions show exactly as written
         text, trimmed = _fit(card.text, SECTION_TEXT_LIMIT)
-        blocks.append(SectionBlock(text=_plain(text)))
-    notes: list[PlainTextObject | MarkdownTextObject] = []
+        blocks.append(_section(text=_plain_text(text)))
+    notes: list[dict[str, Any]] = []
     if card.link:
-        notes.append(MarkdownTextObject(text=link_markup(card.link), verbatim=True))
+        notes.append(_compact(text=link_markup(card.link), type="mrkdwn", verbatim=True))
     if card.more:
-        notes.append(_plain(card.more, 1000))
+        notes.append(_plain_text(card.more, 1000))
     if notes:
-        blocks.append(ContextBlock(elements=notes))
+        blocks.append({"elements": notes, "type": "context"})
     buttons = [_button(b) for b in card.buttons[:24]]
     if (trimmed or card.more) and card.show:
-        buttons.append(
-            ButtonElement(
-                text=_plain(labels.show_full, BUTTON_LABEL_LIMIT),
-                action_id=SHOW_FULL,
-                value=card.show[:2000],
-            )
-        )
+        show = _plain_text(labels.show_full, BUTTON_LABEL_LIMIT)
+        show_full = _compact(action_id=SHOW_FULL, text=show, type="button", value=card.show[:2000])
+        buttons.append(show_full)
     if buttons:
         # unique per card in a view (the Home tab shows many)
         first = card.buttons[0].value if card.buttons else ""
         block_id = f"inloop_card_{card.show or first}"
-        blocks.append(ActionsBlock(block_id=block_id[:255], elements=buttons))
+        blocks.append({"block_id": block_id[:255], "elements": buttons, "type": "actions"})
     return blocks[:MESSAGE_BLOCKS_LIMIT]
 
 
@@ -383,33 +375,60 @@ def link_markup(url: str) -> str:
     return f"<{escape(url).replace('|', '%7C')}>"
 
 
-def _button(button: Button) -> ButtonElement:
-    return ButtonElement(
-        text=_plain(button.label, BUTTON_LABEL_LIMIT),
-        # a button with a form opens it (a modal); the others act at once
+def _button(button: Button) -> dict[str, Any]:
+    # a button with a form opens it (a modal); the others act at once
+    return _compact(
         action_id=f"{FORM_OPEN_PREFIX}{button.form}"
         if button.form
         else f"{ACTION_PREFIX}{button.action}",
-        value=button.value[:2000],
         style=None if button.style == "default" else button.style,
+        text=_plain_text(button.label, BUTTON_LABEL_LIMIT),
+        type="button",
+        value=button.value[:2000],
     )
 
 
 def _plain(text: str, limit: int = SECTION_TEXT_LIMIT) -> PlainTextObject:
+    """`_plain_text` as slack_sdk's object, for the modals."""
+    return PlainTextObject(text=_escaped_fit(text, limit), emoji=False)
+
+
+def _plain_text(text: str, limit: int = SECTION_TEXT_LIMIT) -> dict[str, Any]:
+    return {"emoji": False, "text": _escaped_fit(text, limit), "type": "plain_text"}
+
+
+def _escaped_fit(text: str, limit: int) -> str:
     # Even plain_text is read through Slack's entity decoding: escape it all the same,
     # and fit the limit after escaping (a `&` counts five characters then).
-    return PlainTextObject(text=escape(_fit(text, limit)[0]) or " ", emoji=False)
+    return escape(_fit(text, limit)[0]) or " "
 
 
-def home_blocks(home: Home, labels: Labels) -> list[Block]:
-    blocks: list[Block] = [HeaderBlock(text=_plain(home.title, HEADER_LIMIT))]
+def _section(**fields: Any) -> dict[str, Any]:
+    return {**fields, "type": "section"}
+
+
+def _compact(**fields: Any) -> dict[str, Any]:
+    """A Block Kit object as slack_sdk's `to_dict()` gives it: keys sorted, None and
+    empty values left out (an empty button value is sent as no value)."""
+    return {
+        key: value
+        for key, value in sorted(fields.items())
+        if value is not None and (not isinstance(value, str | list) or value)
+    }
+
+
+def home_blocks(home: Home, labels: Labels) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [
+        {"text": _plain_text(home.title, HEADER_LIMIT), "type": "header"}
+    ]
     if home.buttons:
-        blocks.append(ActionsBlock(elements=[_button(b) for b in home.buttons]))
+        blocks.append({"elements": [_button(b) for b in home.buttons], "type": "actions"})
     for section in home.sections:
-        blocks.append(DividerBlock())
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*{escape(section.heading)}*")))
+        blocks.append({"type": "divider"})
+        heading = _compact(text=f"*{escape(section.heading)}*", type="mrkdwn")
+        blocks.append(_section(text=heading))
         if not section.cards:
-            blocks.append(ContextBlock(elements=[_plain(section.empty or "—")]))
+            blocks.append({"elements": [_plain_text(section.empty or "—")], "type": "context"})
         for card in section.cards[:HOME_CARDS_LIMIT]:
             blocks.extend(card_blocks(card, labels))
     return blocks[:VIEW_BLOCKS_LIMIT]
@@ -508,7 +527,3 @@ def form_event(
         text=form_command(form, {**values, "value": value}),
         raw=body,
     )
-
-
-def _dicts(blocks: Sequence[Block]) -> list[dict[str, Any]]:
-    return [block.to_dict() for block in blocks]
