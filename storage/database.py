@@ -63,6 +63,12 @@ class Database:
             self._read_engine = self.engine
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._readers = async_sessionmaker(self._read_engine, expire_on_commit=False)
+        # Sessions whose every statement commits on its own (`at_once_session`): the
+        # same pool, its connections handed out in AUTOCOMMIT (asyncpg then sends no
+        # BEGIN and no COMMIT; the level is set back when the connection returns).
+        self._at_once_sessions = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
@@ -85,10 +91,28 @@ class Database:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
+    async def at_once_session(self) -> AsyncIterator[AsyncSession]:
+        """`at_once` for ORM statements (an UPDATE … RETURNING of rows as objects): on
+        PostgreSQL each statement is its own transaction, one round trip; on SQLite, one
+        transaction. Only for work that is one statement, or whose statements need not
+        stand or fall together."""
+        if self.is_sqlite:
+            async with self.transaction() as session:
+                yield session
+            return
+        async with self._at_once_sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A read-only unit of work: never waits for, nor blocks, the writers."""
         async with self._readers() as session, session.begin():
             yield session
+
+    @property
+    def reader_engine(self) -> AsyncEngine:
+        """The engine `read` runs on: on SQLite a second one, on PostgreSQL `engine`."""
+        return self._read_engine
 
     async def ping(self) -> bool:
         try:
