@@ -909,7 +909,7 @@ class OutboxWorker:
                         # answer may be one that cannot be looked up after a crash
                         # (Slack's ephemeral messages), and would then be sent again;
                         # the window between its send and its booking is one statement.
-                        await self._sent(done, at_once=True)
+                        await self._sent(done)
                     else:
                         sent += done
                     if row.kind in _POSTS_CARD and row.conversation_id and ref:
@@ -1205,11 +1205,10 @@ class OutboxWorker:
         log.warning("cannot look for row %s's earlier send (%s): sending it", row.id, failure)
         return None
 
-    async def _sent(
-        self, delivered: list[tuple[OutboxRow, str | None]], *, at_once: bool = False
-    ) -> None:
-        """Book a whole pass as sent in one transaction, and remember where cards went
-        (`at_once`: rows that post no card, in one statement committed on its own)."""
+    async def _sent(self, delivered: list[tuple[OutboxRow, str | None]]) -> None:
+        """Book a whole pass as sent, and remember where cards went: one statement
+        committed on its own when no card was posted (on PostgreSQL one round trip, not
+        BEGIN + UPDATE + COMMIT), else one transaction (the rows go with the cards')."""
         self._metrics.delivered(row.platform for row, _ in delivered)  # metrics
         if not delivered:
             return
@@ -1220,7 +1219,7 @@ class OutboxWorker:
             if row.kind in _POSTS_CARD and row.conversation_id and ref
         ]
         ids = [row.id for row, _ in delivered]
-        if at_once and not posted:
+        if not posted:
             async with self._db.at_once() as connection:
                 await connection.execute(_rows_sent_statement(), {"ids": ids, "now": now})
             return
