@@ -31,9 +31,11 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, select
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from bench.common import (
@@ -177,6 +179,39 @@ def yours(number: int, customer: str) -> str:
     return TEXTS.claimed_you.format(number=number, customer=customer, source=SOURCE)
 
 
+# -- what a claim costs the database --------------------------------------------------
+
+
+class Statements:
+    """Every statement the bot's engines run, and every transaction they open (a BEGIN
+    and a COMMIT or ROLLBACK: on PostgreSQL two round trips of their own; a statement
+    run in AUTOCOMMIT opens none), each with its `time.perf_counter()`, so that a
+    claim's share can be counted between two instants. On SQLite nothing here crosses
+    a network: the counts say what the same claim would cost on PostgreSQL."""
+
+    def __init__(self, engines: Iterable[AsyncEngine]) -> None:
+        self.statements: list[float] = []
+        self.transactions: list[float] = []
+        for engine in dict.fromkeys(engines):  # SQLite's reader is another engine
+            event.listen(engine.sync_engine, "before_cursor_execute", self._statement)
+            event.listen(engine.sync_engine, "begin", self._begin)
+
+    def _statement(self, _conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE (storage/database.py)
+            self.statements.append(time.perf_counter())
+
+    def _begin(self, conn: Connection) -> None:
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            self.transactions.append(time.perf_counter())
+
+    def between(self, start: float, end: float) -> tuple[int, int]:
+        """(statements, transactions begun) from `start` to `end`."""
+        return (
+            sum(1 for at in self.statements if start <= at <= end),
+            sum(1 for at in self.transactions if start <= at <= end),
+        )
+
+
 # -- the run -------------------------------------------------------------------------
 
 
@@ -187,6 +222,10 @@ class Results:
     load: list[float] = field(default_factory=list)
     router_ms: list[float] = field(default_factory=list)
     round_trip_ms: list[float] = field(default_factory=list)
+    #: per sequential claim: (statements, transactions) in the router's share
+    #: (`handle()`) and until both deliveries
+    router_statements: list[tuple[int, int]] = field(default_factory=list)
+    round_trip_statements: list[tuple[int, int]] = field(default_factory=list)
     #: per round: (wall ms, router ms, winner, problems)
     rounds: list[tuple[float, float, str, list[str]]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -199,6 +238,7 @@ class Bench:
         )
         self.platform = BenchPlatform()
         self.app = App(settings, {"console": self.platform})
+        self.statements = Statements([self.app.db.engine, self.app.db.reader_engine])
         self.timeout = timeout
         # unique per run, so that a reused database never sees an event id or key twice
         self.run = uuid.uuid4().hex[:8]
@@ -284,8 +324,11 @@ class Bench:
                 )
                 await self.app.settle()
                 continue
+            delivered = max(card.last_at, notice.last_at)
             results.router_ms.append((returned - started) * 1000)
-            results.round_trip_ms.append((max(card.last_at, notice.last_at) - started) * 1000)
+            results.round_trip_ms.append((delivered - started) * 1000)
+            results.router_statements.append(self.statements.between(started, returned))
+            results.round_trip_statements.append(self.statements.between(started, delivered))
             await self.app.settle()  # outside the measurement: the next claim starts idle
 
     # -- 2. concurrent claims on one conversation ---------------------------------
@@ -371,8 +414,21 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
         p99 = percentile(results.round_trip_ms, 99)
         print(
             f"  target p50 <= {TARGET_P50_MS:g} ms: {verdict(p50 <= TARGET_P50_MS)}; "
-            f"p99 <= {TARGET_P99_MS:g} ms: {verdict(p99 <= TARGET_P99_MS)}\n"
+            f"p99 <= {TARGET_P99_MS:g} ms: {verdict(p99 <= TARGET_P99_MS)}"
         )
+        print("  database work per claim, median (round trips on PostgreSQL: statements")
+        print("  + a BEGIN and a COMMIT per transaction)")
+        for label, counts in (
+            ("router only", results.router_statements),
+            ("round trip", results.round_trip_statements),
+        ):
+            statements = percentile([n for n, _ in counts], 50)
+            transactions = percentile([t for _, t in counts], 50)
+            print(
+                f"    {label:<12}{statements:>3.0f} statements in {transactions:.0f} "
+                f"transaction(s): {statements + 2 * transactions:.0f} round trips"
+            )
+        print()
     if results.rounds:
         print(
             f"{args.concurrent} concurrent claims on one conversation, {len(results.rounds)} rounds"

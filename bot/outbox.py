@@ -541,13 +541,20 @@ class OutboxWorker:
         now = self._clock()
         if not self._may_lease():
             return []
-        async with self._db.transaction() as session:
-            leased = await session.scalars(
+        # One statement, committed on its own (on PostgreSQL one round trip, where a
+        # transaction with a second read for the cards' references took four): it
+        # leases the rows and returns where each one's card is.
+        async with self._db.at_once_session() as session:
+            leased = await session.execute(
                 _lease_written_statement(),
                 {"ids": ids, "until": now + LEASE, "by": self._holder},
             )
-            rows = leased.all()
-            cards = await _card_refs(session, rows)
+            rows: list[OutboxRow] = []
+            cards: dict[int, str] = {}
+            for row, card_ref in leased:
+                rows.append(row)
+                if card_ref is not None and row.conversation_id:
+                    cards[row.conversation_id] = card_ref
         lanes = _by_lane(sorted(rows, key=lambda r: r.id or 0))
         loop_now = asyncio.get_running_loop().time()
         elsewhere = any(not self._delivers(r.platform) for r in rows)
@@ -917,7 +924,7 @@ class OutboxWorker:
                         # answer may be one that cannot be looked up after a crash
                         # (Slack's ephemeral messages), and would then be sent again;
                         # the window between its send and its booking is one statement.
-                        await self._sent(done, at_once=True)
+                        await self._sent(done)
                     else:
                         sent += done
                     if row.kind in _POSTS_CARD and row.conversation_id and ref:
@@ -1212,11 +1219,10 @@ class OutboxWorker:
         log.warning("cannot look for row %s's earlier send (%s): sending it", row.id, failure)
         return None
 
-    async def _sent(
-        self, delivered: list[tuple[OutboxRow, str | None]], *, at_once: bool = False
-    ) -> None:
-        """Book a whole pass as sent in one transaction, and remember where cards went
-        (`at_once`: rows that post no card, in one statement committed on its own)."""
+    async def _sent(self, delivered: list[tuple[OutboxRow, str | None]]) -> None:
+        """Book a whole pass as sent, and remember where cards went: one statement
+        committed on its own when no card was posted (on PostgreSQL one round trip, not
+        BEGIN + UPDATE + COMMIT), else one transaction (the rows go with the cards')."""
         self._metrics.delivered(row.platform for row, _ in delivered)  # metrics
         if not delivered:
             return
@@ -1227,7 +1233,7 @@ class OutboxWorker:
             if row.kind in _POSTS_CARD and row.conversation_id and ref
         ]
         ids = [row.id for row, _ in delivered]
-        if at_once and not posted:
+        if not posted:
             async with self._db.at_once() as connection:
                 await connection.execute(_rows_sent_statement(), {"ids": ids, "now": now})
             return
@@ -1341,7 +1347,9 @@ def _lease_due_statement(instances: bool) -> UpdateBase:
 @cache
 def _lease_written_statement() -> UpdateBase:
     """Lease rows by id (`ids`, until `until`) that are new, free, and head their lane:
-    no older row of the same lane, outside `ids`, is pending."""
+    no older row of the same lane, outside `ids`, is pending. Returns each row with the
+    reference of the card it changes (an update's, a thread reply's; else NULL), as
+    `_card_refs` reads it."""
     earlier = aliased(OutboxRow)
     private = OutboxKind.PRIVATE
     lane_waits = exists().where(
@@ -1350,6 +1358,17 @@ def _lease_written_statement() -> UpdateBase:
         (col(earlier.kind) == private) == (col(OutboxRow.kind) == private),
         col(earlier.id) < col(OutboxRow.id),
         col(earlier.id).not_in(bindparam("ids", expanding=True)),
+    )
+    changes_card = col(OutboxRow.kind).in_((OutboxKind.UPDATE, OutboxKind.REPLY))
+    card_ref = case(
+        (
+            changes_card,
+            select(col(Conversation.card_ref))
+            .where(col(Conversation.id) == col(OutboxRow.conversation_id))
+            .correlate(OutboxRow)
+            .scalar_subquery(),
+        ),
+        else_=None,
     )
     return (
         update(OutboxRow)
@@ -1361,7 +1380,7 @@ def _lease_written_statement() -> UpdateBase:
             ~lane_waits,
         )
         .values(leased_until=bindparam("until"), leased_by=bindparam("by"))
-        .returning(OutboxRow)
+        .returning(OutboxRow, card_ref)
         # rows the session already holds get the new lease too (`_still_mine` reads it)
         .execution_options(synchronize_session=False, populate_existing=True)
     )

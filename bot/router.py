@@ -44,7 +44,7 @@ from bot.people import Directory
 from bot.views import Notice
 from storage import events as processed
 from storage.database import Database
-from storage.models import ProcessedEvent, Role
+from storage.models import Person, ProcessedEvent, Role
 from storage.people import find
 
 CommandHandler = Callable[[Context, Sequence[str]], Awaitable[None]]
@@ -248,17 +248,29 @@ class Router:
         )
         if (batch_listener := self._batch_listeners.get(type(events[0]))) is not None:
             return await batch_listener(ctx, events)
+        command = events[0]
+        if len(events) == 1 and isinstance(command, Command | Action) and not self._db.is_sqlite:
+            # A command on PostgreSQL: its dedup row and its sender in one round trip.
+            new, sender = await processed.first_time_by(
+                session, command.event_id, command.sender, now
+            )
+            if new:
+                await self._dispatch_one(ctx, command, prepared, sender)
+            return [new]
         fresh = await processed.first_times(session, [e.event_id for e in events], now)
         for event, is_new in zip(events, fresh, strict=True):
             if is_new:
                 await self._dispatch_one(ctx, event, prepared)
         return fresh
 
-    async def _dispatch_one(self, ctx: Context, event: Event, prepared: object = None) -> None:
+    async def _dispatch_one(
+        self, ctx: Context, event: Event, prepared: object = None, sender: Person | None = None
+    ) -> None:
+        """`sender`: the sender's row, when it was read already."""
         if isinstance(event, Command | Action | Message | Reaction):
             ctx = replace(ctx, channel=event.channel, prefix=ctx.prefix_on(event.sender))
         if isinstance(event, Command | Action):
-            person = await self._directory.ensure(ctx.session, event.sender, ctx.now)
+            person = sender or await self._directory.ensure(ctx.session, event.sender, ctx.now)
             command = event.text if isinstance(event, Command) else ""
             ctx = replace(ctx, person=person, command_text=command, prepared=prepared)
             await self._run_command(ctx, _command_words(event))

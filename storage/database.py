@@ -86,7 +86,21 @@ class Database:
             )
             self._read_engine = self.engine
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._readers = async_sessionmaker(self._read_engine, expire_on_commit=False)
+        # Sessions whose every statement commits on its own (`at_once_session`): the
+        # same pool, its connections handed out in AUTOCOMMIT (asyncpg then sends no
+        # BEGIN and no COMMIT; the level is set back when the connection returns).
+        self._at_once_sessions = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
+        # Reads on PostgreSQL too: under READ COMMITTED every statement sees its own
+        # snapshot, in a transaction or not, so a read-only transaction only added a
+        # BEGIN and a COMMIT round trip to every read (the outbox's passes, the people's
+        # look-ups), and could not be left idle in a transaction by a lost instance.
+        self._readers = (
+            async_sessionmaker(self._read_engine, expire_on_commit=False)
+            if self.is_sqlite
+            else self._at_once_sessions
+        )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
@@ -109,10 +123,30 @@ class Database:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
+    async def at_once_session(self) -> AsyncIterator[AsyncSession]:
+        """`at_once` for ORM statements (an UPDATE … RETURNING of rows as objects): on
+        PostgreSQL each statement is its own transaction, one round trip; on SQLite, one
+        transaction. Only for work that is one statement, or whose statements need not
+        stand or fall together."""
+        if self.is_sqlite:
+            async with self.transaction() as session:
+                yield session
+            return
+        async with self._at_once_sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A read-only unit of work: never waits for, nor blocks, the writers."""
+        """A read-only unit of work: never waits for, nor blocks, the writers. Each of its
+        statements sees what was committed when it began (SQLite: when the first began;
+        PostgreSQL: no transaction, as READ COMMITTED gives nothing more)."""
         async with self._readers() as session, session.begin():
             yield session
+
+    @property
+    def reader_engine(self) -> AsyncEngine:
+        """The engine `read` runs on: on SQLite a second one, on PostgreSQL `engine`."""
+        return self._read_engine
 
     async def ping(self) -> bool:
         try:
