@@ -10,14 +10,18 @@ for each conversation of the week, the customer's earlier ones: some 100 ms a we
 the conversation: routing sets it when the conversation is stored (it reads the
 customer's history then anyway), and `customer link` / `unlink` set it again for the
 conversations of the customers they change (storage/customers.py `mark_returning`).
-Erasure keeps a conversation's customer, so its flag stays true.
+Erasure keeps a conversation's customer (and removes the identities, so that the
+next mention of that author is a new customer's): no flag changes.
 
 The index `(returning_customer, created_at, team_id, relationship_owner_id, owner_id)`
 gives the digest a week's conversations of returning customers, with what it counts of
 them, as one range of entries: not the week's other conversations, nor any history.
 
 The backfill is here: every conversation stored before gets the flag from its rows,
-by the same rule (one statement; each conversation's probe reads `(customer_id, id)`).
+by the same rule (one statement; each conversation's probe reads `(customer_id, id)`):
+9.6 s on SQLite and 22.7 s on PostgreSQL for a year of 419,218 conversations (load ~9).
+On PostgreSQL it leaves the old versions of the rows it marks for autovacuum, and
+until that has run the digest's index-only scan visits their pages.
 """
 
 from __future__ import annotations
