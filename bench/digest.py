@@ -71,6 +71,7 @@ from bot.messages import texts_for
 from bot.recurrence import weekly
 from handlers import digest
 from handlers.weeks import IsoWeek, parse_week
+from storage import customers as stored_customers
 from storage.database import Database
 from storage.migrate import upgrade
 from storage.models import (
@@ -118,6 +119,17 @@ COMMITTED = 0.8  # of employees: a weekly dialogue-time commitment, 2-5 blocks
 #: what became of a past block → share (minutes given: all, some, none)
 OUTCOMES = {"done": 62, "partial": 12, "skipped": 8, "no_answer": 8, "away": 8, "missed": 2}
 LOGGED = 0.3  # chance that someone logs time outside their blocks in a week
+# `--customers`: the customers behind the conversations, as a company's are
+#: conversations whose author is a customer Inloop recognises (the rest: none stored)
+WITH_CUSTOMER = 0.95
+#: of those, the chance the author is a new customer (else one met before returns)
+NEW_CUSTOMER = 0.45
+#: a returning customer writes to the team they wrote to before
+SAME_TEAM = 0.8
+#: customers given a relationship owner (`customer owner`), one of their team
+OWNER_SET = 0.2
+#: a conversation of a customer with a relationship owner in its team is claimed by them
+BY_RELATIONSHIP_OWNER = 0.6
 LINES = (
     "Hello, my order has not arrived yet. Can you help?",
     "The checkout page shows an error 502 since this morning.",
@@ -163,6 +175,8 @@ class Shape:
     advice: int = 0
     commitments: int = 0
     sessions: int = 0
+    customers: int = 0
+    identities: int = 0
     seconds: float = 0.0
     reused: bool = False
     #: days closed by this run, and how long closing them took
@@ -246,7 +260,33 @@ def creation_times(n: int, start: datetime, weeks: int, rng: random.Random) -> l
 
 
 @dataclass
+class Known:
+    """A customer met before, as the generator remembers them."""
+
+    id: int
+    team: int
+    #: set with `customer owner`; None: whoever owned their last resolved conversation
+    owner: int | None
+    #: source → their identity's id there
+    identities: dict[str, int]
+    #: their latest conversation: (owner, when it was resolved)
+    last: tuple[int | None, datetime | None] = (None, None)
+    #: their conversations so far
+    seen: int = 0
+
+
+@dataclass
+class Customers:
+    """The customers met so far (`--customers`), and the next ids to give."""
+
+    known: list[Known] = field(default_factory=list)
+    identities: int = 0
+
+
+@dataclass
 class Chunk:
+    customers: list[dict[str, Any]] = field(default_factory=list)
+    identities: list[dict[str, Any]] = field(default_factory=list)
     conversations: list[dict[str, Any]] = field(default_factory=list)
     mentions: list[dict[str, Any]] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
@@ -261,9 +301,11 @@ def year(
     now: datetime,
     staff: Staff,
     rng: random.Random,
+    customers: Customers | None = None,
     chunk_size: int = 20_000,
 ) -> Iterator[Chunk]:
-    """The conversations, their mentions, audit entries and advice, in chunks."""
+    """The conversations, their mentions, audit entries and advice, in chunks; with
+    `customers`, the customers and identities behind them too."""
     sizes: list[int] = []
     total = 0
     size_values, size_weights = list(SIZES), list(SIZES.values())
@@ -284,12 +326,29 @@ def year(
         key = f"{source}-{number:07d}"
         customer = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
         handle = f"@{customer.split()[0].lower()}{rng.randrange(10_000)}"
+        who: Known | None = None
+        holder: int | None = None
+        if customers is not None and rng.random() < WITH_CUSTOMER:
+            who, team = _customer(customers, chunk, team, source, created, staff, rng)
+            identity = who.identities[source]
+            customer, handle = f"{customer} {identity}", f"@c{identity}"
+            last_owner, last_resolved = who.last
+            # as routing finds it: the one set, else the owner of the last resolved one
+            holder = who.owner
+            if holder is None and last_resolved is not None and last_resolved <= created:
+                holder = last_owner
         owner: int | None = None
         claimed = replied = resolved = None
         if rng.random() >= NEVER_CLAIMED:
             at = created + timedelta(minutes=lognormal_minutes(rng, 18, 1.1, 3 * 1440))
             if at < now:
                 owner, claimed = rng.choice(staff.members[team]), at
+                if (
+                    holder in staff.members[team]
+                    and holder != owner
+                    and rng.random() < BY_RELATIONSHIP_OWNER
+                ):
+                    owner = holder
         if claimed is not None and rng.random() < 0.93:
             at = claimed + timedelta(minutes=lognormal_minutes(rng, 25, 1.0, 2 * 1440))
             replied = at if at < now else None
@@ -329,8 +388,16 @@ def year(
                 "resolved_at": resolved,
                 "card_channel": f"slack:C{team:05d}",
                 "card_ref": f"{1_700_000_000 + number}.000100",
+                "customer_id": who.id if who else None,
+                "identity_id": who.identities[source] if who else None,
+                "relationship_owner_id": holder,
+                # as routing marks it (the bench's check compares it with the history)
+                "returning_customer": who is not None and who.seen > 0,
             }
         )
+        if who is not None:
+            who.last = (owner, resolved)
+            who.seen += 1
         for j, at in enumerate(received):
             chunk.mentions.append(
                 {
@@ -360,6 +427,42 @@ def year(
             chunk = Chunk()
     if chunk.conversations:
         yield chunk
+
+
+def _customer(
+    customers: Customers,
+    chunk: Chunk,
+    team: int,
+    source: str,
+    created: datetime,
+    staff: Staff,
+    rng: random.Random,
+) -> tuple[Known, int]:
+    """The customer of a new conversation, and its team: a new one, or one met before
+    (on this source or, linked, from another); their rows go into `chunk`."""
+    if not customers.known or rng.random() < NEW_CUSTOMER:
+        owner = rng.choice(staff.members[team]) if rng.random() < OWNER_SET else None
+        who = Known(len(customers.known) + 1, team, owner, {})
+        customers.known.append(who)
+        chunk.customers.append({"id": who.id, "owner_id": owner, "created_at": created})
+    else:
+        who = rng.choice(customers.known)
+        if rng.random() < SAME_TEAM:
+            team = who.team
+    if source not in who.identities:
+        customers.identities += 1
+        who.identities[source] = customers.identities
+        chunk.identities.append(
+            {
+                "id": customers.identities,
+                "customer_id": who.id,
+                "source": source,
+                "handle": f"@c{customers.identities}",
+                "display_name": f"Customer {customers.identities}",
+                "created_at": created,
+            }
+        )
+    return who, team
 
 
 def _audit(number: int, actor: int | None, action: str, at: datetime) -> dict[str, Any]:
@@ -533,13 +636,18 @@ async def generate(db: Database, args: argparse.Namespace, now: datetime) -> Sha
         await load(conn, "person", people)
         await load(conn, "team", teams)
     shape.staff, shape.teams = len(people), len(teams)
-    for chunk in year(args.mentions, args.weeks, start, now, staff, rng):
+    customers = Customers() if args.customers else None
+    for chunk in year(args.mentions, args.weeks, start, now, staff, rng, customers):
         async with db.engine.begin() as conn:
+            await load(conn, "customer", chunk.customers)
+            await load(conn, "customer_identity", chunk.identities)
             await load(conn, "conversation", chunk.conversations)
             await load(conn, "mention", chunk.mentions)
             await load(conn, "audit_log", chunk.audit)
             await load(conn, "advice_request", chunk.advice)
             await load(conn, "advice_message", chunk.advice_messages)
+        shape.customers += len(chunk.customers)
+        shape.identities += len(chunk.identities)
         shape.conversations += len(chunk.conversations)
         shape.mentions += len(chunk.mentions)
         shape.audit += len(chunk.audit)
@@ -564,10 +672,18 @@ async def generate(db: Database, args: argparse.Namespace, now: datetime) -> Sha
     async with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # explicit ids were given: move the sequences past them
-            for name in ("person", "team", "conversation", "advice_request", "commitment"):
+            for name in (
+                "person",
+                "team",
+                "conversation",
+                "advice_request",
+                "commitment",
+                "customer",
+                "customer_identity",
+            ):
                 await conn.exec_driver_sql(
                     f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
-                    f"(SELECT max(id) FROM {name}))"
+                    f"(SELECT coalesce(max(id), 1) FROM {name}))"
                 )
     if db.engine.dialect.name == "postgresql":
         # what autovacuum does shortly after a bulk load; SQLite gets no ANALYZE (nor
@@ -586,6 +702,8 @@ COUNTED = {
     "advice_request": "advice",
     "commitment": "commitments",
     "dialogue_session": "sessions",
+    "customer": "customers",
+    "customer_identity": "identities",
 }
 
 
@@ -761,6 +879,22 @@ async def measure(db: Database, args: argparse.Namespace, now: datetime, results
     results.timings.append(Timing("build(), all teams", ms, cpu, target))
     ms, cpu, one = await timed(runs, build_team)
     results.timings.append(Timing(f"build(), team {team}", ms, cpu, target))
+    start, end = week.bounds(TZ)
+
+    async def continuity() -> Sequence[tuple[int | None, int | None, int, int]]:
+        async with db.read() as session:
+            return await stored_customers.continuity(session, start, end)
+
+    async def looked_back() -> Sequence[tuple[int | None, int | None, int, int]]:
+        async with db.read() as session:
+            return await stored_customers.continuity(session, start, end, from_history=True)
+
+    ms, cpu, flagged = await timed(runs, continuity)
+    results.timings.append(Timing("continuity(), the week", ms, cpu))
+    ms, cpu, history = await timed(runs, looked_back)
+    results.timings.append(Timing("continuity(), from history", ms, cpu))
+    if set(flagged) != set(history):
+        results.failures.append("continuity: the flagged conversations and the history differ")
     ms, cpu, whole_live = await timed(args.row_runs, live_all)
     results.timings.append(Timing("from the rows, all teams", ms, cpu))
     ms, cpu, one_live = await timed(args.row_runs, live_team)
@@ -870,6 +1004,8 @@ async def check(
             "consultants in the digest": len(whole.consultants),
             f"people in the digest of {team}": len(one.people),
             "conversations opened in the week": sum(t.opened for t in whole.teams),
+            "of returning customers (continuity)": sum(t.returning for t in whole.teams),
+            "of those, by their relationship owner": sum(t.returning_by_owner for t in whole.teams),
             "unclaimed now": sum(t.unclaimed_total for t in whole.teams),
             "minutes committed in the week": committed,
         }
@@ -923,7 +1059,8 @@ def report(results: Results, args: argparse.Namespace, url: str) -> None:
         f"data ({how}): {shape.staff:,} staff, {shape.teams} teams, "
         f"{shape.conversations:,} conversations, {shape.mentions:,} mentions, "
         f"{shape.audit:,} audit entries, {shape.advice:,} advice requests, "
-        f"{shape.commitments:,} commitments, {shape.sessions:,} dialogue sessions\n"
+        f"{shape.commitments:,} commitments, {shape.sessions:,} dialogue sessions, "
+        f"{shape.customers:,} customers with {shape.identities:,} identities\n"
         f"days closed by this run: {shape.days_closed} in {shape.closing_seconds:.1f} s\n"
         f"week {results.week} ({start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC, {TZ}) "
         f"and the week before, claim target {CLAIM_TARGET} min\n"
@@ -984,6 +1121,13 @@ async def run(args: argparse.Namespace, url: str) -> Results:
                 f"the database holds {shape.mentions:,} mentions and {shape.staff} staff, not "
                 f"{args.mentions:,} and {args.staff}: remove it or pass matching arguments"
             )
+        elif bool(shape.customers) != args.customers:
+            # a year with customers and one without are different benches: never confused
+            raise SystemExit(
+                f"the database holds a year {'with' if shape.customers else 'without'} "
+                f"customers: {'pass' if shape.customers else 'leave out'} --customers, "
+                "or give another file or database"
+            )
         await close(db, now, shape)
     finally:
         await db.dispose()
@@ -1028,6 +1172,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--chart-runs", type=int, default=5, help="warm chart renderings (default 5)"
     )
     parser.add_argument("--seed", type=int, default=2026, help="random seed of the data")
+    parser.add_argument(
+        "--customers",
+        action="store_true",
+        help="a year with customers (most conversations; some return, some have a "
+        "relationship owner): a database of its own (--keep another file)",
+    )
     parser.add_argument(
         "--explain", action="store_true", help="print each statement's plan (EXPLAIN)"
     )

@@ -113,6 +113,8 @@ async def recognise(
         in_batch[who.customer_id] = before + 1
         conversation.customer_id = who.customer_id
         conversation.identity_id = who.identity_id
+        # what the digest's continuity counts, kept so that it need not look back
+        conversation.returning_customer = history is not None and history.earlier > 0
         holder = holders.get(who.customer_id)
         person = holder.person if holder is not None and is_staff(holder.person) else None
         if person is not None:

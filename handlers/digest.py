@@ -202,8 +202,9 @@ async def build(
     """The week's figures and the week before's (for the trends); None: no such team.
 
     The days closed already are read from their totals (storage/day_totals.py), the
-    others from the rows; `live`: every day from the rows (what the totals are
-    checked against)."""
+    others from the rows; `live`: every day from the rows, and returning customers
+    from their earlier conversations (what the totals and the conversations'
+    `returning_customer` are checked against)."""
     team_id: int | None = None
     if team_name:
         team = await teams.by_name(session, team_name)

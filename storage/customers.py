@@ -14,13 +14,16 @@ from functools import cache
 
 from sqlalchemy import (
     BindParameter,
+    ColumnElement,
     Select,
+    and_,
     bindparam,
     case,
     delete,
     func,
     insert,
     select,
+    true,
     tuple_,
     update,
 )
@@ -413,6 +416,7 @@ async def link(session: AsyncSession, keep: int, merged: int) -> None:
     )
     await session.delete(gone)
     await session.flush()
+    await mark_returning(session, [keep])
 
 
 async def unlink(session: AsyncSession, identity_row: CustomerIdentity, now: datetime) -> int:
@@ -422,6 +426,7 @@ async def unlink(session: AsyncSession, identity_row: CustomerIdentity, now: dat
     session.add(alone)
     await session.flush()
     assert alone.id is not None
+    left = identity_row.customer_id
     identity_row.customer_id = alone.id
     session.add(identity_row)
     await session.execute(
@@ -430,7 +435,30 @@ async def unlink(session: AsyncSession, identity_row: CustomerIdentity, now: dat
         .values(customer_id=alone.id)
     )
     await session.flush()
+    await mark_returning(session, [left, alone.id])
     return alone.id
+
+
+async def mark_returning(session: AsyncSession, customer_ids: Collection[int]) -> None:
+    """Set `returning_customer` again on these customers' conversations, after their
+    conversations changed customer: each one but a customer's first (its smallest
+    number) is a returning customer's. Only the rows whose flag changes are written."""
+    earlier = aliased(Conversation)
+    first = (
+        select(func.min(col(earlier.id)))
+        .where(col(earlier.customer_id) == col(Conversation.customer_id))
+        .scalar_subquery()
+    )
+    returning = col(Conversation.id) != first
+    await session.execute(
+        update(Conversation)
+        .where(
+            col(Conversation.customer_id).in_(list(customer_ids)),
+            col(Conversation.returning_customer) != returning,
+        )
+        .values(returning_customer=returning)
+        .execution_options(synchronize_session=False)
+    )
 
 
 # -- holds ---------------------------------------------------------------------------------
@@ -453,19 +481,30 @@ async def holds_ended(session: AsyncSession, now: datetime, limit: int) -> Seque
 
 
 async def continuity(
-    session: AsyncSession, start: datetime, end: datetime
+    session: AsyncSession, start: datetime, end: datetime, *, from_history: bool = False
 ) -> Sequence[tuple[int | None, int | None, int, int]]:
     """Conversations of returning customers opened in [start, end), by team and
-    relationship owner: (team, relationship owner, how many, how many that owner has)."""
-    earlier = aliased(Conversation)
-    returning = (
-        select(col(earlier.id))
-        .where(
-            col(earlier.customer_id) == col(Conversation.customer_id),
-            col(earlier.id) < col(Conversation.id),
+    relationship owner: (team, relationship owner, how many, how many that owner has).
+
+    Returning: marked so on the conversation (`returning_customer`), one range of
+    `ix_conversation_returning_created`; `from_history`: found by looking for each
+    conversation of the week for an earlier one of its customer (what the flag is
+    checked against)."""
+    returning: ColumnElement[bool]
+    if from_history:
+        earlier = aliased(Conversation)
+        returning = and_(
+            # no customer: never returning; checked in the index, before the probe
+            col(Conversation.customer_id).is_not(None),
+            select(col(earlier.id))
+            .where(
+                col(earlier.customer_id) == col(Conversation.customer_id),
+                col(earlier.id) < col(Conversation.id),
+            )
+            .exists(),
         )
-        .exists()
-    )
+    else:
+        returning = col(Conversation.returning_customer) == true()
     by_owner = func.sum(
         case((col(Conversation.owner_id) == col(Conversation.relationship_owner_id), 1), else_=0)
     )
@@ -476,13 +515,7 @@ async def continuity(
             func.count(),
             by_owner,
         )
-        .where(
-            col(Conversation.created_at) >= start,
-            col(Conversation.created_at) < end,
-            # no customer: never returning; checked in the index, before the probe
-            col(Conversation.customer_id).is_not(None),
-            returning,
-        )
+        .where(returning, col(Conversation.created_at) >= start, col(Conversation.created_at) < end)
         .group_by(col(Conversation.team_id), col(Conversation.relationship_owner_id))
     )
     return [(team, owner, int(n), int(mine or 0)) for team, owner, n, mine in rows]

@@ -381,7 +381,7 @@ async def week(
     ):
         if team_id is None or team == team_id:
             raw.team_waits[team].append((arrived, until))
-    await live(session, raw, start, end, team_id=team_id)
+    await live(session, raw, start, end, team_id=team_id, from_history=True)
     return raw
 
 
@@ -424,11 +424,19 @@ async def waits(
 
 
 async def live(
-    session: AsyncSession, raw: Raw, start: datetime, end: datetime, *, team_id: int | None
+    session: AsyncSession,
+    raw: Raw,
+    start: datetime,
+    end: datetime,
+    *,
+    team_id: int | None,
+    from_history: bool = False,
 ) -> None:
     """The figures always read from the rows, whole week: few rows, and they change
     after their day (an advice request is taken and rated later, a relationship
-    owner gets the conversation later, a block's outcome is known later)."""
+    owner gets the conversation later, a block's outcome is known later).
+    `from_history`: returning customers found from each one's earlier conversations,
+    not from their conversations' flag (`storage.customers.continuity`)."""
 
     def between(column: Any) -> list[ColumnElement[bool]]:
         return [column >= start, column < end]
@@ -472,7 +480,9 @@ async def live(
         if rating == "useful":
             raw.advice_useful[consultant] = raw.advice_useful.get(consultant, 0) + 1
     # Continuity: returning customers' conversations, and their relationship owners'.
-    for team, holder, count, by_owner in await continuity(session, start, end):
+    for team, holder, count, by_owner in await continuity(
+        session, start, end, from_history=from_history
+    ):
         if not ours(team):
             continue
         if team is not None:

@@ -158,6 +158,16 @@ class Conversation(SQLModel, table=True):
         ),
         # a customer's earlier conversations (the card's history line) from the index alone
         Index("ix_conversation_customer_id", "customer_id", "id"),
+        # the digest's continuity: a week's conversations of returning customers, and
+        # what it counts of them, from the index alone (not every conversation of it)
+        Index(
+            "ix_conversation_returning_created",
+            "returning_customer",
+            "created_at",
+            "team_id",
+            "relationship_owner_id",
+            "owner_id",
+        ),
         # PostgreSQL joins a week of mentions / audit entries to their team from this
         # index alone, instead of hashing the whole table (SQLite uses the rowid)
         Index("ix_conversation_id_team", "id", "team_id"),
@@ -191,6 +201,10 @@ class Conversation(SQLModel, table=True):
     identity_id: int | None = Field(default=None, foreign_key="customer_identity.id", index=True)
     #: the customer's relationship owner when it came in (the digest's continuity)
     relationship_owner_id: int | None = Field(default=None, foreign_key="person.id")
+    #: its customer had a conversation before it (a smaller number): set by routing,
+    #: set again for a customer's conversations when they are linked or unlinked
+    #: (storage/customers.py `mark_returning`), so the digest need not look back
+    returning_customer: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     #: offered to the relationship owner first until then; None: anyone in the team may claim
     held_until: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
     #: when its customer's data was erased (`customer erase`, RETENTION_DAYS): the row

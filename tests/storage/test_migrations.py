@@ -391,6 +391,60 @@ async def test_closed_weeks_are_made_again_with_their_medians_after_0016d(
         await again.stop()
 
 
+async def test_conversations_stored_before_0017a_know_their_returning_customers(
+    database_url: str,
+) -> None:
+    """0017a keeps on each conversation whether its customer had one before, for the
+    digest's continuity; the conversations stored before it get it from their rows:
+    Giulia's second conversation, and her email linked to her after the fact, are
+    returns; Paolo's only one is not. The digest says the same before and after, and
+    a conversation stored after the upgrade is marked by routing."""
+    chat = await Chat(database_url).start()
+    await chat.say("boss", "team add support", where="support")
+    await chat.say("ann", "teams")
+    await chat.mention("Giulia", "Il pacco?")
+    await chat.say("boss", "customer owner twitter:@giulia @ann")
+    await chat.mention("Giulia", "Ancora io")
+    await chat.mention("Giulia", "Per email", source="email")
+    await chat.mention("Paolo", "Ordine?")
+    await chat.say("ann", "claim 2")
+    await chat.say("boss", "customer link twitter:@giulia email:@giulia")
+    before = await chat.say("boss", "digest this")
+    await chat.stop()
+    assert "continuity: 2 conversations of returning customers, 50%" in before
+
+    def columns(sync: Connection) -> set[str]:
+        return {c["name"] for c in inspect(sync).get_columns("conversation")}
+
+    async def returning(db: Database) -> list[int]:
+        async with db.read() as session:
+            found = await session.scalars(
+                text("SELECT id FROM conversation WHERE returning_customer ORDER BY id")
+            )
+        return list(found)
+
+    db = Database(database_url)
+    try:
+        assert await returning(db) == [2, 3]
+        async with db.engine.begin() as conn:
+            await conn.run_sync(lambda sync: _downgrade(sync, "0016d_digest_live_parts"))
+            assert "returning_customer" not in await conn.run_sync(columns)
+        await upgrade(db)
+        assert await returning(db) == [2, 3]
+    finally:
+        await db.dispose()
+
+    again = Chat(database_url)
+    again.platform = again.app.platforms["console"] = chat.platform  # the same chat
+    await again.start()
+    try:
+        assert await again.say("boss", "digest this") == before
+        await again.mention("Paolo", "Di nuovo io")
+        assert await returning(again.app.db) == [2, 3, 5]
+    finally:
+        await again.stop()
+
+
 async def test_instances_and_the_inbox_go_with_a_downgrade_and_come_back(
     database_url: str,
 ) -> None:
