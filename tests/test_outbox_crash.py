@@ -92,33 +92,28 @@ async def test_a_claims_answer_shown_by_an_instance_killed_before_booking_it_is_
 ) -> None:
     """What became of a claim goes to the person's DM with its key: the instance taking
     it over finds it there, so it is shown once, however the first instance died."""
-    await team(database_url, fake)
-    await waiting_answers(database_url, "UADMIN", ["#1 is yours now", "#2 is yours now"], kept=True)
 
     def claims_told() -> list[str]:
         return [said for said in fake.told("UADMIN") if "yours now" in said]
 
-    first = fake.answer_slowly("chat.postMessage", 3.0)
-    doomed = await Doomed(database_url, fake).start()
-    taker: SlackChat | None = None
-    try:
+    async with crash(database_url, fake) as it:
+        await waiting_answers(
+            database_url, "UADMIN", ["#1 is yours now", "#2 is yours now"], kept=True
+        )
+        first = fake.answer_slowly("chat.postMessage", 3.0)
+        await it.doomed.start()
         await asyncio.wait_for(first.wait(), 20)
         # The second is shown at once, and its answer never reaches the instance.
         second = fake.answer_slowly("chat.postMessage", 120)
         await asyncio.wait_for(second.wait(), 20)
-        await doomed.kill()
+        await it.doomed.kill()
         assert claims_told() == ["#1 is yours now", "#2 is yours now"]
 
-        taker = await SlackChat(database_url, fake).start()
-        await nothing_pending(database_url, within=20)
-        await taker.app.settle()
-        await asyncio.sleep(0.5)  # time for another copy
+        await it.take_over()
+        await all_sent(database_url, within=20)
+        await it.settled()  # time for another copy
 
         assert claims_told() == ["#1 is yours now", "#2 is yours now"]
-    finally:
-        await doomed.kill()
-        if taker is not None:
-            await taker.stop()
 
 
 async def test_an_ephemeral_answer_whose_instance_died_before_sending_it_is_sent(
