@@ -110,24 +110,19 @@ async def _assert_the_same(chat: Chat, began: datetime) -> int:
                 )
             ).all()
         )
-        looked_back = {
-            n: bool(
-                n
-                in set(
-                    await session.scalars(
-                        select(col(Conversation.id)).where(
-                            select(col(earlier.id))
-                            .where(
-                                col(earlier.customer_id) == col(Conversation.customer_id),
-                                col(earlier.id) < col(Conversation.id),
-                            )
-                            .exists()
-                        )
+        returning = set(
+            await session.scalars(
+                select(col(Conversation.id)).where(
+                    select(col(earlier.id))
+                    .where(
+                        col(earlier.customer_id) == col(Conversation.customer_id),
+                        col(earlier.id) < col(Conversation.id),
                     )
+                    .exists()
                 )
             )
-            for n in flags
-        }
+        )
+        looked_back = {n: n in returning for n in flags}
         assert flags == looked_back
         week = IsoWeek.containing(began.date())
         while week.monday <= now.date():
