@@ -34,11 +34,13 @@ from storage import sqlite_inline
 #: or frozen (kill -STOP, a paused VM) keeps its connection open in the server's eyes:
 #: without a bound its locks (a conversation being claimed, outbox rows being booked)
 #: held every other instance's work on those rows for hours (TCP keepalive) or for
-#: good. Inloop's transactions never sit idle on purpose but for one wait (a platform's
-#: look-up of someone new: `Directory.named` lifts the bound for it), so the bound is
-#: the instance lease (bot/duties.py `LeaseTiming.lease`): the locks of an instance gone
-#: silent go by the time the others count it dead and take its rows over.
-IDLE_IN_TRANSACTION = 6.0
+#: good. Inloop's transactions wait on purpose only for a platform's look-up of someone
+#: new (`Directory.named` lifts the bound for it), but a busy process leaves them idle
+#: too: its event loop taken by other work, a first import (alembic's scripts, the
+#: chart's library). The instance lease (6 s) was too short for that on a loaded
+#: machine (the test suite at load 8 had migrations and a digest cut off), so the
+#: bound is half a minute: rows a lost instance locked wait that long, not for good.
+IDLE_IN_TRANSACTION = 30.0
 #: seconds a transaction may wait on purpose for a platform's answer (`wait_in`): above
 #: the longest a platform's HTTP client waits for one (Slack's 30 s, Matrix's 60 s)
 PLATFORM_WAIT = 90.0
