@@ -249,8 +249,8 @@ class Router:
         if (batch_listener := self._batch_listeners.get(type(events[0]))) is not None:
             return await batch_listener(ctx, events)
         command = events[0]
-        if len(events) == 1 and isinstance(command, Command | Action) and not self._db.is_sqlite:
-            # A command on PostgreSQL: its dedup row and its sender in one round trip.
+        if len(events) == 1 and isinstance(command, Command | Action):
+            # A command: its dedup row and its sender together (PostgreSQL: one round trip).
             new, sender = await processed.first_time_by(
                 session, command.event_id, command.sender, now
             )

@@ -14,6 +14,7 @@ from sqlmodel import col
 
 from storage.dialect import table, upsert
 from storage.models import Person, ProcessedEvent
+from storage.people import find
 
 
 async def first_times(session: AsyncSession, event_ids: Sequence[str], now: datetime) -> list[bool]:
@@ -43,9 +44,12 @@ async def first_times(session: AsyncSession, event_ids: Sequence[str], now: date
 async def first_time_by(
     session: AsyncSession, event_id: str, sender: str, now: datetime
 ) -> tuple[bool, Person | None]:
-    """PostgreSQL only: `first_times` of one event, and its sender's row (None: not met
-    yet, or the event is not new), in one statement: a round trip less for every
-    command (SQLite cannot put an INSERT in a WITH, and crosses no network)."""
+    """`first_times` of one event, and its sender's row (None: not met yet, or the event
+    is not new). On PostgreSQL in one statement, a round trip less for every command;
+    SQLite cannot put an INSERT in a WITH (and crosses no network): two there."""
+    if session.get_bind().dialect.name == "sqlite":
+        [new] = await first_times(session, [event_id], now)
+        return new, (await find(session, sender) if new else None)
     found = (
         await session.execute(
             _first_time_by_statement(), {"event_id": event_id, "at": now, "ref": sender}
