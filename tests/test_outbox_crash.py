@@ -22,7 +22,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from bot.views import Notice, view_to_dict
-from doomed import crash
+from doomed import Crash, crash
 from fake_slack import FakeSlack, event, message
 from harness import eventually
 from outbox_rows import all_sent
@@ -60,6 +60,25 @@ async def waiting_answers(
         await db.dispose()
 
 
+async def killed_while_slack_takes_the_second(it: Crash, method: str) -> None:
+    """Two answers wait: the doomed instance sends the first (answered after 3 s: time
+    enough, on a loaded machine, to make the next one slow), then is killed while Slack
+    takes the second (shown at once, its answer never reaching the instance)."""
+    first = it.fake.answer_slowly(method, 3.0)
+    await it.doomed.start()
+    await asyncio.wait_for(first.wait(), 20)
+    second = it.fake.answer_slowly(method, 120)
+    await asyncio.wait_for(second.wait(), 20)
+    await it.doomed.kill()
+
+
+async def taken_over(it: Crash) -> None:
+    """Another instance takes over and sends what is due; then time for a copy."""
+    await it.take_over()
+    await all_sent(it.url, within=20)
+    await it.settled()
+
+
 async def test_a_private_answer_is_booked_as_soon_as_it_is_sent_not_after_the_next(
     database_url: str, fake: FakeSlack
 ) -> None:
@@ -67,18 +86,8 @@ async def test_a_private_answer_is_booked_as_soon_as_it_is_sent_not_after_the_ne
     the second: the first was booked right after its send, and is not shown again."""
     async with crash(database_url, fake) as it:
         await waiting_answers(database_url, "UADMIN", ["the first answer", "the second answer"])
-        # answered after 3 s: time enough, on a loaded machine, to make the next one slow
-        first = fake.answer_slowly("chat.postEphemeral", 3.0)
-        await it.doomed.start()
-        await asyncio.wait_for(first.wait(), 20)
-        # The second is shown at once, and its answer never reaches the instance.
-        second = fake.answer_slowly("chat.postEphemeral", 120)
-        await asyncio.wait_for(second.wait(), 20)
-        await it.doomed.kill()
-
-        await it.take_over()
-        await all_sent(database_url, within=20)
-        await it.settled()  # time for another copy
+        await killed_while_slack_takes_the_second(it, "chat.postEphemeral")
+        await taken_over(it)
 
         told = fake.told("UADMIN")
         assert told.count("the first answer") == 1, told
@@ -100,18 +109,9 @@ async def test_a_claims_answer_shown_by_an_instance_killed_before_booking_it_is_
         await waiting_answers(
             database_url, "UADMIN", ["#1 is yours now", "#2 is yours now"], kept=True
         )
-        first = fake.answer_slowly("chat.postMessage", 3.0)
-        await it.doomed.start()
-        await asyncio.wait_for(first.wait(), 20)
-        # The second is shown at once, and its answer never reaches the instance.
-        second = fake.answer_slowly("chat.postMessage", 120)
-        await asyncio.wait_for(second.wait(), 20)
-        await it.doomed.kill()
+        await killed_while_slack_takes_the_second(it, "chat.postMessage")
         assert claims_told() == ["#1 is yours now", "#2 is yours now"]
-
-        await it.take_over()
-        await all_sent(database_url, within=20)
-        await it.settled()  # time for another copy
+        await taken_over(it)
 
         assert claims_told() == ["#1 is yours now", "#2 is yours now"]
 
