@@ -206,18 +206,13 @@ async def test_linking_and_unlinking_after_the_fact_moves_the_digests_continuity
     shown = await chat.say("boss", "digest this")
     assert shown.count("continuity: 1 conversations of returning customers, 100%") == 2
 
-    await chat.say("boss", "customer link twitter:@giulia email:@giulia")
-    assert await _assert_the_same(chat, began) == 2
-    assert await _figures(chat) == {("team", "support"): (2, 1), ("person", "Ann"): (1, 1)}
-
-    await chat.say("boss", "reassign 2 @bob")
-    assert await _assert_the_same(chat, began) == 2
-    assert await _figures(chat) == {("team", "support"): (2, 0), ("person", "Ann"): (1, 0)}
-
-    await chat.say("boss", "customer unlink email:@giulia")
-    assert await _assert_the_same(chat, began) == 1
-    assert await _figures(chat) == {("team", "support"): (1, 0), ("person", "Ann"): (1, 0)}
-
-    await chat.say("boss", "customer link email:@paolo twitter:@giulia")
-    assert await _assert_the_same(chat, began) == 2
-    assert await _figures(chat) == {("team", "support"): (2, 0), ("person", "Ann"): (1, 0)}
+    # each command, then: returning conversations, and (team, Ann)'s (count, by owner)
+    for command, returning, team, ann in [
+        ("customer link twitter:@giulia email:@giulia", 2, (2, 1), (1, 1)),
+        ("reassign 2 @bob", 2, (2, 0), (1, 0)),
+        ("customer unlink email:@giulia", 1, (1, 0), (1, 0)),
+        ("customer link email:@paolo twitter:@giulia", 2, (2, 0), (1, 0)),
+    ]:
+        await chat.say("boss", command)
+        assert await _assert_the_same(chat, began) == returning, command
+        assert await _figures(chat) == {("team", "support"): team, ("person", "Ann"): ann}
