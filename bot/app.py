@@ -14,7 +14,7 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,6 +76,7 @@ SIGNAL_DEADLINE = 8.0
 DATABASE_ANSWERS_WITHIN = 10.0
 #: the duties that run in one instance at a time (bot/duties.py says why each)
 TIMERS, FEEDS = "timers", "feeds"
+T = TypeVar("T")
 #: platforms that are a duty: Matrix syncs as one device, whose sync token is one
 EXCLUSIVE_PLATFORMS = frozenset({"matrix"})
 
@@ -390,13 +391,21 @@ def duty_names(settings: Settings) -> list[str]:
     return [TIMERS, *(["matrix"] if matrix else []), FEEDS]
 
 
-async def status(settings: Settings) -> list[str]:
-    """`inloop status`: which instance runs each duty, and the outbox's backlog."""
+async def on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """A one-shot command's `work` (`inloop status`, `db upgrade`, `digest`, `customer`)
+    on the settings' database, which is let go after it. Given up (NoAnswer) once the
+    database stops answering (DATABASE_ANSWERS_WITHIN), as `inloop run`'s start is: a
+    server that takes the connection and says nothing held it for asyncpg's minute."""
     db = Database(settings.database_url)
     try:
-        return await status_lines(db, duty_names(settings), utc_now())
+        return await db.while_answering(work(db), DATABASE_ANSWERS_WITHIN)
     finally:
         await db.dispose()
+
+
+async def status(settings: Settings) -> list[str]:
+    """`inloop status`: which instance runs each duty, and the outbox's backlog."""
+    return await on_database(settings, lambda db: status_lines(db, duty_names(settings), utc_now()))
 
 
 async def run(settings: Settings) -> None:
@@ -474,8 +483,8 @@ async def export_digest(settings: Settings, week: str, team: str, form: str) -> 
     Raises DigestArgumentError when the week or the team is wrong.
     """
     texts = texts_for(settings.language)
-    db = Database(settings.database_url)
-    try:
+
+    async def export(db: Database) -> tuple[str, bytes]:
         await upgrade(db)
         now = utc_now()
         parsed = weeks.parse_week(week, now, settings.digest_tz)
@@ -495,8 +504,8 @@ async def export_digest(settings: Settings, week: str, team: str, form: str) -> 
             "json": lambda: digest.as_json(figures),
         }[form]()
         return body, digest.chart(figures, texts).png
-    finally:
-        await db.dispose()
+
+    return await on_database(settings, export)
 
 
 class CustomerArgumentError(ValueError):
@@ -532,8 +541,8 @@ async def export_customer(settings: Settings, ref: str) -> bytes:
 
     Raises CustomerArgumentError when REF names no customer.
     """
-    db = Database(settings.database_url)
-    try:
+
+    async def export(db: Database) -> bytes:
         await upgrade(db)
         async with db.transaction() as session:
             customer = await _customer_of(session, ref, settings.language)
@@ -547,8 +556,8 @@ async def export_customer(settings: Settings, ref: str) -> bytes:
                 detail=f"customer {customer} (command line)",
             )
         return customer_data_store.as_json(data)
-    finally:
-        await db.dispose()
+
+    return await on_database(settings, export)
 
 
 async def erase_customer(settings: Settings, ref: str, *, confirm: bool) -> str:
@@ -559,8 +568,8 @@ async def erase_customer(settings: Settings, ref: str, *, confirm: bool) -> str:
     Raises CustomerArgumentError when REF names no customer.
     """
     texts = texts_for(settings.language)
-    db = Database(settings.database_url)
-    try:
+
+    async def erase(db: Database) -> str:
         await upgrade(db)
         async with db.transaction() as session:
             customer = await _customer_of(session, ref, settings.language)
@@ -595,8 +604,8 @@ async def erase_customer(settings: Settings, ref: str, *, confirm: bool) -> str:
             conversations=done.conversations,
             mentions=done.mentions,
         )
-    finally:
-        await db.dispose()
+
+    return await on_database(settings, erase)
 
 
 async def _nobody(person: PersonId) -> PersonInfo:

@@ -275,15 +275,15 @@ def _customer(settings: Settings, args: argparse.Namespace, fail: Callable[[str,
 
 
 async def _db_upgrade(settings: Settings) -> int:
+    from bot.app import on_database
     from storage.database import Database
     from storage.migrate import current_revision, upgrade
 
-    db = Database(settings.database_url)
-    try:
+    async def upgraded(db: Database) -> str | None:
         await upgrade(db)
-        print(f"database is at revision {await current_revision(db)}")
-    finally:
-        await db.dispose()
+        return await current_revision(db)
+
+    print(f"database is at revision {await on_database(settings, upgraded)}")
     return 0
 
 

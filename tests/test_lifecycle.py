@@ -217,6 +217,36 @@ async def test_a_database_that_never_answers_stops_the_start_in_one_line(
         await proxy.close()
 
 
+async def test_a_one_shot_command_on_a_database_that_never_answers_stops_in_one_line(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """`inloop status`, `db upgrade`, `digest` and `customer export` on a database that
+    takes the connection and says nothing: each says so within seconds, as `run` does,
+    where each waited for asyncpg's minute."""
+    server = make_url(postgres.url())
+    proxy = await test_duties.Proxy(server.host or "127.0.0.1", server.port or 5432).start()
+    proxy.cut()
+    commands = (["status"], ["db", "upgrade"], ["digest"], ["customer", "export", "#1"])
+    try:
+        url = test_duties.through(postgres.create_database(), proxy)
+        started = time.monotonic()
+        # side by side: each waits its bound, not the others'
+        ran = await asyncio.gather(
+            *(inloop(tmp_path, *command, env={"DATABASE_URL": url}) for command in commands)
+        )
+        took = time.monotonic() - started
+
+        for command, (code, _, err) in zip(commands, ran, strict=True):
+            assert code == 1, (command, err)
+            assert err.splitlines()[-1] == (
+                f"inloop: cannot use the database {redact(url)}: "
+                f"it did not answer within {DATABASE_ANSWERS_WITHIN:g} s"
+            ), command
+        assert took < DATABASE_ANSWERS_WITHIN + 30  # four interpreters' start and stop too
+    finally:
+        await proxy.close()
+
+
 async def test_check_config_shows_no_secret_and_no_password(tmp_path: Path) -> None:
     url = (
         f"postgresql+asyncpg://inloop:{DB_PASSWORD}@db.example:5433/support?password=x{DB_PASSWORD}"
