@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from functools import cache
+from typing import Any
 
 from sqlalchemy import (
     BindParameter,
@@ -22,9 +23,11 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     select,
     true,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +39,7 @@ from storage.models import (
     AdviceMessage,
     AdviceRequest,
     Away,
+    ContinuityCount,
     Conversation,
     Customer,
     CustomerIdentity,
@@ -481,15 +485,84 @@ async def holds_ended(session: AsyncSession, now: datetime, limit: int) -> Seque
 
 
 async def continuity(
-    session: AsyncSession, start: datetime, end: datetime, *, from_history: bool = False
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    *,
+    from_history: bool = False,
+    from_flags: bool = False,
 ) -> Sequence[tuple[int | None, int | None, int, int]]:
     """Conversations of returning customers opened in [start, end), by team and
     relationship owner: (team, relationship owner, how many, how many that owner has).
 
-    Returning: marked so on the conversation (`returning_customer`), one range of
-    `ix_conversation_returning_created`; `from_history`: found by looking for each
-    conversation of the week for an earlier one of its customer (what the flag is
-    checked against)."""
+    Read from `continuity_count` (kept by triggers, migration 0018a): the UTC weeks
+    nearest to the range, and the hours between their edges and the range's from the
+    conversations, added or taken away, in one statement (one snapshot).
+    `from_flags`: every conversation of the range marked `returning_customer`, one
+    range of `ix_conversation_returning_created` (what the counts are checked
+    against); `from_history`: found by looking for each conversation of the range for
+    an earlier one of its customer (what the flag is checked against)."""
+    if from_history or from_flags:
+        return await _continuity_from_rows(session, start, end, from_history=from_history)
+    first, last = _nearest_monday(start), _nearest_monday(end)
+    counts = table(ContinuityCount)
+    parts: list[Select[Any]] = [
+        select(
+            counts.c.team_id.label("team"),
+            counts.c.holder_id.label("holder"),
+            counts.c.conversations.label("n"),
+            counts.c.by_owner.label("mine"),
+        ).where(counts.c.week >= first.date(), counts.c.week < last.date())
+    ]
+    # [start, end) = [first, last) + [start, first) - [first, start) + [last, end) - [end, last)
+    for since, until, sign in (
+        (start, first, 1),
+        (first, start, -1),
+        (last, end, 1),
+        (end, last, -1),
+    ):
+        if since < until:
+            parts.append(_returning_between(since, until, sign))
+    both = union_all(*parts).subquery()
+    n = func.sum(both.c.n)
+    rows = await session.execute(
+        select(both.c.team, both.c.holder, n, func.sum(both.c.mine))
+        .group_by(both.c.team, both.c.holder)
+        # a count gone to 0 keeps its row; the rows say "no such group"
+        .having(n > 0)
+    )
+    return [(team or None, holder or None, int(n), int(mine)) for team, holder, n, mine in rows]
+
+
+def _nearest_monday(moment: datetime) -> datetime:
+    """The UTC Monday 00:00 nearest to `moment` (the later one at half way)."""
+    day = moment.astimezone(UTC)
+    monday = datetime.combine(day.date() - timedelta(days=day.weekday()), time(0), UTC)
+    return monday + timedelta(days=7) if day - monday >= timedelta(days=3, hours=12) else monday
+
+
+def _returning_between(since: datetime, until: datetime, sign: int) -> Select[Any]:
+    """The returning customers' conversations opened in [since, until), as
+    `continuity_count` rows of one conversation each, counted `sign` (1 or -1) times."""
+    one: ColumnElement[int] = literal_column(str(sign))
+    return select(
+        func.coalesce(col(Conversation.team_id), 0),
+        func.coalesce(col(Conversation.relationship_owner_id), 0),
+        one,
+        case(
+            (col(Conversation.owner_id) == col(Conversation.relationship_owner_id), one),
+            else_=literal_column("0"),
+        ),
+    ).where(
+        col(Conversation.returning_customer) == true(),
+        col(Conversation.created_at) >= since,
+        col(Conversation.created_at) < until,
+    )
+
+
+async def _continuity_from_rows(
+    session: AsyncSession, start: datetime, end: datetime, *, from_history: bool
+) -> Sequence[tuple[int | None, int | None, int, int]]:
     returning: ColumnElement[bool]
     if from_history:
         earlier = aliased(Conversation)
