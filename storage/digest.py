@@ -432,11 +432,12 @@ async def live(
     team_id: int | None,
     from_history: bool = False,
 ) -> None:
-    """The figures always read from the rows, whole week: few rows, and they change
-    after their day (an advice request is taken and rated later, a relationship
-    owner gets the conversation later, a block's outcome is known later).
+    """The figures that change after their day, whole week: advice (an advice request
+    is taken and rated later), continuity (a relationship owner gets the conversation
+    later; read from counts the database keeps exact, `storage.customers.continuity`),
+    dialogue time (a block's outcome is known later).
     `from_history`: returning customers found from each one's earlier conversations,
-    not from their conversations' flag (`storage.customers.continuity`)."""
+    not from the counts nor their conversations' flag."""
 
     def between(column: Any) -> list[ColumnElement[bool]]:
         return [column >= start, column < end]
