@@ -491,9 +491,11 @@ async def continuity(
     *,
     from_history: bool = False,
     from_flags: bool = False,
+    team_id: int | None = None,
 ) -> Sequence[tuple[int | None, int | None, int, int]]:
     """Conversations of returning customers opened in [start, end), by team and
-    relationship owner: (team, relationship owner, how many, how many that owner has).
+    relationship owner: (team, relationship owner, how many, how many that owner has);
+    `team_id`: of that team only.
 
     Read from `continuity_count` (kept by triggers, migration 0018a): the UTC weeks
     nearest to the range, and the hours between their edges and the range's from the
@@ -503,17 +505,20 @@ async def continuity(
     against); `from_history`: found by looking for each conversation of the range for
     an earlier one of its customer (what the flag is checked against)."""
     if from_history or from_flags:
-        return await _continuity_from_rows(session, start, end, from_history=from_history)
+        return await _continuity_from_rows(
+            session, start, end, from_history=from_history, team_id=team_id
+        )
     first, last = _nearest_monday(start), _nearest_monday(end)
     counts = table(ContinuityCount)
-    parts: list[Select[Any]] = [
-        select(
-            counts.c.team_id.label("team"),
-            counts.c.holder_id.label("holder"),
-            counts.c.conversations.label("n"),
-            counts.c.by_owner.label("mine"),
-        ).where(counts.c.week >= first.date(), counts.c.week < last.date())
-    ]
+    weeks = select(
+        counts.c.team_id.label("team"),
+        counts.c.holder_id.label("holder"),
+        counts.c.conversations.label("n"),
+        counts.c.by_owner.label("mine"),
+    ).where(counts.c.week >= first.date(), counts.c.week < last.date())
+    if team_id is not None:  # a range of the key (week, team_id, …) a week
+        weeks = weeks.where(counts.c.team_id == team_id)
+    parts: list[Select[Any]] = [weeks]
     # [start, end) = [first, last) + [start, first) - [first, start) + [last, end) - [end, last)
     for since, until, sign in (
         (start, first, 1),
@@ -522,7 +527,7 @@ async def continuity(
         (end, last, -1),
     ):
         if since < until:
-            parts.append(_returning_between(since, until, sign))
+            parts.append(_returning_between(since, until, sign, team_id))
     both = union_all(*parts).subquery()
     n = func.sum(both.c.n)
     rows = await session.execute(
@@ -541,11 +546,13 @@ def _nearest_monday(moment: datetime) -> datetime:
     return monday + timedelta(days=7) if day - monday >= timedelta(days=3, hours=12) else monday
 
 
-def _returning_between(since: datetime, until: datetime, sign: int) -> Select[Any]:
+def _returning_between(
+    since: datetime, until: datetime, sign: int, team_id: int | None
+) -> Select[Any]:
     """The returning customers' conversations opened in [since, until), as
     `continuity_count` rows of one conversation each, counted `sign` (1 or -1) times."""
     one: ColumnElement[int] = literal_column(str(sign))
-    return select(
+    query = select(
         func.coalesce(col(Conversation.team_id), 0),
         func.coalesce(col(Conversation.relationship_owner_id), 0),
         one,
@@ -558,10 +565,16 @@ def _returning_between(since: datetime, until: datetime, sign: int) -> Select[An
         col(Conversation.created_at) >= since,
         col(Conversation.created_at) < until,
     )
+    return query if team_id is None else query.where(col(Conversation.team_id) == team_id)
 
 
 async def _continuity_from_rows(
-    session: AsyncSession, start: datetime, end: datetime, *, from_history: bool
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    *,
+    from_history: bool,
+    team_id: int | None,
 ) -> Sequence[tuple[int | None, int | None, int, int]]:
     returning: ColumnElement[bool]
     if from_history:
@@ -578,6 +591,8 @@ async def _continuity_from_rows(
         )
     else:
         returning = col(Conversation.returning_customer) == true()
+    if team_id is not None:
+        returning = and_(returning, col(Conversation.team_id) == team_id)
     by_owner = func.sum(
         case((col(Conversation.owner_id) == col(Conversation.relationship_owner_id), 1), else_=0)
     )

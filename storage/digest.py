@@ -482,7 +482,7 @@ async def live(
             raw.advice_useful[consultant] = raw.advice_useful.get(consultant, 0) + 1
     # Continuity: returning customers' conversations, and their relationship owners'.
     for team, holder, count, by_owner in await continuity(
-        session, start, end, from_history=from_history
+        session, start, end, from_history=from_history, team_id=team_id
     ):
         if not ours(team):
             continue
