@@ -16,9 +16,12 @@ old row's out and adds the new one's. Exact whatever changes, whenever, through 
 Keyed by the UTC week, not the local day or hour: the digest's zone is a setting a
 trigger does not know, and a local week is the nearest UTC weeks' counts corrected by
 the hours between (`storage.customers.continuity`: 1-2 hours in Europe/Rome). Rows a
-week reads on the 10M year with customers: ~2,400 by UTC week, against ~6,000 by UTC
-day and ~10,000 by UTC hour (bench/README.md, "Session 8"): one row per
-(team, relationship owner) a week.
+week reads on the 10M year with customers (42,085 returning conversations in W27):
+2,325 by UTC week, against 8,822 by UTC day and 30,351 by UTC hour (bench/README.md,
+"Session 8"): one row per (team, relationship owner) a week.
+
+The backfill is one INSERT … SELECT … GROUP BY: 12.2 s on SQLite for the 10M year
+(4,186,855 conversations, load ~4.5), 1.6 s on PostgreSQL.
 
 `team_id` / `holder_id` 0 stand for none (ids start at 1): a key column must be a value.
 A count that goes to 0 keeps its row (read with `HAVING`): a later change may need it.
