@@ -159,9 +159,9 @@ async def _assert_the_same(chat: Chat, began: datetime) -> int:
                 assert counted == set(await continuity(session, start, end, from_flags=True))
                 assert counted == set(await continuity(session, start, end, from_history=True))
                 # one team's (support is the only one: team 1), and a team with none
-                for team in (1, 2):
-                    assert set(await continuity(session, start, end, team_id=team)) == {
-                        c for c in counted if c[0] == team
+                for one in (1, 2):
+                    assert set(await continuity(session, start, end, team_id=one)) == {
+                        c for c in counted if c[0] == one
                     }
                 week = IsoWeek.containing(week.monday + timedelta(days=7))
         # and ranges of any length from anywhere: each edge before, after or at a Monday
