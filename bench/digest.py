@@ -885,15 +885,24 @@ async def measure(db: Database, args: argparse.Namespace, now: datetime, results
         async with db.read() as session:
             return await stored_customers.continuity(session, start, end)
 
+    async def flagged() -> Sequence[tuple[int | None, int | None, int, int]]:
+        async with db.read() as session:
+            return await stored_customers.continuity(session, start, end, from_flags=True)
+
     async def looked_back() -> Sequence[tuple[int | None, int | None, int, int]]:
         async with db.read() as session:
             return await stored_customers.continuity(session, start, end, from_history=True)
 
-    ms, cpu, flagged = await timed(runs, continuity)
+    ms, cpu, counted = await timed(runs, continuity)
     results.timings.append(Timing("continuity(), the week", ms, cpu))
+    # what build() read before 0018a: every returning conversation of the week
+    ms, cpu, marked = await timed(runs, flagged)
+    results.timings.append(Timing("continuity(), from the flags", ms, cpu))
     ms, cpu, history = await timed(runs, looked_back)
     results.timings.append(Timing("continuity(), from history", ms, cpu))
-    if set(flagged) != set(history):
+    if set(counted) != set(marked):
+        results.failures.append("continuity: the counts and the flagged conversations differ")
+    if set(marked) != set(history):
         results.failures.append("continuity: the flagged conversations and the history differ")
     ms, cpu, whole_live = await timed(args.row_runs, live_all)
     results.timings.append(Timing("from the rows, all teams", ms, cpu))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from functools import cache
+from typing import Any
 
 from sqlalchemy import (
     BindParameter,
@@ -22,9 +23,11 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     select,
     true,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +39,7 @@ from storage.models import (
     AdviceMessage,
     AdviceRequest,
     Away,
+    ContinuityCount,
     Conversation,
     Customer,
     CustomerIdentity,
@@ -481,15 +485,114 @@ async def holds_ended(session: AsyncSession, now: datetime, limit: int) -> Seque
 
 
 async def continuity(
-    session: AsyncSession, start: datetime, end: datetime, *, from_history: bool = False
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    *,
+    from_history: bool = False,
+    from_flags: bool = False,
+    team_id: int | None = None,
 ) -> Sequence[tuple[int | None, int | None, int, int]]:
     """Conversations of returning customers opened in [start, end), by team and
-    relationship owner: (team, relationship owner, how many, how many that owner has).
+    relationship owner: (team, relationship owner, how many, how many that owner has);
+    `team_id`: of that team only.
 
-    Returning: marked so on the conversation (`returning_customer`), one range of
-    `ix_conversation_returning_created`; `from_history`: found by looking for each
-    conversation of the week for an earlier one of its customer (what the flag is
-    checked against)."""
+    Read from `continuity_count` (kept by triggers, migration 0018a): the UTC weeks
+    nearest to the range, and the hours between their edges and the range's from the
+    conversations, added or taken away, in one statement (one snapshot).
+    `from_flags`: every conversation of the range marked `returning_customer`, one
+    range of `ix_conversation_returning_created` (what the counts are checked
+    against); `from_history`: found by looking for each conversation of the range for
+    an earlier one of its customer (what the flag is checked against)."""
+    if from_history or from_flags:
+        return await _continuity_from_rows(
+            session, start, end, from_history=from_history, team_id=team_id
+        )
+    first, last = _nearest_monday(start), _nearest_monday(end)
+    # [start, end) = [first, last) + [start, first) - [first, start) + [last, end) - [end, last)
+    edges = [
+        (since, until, sign)
+        for since, until, sign in (
+            (start, first, 1),
+            (first, start, -1),
+            (last, end, 1),
+            (end, last, -1),
+        )
+        if since < until
+    ]
+    values: dict[str, Any] = {"first": first.date(), "last": last.date(), "team": team_id}
+    for i, (since, until, _) in enumerate(edges):
+        values |= {f"since{i}": since, f"until{i}": until}
+    statement = _continuity_statement(tuple(sign for _, _, sign in edges), team_id is not None)
+    rows = await session.execute(statement, values)
+    return [(team or None, holder or None, int(n), int(mine)) for team, holder, n, mine in rows]
+
+
+@cache
+def _continuity_statement(signs: tuple[int, ...], one_team: bool) -> Select[Any]:
+    """The counts of the UTC weeks [:first, :last), and the returning customers'
+    conversations of each edge [:sinceI, :untilI) counted `signs[I]` times, summed by
+    team and relationship owner: built once for each shape (SQLAlchemy's statement
+    objects and cache key, some 0.5 ms a build, are not rebuilt for each digest)."""
+    counts = table(ContinuityCount)
+    weeks = select(
+        counts.c.team_id.label("team"),
+        counts.c.holder_id.label("holder"),
+        counts.c.conversations.label("n"),
+        counts.c.by_owner.label("mine"),
+    ).where(counts.c.week >= bindparam("first"), counts.c.week < bindparam("last"))
+    if one_team:  # a range of the key (week, team_id, …) a week
+        weeks = weeks.where(counts.c.team_id == bindparam("team"))
+    parts: list[Select[Any]] = [weeks]
+    for i, sign in enumerate(signs):
+        parts.append(_returning_between(i, sign, one_team))
+    both = union_all(*parts).subquery()
+    n = func.sum(both.c.n)
+    return (
+        select(both.c.team, both.c.holder, n, func.sum(both.c.mine))
+        .group_by(both.c.team, both.c.holder)
+        # a count gone to 0 keeps its row; the rows say "no such group"
+        .having(n > 0)
+    )
+
+
+def _nearest_monday(moment: datetime) -> datetime:
+    """The UTC Monday 00:00 nearest to `moment` (the later one at half way)."""
+    day = moment.astimezone(UTC)
+    monday = datetime.combine(day.date() - timedelta(days=day.weekday()), time(0), UTC)
+    return monday + timedelta(days=7) if day - monday >= timedelta(days=3, hours=12) else monday
+
+
+def _returning_between(i: int, sign: int, one_team: bool) -> Select[Any]:
+    """The returning customers' conversations opened in [:sinceI, :untilI), as
+    `continuity_count` rows of one conversation each, counted `sign` (1 or -1) times."""
+    one: ColumnElement[int] = literal_column(str(sign))
+    query = select(
+        func.coalesce(col(Conversation.team_id), 0),
+        func.coalesce(col(Conversation.relationship_owner_id), 0),
+        one,
+        case(
+            (col(Conversation.owner_id) == col(Conversation.relationship_owner_id), one),
+            else_=literal_column("0"),
+        ),
+    ).where(
+        col(Conversation.returning_customer) == true(),
+        col(Conversation.created_at) >= bindparam(f"since{i}"),
+        col(Conversation.created_at) < bindparam(f"until{i}"),
+    )
+    if one_team:
+        query = query.where(col(Conversation.team_id) == bindparam("team"))
+    return query
+
+
+async def _continuity_from_rows(
+    session: AsyncSession,
+    start: datetime,
+    end: datetime,
+    *,
+    from_history: bool,
+    team_id: int | None,
+) -> Sequence[tuple[int | None, int | None, int, int]]:
     returning: ColumnElement[bool]
     if from_history:
         earlier = aliased(Conversation)
@@ -505,6 +608,8 @@ async def continuity(
         )
     else:
         returning = col(Conversation.returning_customer) == true()
+    if team_id is not None:
+        returning = and_(returning, col(Conversation.team_id) == team_id)
     by_owner = func.sum(
         case((col(Conversation.owner_id) == col(Conversation.relationship_owner_id), 1), else_=0)
     )

@@ -432,11 +432,12 @@ async def live(
     team_id: int | None,
     from_history: bool = False,
 ) -> None:
-    """The figures always read from the rows, whole week: few rows, and they change
-    after their day (an advice request is taken and rated later, a relationship
-    owner gets the conversation later, a block's outcome is known later).
+    """The figures that change after their day, whole week: advice (an advice request
+    is taken and rated later), continuity (a relationship owner gets the conversation
+    later; read from counts the database keeps exact, `storage.customers.continuity`),
+    dialogue time (a block's outcome is known later).
     `from_history`: returning customers found from each one's earlier conversations,
-    not from their conversations' flag (`storage.customers.continuity`)."""
+    not from the counts nor their conversations' flag."""
 
     def between(column: Any) -> list[ColumnElement[bool]]:
         return [column >= start, column < end]
@@ -481,7 +482,7 @@ async def live(
             raw.advice_useful[consultant] = raw.advice_useful.get(consultant, 0) + 1
     # Continuity: returning customers' conversations, and their relationship owners'.
     for team, holder, count, by_owner in await continuity(
-        session, start, end, from_history=from_history
+        session, start, end, from_history=from_history, team_id=team_id
     ):
         if not ours(team):
             continue

@@ -568,6 +568,31 @@ class DayWait(SQLModel, table=True):
     conversations: int
 
 
+class ContinuityCount(SQLModel, table=True):
+    """The digest's continuity counted by UTC week: the conversations of returning
+    customers opened in the week, by team and relationship owner, and how many of them
+    that owner has (`owner_id` is the relationship owner).
+
+    Kept exact by triggers on `conversation` (migration 0018a_continuity_counts): a
+    row's contribution is taken out when it changes or goes (claim, release, reassign,
+    customer link / unlink / merge / erase) and the new one added, in the same
+    transaction. Weeks of UTC, not of the digest's zone (a setting, unknown to a
+    trigger): a local week is read as the UTC weeks nearest to it, its few hours apart
+    corrected from the conversations (storage/customers.py `continuity`)."""
+
+    __tablename__ = "continuity_count"
+
+    #: the Monday of the UTC week the conversations were opened in
+    week: date = Field(primary_key=True)
+    #: 0: no team (a key column cannot be NULL and still be one key)
+    team_id: int = Field(primary_key=True)
+    #: the relationship owner; 0: none
+    holder_id: int = Field(primary_key=True)
+    conversations: int
+    #: of those, how many the relationship owner has (`owner_id`)
+    by_owner: int
+
+
 class Away(SQLModel, table=True):
     """`away until DATE`: the person's blocks up to DATE (included) are recorded as away."""
 

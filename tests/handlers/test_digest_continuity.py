@@ -1,20 +1,26 @@
-"""The digest's continuity, read from the conversations' `returning_customer`, says what
-looking back at each customer's earlier conversations says (issue 18 §2): on histories
-made through the bot, with customers who come back, write from a second source, are
-linked, unlinked and linked again after their conversations, erased, relationship
-owners set, and conversations claimed, reassigned and resolved."""
+"""The digest's continuity, read from the UTC weeks' `continuity_count` (kept by triggers)
+and the hours between them and the local week, says what the conversations'
+`returning_customer` says, and that what looking back at each customer's earlier
+conversations says (issue 18 §2): on histories made through the bot, with customers who
+come back, write from a second source, are linked, unlinked and linked again after their
+conversations, erased, relationship owners set, and conversations claimed, reassigned
+and resolved; in zones of whole, half and quarter hours, over weeks that change to or
+from summer time."""
 
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -23,12 +29,31 @@ from handlers.weeks import IsoWeek
 from harness import Chat
 from pg_server import PostgresServer
 from storage.customers import continuity
-from storage.models import Conversation
+from storage.models import ContinuityCount, Conversation
 
 CUSTOMERS = ("Giulia", "Paolo", "Sara")
 SOURCES = ("twitter", "email")
 STAFF = ("ann", "bob", "carla")
 TZ = "UTC"
+#: zones a digest may be in: ahead of UTC, behind it, by half and quarter hours, and
+#: most of a day ahead (with summer time: Rome, St John's, Sydney)
+ZONES = (
+    "UTC",
+    "Europe/Rome",
+    "America/St_Johns",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Australia/Sydney",
+    "Pacific/Kiritimati",
+)
+#: where a history begins: a Monday morning; a Saturday evening before Europe's summer
+#: time ends (25 October 2026) and North America's (1 November), and before it starts
+STARTS = (
+    datetime(2026, 11, 16, 9, 0, tzinfo=UTC),
+    datetime(2026, 10, 24, 20, 0, tzinfo=UTC),
+    datetime(2026, 10, 31, 22, 0, tzinfo=UTC),
+    datetime(2026, 3, 28, 21, 30, tzinfo=UTC),
+)
 
 refs = st.builds(
     lambda s, c: f"{s}:@{c.lower()}", st.sampled_from(SOURCES), st.sampled_from(CUSTOMERS)
@@ -49,7 +74,7 @@ steps = st.lists(
         link,
         st.tuples(st.just("unlink"), refs, st.just("")),
         st.tuples(st.just("erase"), refs, st.just("")),
-        st.tuples(st.just("later"), st.sampled_from([5, 45, 600, 2 * 1440]), st.just("")),
+        st.tuples(st.just("later"), st.sampled_from([5, 45, 600, 2 * 1440, 3 * 1440]), st.just("")),
     ),
     min_size=8,
     max_size=30,
@@ -124,6 +149,30 @@ async def _assert_the_same(chat: Chat, began: datetime) -> int:
         )
         looked_back = {n: n in returning for n in flags}
         assert flags == looked_back
+        await _assert_the_counts_are_the_rows(session)
+        # every local week of the history, in every zone: counted, flagged, looked back
+        for zone in ZONES:
+            week = IsoWeek.containing(began.astimezone(ZoneInfo(zone)).date())
+            while week.bounds(zone)[0] <= now:
+                start, end = week.bounds(zone)
+                counted = set(await continuity(session, start, end))
+                assert counted == set(await continuity(session, start, end, from_flags=True))
+                assert counted == set(await continuity(session, start, end, from_history=True))
+                # one team's (support is the only one: team 1), and a team with none
+                for one in (1, 2):
+                    assert set(await continuity(session, start, end, team_id=one)) == {
+                        c for c in counted if c[0] == one
+                    }
+                week = IsoWeek.containing(week.monday + timedelta(days=7))
+        # and ranges of any length from anywhere: each edge before, after or at a Monday
+        since = began - timedelta(days=4)
+        while since < now + timedelta(days=1):
+            for length in (timedelta(hours=1), timedelta(days=3), timedelta(days=9)):
+                start, end = since, since + length
+                assert set(await continuity(session, start, end)) == set(
+                    await continuity(session, start, end, from_flags=True)
+                ), (start, end)
+            since += timedelta(hours=7, minutes=15)
         week = IsoWeek.containing(began.date())
         while week.monday <= now.date():
             start, end = week.bounds(TZ)
@@ -139,6 +188,43 @@ async def _assert_the_same(chat: Chat, began: datetime) -> int:
     return sum(flags.values())
 
 
+async def _assert_the_counts_are_the_rows(session: AsyncSession) -> None:
+    """`continuity_count`, kept by the triggers, is the conversations counted by UTC week
+    (its Monday), team and relationship owner (0: none); a count gone to 0 is a row of
+    zeros."""
+    expected: Counter[tuple[str, int, int, str]] = Counter()
+    for created, team, holder, owner in (
+        await session.execute(
+            select(
+                col(Conversation.created_at),
+                col(Conversation.team_id),
+                col(Conversation.relationship_owner_id),
+                col(Conversation.owner_id),
+            ).where(col(Conversation.returning_customer))
+        )
+    ).all():
+        day = created.date()
+        key = (str(day - timedelta(days=day.weekday())), team or 0, holder or 0)
+        expected[(*key, "n")] += 1
+        expected[(*key, "mine")] += int(owner is not None and owner == holder)
+    kept: Counter[tuple[str, int, int, str]] = Counter()
+    for week, team, holder, n, mine in (
+        await session.execute(
+            select(
+                col(ContinuityCount.week),
+                col(ContinuityCount.team_id),
+                col(ContinuityCount.holder_id),
+                col(ContinuityCount.conversations),
+                col(ContinuityCount.by_owner),
+            )
+        )
+    ).all():
+        kept[(str(week), team, holder, "n")] = n
+        kept[(str(week), team, holder, "mine")] = mine
+    assert +kept == +expected  # (+: without the zeros)
+    assert all(v >= 0 for v in kept.values())
+
+
 @settings(
     max_examples=16,
     derandomize=True,  # the same cases every run, on CI (its "ci" profile) and off it
@@ -149,15 +235,21 @@ async def _assert_the_same(chat: Chat, began: datetime) -> int:
 @given(
     first=st.permutations([("mention", c, s) for c in CUSTOMERS for s in SOURCES]),
     played=steps,
+    began=st.sampled_from(STARTS),
 )
 async def test_the_continuity_from_the_flag_is_the_continuity_from_the_history(
     new_database: Callable[[], str],
     first: list[tuple[str, object, object]],
     played: list[tuple[str, object, object]],
+    began: datetime,
 ) -> None:
     """`first`: every customer writes from each source once (so that links find both
-    identities), in any order; then anything happens."""
-    chat = await Chat(new_database()).start()
+    identities), in any order; then anything happens. The counts kept by the triggers
+    are the rows counted, and the continuity of every week in every zone is the same
+    read from them, from the flags and from the history."""
+    chat = Chat(new_database())
+    chat.clock.now = began
+    await chat.start()
     try:
         await chat.say("boss", "team add support")
         for name in STAFF:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Connection
 
 from harness import Chat, channel
 from recording import field_value
 from storage.database import Database
 from storage.migrate import SchemaTooNew, alembic_config, current_revision, upgrade
+from storage.models import Conversation
 
 TABLES = {
     "advice_message",
@@ -23,6 +25,7 @@ TABLES = {
     "audit_log",
     "away",
     "commitment",
+    "continuity_count",
     "conversation",
     "customer",
     "customer_identity",
@@ -51,6 +54,7 @@ TABLES = {
 _0016A = {"inbox", "instance_lease"}
 _0016B = {"matrix_key"}
 _0016C = {"day_total", "day_wait"}
+_0018A = {"continuity_count"}
 
 
 def _downgrade(connection: Connection, revision: str) -> None:
@@ -181,7 +185,7 @@ async def test_team_members_go_with_a_downgrade_and_come_back_with_the_upgrade(
             later = {"team_member", "escalation_nudge", "customer", "customer_identity"}
             assert (
                 await conn.run_sync(_tables)
-                == TABLES - later - {"duty_lease"} - _0016A - _0016B - _0016C
+                == TABLES - later - {"duty_lease"} - _0016A - _0016B - _0016C - _0018A
             )
         await upgrade(db)
         async with db.engine.connect() as conn:
@@ -216,7 +220,7 @@ async def test_team_targets_go_with_a_downgrade_and_the_defaults_come_back(
             # and 0014, 0016a, 0016b, 0016c
             assert (
                 await conn.run_sync(_tables)
-                == TABLES - later - {"duty_lease"} - _0016A - _0016B - _0016C
+                == TABLES - later - {"duty_lease"} - _0016A - _0016B - _0016C - _0018A
             )
             columns = await conn.run_sync(
                 lambda sync: {c["name"] for c in inspect(sync).get_columns("team")}
@@ -296,7 +300,7 @@ async def test_day_totals_go_with_a_downgrade_and_are_closed_again_after_the_upg
         async with db.engine.begin() as conn:
             assert "day_total" in await conn.run_sync(_tables)
             await conn.run_sync(lambda sync: _downgrade(sync, "0016b_matrix_keys"))
-            assert await conn.run_sync(_tables) == TABLES - {"day_total", "day_wait"}
+            assert await conn.run_sync(_tables) == TABLES - {"day_total", "day_wait"} - _0018A
             assert "ix_conversation_claimed_at" in await conn.run_sync(indexes)
         await upgrade(db)
     finally:
@@ -445,6 +449,98 @@ async def test_conversations_stored_before_0017a_know_their_returning_customers(
         await again.stop()
 
 
+async def test_continuity_counts_are_made_from_the_rows_and_kept_by_the_triggers(
+    database_url: str,
+) -> None:
+    """0018a counts the returning customers' conversations by UTC week, team and
+    relationship owner, for the digest; the conversations stored before it are counted
+    from their rows (as they are at the upgrade: a change made while downgraded is in),
+    and the counts follow every change after it (a claim by the relationship owner, a
+    new conversation, one that goes). Downgraded, the triggers go with the table: the
+    conversations can still be written."""
+    chat = await Chat(database_url).start()
+    await chat.say("boss", "team add support", where="support")
+    await chat.say("ann", "teams")
+    await chat.mention("Giulia", "Il pacco?")
+    await chat.say("boss", "customer owner twitter:@giulia @ann")
+    await chat.mention("Giulia", "Ancora io")  # #2: a return, Ann's customer
+    await chat.mention("Paolo", "Ordine?")
+    await chat.mention("Paolo", "Di nuovo")  # #4: a return, no relationship owner
+    await chat.say("ann", "claim 2")
+    before = await chat.say("boss", "digest this")
+    await chat.stop()
+    assert "continuity: 2 conversations of returning customers, 50%" in before
+
+    async def counts(db: Database) -> list[tuple[str, str, str, int, int]]:
+        async with db.read() as session:
+            found = await session.execute(
+                text(
+                    "SELECT c.week, t.name, coalesce(p.display_name, '-'), c.conversations, "
+                    "c.by_owner FROM continuity_count c JOIN team t ON t.id = c.team_id "
+                    "LEFT JOIN person p ON p.id = c.holder_id "
+                    "WHERE c.conversations <> 0 ORDER BY 1, 2, 3"
+                )
+            )
+        return [(str(w), str(t), str(h), int(n), int(m)) for w, t, h, n, m in found]
+
+    # the week of 16 November 2026 (the chat's clock), team support
+    week = "2026-11-16"
+    db = Database(database_url)
+    try:
+        assert await counts(db) == [(week, "support", "-", 1, 0), (week, "support", "Ann", 1, 1)]
+        async with db.engine.begin() as conn:
+            await conn.run_sync(lambda sync: _downgrade(sync, "0017a_conversation_returning"))
+            assert await conn.run_sync(_tables) == TABLES - _0018A
+            # no trigger left behind to write to a table that is gone
+            await conn.execute(text("UPDATE conversation SET owner_id = NULL WHERE id = 2"))
+        await upgrade(db)
+        assert await counts(db) == [(week, "support", "-", 1, 0), (week, "support", "Ann", 1, 0)]
+        async with db.transaction() as session:
+            owner = await session.scalar(text("SELECT id FROM person WHERE display_name = 'Ann'"))
+            await session.execute(
+                text("UPDATE conversation SET owner_id = :owner WHERE id = 2"), {"owner": owner}
+            )
+        assert await counts(db) == [(week, "support", "-", 1, 0), (week, "support", "Ann", 1, 1)]
+    finally:
+        await db.dispose()
+
+    again = Chat(database_url)
+    again.platform = again.app.platforms["console"] = chat.platform  # the same chat
+    await again.start()
+    try:
+        assert await again.say("boss", "digest this") == before
+        await again.mention("Giulia", "Terza volta")  # #5: Ann's customer, unclaimed
+        assert await counts(again.app.db) == [
+            (week, "support", "-", 1, 0),
+            (week, "support", "Ann", 2, 1),
+        ]
+        # one written and deleted by hand, the week after (a Sunday evening in UTC)
+        async with again.app.db.transaction() as session:
+            team = await session.scalar(text("SELECT id FROM team WHERE name = 'support'"))
+            await session.execute(
+                insert(Conversation).values(
+                    source="email",
+                    conversation_key="by-hand",
+                    customer_name="Sara",
+                    team_id=team,
+                    created_at=datetime(2026, 11, 29, 23, 59, tzinfo=UTC),
+                    updated_at=datetime(2026, 11, 29, 23, 59, tzinfo=UTC),
+                    returning_customer=True,
+                )
+            )
+        assert (await counts(again.app.db))[-1] == ("2026-11-23", "support", "-", 1, 0)
+        async with again.app.db.transaction() as session:
+            await session.execute(
+                text("DELETE FROM conversation WHERE conversation_key = 'by-hand'")
+            )
+        assert await counts(again.app.db) == [
+            (week, "support", "-", 1, 0),
+            (week, "support", "Ann", 2, 1),
+        ]
+    finally:
+        await again.stop()
+
+
 async def test_instances_and_the_inbox_go_with_a_downgrade_and_come_back(
     database_url: str,
 ) -> None:
@@ -456,7 +552,7 @@ async def test_instances_and_the_inbox_go_with_a_downgrade_and_come_back(
         async with db.engine.begin() as conn:
             await conn.run_sync(lambda sync: _downgrade(sync, "0015_customer_erasure"))
             # and the revisions after it (0016b, 0016c)
-            assert await conn.run_sync(_tables) == TABLES - _0016A - _0016B - _0016C
+            assert await conn.run_sync(_tables) == TABLES - _0016A - _0016B - _0016C - _0018A
             columns = await conn.run_sync(
                 lambda sync: {c["name"] for c in inspect(sync).get_columns("outbox")}
             )
