@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from functools import partial
 
 from bot.events import ChannelId, Event, EventId, Message, PersonId
 from bot.inbox import NoInbox
@@ -66,7 +67,7 @@ async def test_a_request_finding_the_writer_idle_waits_for_more_only_when_told_s
     transaction, instead of paying one alone. Not told, it goes at once as before."""
     for posting, expected in ((True, [3]), (False, [1, 2])):
         sink = SlowSink()
-        group = GroupCommit(sink, None, most=200, gather=0.02, busy=lambda p=posting: p)
+        group = GroupCommit(sink, None, most=200, gather=0.02, busy=partial(bool, posting))
         loop = asyncio.get_running_loop()
         started = loop.time()
         first = group.submit([said(0)])
