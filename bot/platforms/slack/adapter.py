@@ -241,7 +241,7 @@ class SlackPlatform:
         #: person → the "Show full text" modal waiting for the core's answer
         self._modals: dict[str, tuple[str, float]] = {}
         self._turnstile = Turnstile()
-        #: the outbox's messages on their way to Slack now (`send`, `reply`, `update`)
+        #: the outbox's posts on their way to Slack now (`send`, `reply`)
         self._posting = 0
         #: replays what a crash left in the inbox, while the adapter runs
         self._recovery: asyncio.Task[None] | None = None
