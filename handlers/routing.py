@@ -241,16 +241,18 @@ async def _open(
         first = thread[0]
         team = choose_team(candidates, first.tags, first.text, first.team).team
         planned[(source, key)] = (
-            Conversation(
-                source=source,
-                conversation_key=key,
-                customer_name=first.author.name,
-                customer_handle=first.author.handle,
-                url=first.url,
-                team_id=team.id if team else None,
-                mention_count=len(thread),
-                created_at=ctx.now,
-                updated_at=ctx.now,
+            conversations.unsaved(
+                {
+                    "source": source,
+                    "conversation_key": key,
+                    "customer_name": first.author.name,
+                    "customer_handle": first.author.handle,
+                    "url": first.url,
+                    "team_id": team.id if team else None,
+                    "mention_count": len(thread),
+                    "created_at": ctx.now,
+                    "updated_at": ctx.now,
+                }
             ),
             team,
         )
@@ -262,7 +264,7 @@ async def _open(
     )
     # In arrival order: the numbers customers' conversations get follow it.
     numbers = await conversations.open_many(
-        ctx.session, [c.model_dump(exclude={"id"}) for c, _ in planned.values()]
+        ctx.session, [conversations.columns(c) for c, _ in planned.values()]
     )
     opened: dict[tuple[str, str], tuple[Conversation, Team | None]] = {}
     for thread_key, (conversation, team) in planned.items():

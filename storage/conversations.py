@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import col
 
 from storage.dialect import table, upsert
@@ -60,25 +61,82 @@ async def by_key(session: AsyncSession, source: str, key: str) -> Conversation |
 async def by_keys(
     session: AsyncSession, keys: Collection[tuple[str, str]]
 ) -> dict[tuple[str, str], Conversation]:
-    """The conversations with these (source, conversation_key), locked like `lock`."""
+    """The conversations with these (source, conversation_key), locked like `lock`.
+
+    A batch of customer messages is mostly new threads: the keys are first looked up as
+    plain rows (no ORM object built for nothing), and only those found are read whole.
+    """
     if not keys:
         return {}
-    rows = await session.scalars(_by_keys_statement(), {"keys": list(keys)})
+    found = (await session.execute(_known_keys_statement(), {"keys": list(keys)})).all()
+    if not found:
+        return {}
+    rows = await session.scalars(_by_keys_statement(), {"keys": [tuple(k) for k in found]})
     return {(c.source, c.conversation_key): c for c in rows}
+
+
+def _keys_in() -> Any:
+    return tuple_(col(Conversation.source), col(Conversation.conversation_key)).in_(
+        bindparam("keys", expanding=True)
+    )
+
+
+@cache
+def _known_keys_statement() -> Select[str, str]:
+    return select(col(Conversation.source), col(Conversation.conversation_key)).where(_keys_in())
 
 
 @cache
 def _by_keys_statement() -> Select[Conversation]:
     # Built once: on the path of every mention (building it cost more than running it).
-    return (
-        select(Conversation)
-        .where(
-            tuple_(col(Conversation.source), col(Conversation.conversation_key)).in_(
-                bindparam("keys", expanding=True)
-            )
-        )
-        .with_for_update()
-    )
+    return select(Conversation).where(_keys_in()).with_for_update()
+
+
+def unsaved(values: Mapping[str, Any]) -> Conversation:
+    """A new conversation, not stored yet, from these column values (the rest take their
+    defaults): built the way the ORM builds a row it reads, without `Conversation(...)`'s
+    per-field instrumented set and copy, which cost routing as much as the rest of a
+    message (bench.slack's profile, issue 18). `open_many` stores it (Core): it is never
+    added to a session."""
+    conversation = _new_conversation()
+    state = conversation.__dict__
+    state.update(_defaults())
+    for name, factory in _factories().items():
+        state[name] = factory()
+    state.update(values)
+    return conversation
+
+
+def _new_conversation() -> Conversation:
+    return manager_of_class(Conversation).new_instance()
+
+
+@cache
+def _defaults() -> dict[str, Any]:
+    return {
+        name: f.default
+        for name, f in Conversation.model_fields.items()
+        if not f.is_required() and f.default_factory is None
+    }
+
+
+@cache
+def _factories() -> dict[str, Any]:
+    return {
+        name: f.default_factory
+        for name, f in Conversation.model_fields.items()
+        if f.default_factory is not None
+    }
+
+
+def columns(conversation: Conversation) -> dict[str, Any]:
+    """Its column values but the id, for `open_many` (what `model_dump` gives, faster)."""
+    return {name: getattr(conversation, name) for name in _stored_fields()}
+
+
+@cache
+def _stored_fields() -> tuple[str, ...]:
+    return tuple(name for name in Conversation.model_fields if name != "id")
 
 
 async def open_many(

@@ -17,7 +17,7 @@ with nothing to read back (`db` None).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.events import Event, MentionReceived
@@ -63,7 +63,15 @@ class _Waiting:
 
 
 class GroupCommit:
-    def __init__(self, sink: EventSink, db: Database | None, *, most: int, gather: float = 0.0):
+    def __init__(
+        self,
+        sink: EventSink,
+        db: Database | None,
+        *,
+        most: int,
+        gather: float = 0.0,
+        busy: Callable[[], bool] = lambda: False,
+    ):
         self._sink = sink
         #: where the mentions' conversation numbers are read back (None: not read)
         self._db = db
@@ -76,6 +84,8 @@ class GroupCommit:
         self._writer: asyncio.Task[None] | None = None
         #: set by each request handed in, for `_gather`
         self._arrived = asyncio.Event()
+        #: the caller's sign that more requests are on the way (see `_write`)
+        self._busy = busy
 
     async def store(self, events: Sequence[Event]) -> Stored:
         """Store the events durably (raises NotStored or NotReadBack)."""
@@ -99,7 +109,10 @@ class GroupCommit:
             await asyncio.gather(self._writer, return_exceptions=True)
 
     async def _write(self) -> None:
-        busy = False
+        # A request finding the writer idle is stored at once, unless the caller says
+        # more are on the way (a Slack adapter busy posting cards: each answers a wave
+        # of customer messages, whose first would otherwise pay a transaction alone).
+        busy = self._busy()
         while self._queue:
             if busy and self._gather:
                 await self._gathered()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import event
+
+from bot.events import EventId, Message
 from harness import Chat, channel, person
 from recording import field_value
 
@@ -133,3 +138,62 @@ async def test_a_customer_s_photo_alone_is_a_message_too(chat: Chat) -> None:
     before = len(chat.platform.delivered)
     await chat.post("giulia", "  ", "community", ref="m3")
     assert len(chat.platform.delivered) == before
+
+
+async def test_a_group_of_messages_from_several_channels_is_routed_set_based(chat: Chat) -> None:
+    """Messages that arrive together (the Slack adapter's group commit) are handled as one
+    batch: each customer's message reaches the team its channel is watched for, new
+    threads are numbered in the order they came, replies in a thread (one known, one
+    opened in this very group) are follow-ups, and a re-delivered message is ignored;
+    with one statement each to dedupe and to open conversations, whatever the group."""
+    chat.platform.guests.update({"giulia", "marco", "sara"})
+    await chat.say("boss", "team add support", where="support")
+    await chat.say("boss", "team add billing", where="billing")
+    await chat.say("boss", "team watch support", where="community")
+    await chat.say("boss", "team watch billing", where="partners")
+    await chat.post("giulia", "La scatola è rotta", "community", ref="m1")  # #1
+
+    def said(n: int, who: str, where: str, text: str, ref: str, thread: str = "") -> Message:
+        # a thread of "" is none
+        return Message(
+            EventId(f"group-{n}"), person(who), channel(where), text, ref, thread or None
+        )
+
+    group = [
+        said(1, "giulia", "community", "E manca un pezzo", "m2", thread="m1"),
+        said(2, "marco", "partners", "Fattura sbagliata", "p1"),
+        said(3, "sara", "community", "Dov'è il mio ordine?", "m3"),
+        said(4, "marco", "partners", "È la numero 12", "p2", thread="p1"),
+        said(2, "marco", "partners", "Fattura sbagliata", "p1"),  # Slack's retry
+    ]
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = chat.app.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert await chat.app.handle_many(group) == [True, True, True, True, False]
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    await chat.app.settle()
+
+    assert field_value(chat.platform.card(1), "Messages") == "2"
+    assert chat.platform.card(1).text == "E manca un pezzo"
+    billing, support = chat.platform.card(2), chat.platform.card(3)
+    assert billing.title.startswith("#2 · console · Marco")
+    assert (field_value(billing, "Team"), field_value(billing, "Messages")) == ("billing", "2")
+    assert billing.text == "È la numero 12"
+    assert support.title.startswith("#3 · console · Sara")
+    assert field_value(support, "Team") == "support"
+    # each new card once, in its team's channel: #2 in billing's, #3 in support's (and
+    # #1's follow-up there)
+    [posted] = chat.platform.in_channel(channel("billing"))
+    assert posted.text.startswith("#2 · console · Marco")
+    shown = [m.text.split(" · ")[0] for m in chat.platform.in_channel(channel("support"))]
+    assert shown.count("#3") == 1 and set(shown) == {"#1", "#3"}
+    inserts = [s.split("(")[0].split()[-1] for s in statements if s.startswith("INSERT INTO")]
+    assert inserts.count("processed_event") == 1
+    assert inserts.count("conversation") == 1
+    assert chat.platform.in_channel(channel("community")) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from functools import partial
 
 from bot.events import ChannelId, Event, EventId, Message, PersonId
 from bot.inbox import NoInbox
@@ -57,3 +58,29 @@ async def test_a_busy_writer_gathers_what_keeps_coming_and_an_idle_one_waits_for
 
     assert alone < TRANSACTION + 0.03  # the first, on an idle writer, went at once
     assert sink.groups == [1, 5]  # one by one, they would have taken three or four
+
+
+async def test_a_request_finding_the_writer_idle_waits_for_more_only_when_told_so() -> None:
+    """A watched channel in a burst: each card the bot posts answers a customer's message
+    and more follow. The first of a wave finds the writer idle; told that more are on the
+    way (the adapter is posting), it waits for those that follow closely and shares their
+    transaction, instead of paying one alone. Not told, it goes at once as before."""
+    for posting, expected in ((True, [3]), (False, [1, 2])):
+        sink = SlowSink()
+        group = GroupCommit(sink, None, most=200, gather=0.02, busy=partial(bool, posting))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first = group.submit([said(0)])
+        for n in (1, 2):  # one every 10 ms, the first already on its way
+            await asyncio.sleep(0.01)
+            group.submit([said(n)])
+        await first
+        took = loop.time() - started
+        await group.drain()
+
+        assert sink.groups == expected
+        if posting:
+            # waited for the wave: 20 ms, then its gather (20 ms) ran out, then its commit
+            assert took >= 0.02 + 0.02 + TRANSACTION - 0.005
+        else:
+            assert took < TRANSACTION + 0.03  # an idle writer went at once

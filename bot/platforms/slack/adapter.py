@@ -241,6 +241,8 @@ class SlackPlatform:
         #: person → the "Show full text" modal waiting for the core's answer
         self._modals: dict[str, tuple[str, float]] = {}
         self._turnstile = Turnstile()
+        #: the outbox's posts on their way to Slack now (`send`, `reply`)
+        self._posting = 0
         #: replays what a crash left in the inbox, while the adapter runs
         self._recovery: asyncio.Task[None] | None = None
         self._register()
@@ -266,7 +268,9 @@ class SlackPlatform:
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
-        self._messages = GroupCommit(sink, None, most=MESSAGE_BATCH, gather=MESSAGE_GATHER)
+        self._messages = GroupCommit(
+            sink, None, most=MESSAGE_BATCH, gather=MESSAGE_GATHER, busy=self._delivering
+        )
         # One connection pool for every Web API call (the client opens one per call otherwise).
         self._session = aiohttp.ClientSession()
         self.client.session = self._session
@@ -621,7 +625,22 @@ class SlackPlatform:
     async def reply(self, channel: ChannelId, message_ref: str, view: View, key: str) -> str:
         return await self._post(local_part(channel), view, key, thread_ts=message_ref)
 
+    def _delivering(self) -> bool:
+        """Whether the outbox has messages on their way here: in a busy watched channel
+        each card answers a customer's message and more follow it, so a message that
+        finds the group commit idle waits a moment for them (`GroupCommit`'s `busy`)."""
+        return self._posting > 0
+
     async def _post(self, channel: str, view: View, key: str, thread_ts: str | None = None) -> str:
+        self._posting += 1
+        try:
+            return await self._post_or_join(channel, view, key, thread_ts)
+        finally:
+            self._posting -= 1
+
+    async def _post_or_join(
+        self, channel: str, view: View, key: str, thread_ts: str | None = None
+    ) -> str:
         try:
             return await self._post_once(channel, view, key, thread_ts)
         except DeliveryError as exc:
