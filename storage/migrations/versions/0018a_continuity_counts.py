@@ -28,7 +28,9 @@ A count that goes to 0 keeps its row (read with `HAVING`): a later change may ne
 
 On PostgreSQL the triggers are deferred constraint triggers: the counter rows are
 written at commit, so a transaction holds their locks for the commit's last moment, not
-for its whole length (many conversations share a row: the week's, team's, no owner).
+for its whole length (many conversations share a row: the week's, team's, no owner);
+and under one advisory lock (`_COUNTING`), so that two instances' commits cannot
+deadlock on two counter rows taken in opposite orders.
 """
 
 from __future__ import annotations
@@ -124,6 +126,14 @@ def _add_if(row: str, week: str) -> str:
 
 
 _FUNCTION = "continuity_count_change"
+#: the advisory lock a transaction takes before its first counter row (not the
+#: migrations' key, storage/migrate.py): transactions of several instances write their
+#: counter rows one after the other. Each writes them in the order of its own changes
+#: (a group of new conversations for two teams, a reassignment), so two writing the
+#: same two rows in the opposite order at once would deadlock, and one would fail. Held
+#: from the commit's deferred triggers to its end: a moment, and only other commits that
+#: change what is counted wait for it.
+_COUNTING = 0x1D100C
 
 
 def _postgres_triggers() -> list[str]:
@@ -131,6 +141,7 @@ def _postgres_triggers() -> list[str]:
     function = f"""
 CREATE FUNCTION {_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM pg_advisory_xact_lock({_COUNTING});
     IF TG_OP <> 'INSERT' THEN
         IF OLD.returning_customer THEN
             {_take_out("OLD", old)};
