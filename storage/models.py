@@ -158,6 +158,9 @@ class Conversation(SQLModel, table=True):
         ),
         # a customer's earlier conversations (the card's history line) from the index alone
         Index("ix_conversation_customer_id", "customer_id", "id"),
+        # a customer's last resolved conversation (who holds the relationship) in one
+        # step, however many open ones came after it
+        Index("ix_conversation_customer_status", "customer_id", "status", "id", "owner_id"),
         # the digest's continuity: a week's conversations of returning customers, and
         # what it counts of them, from the index alone (not every conversation of it)
         Index(
