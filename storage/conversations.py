@@ -273,12 +273,6 @@ def _change_statement(columns: tuple[str, ...]) -> Select[*cards.Facts]:
     # built once like the facts statement it extends.
     conversations, entries = table(Conversation), table(AuditEntry)
     number: BindParameter[int] = bindparam("number")
-    changed = (
-        update(conversations)
-        .where(conversations.c.id == number)
-        .values({name: bindparam(f"new_{name}") for name in columns})
-        .cte("changed")
-    )
     logged = (
         insert(entries)
         .values(
@@ -289,6 +283,14 @@ def _change_statement(columns: tuple[str, ...]) -> Select[*cards.Facts]:
             at=bindparam("audit_at"),
         )
         .cte("logged")
+    )
+    if not columns:  # nothing changed (at the same instant as the last change)
+        return cards.statement().add_cte(logged)
+    changed = (
+        update(conversations)
+        .where(conversations.c.id == number)
+        .values({name: bindparam(f"new_{name}") for name in columns})
+        .cte("changed")
     )
     return cards.statement().add_cte(changed, logged)
 
