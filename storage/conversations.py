@@ -259,11 +259,12 @@ async def save_change(
 
 def _changed_columns(conversation: Conversation) -> dict[str, Any]:
     """The columns set on `conversation` since it was read, with their new values."""
+    state = inspect(conversation)
     changed = {}
-    for attribute in inspect(conversation).attrs:
-        history = attribute.history
-        if history.added:
-            changed[attribute.key] = history.added[0]
+    for name in state.mapper.column_attrs.keys():
+        added = state.attrs[name].history.added
+        if added:
+            changed[name] = added[0]
     return changed
 
 
