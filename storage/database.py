@@ -78,13 +78,6 @@ class Database:
                 url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                # The connection handed back last is handed out first: one-at-a-time
-                # work (a claim, its deliveries) keeps to the few connections whose
-                # prepared statements (asyncpg's cache, per connection) and server
-                # backend are warm. First in, first out, it went round every connection
-                # a burst had opened, preparing each statement again on each (a claim
-                # after 50 at once: 0.37 prepares, each a round trip, against 0.05).
-                pool_use_lifo=True,
                 connect_args={
                     "connection_class": _BoundedClose,
                     "server_settings": {
