@@ -335,7 +335,7 @@ async def _changed(ctx: Context, conversation: Conversation, action: str, detail
     # The change, its history line and what the card reads besides the conversation
     # itself (team, owner, messages, advice, history) go in one statement on PostgreSQL,
     # where each is a round trip; both outbox rows follow in one INSERT at the commit
-    # (no look-up of the card's may flush the first alone).
+    # (the card's look-ups run without an autoflush, which would write the first alone).
     facts = await conversations.save_change(
         ctx.session, conversation, ctx.sender.id, action, ctx.now, detail
     )

@@ -261,10 +261,10 @@ def _changed_columns(conversation: Conversation) -> dict[str, Any]:
     """The columns set on `conversation` since it was read, with their new values."""
     state = inspect(conversation)
     changed = {}
-    for name in state.mapper.column_attrs.keys():
-        added = state.attrs[name].history.added
+    for column in state.mapper.column_attrs:
+        added = state.attrs[column.key].history.added
         if added:
-            changed[name] = added[0]
+            changed[column.key] = added[0]
     return changed
 
 
