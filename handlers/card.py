@@ -25,12 +25,18 @@ CARD_TEXT_LIMIT = 600
 BURST_TOPICS = 5
 
 
-async def render(ctx: Context, conversation: Conversation, where: str | None = None) -> Card:
+async def render(
+    ctx: Context,
+    conversation: Conversation,
+    where: str | None = None,
+    read: CardFacts | None = None,
+) -> Card:
     """The card as shown `where` (a channel; else to the sender): its buttons say how to
-    type them on that platform, whoever's action changed the card."""
+    type them on that platform, whoever's action changed the card. `read`: its facts, if
+    the caller read them already (`conversations.save_change`)."""
     prefix = ctx.prefix_on(where) if where else ctx.prefix
     facts = await with_customer(
-        ctx.session, conversation, await cards.facts(ctx.session, conversation)
+        ctx.session, conversation, read or await cards.facts(ctx.session, conversation)
     )
     return build(ctx.channel_texts, prefix, conversation, facts, ctx.channel_timezone)
 
@@ -186,13 +192,14 @@ async def channel_of(ctx: Context, conversation: Conversation) -> ChannelId | No
     return ChannelId(team.channel) if team is not None else None
 
 
-async def refresh(ctx: Context, conversation: Conversation) -> None:
-    """Update the card in place; post it if it was never posted (e.g. no team until now)."""
+async def refresh(ctx: Context, conversation: Conversation, facts: CardFacts | None = None) -> None:
+    """Update the card in place; post it if it was never posted (e.g. no team until now).
+    `facts`: what it shows beyond the conversation, if the caller read it already."""
     channel = await channel_of(ctx, conversation)
     if channel is None:
         return  # no team yet: the card is posted when one is created
     assert conversation.id is not None
-    card = await render(ctx, conversation, channel)
+    card = await render(ctx, conversation, channel, facts)
     if conversation.card_channel is None and not await outbox.card_queued(
         ctx.session, conversation.id
     ):

@@ -332,11 +332,12 @@ async def _name(ctx: Context, conversation: Conversation) -> str:
 async def _changed(ctx: Context, conversation: Conversation, action: str, detail: str = "") -> None:
     """Audit the change and update the card (after the sender's own answer, which reads first)."""
     conversation.updated_at = ctx.now
-    ctx.session.add(conversation)
-    conversations.audit(ctx.session, conversation.id, ctx.sender.id, action, ctx.now, detail)
-    # What the card reads (team, owner, messages, advice, history) is not what changed
-    # here, which the card takes from `conversation` itself: the change, its history
-    # line and both outbox rows are written in one flush at the commit, and the two
-    # rows in one INSERT (on PostgreSQL every statement is a round trip).
+    # The change, its history line and what the card reads besides the conversation
+    # itself (team, owner, messages, advice, history) go in one statement on PostgreSQL,
+    # where each is a round trip; both outbox rows follow in one INSERT at the commit
+    # (the card's look-ups run without an autoflush, which would write the first alone).
+    facts = await conversations.save_change(
+        ctx.session, conversation, ctx.sender.id, action, ctx.now, detail
+    )
     with ctx.session.no_autoflush:
-        await card.refresh(ctx, conversation)
+        await card.refresh(ctx, conversation, facts)

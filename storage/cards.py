@@ -11,13 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import BindParameter, Select, and_, bindparam, func, select
+from sqlalchemy import BindParameter, Row, Select, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from storage.customers import History
 from storage.models import AdviceRequest, AdviceStatus, Conversation, Mention, Person, Team
+
+#: the columns of the facts statement: team, owner, text, url, open, answered, earlier,
+#: last_at, last_status, last_owner
+Facts = tuple[str, str, str, str, int, int, int, datetime, str, str]
 
 
 @dataclass(frozen=True)
@@ -38,17 +42,22 @@ async def facts(session: AsyncSession, conversation: Conversation) -> CardFacts:
     """The card's facts, and the customer's history before this conversation when it
     has a customer (in the same statement: one round trip less per card on PostgreSQL,
     where every statement is one)."""
-    row = (
-        await session.execute(
-            _statement(),
-            {
-                "number": conversation.id,
-                "team": conversation.team_id or 0,
-                "owner": conversation.owner_id or 0,
-                "customer": conversation.customer_id or 0,
-            },
-        )
-    ).one()
+    row = (await session.execute(statement(), parameters(conversation))).one()
+    return of_row(row, conversation)
+
+
+def parameters(conversation: Conversation) -> dict[str, int | None]:
+    """What the facts statement (`statement`) is asked about `conversation`, as it is now."""
+    return {
+        "number": conversation.id,
+        "team": conversation.team_id or 0,
+        "owner": conversation.owner_id or 0,
+        "customer": conversation.customer_id or 0,
+    }
+
+
+def of_row(row: Row[*Facts], conversation: Conversation) -> CardFacts:
+    """The facts from a row of `statement` (or of a statement that selects its columns)."""
     history = None
     if conversation.customer_id is not None:
         history = History(
@@ -66,8 +75,10 @@ async def facts(session: AsyncSession, conversation: Conversation) -> CardFacts:
 
 
 @cache
-def _statement() -> Select[str, str, str, str, int, int, int, datetime, str, str]:
-    # Built once: composing these subqueries costs more than running them.
+def statement() -> Select[*Facts]:
+    """The facts of conversation `number` in one row (bound: `parameters`); public for a
+    storage module that reads them with a change of its own (`conversations.save_change`).
+    Built once: composing these subqueries costs more than running them."""
     number: BindParameter[int] = bindparam("number")
     customer: BindParameter[int] = bindparam("customer")
     # the customer's conversations before this one (`storage.customers.history`)

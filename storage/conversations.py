@@ -7,11 +7,24 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, select, tuple_
+from sqlalchemy import (
+    BindParameter,
+    Select,
+    bindparam,
+    func,
+    insert,
+    inspect,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import col
 
+from storage import cards
+from storage.cards import CardFacts
 from storage.dialect import table, upsert
 from storage.models import AuditEntry, Conversation, Mention, Status
 
@@ -257,6 +270,88 @@ def audit(
             conversation_id=conversation_id, actor_id=actor_id, action=action, detail=detail, at=now
         )
     )
+
+
+async def save_change(
+    session: AsyncSession,
+    conversation: Conversation,
+    actor_id: int | None,
+    action: str,
+    now: datetime,
+    detail: str = "",
+) -> CardFacts:
+    """Write what a handler changed on `conversation` (locked by `lock`) and its audit
+    line, and read what its card shows (`cards.facts`) after them.
+
+    On PostgreSQL one statement, where the flush at the commit took two more round trips
+    (`INSERT INTO audit_log`, `UPDATE conversation`) after the facts' own: the UPDATE and
+    the INSERT ride in its WITH. The facts do not read the row changed, so the
+    statement's one snapshot gives what the facts read alone gave; and as that read did,
+    it begins after the lock was taken (it sees whatever the last holder committed).
+    SQLite crosses no network: the change is flushed at the commit, as it always was.
+    """
+    assert conversation.id is not None
+    if session.get_bind().dialect.name == "sqlite":
+        session.add(conversation)
+        audit(session, conversation.id, actor_id, action, now, detail)
+        with session.no_autoflush:  # the flush at the commit writes both
+            return await cards.facts(session, conversation)
+    changed = _changed_columns(conversation)
+    with session.no_autoflush:  # the change is this statement's, not a flush's
+        result = await session.execute(
+            _change_statement(tuple(changed)),
+            {
+                **cards.parameters(conversation),
+                **{f"new_{name}": value for name, value in changed.items()},
+                "audit_actor": actor_id,
+                "audit_action": action,
+                "audit_detail": detail,
+                "audit_at": now,
+            },
+        )
+    row = result.one()
+    for name, value in changed.items():  # written: nothing left for the flush
+        set_committed_value(conversation, name, value)
+    return cards.of_row(row, conversation)
+
+
+def _changed_columns(conversation: Conversation) -> dict[str, Any]:
+    """The columns set on `conversation` since it was read, with their new values."""
+    state = inspect(conversation)
+    changed = {}
+    for column in state.mapper.column_attrs:
+        added = state.attrs[column.key].history.added
+        if added:
+            changed[column.key] = added[0]
+    return changed
+
+
+@cache
+def _change_statement(columns: tuple[str, ...]) -> Select[*cards.Facts]:
+    # One per set of columns a change sets (a handful: claim, release, replied, …), each
+    # built once like the facts statement it extends.
+    conversations, entries = table(Conversation), table(AuditEntry)
+    number: BindParameter[int] = bindparam("number")
+    logged = (
+        insert(entries)
+        .values(
+            conversation_id=number,
+            actor_id=bindparam("audit_actor"),
+            action=bindparam("audit_action"),
+            detail=bindparam("audit_detail"),
+            at=bindparam("audit_at"),
+        )
+        .cte("logged")
+    )
+    if not columns:  # nothing changed (at the same instant as the last change)
+        return cards.statement().add_cte(logged)
+    changed = (
+        update(conversations)
+        .where(conversations.c.id == number)
+        .values({name: bindparam(f"new_{name}") for name in columns})
+        .cte("changed")
+    )
+    return cards.statement().add_cte(changed, logged)
 
 
 async def history(session: AsyncSession, conversation_id: int) -> Sequence[AuditEntry]:

@@ -153,3 +153,24 @@ async def test_every_change_is_in_the_history(chat: Chat) -> None:
         "Ann marked it replied",
         "Ann resolved it",
     ]
+
+
+async def test_replied_again_at_the_same_instant_is_kept_in_the_history_twice(
+    chat: Chat,
+) -> None:
+    """The second `replied` changes nothing on the conversation (same status, same time:
+    the clock stands still): it is still written to the history, and the card stays."""
+    await _team_with_one_conversation(chat)
+    await chat.say("ann", "claim 1")
+
+    assert "marked replied" in await chat.say("ann", "replied 1")
+    assert "marked replied" in await chat.say("ann", "replied 1")
+
+    shown = await chat.say("ann", "show 1")
+    assert [line.split("] ", 1)[1] for line in shown.splitlines() if "] Ann " in line] == [
+        "Ann claimed it",
+        "Ann marked it replied",
+        "Ann marked it replied",
+    ]
+    assert field_value(chat.platform.card(1), "Status") == "Replied"
+    assert field_value(chat.platform.card(1), "Owner") == "Ann"
