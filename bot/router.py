@@ -29,7 +29,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,7 +39,7 @@ from bot.events import Action, ChannelId, Command, Event, Message, NotYet, Perso
 from bot.log_format import handling
 from bot.messages import Texts, texts_for
 from bot.metrics import Metrics
-from bot.outbox import OutboxWriter
+from bot.outbox import Leased, OutboxWriter
 from bot.people import Directory
 from bot.views import Notice
 from storage import events as processed
@@ -75,6 +75,15 @@ class CommandSpec:
     prepare: Prepare | None = None
 
 
+class Delivery(Protocol):
+    """What the router needs of the outbox (`OutboxWorker`): the rows a transaction
+    wrote leased in it, and sent once it has committed."""
+
+    async def lease(self, session: AsyncSession, written: Sequence[int]) -> Leased: ...
+
+    def deliver(self, leased: Leased) -> None: ...
+
+
 class Router:
     def __init__(
         self,
@@ -86,7 +95,7 @@ class Router:
         channel_language: str,
         channel_timezone: str = "UTC",
         prefixes: Mapping[str, str] | None = None,
-        after_commit: Callable[[Sequence[int]], None] = lambda written: None,
+        outbox: Delivery,
         metrics: Metrics | None = None,
     ):
         self._metrics = metrics or Metrics()
@@ -97,7 +106,7 @@ class Router:
         self._channel_language = channel_language
         self._channel_timezone = channel_timezone
         self._prefixes = dict(prefixes or {})
-        self._after_commit = after_commit
+        self._outbox = outbox
         self._commands: dict[str, CommandSpec] = {}
         self._listeners: dict[type[Any], list[Callable[[Context, Any], Awaitable[None]]]] = (
             defaultdict(list)
@@ -152,7 +161,7 @@ class Router:
 
     async def _handle_one(self, event: Event) -> tuple[bool, bool]:
         """Whether the event was new, and whether handling it failed (then it is new)."""
-        written: list[int] = []
+        leased = Leased()
         try:
             prepared: object = None
             if isinstance(event, Command | Action | Message | Reaction):
@@ -162,7 +171,8 @@ class Router:
             async with self._db.transaction() as session:
                 out = OutboxWriter(session, self._clock())
                 fresh = (await self._dispatch(session, out, [event], prepared))[0]
-            written = out.written()
+                committing = await self._lease(session, out)
+            leased = committing  # only once committed
             return fresh, False
         except NotYet:
             raise
@@ -170,8 +180,14 @@ class Router:
             self._on_error(exc, _describe(event))
             await self._apologise(event)
         finally:
-            self._after_commit(written)
+            self._outbox.deliver(leased)
         return True, True
+
+    async def _lease(self, session: AsyncSession, out: OutboxWriter) -> Leased:
+        """The rows the transaction wrote, leased in it for the outbox to send as soon
+        as it commits."""
+        await session.flush()  # their ids
+        return await self._outbox.lease(session, out.written())
 
     def _count(self, event: Event, result: str, started: float) -> None:
         self._metrics.event_handled(type(event).__name__, result)
@@ -198,7 +214,7 @@ class Router:
         return fresh
 
     async def _handle_batch(self, events: Sequence[Event]) -> list[bool]:
-        written: list[int] = []
+        leased = Leased()
         # People met for the first time are looked up before the transaction, as in
         # `handle` (a Slack adapter's batch of messages has senders; intake has none).
         chat = (e.sender for e in events if isinstance(e, Command | Action | Message | Reaction))
@@ -211,9 +227,10 @@ class Router:
                 # Runs of one type keep the events' order across types.
                 for _, run in itertools.groupby(events, key=type):
                     fresh += await self._dispatch(session, out, list(run))
-            written = out.written()
+                committing = await self._lease(session, out)
+            leased = committing  # only once committed
         finally:
-            self._after_commit(written)
+            self._outbox.deliver(leased)
         return fresh
 
     async def _prepare(self, event: Command | Action) -> object:
