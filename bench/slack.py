@@ -48,7 +48,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Column, MetaData, String, Table, Text, insert
 
 from bench.common import percentile, start_postgres, tests_module
-from bot.app import App, build_platforms
+from bot.app import App, build_platforms, keep_from_collector
 from bot.config import load_settings
 from bot.platforms.slack.adapter import SlackPlatform
 from storage.database import Database
@@ -207,6 +207,7 @@ async def running_inloop(fake: Any, url: str, *, timed: bool) -> AsyncIterator[A
     if timed:
         _time_parts(app, slack)
     await app.start()
+    keep_from_collector()  # as `inloop run` does once started
     try:
         yield app
     finally:
