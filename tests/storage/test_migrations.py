@@ -67,6 +67,14 @@ def _tables(connection: Connection) -> set[str]:
     return set(inspect(connection).get_table_names())
 
 
+async def _restarted(database_url: str, chat: Chat) -> Chat:
+    """Inloop started again on the database (which upgrades it), in the same chat."""
+    again = Chat(database_url)
+    again.platform = again.app.platforms["console"] = chat.platform
+    await again.start()
+    return again
+
+
 async def test_an_empty_database_is_migrated_to_the_current_schema(database_url: str) -> None:
     db = Database(database_url)
     try:
@@ -122,9 +130,7 @@ async def test_a_watched_message_stored_before_0009_arriving_again_is_a_retry(
         await conn.execute(text("DELETE FROM processed_event WHERE event_id LIKE 'mention:%'"))
     await db.dispose()
 
-    again = Chat(database_url)
-    again.platform = again.app.platforms["console"] = first.platform  # the same chat
-    await again.start()  # upgrades
+    again = await _restarted(database_url, first)  # upgrades
     try:
         await again.post("giulia", "La scatola è arrivata rotta", "community", ref="m1")
         await again.post("giulia", "Nessuna risposta?", "community", ref="m2")
@@ -257,9 +263,7 @@ async def test_an_upgraded_database_knows_its_returning_customers(database_url: 
         assert "customer" not in await conn.run_sync(_tables)
     await db.dispose()
 
-    again = Chat(database_url)
-    again.platform = again.app.platforms["console"] = first.platform  # the same chat
-    await again.start()  # upgrades
+    again = await _restarted(database_url, first)  # upgrades
     try:
         await again.mention("Giulia", "Sono ancora io", key="g-3")
         await again.mention("Sara", "Prima volta", key="s-1")
@@ -438,9 +442,7 @@ async def test_conversations_stored_before_0017a_know_their_returning_customers(
     finally:
         await db.dispose()
 
-    again = Chat(database_url)
-    again.platform = again.app.platforms["console"] = chat.platform  # the same chat
-    await again.start()
+    again = await _restarted(database_url, chat)  # upgrades
     try:
         assert await again.say("boss", "digest this") == before
         await again.mention("Paolo", "Di nuovo io")
@@ -504,9 +506,7 @@ async def test_continuity_counts_are_made_from_the_rows_and_kept_by_the_triggers
     finally:
         await db.dispose()
 
-    again = Chat(database_url)
-    again.platform = again.app.platforms["console"] = chat.platform  # the same chat
-    await again.start()
+    again = await _restarted(database_url, chat)  # upgrades
     try:
         assert await again.say("boss", "digest this") == before
         await again.mention("Giulia", "Terza volta")  # #5: Ann's customer, unclaimed
